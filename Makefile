@@ -1,0 +1,112 @@
+# warden -- build, test, demo, bench.
+#
+#   make            libwarden.a, libwarden.so and the warden CLI in build/
+#   make test       unit + oracle + CLI tests, then again under ASan+UBSan
+#   make demo       the permission-aware retrieval demo (under a minute)
+#   make bench      the side-by-side benchmark (quick), bench-full the long one
+#
+# Every target that needs Debian packages checks for them first
+# (tools/deps.sh): as root it installs what is missing, otherwise it prints
+# the exact apt-get command.
+
+CC      ?= cc
+CXX     ?= g++
+OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Werror
+CSTD    := -std=c11 -D_GNU_SOURCE
+INCS    := -Iengine -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -pthread $(INCS) $(EXTRA_CFLAGS)
+CXXFLAGS_ALL := -std=c++17 $(OPT) $(WARN) -fPIC -pthread -fopenmp $(INCS) $(EXTRA_CFLAGS)
+
+# FAISS: Debian ships the C API headers but no libfaiss_c; we compile our own
+# implementation of the C API functions we use (index/faiss_capi.cpp) unless
+# the system has one.
+HAVE_FAISS_C := $(shell test -e /usr/lib/x86_64-linux-gnu/libfaiss_c.so -o -e /usr/local/lib/libfaiss_c.so && echo 1)
+ifeq ($(HAVE_FAISS_C),1)
+FAISS_LIBS := -lfaiss_c -lfaiss
+CXX_SRCS :=
+else
+FAISS_LIBS := -lfaiss
+CXX_SRCS := $(wildcard index/*.cpp)
+endif
+LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lopenblas -fopenmp -lstdc++ -lm -pthread
+
+LIB_SRCS := $(wildcard engine/*.c index/*.c acl/*.c)
+CLI_SRCS := $(wildcard tools/*.c)
+TEST_SRCS := $(wildcard tests/test_*.c)
+
+# Two build flavours: release (build/rel) and sanitized (build/san).
+define objs
+$(patsubst %.c,build/$(1)/%.o,$(2)) $(patsubst %.cpp,build/$(1)/%.o,$(3))
+endef
+
+REL_LIB_OBJS := $(call objs,rel,$(LIB_SRCS),$(CXX_SRCS))
+SAN_LIB_OBJS := $(call objs,san,$(LIB_SRCS),$(CXX_SRCS))
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all deps test test-unit test-cli test-san demo bench bench-full clean fuzz soak test-crash
+all: deps build/warden build/libwarden.a build/libwarden.so
+
+deps:
+	@sh tools/deps.sh build
+
+build/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+build/rel/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) -MMD -MP -c $< -o $@
+build/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(SAN_FLAGS) -MMD -MP -c $< -o $@
+build/san/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) $(SAN_FLAGS) -MMD -MP -c $< -o $@
+
+build/libwarden.a: $(REL_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+build/libwarden.so: $(REL_LIB_OBJS)
+	$(CXX) -shared -o $@ $^ $(LIBS)
+build/san/libwarden.a: $(SAN_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/warden: $(call objs,rel,$(CLI_SRCS),) build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $(call objs,rel,$(CLI_SRCS),) build/libwarden.a $(LIBS)
+build/san/warden: $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a
+	$(CC) $(CFLAGS_ALL) $(SAN_FLAGS) -o $@ $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a $(LIBS)
+
+# Unit tests: one binary per tests/test_*.c, linked with cmocka.
+REL_TESTS := $(patsubst tests/%.c,build/rel/tests/%,$(TEST_SRCS))
+SAN_TESTS := $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS))
+build/rel/tests/%: build/rel/tests/%.o build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS) -lcmocka
+build/san/tests/%: build/san/tests/%.o build/san/libwarden.a
+	$(CC) $(CFLAGS_ALL) $(SAN_FLAGS) -o $@ $< build/san/libwarden.a $(LIBS) -lcmocka
+
+# The README's test command.
+test:
+	@sh tools/deps.sh test
+	@$(MAKE) --no-print-directory all $(REL_TESTS) build/san/warden $(SAN_TESTS)
+	@sh tests/run.sh
+
+demo:
+	@sh tools/deps.sh demo
+	@$(MAKE) --no-print-directory all
+	@sh tools/demo.sh
+
+bench:
+	@sh tools/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh quick
+
+bench-full:
+	@sh tools/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh full
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

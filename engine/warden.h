@@ -1,0 +1,293 @@
+/*
+ * warden.h -- the public C API of libwarden, a permission-aware vector
+ * retrieval engine.
+ *
+ * A collection is a directory: warden.yaml (configuration), one LMDB
+ * environment (the source of truth) and derived index files.  A caller opens
+ * it with warden_open(), asks warden_query() for the top-k chunks nearest to
+ * a query embedding *on behalf of a principal*, and gets back only chunks
+ * that principal may read, already filtered by metadata.
+ *
+ * Conventions (they hold for every function below):
+ *  - Every call that can fail returns int: 0 (WARDEN_OK) on success, a
+ *    negative WARDEN_E* code on failure.  warden_strerror() names a code;
+ *    warden_errmsg() gives the detailed message of the last failed call made
+ *    *by the calling thread* on a handle.
+ *  - Out-parameters are written only on success.
+ *  - Ownership is stated at each declaration.  Strings returned to the
+ *    caller are freed with warden_free(); results with warden_results_free().
+ *  - The library never prints, exits or aborts.
+ *
+ * Threading: one handle serves concurrent queries from any number of
+ * threads; each query reads one consistent LMDB snapshot.  Writes (ingest,
+ * delete, ACL, principal, grant changes) are serialized by LMDB's writer
+ * lock, across threads and across processes.  A handle must not be used in
+ * a child after fork(): calls there fail with WARDEN_EFORK.
+ *
+ * Visibility: every committed write bumps the collection's 64-bit revision
+ * and reports it.  A query that starts after a write returned sees that
+ * write, in any thread or process.
+ */
+#ifndef WARDEN_H
+#define WARDEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+#define WARDEN_OK 0
+#define WARDEN_EINVAL (-30900)   /* bad argument or usage (CLI exit 2) */
+#define WARDEN_EDATA (-30901)    /* invalid input data (CLI exit 3) */
+#define WARDEN_ENOTFOUND (-30902) /* no such document / principal */
+#define WARDEN_EIO (-30903)      /* I/O or LMDB error (CLI exit 1) */
+#define WARDEN_ENOMEM (-30904)   /* allocation failed */
+#define WARDEN_ECORRUPT (-30905) /* stored data or index file is damaged */
+#define WARDEN_ECONFIG (-30906)  /* warden.yaml invalid */
+#define WARDEN_ESTALE (-30907)   /* snapshot older than min_revision */
+#define WARDEN_EEXIST (-30908)   /* collection already exists */
+#define WARDEN_EFORK (-30909)    /* handle used in a child after fork() */
+#define WARDEN_ERESOLVER (-30910) /* resolver could not be started/configured */
+#define WARDEN_EINTERNAL (-30911) /* invariant broken: a bug, please report */
+
+/* Static name and one-line description of an error code, e.g.
+ * "WARDEN_EDATA: invalid input data".  Never NULL; do not free. */
+const char *warden_strerror(int code);
+
+/* ----------------------------------------------------------------- types */
+
+typedef struct warden warden;                 /* an open collection */
+typedef struct warden_results warden_results; /* answers to one query call */
+
+#define WARDEN_METRIC_COSINE 0
+#define WARDEN_METRIC_L2 1
+#define WARDEN_METRIC_IP 2
+
+/* Free a string or buffer returned by this library.  NULL is a no-op. */
+void warden_free(void *p);
+
+/* Detailed message of the last failed call made by the calling thread on
+ * db, or "" when there is none.  Borrowed: valid until the calling thread's
+ * next call on db; do not free. */
+const char *warden_errmsg(const warden *db);
+
+/* ------------------------------------------------------ create and open */
+
+typedef struct warden_create_opts {
+  unsigned dim;            /* embedding dimension; 0 = take from config_path */
+  const char *metric;      /* "cosine" | "l2" | "ip"; NULL = config or cosine */
+  const char *config_path; /* warden.yaml to copy in; NULL = generate one */
+} warden_create_opts;
+
+/* Create a new, empty collection in dir (created if missing; must not
+ * already hold a collection).  When both config_path and dim/metric are
+ * given they must agree.  On failure a message of at most errlen bytes is
+ * written to errbuf (may be NULL) and nothing is left behind that a later
+ * create would trip over. */
+int warden_create(const char *dir, const warden_create_opts *opts,
+                  char *errbuf, size_t errlen);
+
+typedef struct warden_open_opts {
+  int read_only; /* nonzero: queries only; writes fail with WARDEN_EINVAL */
+} warden_open_opts;
+
+/* Open the collection in dir.  opts may be NULL (defaults).  On success
+ * *out is a handle to close with warden_close().  On failure *out is
+ * untouched and a message is written to errbuf. */
+int warden_open(const char *dir, const warden_open_opts *opts, warden **out,
+                char *errbuf, size_t errlen);
+
+/* Close a handle.  No query may be running on it.  NULL is a no-op. */
+void warden_close(warden *db);
+
+/* Collection facts as one JSON object (documents, chunks, dimension,
+ * metric, revision, index state, ...).  *json_out: free with warden_free. */
+int warden_stats(warden *db, char **json_out);
+
+/* Verify the collection's internal consistency (records, bitmaps,
+ * embeddings, index files).  Writes a JSON report to *json_out (free with
+ * warden_free) in every case it can; returns 0 when clean,
+ * WARDEN_ECORRUPT when a problem was found. */
+int warden_check(warden *db, char **json_out);
+
+/* Write every document as JSON Lines that warden_ingest reads back into an
+ * identical collection.  write() is called with consecutive pieces of the
+ * output; a nonzero return from it stops the export with WARDEN_EIO.
+ * Order: by doc_id (bytewise). */
+int warden_export(warden *db, int (*write)(void *ctx, const char *buf,
+                                           size_t len),
+                  void *ctx);
+
+/* ---------------------------------------------------------------- ingest */
+
+typedef struct warden_ingest_opts {
+  int keep_going; /* nonzero: commit the good lines, report the bad ones */
+  /* Called now and then during long inputs (may be NULL): lines read so
+   * far, bytes read so far, total bytes (0 when unknown). */
+  void (*progress)(void *ctx, uint64_t lines, uint64_t bytes, uint64_t total);
+  void *progress_ctx;
+} warden_ingest_opts;
+
+typedef struct warden_ingest_report {
+  uint64_t documents; /* documents written (inserted or replaced) */
+  uint64_t replaced;  /* of which replaced an existing doc_id */
+  uint64_t chunks;    /* chunks written */
+  uint64_t bad_lines; /* lines rejected (with keep_going) */
+  uint64_t revision;  /* revision committed; unchanged if nothing written */
+  /* With keep_going: one "FILE:LINE: field: reason" per bad line, joined by
+   * '\n', or NULL.  Without keep_going the first error is in warden_errmsg.
+   * Free with warden_free. */
+  char *errors;
+} warden_ingest_report;
+
+/* Ingest JSON Lines documents (SPEC section 3) from the files in paths ("-"
+ * means standard input).  All inputs of one call form one transaction:
+ * unless keep_going, one bad line means nothing is committed and
+ * WARDEN_EDATA is returned with "FILE:LINE: field: reason" in
+ * warden_errmsg().  Upsert by doc_id.  opts may be NULL.  report may be
+ * NULL; when not, it is written on success (free report->errors). */
+int warden_ingest(warden *db, const char *const *paths, size_t npaths,
+                  const warden_ingest_opts *opts, warden_ingest_report *report);
+
+/* The same from a buffer of JSON Lines; name is used in error messages. */
+int warden_ingest_buffer(warden *db, const char *name, const char *buf,
+                         size_t len, const warden_ingest_opts *opts,
+                         warden_ingest_report *report);
+
+/* ---------------------------------------------------- writes and reports */
+
+typedef struct warden_write_report {
+  uint64_t changed;     /* records changed */
+  uint64_t unchanged;   /* records already as requested */
+  uint64_t unknown;     /* doc_ids / principals not found */
+  uint64_t revision;    /* revision committed (current one if no change) */
+} warden_write_report;
+
+/* Delete documents (all their chunks, embeddings, metadata, ACL).  Unknown
+ * ids are counted in report->unknown, not an error.  report may be NULL. */
+int warden_delete(warden *db, const char *const *doc_ids, size_t n,
+                  warden_write_report *report);
+
+/* The document's ACL as {"doc_id":..,"allow":[..],"deny":[..]}.
+ * WARDEN_ENOTFOUND if unknown.  *json_out: free with warden_free. */
+int warden_acl_get(warden *db, const char *doc_id, char **json_out);
+
+/* Replace a document's allow and/or deny list.  A NULL list (with n == 0)
+ * keeps the current one; a non-NULL list with n == 0 sets it empty.
+ * Vectors are not touched.  report may be NULL. */
+int warden_acl_set(warden *db, const char *doc_id, const char *const *allow,
+                   size_t nallow, const char *const *deny, size_t ndeny,
+                   warden_write_report *report);
+
+/* Apply an ACL sync file (JSON Lines {"doc_id","allow","deny"}) in one
+ * transaction; only differences are written.  A malformed line or a
+ * doc_id repeated in the file fails the whole sync (WARDEN_EDATA, nothing
+ * applied).  Unknown doc_ids are counted, not errors.  opts: only progress
+ * is used; may be NULL. */
+int warden_acl_sync(warden *db, const char *path,
+                    const warden_ingest_opts *opts, warden_write_report *report);
+
+/* Set the groups a principal belongs to in the collection's directory
+ * (replacing its previous list; an empty list removes the entry). */
+int warden_principal_set(warden *db, const char *principal,
+                         const char *const *groups, size_t ngroups,
+                         warden_write_report *report);
+
+/* {"principal":..,"groups":[..],"expanded":[..]} (expanded: transitive
+ * closure).  An unknown principal has empty lists (not an error). */
+int warden_principal_get(warden *db, const char *principal, char **json_out);
+
+/* Apply a principals file (JSON Lines {"principal","groups"}) in one
+ * transaction.  Principals not in the file are left as they are. */
+int warden_principals_sync(warden *db, const char *path,
+                           const warden_ingest_opts *opts,
+                           warden_write_report *report);
+
+/* ---------------------------------------------------------------- query */
+
+#define WARDEN_STRATEGY_AUTO 0  /* the planner decides */
+#define WARDEN_STRATEGY_EXACT 1 /* exact scan over the allowed set */
+#define WARDEN_STRATEGY_ANN 2   /* the ANN index, with the allowed set */
+
+typedef struct warden_query_opts {
+  const char *principal;         /* required: user:NAME | group:NAME */
+  const char *const *groups;     /* groups asserted by the caller's IdP */
+  size_t ngroups;
+  const char *const *namespaces; /* namespace prefixes; none = all */
+  size_t nnamespaces;
+  const char *filter;   /* metadata filter JSON, either dialect; NULL: none */
+  unsigned k;           /* results per query; 0 means 10 */
+  int strategy;         /* WARDEN_STRATEGY_* */
+  uint64_t min_revision; /* fail with WARDEN_ESTALE if snapshot is older */
+  int explain;          /* nonzero: fill the plan (warden_results_plan) */
+} warden_query_opts;
+
+/* Search nq query vectors (row-major, nq * dimension floats) for the
+ * opts->k nearest chunks each that the principal may read and that pass the
+ * filter.  *out: free with warden_results_free.  Thread-safe. */
+int warden_query(warden *db, const float *vectors, size_t nq,
+                 const warden_query_opts *opts, warden_results **out);
+
+/* The same for one query text, embedded by the collection's embedder
+ * (WARDEN_EINVAL when the collection has none). */
+int warden_query_text(warden *db, const char *text,
+                      const warden_query_opts *opts, warden_results **out);
+
+/* One result.  All pointers are borrowed from the results object: valid
+ * until warden_results_free; do not free. */
+typedef struct warden_hit {
+  const char *doc_id;
+  uint32_t chunk;            /* ordinal of the chunk within its document */
+  float score;               /* cosine / inner product / squared L2 */
+  const char *text;
+  const char *source;
+  const char *namespace_;
+  const char *metadata_json; /* the document's metadata as a JSON object */
+} warden_hit;
+
+uint64_t warden_results_revision(const warden_results *r);
+size_t warden_results_nqueries(const warden_results *r);
+/* Number of hits for query qi (best first), at most k. */
+size_t warden_results_count(const warden_results *r, size_t qi);
+/* Hit i of query qi, or NULL when out of range. */
+const warden_hit *warden_results_hit(const warden_results *r, size_t qi,
+                                     size_t i);
+/* Nonzero when a candidate of query qi was dropped because the resolver
+ * failed (not because it said no). */
+int warden_results_degraded(const warden_results *r, size_t qi);
+/* The plan of query qi as a JSON object, or NULL when explain was off.
+ * Borrowed from r. */
+const char *warden_results_plan(const warden_results *r, size_t qi);
+void warden_results_free(warden_results *r);
+
+/* Embed text with the collection's embedder into out (dimension floats).
+ * WARDEN_EINVAL when the collection has no embedder. */
+int warden_embed(warden *db, const char *text, float *out);
+
+/* Dimension and metric of an open collection. */
+unsigned warden_dimension(const warden *db);
+int warden_metric(const warden *db);
+
+/* -------------------------------------------------------- test hooks */
+
+/* Allocation hook used by every allocation libwarden makes itself (not by
+ * LMDB, CRoaring, jansson or FAISS).  For fault-injection tests: install
+ * before opening handles; NULL restores malloc/realloc/free.  This is the
+ * one process-wide setting; it is not thread-safe to change while handles
+ * are in use. */
+typedef struct warden_allocator {
+  void *(*malloc_fn)(void *ctx, size_t n);
+  void *(*realloc_fn)(void *ctx, void *p, size_t n);
+  void (*free_fn)(void *ctx, void *p);
+  void *ctx;
+} warden_allocator;
+void warden_set_allocator(const warden_allocator *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WARDEN_H */

@@ -1,0 +1,38 @@
+/*
+ * kernels.h -- vector distance kernels with run-time SIMD dispatch.
+ *
+ * The functions pick the best implementation for the CPU they run on
+ * (AVX-512F, AVX2+FMA, or portable scalar C) the first time they are
+ * called; the choice can be forced for tests with wd_kernels_force().
+ * Inputs need no particular alignment.  Storage-free: these functions
+ * know nothing of LMDB or collections.
+ */
+#ifndef WD_KERNELS_H
+#define WD_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define WD_SIMD_SCALAR 0
+#define WD_SIMD_AVX2 1
+#define WD_SIMD_AVX512 2
+
+/* Inner product of a and b (d floats). */
+float wd_dot(const float *a, const float *b, size_t d);
+/* Squared L2 distance between a and b (d floats). */
+float wd_l2sq(const float *a, const float *b, size_t d);
+/* Inner products of q against n rows of x (row stride d floats):
+ * out[i] = dot(q, x + i*d).  Used by the dense scan path. */
+void wd_dot_rows(const float *q, const float *x, size_t n, size_t d,
+                 float *out);
+/* Squared L2 from q to n rows of x: out[i] = l2sq(q, x + i*d). */
+void wd_l2sq_rows(const float *q, const float *x, size_t n, size_t d,
+                  float *out);
+
+/* The level in use (WD_SIMD_*) and its name ("avx512", "avx2", "scalar"). */
+int wd_kernels_level(void);
+const char *wd_kernels_name(void);
+/* Force a level (for tests).  Returns the level actually set: a level the
+ * CPU lacks falls back to the best one below it.  Not thread-safe. */
+int wd_kernels_force(int level);
+
+#endif

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs every test: unit/oracle binaries (release, then ASan+UBSan) and the
+# CLI integration scripts.  Prints a closing "N passed, N failed" line and
+# exits non-zero when anything failed.
+cd "$(dirname "$0")/.."
+pass=0; fail=0; failed=""
+run() { # name, command...
+  name=$1; shift
+  start=$(date +%s)
+  if "$@" > "build/log.$$.txt" 2>&1; then
+    pass=$((pass+1)); echo "PASS $name ($(( $(date +%s) - start ))s)"
+  else
+    fail=$((fail+1)); failed="$failed $name"
+    echo "FAIL $name"; tail -40 "build/log.$$.txt" | sed 's/^/    /'
+  fi
+  rm -f "build/log.$$.txt"
+}
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$(pwd)/tests/lsan.supp
+for t in build/rel/tests/test_*; do
+  [ -x "$t" ] || continue
+  case "$t" in *.o|*.d) continue;; esac
+  run "$(basename "$t")" "$t"
+done
+for t in tests/cli/*.sh; do
+  [ -f "$t" ] || continue
+  run "cli/$(basename "$t")" env WARDEN=build/warden sh "$t"
+done
+for t in build/san/tests/test_*; do
+  [ -x "$t" ] || continue
+  case "$t" in *.o|*.d) continue;; esac
+  run "san/$(basename "$t")" env WARDEN_TEST_QUICK=1 "$t"
+done
+for t in tests/cli/*.sh; do
+  [ -f "$t" ] || continue
+  run "san/cli/$(basename "$t")" env WARDEN=build/san/warden WARDEN_TEST_QUICK=1 sh "$t"
+done
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ] || { echo "failed:$failed"; exit 1; }
