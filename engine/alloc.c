@@ -27,7 +27,7 @@ void *wd_malloc(size_t n) {
 void *wd_calloc(size_t n, size_t size) {
   if (size && n > SIZE_MAX / size) return NULL;
   void *p = wd_malloc(n * size);
-  if (p) memset(p, 0, n * size ? n * size : 1);
+  if (p) memset(p, 0, (n * size) > 0 ? n * size : 1);
   return p;
 }
 

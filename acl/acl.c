@@ -1,0 +1,145 @@
+/*
+ * acl.c -- group expansion and readable-set bitmaps (see acl.h).
+ */
+#include "acl.h"
+
+#include <string.h>
+
+#define WD_MAX_EXPANDED 65536 /* principals in one expansion */
+
+int wd_strlist_has(const wd_strlist *l, const char *s, size_t n) {
+  for (size_t i = 0; i < l->n; i++)
+    if (strlen(l->v[i]) == n && memcmp(l->v[i], s, n) == 0) return 1;
+  return 0;
+}
+
+int wd_strlist_add(wd_strlist *l, const char *s, size_t n) {
+  if (wd_strlist_has(l, s, n)) return 0;
+  if (l->n == l->cap) {
+    size_t nc = l->cap ? l->cap * 2 : 16;
+    char **nv = wd_realloc(l->v, nc * sizeof *nv);
+    if (!nv) return WARDEN_ENOMEM;
+    l->v = nv;
+    l->cap = nc;
+  }
+  char *d = wd_strndup(s, n);
+  if (!d) return WARDEN_ENOMEM;
+  l->v[l->n++] = d;
+  return 0;
+}
+
+void wd_strlist_free(wd_strlist *l) {
+  for (size_t i = 0; i < l->n; i++) wd_free(l->v[i]);
+  wd_free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+int acl_directory_groups(wd_txn *tx, const char *p, size_t n, json_t **out) {
+  MDB_val k = {n, (void *)p}, d;
+  int rc = mdb_get(tx->t, tx->db->dbi_princ, &k, &d);
+  if (rc == MDB_NOTFOUND) {
+    *out = json_array();
+    return 0;
+  }
+  if (rc) return store_mdb_err(tx->db, rc, "read principal");
+  json_error_t je;
+  json_t *a = json_loadb(d.mv_data, d.mv_size, 0, &je);
+  if (!json_is_array(a)) {
+    json_decref(a);
+    return wd_err(tx->db, WARDEN_ECORRUPT, "directory entry for %.*s is damaged",
+                  (int)(n > 80 ? 80 : n), p);
+  }
+  *out = a;
+  return 0;
+}
+
+int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
+               size_t ngroups, wd_strlist *out) {
+  wd_strlist l;
+  memset(&l, 0, sizeof l);
+  int rc = wd_strlist_add(&l, principal, strlen(principal));
+  for (size_t i = 0; i < ngroups && !rc; i++)
+    rc = wd_strlist_add(&l, groups[i], strlen(groups[i]));
+  /* breadth-first over the directory; the list doubles as the visited set */
+  for (size_t i = 0; i < l.n && !rc; i++) {
+    json_t *g;
+    if ((rc = acl_directory_groups(tx, l.v[i], strlen(l.v[i]), &g))) break;
+    size_t j;
+    json_t *e;
+    json_array_foreach(g, j, e) {
+      if (!json_is_string(e)) continue;
+      if (l.n >= WD_MAX_EXPANDED) {
+        rc = wd_err(tx->db, WARDEN_EDATA, "group expansion exceeds %d principals",
+                    WD_MAX_EXPANDED);
+        break;
+      }
+      if ((rc = wd_strlist_add(&l, json_string_value(e), json_string_length(e)))) break;
+    }
+    json_decref(g);
+  }
+  if (rc) {
+    wd_strlist_free(&l);
+    return rc == WARDEN_ENOMEM ? wd_err(tx->db, rc, "out of memory") : rc;
+  }
+  *out = l;
+  return 0;
+}
+
+int acl_readable(wd_txn *tx, const wd_strlist *who, roaring_bitmap_t **out) {
+  roaring_bitmap_t *allow = roaring_bitmap_create();
+  roaring_bitmap_t *deny = roaring_bitmap_create();
+  int rc = 0;
+  char kb[512];
+  for (size_t i = 0; i < who->n && !rc; i++) {
+    size_t n = strlen(who->v[i]);
+    if (n > 262) continue; /* longer names cannot be stored principals */
+    rc = store_bm_or(tx, kb, store_key(kb, 'A', who->v[i], n), allow);
+    if (!rc) rc = store_bm_or(tx, kb, store_key(kb, 'D', who->v[i], n), deny);
+  }
+  if (!rc) rc = store_bm_or(tx, kb, store_key(kb, 'A', "*", 1), allow);
+  if (rc) {
+    roaring_bitmap_free(allow);
+    roaring_bitmap_free(deny);
+    return rc;
+  }
+  roaring_bitmap_andnot_inplace(allow, deny); /* deny wins */
+  roaring_bitmap_free(deny);
+  *out = allow;
+  return 0;
+}
+
+typedef struct {
+  size_t plen; /* length of "N" + prefix */
+} ns_ctx;
+
+/* Take "N/a" and "N/a/..." but not "N/ab". */
+static int ns_take(const char *key, size_t klen, void *ctx) {
+  ns_ctx *c = ctx;
+  if (klen == c->plen) return 1;
+  if (c->plen == 2) return 1; /* prefix "/" covers everything */
+  return key[c->plen] == '/';
+}
+
+int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
+                       roaring_bitmap_t **out) {
+  roaring_bitmap_t *m = roaring_bitmap_create();
+  for (size_t i = 0; i < n; i++) {
+    char ns[WD_MAX_NAMESPACE + 1], why[300];
+    if (strlen(prefixes[i]) > WD_MAX_NAMESPACE ||
+        wd_namespace_normalize(prefixes[i], ns, why, sizeof why)) {
+      roaring_bitmap_free(m);
+      return wd_err(tx->db, WARDEN_EINVAL, "namespace \"%.100s\": %s", prefixes[i],
+                    strlen(prefixes[i]) > WD_MAX_NAMESPACE ? "too long" : why);
+    }
+    char kb[512];
+    size_t kl = store_key(kb, 'N', ns, strlen(ns));
+    ns_ctx c = {kl};
+    int rc = store_bm_walk(tx, kb, kl, kl, NULL, 0, m, ns_take, &c);
+    if (rc) {
+      roaring_bitmap_free(m);
+      return rc;
+    }
+  }
+  *out = m;
+  return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * error.c -- error codes, names, and per-thread messages on a handle.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wd_internal.h"
+
+const char *warden_strerror(int code) {
+  switch (code) {
+    case WARDEN_OK: return "WARDEN_OK: success";
+    case WARDEN_EINVAL: return "WARDEN_EINVAL: invalid argument or usage";
+    case WARDEN_EDATA: return "WARDEN_EDATA: invalid input data";
+    case WARDEN_ENOTFOUND: return "WARDEN_ENOTFOUND: not found";
+    case WARDEN_EIO: return "WARDEN_EIO: I/O or storage error";
+    case WARDEN_ENOMEM: return "WARDEN_ENOMEM: out of memory";
+    case WARDEN_ECORRUPT: return "WARDEN_ECORRUPT: stored data is damaged";
+    case WARDEN_ECONFIG: return "WARDEN_ECONFIG: invalid configuration";
+    case WARDEN_ESTALE: return "WARDEN_ESTALE: snapshot older than the required revision";
+    case WARDEN_EEXIST: return "WARDEN_EEXIST: collection already exists";
+    case WARDEN_EFORK: return "WARDEN_EFORK: handle used after fork()";
+    case WARDEN_ERESOLVER: return "WARDEN_ERESOLVER: resolver unavailable";
+    case WARDEN_EINTERNAL: return "WARDEN_EINTERNAL: internal error (a bug)";
+    default: return "WARDEN_EUNKNOWN: unknown error code";
+  }
+}
+
+int wd_err(warden *db, int code, const char *fmt, ...) {
+  if (!db) return code;
+  char *buf = pthread_getspecific(db->errkey);
+  if (!buf) {
+    buf = wd_malloc(WD_ERRLEN);
+    if (!buf) return code;
+    if (pthread_setspecific(db->errkey, buf) != 0) {
+      wd_free(buf);
+      return code;
+    }
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, WD_ERRLEN, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+void wd_err_clear(warden *db) {
+  char *buf = db ? pthread_getspecific(db->errkey) : NULL;
+  if (buf) buf[0] = 0;
+}
+
+const char *warden_errmsg(const warden *db) {
+  if (!db) return "";
+  const char *buf = pthread_getspecific(db->errkey);
+  return buf ? buf : "";
+}
+
+int wd_check_pid(warden *db) {
+  if (db->pid != getpid())
+    return wd_err(db, WARDEN_EFORK,
+                  "WARDEN_EFORK: this handle was opened by process %ld; open "
+                  "the collection again in the child",
+                  (long)db->pid);
+  return 0;
+}
+
+int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
+                       size_t whylen) {
+  if (len == 1 && p[0] == '*') {
+    if (allow_star) return 0;
+    snprintf(why, whylen, "\"*\" is not allowed here (use an empty allow list)");
+    return -1;
+  }
+  size_t pre;
+  if (len >= 5 && memcmp(p, "user:", 5) == 0)
+    pre = 5;
+  else if (len >= 6 && memcmp(p, "group:", 6) == 0)
+    pre = 6;
+  else {
+    snprintf(why, whylen,
+             "\"%.*s\" is not a principal (expected user:NAME, group:NAME or *)",
+             (int)(len > 80 ? 80 : len), p);
+    return -1;
+  }
+  size_t n = len - pre;
+  if (n == 0 || n > 256) {
+    snprintf(why, whylen, "\"%.*s\": name must be 1..256 bytes",
+             (int)(len > 80 ? 80 : len), p);
+    return -1;
+  }
+  for (size_t i = pre; i < len; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c <= 0x20 || c == 0x7f) {
+      snprintf(why, whylen,
+               "\"%.*s\": name contains whitespace or a control character",
+               (int)(len > 80 ? 80 : len), p);
+      return -1;
+    }
+  }
+  return 0;
+}

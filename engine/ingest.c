@@ -1,0 +1,660 @@
+/*
+ * ingest.c -- JSON Lines documents into the store (SPEC section 3).
+ *
+ * Two phases.  Phase 1 reads and validates every line with no transaction
+ * open: syntax, doc_id, source, namespace, metadata value shapes, principal
+ * syntax, embeddings (length, finiteness, non-zero for cosine), duplicates
+ * within the input.  Parsed documents keep their embeddings as float arrays
+ * (the JSON numbers are dropped to save memory).  Phase 2 applies them in
+ * one write transaction: metadata types are checked against the fixed field
+ * types (which earlier lines of the same input may have fixed), each old
+ * version is removed, new slots are written.  Without keep_going any error
+ * aborts the transaction, so nothing from the input is committed.
+ *
+ * Phase 2 is re-runnable: store_write() reruns it after growing the map.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "doc.h"
+#include "embed.h"
+#include "store.h"
+
+#define WD_MAX_LINE (8u << 20) /* 8 MiB: larger lines are refused */
+#define WD_MAX_CHUNKS 100000
+
+typedef struct pdoc {
+  json_t *rec;        /* doc_id, source, namespace, metadata, allow, deny */
+  json_t *texts;      /* array of chunk texts */
+  float *emb;         /* nchunks * dim */
+  size_t nchunks;
+  const char *file;
+  uint64_t line;
+  int bad;            /* rejected in phase 2 (keep_going) */
+} pdoc;
+
+typedef struct ingest {
+  warden *db;
+  const warden_ingest_opts *opts;
+  pdoc *docs;
+  size_t ndocs, cap;
+  wd_hmap ids;        /* doc_id -> line (as pointer-sized int) */
+  char *errors;       /* keep_going: joined messages */
+  size_t errlen, errcap;
+  uint64_t bad_lines;
+  uint64_t lines_total, bytes_total, size_total;
+  /* phase 2 results */
+  uint64_t written, replaced, chunks;
+  size_t errmark;     /* errors length after phase 1 (phase 2 reruns) */
+  uint64_t badmark;
+} ingest;
+
+static int add_error(ingest *g, const char *msg) {
+  size_t n = strlen(msg);
+  if (g->errlen + n + 2 > g->errcap) {
+    size_t nc = (g->errcap + n + 2) * 2;
+    char *e = wd_realloc(g->errors, nc);
+    if (!e) return WARDEN_ENOMEM;
+    g->errors = e;
+    g->errcap = nc;
+  }
+  if (g->errlen) g->errors[g->errlen++] = '\n';
+  memcpy(g->errors + g->errlen, msg, n + 1);
+  g->errlen += n;
+  return 0;
+}
+
+/* Report a bad line: with keep_going collect it, else fail. */
+static int bad(ingest *g, const char *file, uint64_t line, const char *field,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int bad(ingest *g, const char *file, uint64_t line, const char *field,
+               const char *fmt, ...) {
+  char reason[600], msg[900];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  snprintf(msg, sizeof msg, "%s:%llu: %s: %s", file, (unsigned long long)line,
+           field, reason);
+  if (g->opts && g->opts->keep_going) {
+    g->bad_lines++;
+    if (add_error(g, msg)) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    return 1; /* skip the line */
+  }
+  return wd_err(g->db, WARDEN_EDATA, "%s", msg);
+}
+
+static int valid_utf8_nonul(const char *s, size_t n) {
+  return memchr(s, 0, n) == NULL; /* jansson already checked UTF-8 */
+}
+
+/* "/a/b/" -> "/a/b"; rejects empty segments, "." and "..". */
+static int norm_namespace(const char *in, size_t n, char *out, char *why,
+                          size_t wl) {
+  if (n == 0 || in[0] != '/') {
+    snprintf(why, wl, "must start with \"/\"");
+    return -1;
+  }
+  if (n > WD_MAX_NAMESPACE) {
+    snprintf(why, wl, "longer than %d bytes", WD_MAX_NAMESPACE);
+    return -1;
+  }
+  while (n > 1 && in[n - 1] == '/') n--;
+  memcpy(out, in, n);
+  out[n] = 0;
+  if (n == 1) return 0;
+  const char *p = out + 1;
+  while (1) {
+    const char *e = strchr(p, '/');
+    size_t sl = e ? (size_t)(e - p) : strlen(p);
+    if (sl == 0 || (sl == 1 && p[0] == '.') || (sl == 2 && p[0] == '.' && p[1] == '.')) {
+      snprintf(why, wl, "empty, \".\" or \"..\" path segment in \"%s\"", out);
+      return -1;
+    }
+    for (size_t i = 0; i < sl; i++)
+      if ((unsigned char)p[i] < 0x20) {
+        snprintf(why, wl, "control character in namespace");
+        return -1;
+      }
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
+int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl) {
+  return norm_namespace(in, strlen(in), out, why, wl);
+}
+
+static int check_principals(ingest *g, const char *file, uint64_t line,
+                            const char *field, const json_t *arr, int allow_star,
+                            json_t **out) {
+  if (!json_is_array(arr))
+    return bad(g, file, line, field, "expected an array of principals");
+  json_t *o = json_array();
+  size_t i;
+  const json_t *p;
+  json_array_foreach(arr, i, p) {
+    char f[64], why[300];
+    snprintf(f, sizeof f, "%s[%zu]", field, i);
+    if (!json_is_string(p)) {
+      json_decref(o);
+      return bad(g, file, line, f, "expected a string");
+    }
+    if (wd_principal_check(json_string_value(p), json_string_length(p),
+                           allow_star, why, sizeof why)) {
+      json_decref(o);
+      return bad(g, file, line, f, "%s", why);
+    }
+    int dup = 0;
+    size_t j;
+    const json_t *q;
+    json_array_foreach(o, j, q) if (json_equal(q, p)) dup = 1;
+    if (!dup) json_array_append(o, (json_t *)p);
+  }
+  *out = o;
+  return 0;
+}
+
+static json_t *strv_json(char **v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+/* Validate one decoded line into d.  Returns 0, 1 (skipped, keep_going) or
+ * a negative error. */
+static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
+                     pdoc *d) {
+  warden *db = g->db;
+  unsigned dim = db->cfg.dim;
+  int rc;
+  if (!json_is_object(j)) return bad(g, file, line, "document", "expected a JSON object");
+  const char *key;
+  json_t *v;
+  json_object_foreach(j, key, v) {
+    if (strcmp(key, "doc_id") && strcmp(key, "source") && strcmp(key, "namespace") &&
+        strcmp(key, "metadata") && strcmp(key, "acl") && strcmp(key, "chunks"))
+      return bad(g, file, line, key,
+                 "unknown field (expected doc_id, source, namespace, metadata, "
+                 "acl, chunks)");
+  }
+  json_t *id = json_object_get(j, "doc_id");
+  if (!json_is_string(id)) return bad(g, file, line, "doc_id", id ? "expected a string" : "required field is missing");
+  size_t idlen = json_string_length(id);
+  if (idlen == 0 || idlen > WD_MAX_DOCID)
+    return bad(g, file, line, "doc_id", "must be 1..%d bytes", WD_MAX_DOCID);
+  if (!valid_utf8_nonul(json_string_value(id), idlen))
+    return bad(g, file, line, "doc_id", "contains a NUL character");
+  json_t *src = json_object_get(j, "source");
+  if (!json_is_string(src)) return bad(g, file, line, "source", src ? "expected a string" : "required field is missing");
+  {
+    const char *s = json_string_value(src);
+    size_t n = json_string_length(src), i = 0;
+    while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                     (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.'))))
+      i++;
+    if (i == 0 || i >= n || s[i] != ':' || n > 4096 || !valid_utf8_nonul(s, n))
+      return bad(g, file, line, "source",
+                 "expected a URI such as s3://bucket/key, file:///path or https://...");
+  }
+  char ns[WD_MAX_NAMESPACE + 1], why[300];
+  json_t *nsj = json_object_get(j, "namespace");
+  if (nsj && !json_is_string(nsj)) return bad(g, file, line, "namespace", "expected a string");
+  if (norm_namespace(nsj ? json_string_value(nsj) : "/", nsj ? json_string_length(nsj) : 1,
+                     ns, why, sizeof why))
+    return bad(g, file, line, "namespace", "%s", why);
+  json_t *meta = json_object_get(j, "metadata");
+  if (meta && !json_is_object(meta)) return bad(g, file, line, "metadata", "expected an object");
+  if (meta) {
+    json_object_foreach(meta, key, v) {
+      char f[WD_MAX_KEYLEN + 80];
+      size_t kl = strlen(key);
+      snprintf(f, sizeof f, "metadata.%.*s", (int)(kl > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : kl), key);
+      if (kl == 0 || kl > WD_MAX_KEYLEN)
+        return bad(g, file, line, f, "keys must be 1..%d bytes", WD_MAX_KEYLEN);
+      if (json_is_string(v)) {
+        if (json_string_length(v) > WD_MAX_STRVAL || !valid_utf8_nonul(json_string_value(v), json_string_length(v)))
+          return bad(g, file, line, f, "string values must be at most %d bytes, without NUL", WD_MAX_STRVAL);
+      } else if (json_is_array(v)) {
+        if (json_array_size(v) > 1024) return bad(g, file, line, f, "lists hold at most 1024 strings");
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+          if (!json_is_string(e)) return bad(g, file, line, f, "lists may only hold strings (string_list)");
+          if (json_string_length(e) > WD_MAX_STRVAL || !valid_utf8_nonul(json_string_value(e), json_string_length(e)))
+            return bad(g, file, line, f, "list strings must be at most %d bytes, without NUL", WD_MAX_STRVAL);
+        }
+      } else if (!json_is_integer(v) && !json_is_real(v) && !json_is_boolean(v)) {
+        return bad(g, file, line, f, "expected a string, number, boolean or list of strings");
+      }
+    }
+  }
+  json_t *allow = NULL, *deny = NULL;
+  json_t *acl = json_object_get(j, "acl");
+  if (acl) {
+    if (!json_is_object(acl)) return bad(g, file, line, "acl", "expected an object with allow and deny");
+    json_object_foreach(acl, key, v) if (strcmp(key, "allow") && strcmp(key, "deny"))
+      return bad(g, file, line, "acl", "unknown field \"%s\" (expected allow, deny)", key);
+    json_t *a = json_object_get(acl, "allow");
+    if (!a) return bad(g, file, line, "acl.allow", "required field is missing");
+    if ((rc = check_principals(g, file, line, "acl.allow", a, 1, &allow))) return rc;
+    json_t *dn = json_object_get(acl, "deny");
+    if (dn) {
+      if ((rc = check_principals(g, file, line, "acl.deny", dn, 0, &deny))) {
+        json_decref(allow);
+        return rc;
+      }
+    } else {
+      deny = json_array();
+    }
+  } else if (db->cfg.has_default_acl) {
+    allow = strv_json(db->cfg.default_allow, db->cfg.ndefault_allow);
+    deny = strv_json(db->cfg.default_deny, db->cfg.ndefault_deny);
+  } else {
+    return bad(g, file, line, "acl", "required (the collection has no default_acl)");
+  }
+  json_t *chunks = json_object_get(j, "chunks");
+  rc = 0;
+  if (!json_is_array(chunks) || json_array_size(chunks) == 0 ||
+      json_array_size(chunks) > WD_MAX_CHUNKS) {
+    rc = bad(g, file, line, "chunks",
+             chunks ? "expected a non-empty array of {text, embedding}" : "required field is missing");
+    goto fail;
+  }
+  size_t nc = json_array_size(chunks);
+  d->emb = wd_malloc(nc * dim * sizeof(float));
+  d->texts = json_array();
+  if (!d->emb || !d->texts) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto fail;
+  }
+  for (size_t c = 0; c < nc; c++) {
+    json_t *ch = json_array_get(chunks, c);
+    char f[80];
+    snprintf(f, sizeof f, "chunks[%zu]", c);
+    if (!json_is_object(ch)) {
+      rc = bad(g, file, line, f, "expected an object {text, embedding}");
+      goto fail;
+    }
+    json_object_foreach(ch, key, v) if (strcmp(key, "text") && strcmp(key, "embedding")) {
+      rc = bad(g, file, line, f, "unknown field \"%s\" (expected text, embedding)", key);
+      goto fail;
+    }
+    json_t *t = json_object_get(ch, "text");
+    snprintf(f, sizeof f, "chunks[%zu].text", c);
+    if (!json_is_string(t)) {
+      rc = bad(g, file, line, f, t ? "expected a string" : "required field is missing");
+      goto fail;
+    }
+    json_array_append(d->texts, t);
+    json_t *e = json_object_get(ch, "embedding");
+    snprintf(f, sizeof f, "chunks[%zu].embedding", c);
+    float *out = d->emb + c * dim;
+    if (!e) {
+      if (db->cfg.embedder == WD_EMBEDDER_NONE) {
+        rc = bad(g, file, line, f, "missing, and the collection has no embedder");
+        goto fail;
+      }
+      wd_embed_hash(json_string_value(t), json_string_length(t), out, dim);
+    } else {
+      if (!json_is_array(e)) {
+        rc = bad(g, file, line, f, "expected an array of numbers");
+        goto fail;
+      }
+      if (json_array_size(e) != dim) {
+        rc = bad(g, file, line, f, "has %zu values, the collection's dimension is %u",
+                 json_array_size(e), dim);
+        goto fail;
+      }
+      for (size_t i = 0; i < dim; i++) {
+        json_t *x = json_array_get(e, i);
+        if (!json_is_number(x)) {
+          rc = bad(g, file, line, f, "value %zu is not a number", i);
+          goto fail;
+        }
+        double dv = json_number_value(x);
+        float fv = (float)dv;
+        if (!isfinite(dv) || !isfinite(fv)) {
+          rc = bad(g, file, line, f, "value %zu is not a finite float32", i);
+          goto fail;
+        }
+        out[i] = fv;
+      }
+    }
+    if (db->cfg.metric == WD_METRIC_COSINE) {
+      double n2 = 0;
+      for (size_t i = 0; i < dim; i++) n2 += (double)out[i] * out[i];
+      if (!(n2 > 0)) {
+        rc = bad(g, file, line, f, "is all zeros (cosine needs a non-zero vector)");
+        goto fail;
+      }
+    }
+  }
+  d->nchunks = nc;
+  d->rec = json_object();
+  json_object_set(d->rec, "doc_id", id);
+  json_object_set(d->rec, "source", src);
+  json_object_set_new(d->rec, "namespace", json_string(ns));
+  json_object_set_new(d->rec, "metadata", meta ? json_incref(meta) : json_object());
+  json_object_set_new(d->rec, "allow", allow);
+  json_object_set_new(d->rec, "deny", deny);
+  d->file = file;
+  d->line = line;
+  return 0;
+fail:
+  json_decref(allow);
+  json_decref(deny);
+  json_decref(d->texts);
+  wd_free(d->emb);
+  d->texts = NULL;
+  d->emb = NULL;
+  return rc;
+}
+
+static void pdoc_free(pdoc *d) {
+  json_decref(d->rec);
+  json_decref(d->texts);
+  wd_free(d->emb);
+}
+
+static int handle_line(ingest *g, const char *file, uint64_t line,
+                       const char *buf, size_t len) {
+  json_error_t je;
+  json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+  if (!j) {
+    /* jansson says "end of file expected" etc.; keep its words */
+    return bad(g, file, line, "json", "%s (column %d)", je.text, je.column);
+  }
+  if (g->ndocs == g->cap) {
+    size_t nc = g->cap ? g->cap * 2 : 64;
+    pdoc *nd = wd_realloc(g->docs, nc * sizeof *nd);
+    if (!nd) {
+      json_decref(j);
+      return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    }
+    g->docs = nd;
+    g->cap = nc;
+  }
+  pdoc *d = &g->docs[g->ndocs];
+  memset(d, 0, sizeof *d);
+  int rc = parse_doc(g, j, file, line, d);
+  json_decref(j);
+  if (rc) return rc;
+  json_t *id = json_object_get(d->rec, "doc_id");
+  uintptr_t prev = (uintptr_t)wd_hmap_get(&g->ids, json_string_value(id), json_string_length(id));
+  if (prev) {
+    pdoc_free(d);
+    return bad(g, file, line, "doc_id", "duplicate of line %llu in this input",
+               (unsigned long long)prev);
+  }
+  if (wd_hmap_put(&g->ids, json_string_value(id), json_string_length(id),
+                  (void *)(uintptr_t)line, NULL)) {
+    pdoc_free(d);
+    return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+  }
+  g->ndocs++;
+  return 0;
+}
+
+static void progress(ingest *g, uint64_t lines, uint64_t bytes) {
+  if (g->opts && g->opts->progress)
+    g->opts->progress(g->opts->progress_ctx, lines, bytes, g->size_total);
+}
+
+/* Read lines from one source (FILE or buffer).  Lines longer than
+ * WD_MAX_LINE are refused without being held in memory. */
+static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
+                       size_t memlen) {
+  char *buf = NULL;
+  size_t cap = 0, len = 0, mpos = 0;
+  uint64_t line = 0, nonblank = 0;
+  int rc = 0, too_long = 0, eof = 0;
+  while (!eof && rc <= 0 && !(rc < 0)) {
+    len = 0;
+    too_long = 0;
+    int got = 0;
+    for (;;) {
+      int c;
+      if (f) {
+        c = getc_unlocked(f);
+        if (c == EOF) {
+          if (ferror(f)) {
+            rc = wd_err(g->db, WARDEN_EIO, "%s: read error: %s", name, strerror(errno));
+            goto out;
+          }
+          eof = 1;
+          break;
+        }
+      } else {
+        if (mpos >= memlen) {
+          eof = 1;
+          break;
+        }
+        c = (unsigned char)mem[mpos++];
+      }
+      got = 1;
+      g->bytes_total++;
+      if (c == '\n') break;
+      if (too_long) continue;
+      if (len + 1 >= cap) {
+        if (len >= WD_MAX_LINE) {
+          too_long = 1;
+          continue;
+        }
+        size_t nc = cap ? cap * 2 : 4096;
+        char *nb = wd_realloc(buf, nc);
+        if (!nb) {
+          rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+          goto out;
+        }
+        buf = nb;
+        cap = nc;
+      }
+      buf[len++] = (char)c;
+    }
+    if (!got) break;
+    line++;
+    g->lines_total++;
+    if ((g->lines_total & 1023) == 0) progress(g, g->lines_total, g->bytes_total);
+    if (too_long) {
+      nonblank++;
+      rc = bad(g, name, line, "line", "longer than %u bytes", WD_MAX_LINE);
+      if (rc < 0) goto out;
+      rc = 0;
+      continue;
+    }
+    size_t s = 0;
+    while (s < len && (buf[s] == ' ' || buf[s] == '\t' || buf[s] == '\r')) s++;
+    if (s == len) continue; /* blank lines are ignored */
+    nonblank++;
+    rc = handle_line(g, name, line, buf + s, len - s);
+    if (rc < 0) goto out;
+    rc = 0;
+  }
+  if (nonblank == 0) {
+    rc = bad(g, name, line ? line : 1, "input", "no documents (empty input)");
+    if (rc > 0) rc = 0;
+  }
+out:
+  wd_free(buf);
+  return rc < 0 ? rc : 0;
+}
+
+/* ------------------------------------------------------------- phase 2 */
+
+typedef struct {
+  ingest *g;
+  pdoc *d;
+  const char *failed_field;
+  char why[400];
+} tcheck;
+
+/* Check (and fix, for new fields) metadata types of one document. */
+static int check_types(wd_txn *tx, pdoc *d, char *field, size_t fl, char *why,
+                       size_t wl) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(json_object_get(d->rec, "metadata"), key, v) {
+    wd_type have = json_is_string(v) ? WD_T_STRING
+                   : json_is_integer(v) ? WD_T_INT
+                   : json_is_real(v) ? WD_T_FLOAT
+                   : json_is_boolean(v) ? WD_T_BOOL
+                                        : WD_T_STRING_LIST;
+    wd_type t = store_field_type(tx, key);
+    if (t == WD_T_NONE) {
+      int rc = store_field_type_put(tx, key, have);
+      if (rc) return rc;
+      continue;
+    }
+    if (t == have || (t == WD_T_FLOAT && have == WD_T_INT)) continue;
+    snprintf(field, fl, "metadata.%s", key);
+    snprintf(why, wl, "expected %s (the field's type), got %s", wd_type_name(t),
+             wd_type_name(have));
+    return 1;
+  }
+  return 0;
+}
+
+static int apply(wd_txn *tx, void *ctx) {
+  ingest *g = ctx;
+  warden *db = g->db;
+  /* a rerun (after the map grew) starts from phase 1's results */
+  g->errlen = g->errmark;
+  if (g->errors) g->errors[g->errlen] = 0;
+  g->bad_lines = g->badmark;
+  g->written = g->replaced = g->chunks = 0;
+  for (size_t i = 0; i < g->ndocs; i++) {
+    pdoc *d = &g->docs[i];
+    d->bad = 0;
+    char field[WD_MAX_KEYLEN + 16], why[400];
+    int rc = check_types(tx, d, field, sizeof field, why, sizeof why);
+    if (rc < 0) return rc;
+    if (rc > 0) {
+      rc = bad(g, d->file, d->line, field, "%s", why);
+      if (rc < 0) return rc;
+      d->bad = 1;
+      continue;
+    }
+    json_t *id = json_object_get(d->rec, "doc_id");
+    const char *ids = json_string_value(id);
+    size_t idl = json_string_length(id);
+    json_t *old = NULL;
+    rc = store_doc_get(tx, ids, idl, &old);
+    if (rc == 0) {
+      rc = doc_remove(tx, old);
+      json_decref(old);
+      if (rc) return rc;
+      g->replaced++;
+    } else if (rc != WARDEN_ENOTFOUND) {
+      return rc;
+    }
+    if (tx->next_slot + d->nchunks > WD_MAX_SLOTS)
+      return wd_err(db, WARDEN_EIO, "collection is full (%u chunk slots used)",
+                    (unsigned)tx->next_slot);
+    json_t *slots = json_array();
+    for (size_t c = 0; c < d->nchunks; c++) {
+      uint32_t s = (uint32_t)tx->next_slot++;
+      json_array_append_new(slots, json_integer(s));
+      json_t *t = json_array_get(d->texts, c);
+      if ((rc = store_chunk_put(tx, s, (uint32_t)c, ids, idl, json_string_value(t),
+                                json_string_length(t))) ||
+          (rc = store_vec_put(tx, s, d->emb + c * db->cfg.dim))) {
+        json_decref(slots);
+        return rc;
+      }
+    }
+    json_object_set_new(d->rec, "slots", slots);
+    rc = doc_index(tx, d->rec, 1);
+    if (!rc) rc = store_doc_put(tx, ids, idl, d->rec);
+    json_object_del(d->rec, "slots");
+    if (rc) return rc;
+    tx->ndocs++;
+    tx->nchunks += d->nchunks;
+    g->written++;
+    g->chunks += d->nchunks;
+  }
+  return 0;
+}
+
+static int run(warden *db, ingest *g, const char *const *paths, size_t npaths,
+               const char *bufname, const char *buf, size_t buflen,
+               warden_ingest_report *report) {
+  int rc = 0;
+  if (paths) {
+    for (size_t i = 0; i < npaths; i++) {
+      struct stat st;
+      if (strcmp(paths[i], "-") && stat(paths[i], &st) == 0) g->size_total += (uint64_t)st.st_size;
+    }
+    for (size_t i = 0; i < npaths && !rc; i++) {
+      int is_stdin = strcmp(paths[i], "-") == 0;
+      FILE *f = is_stdin ? stdin : fopen(paths[i], "rb");
+      if (!f) {
+        rc = wd_err(db, WARDEN_EIO, "%s: %s", paths[i], strerror(errno));
+        break;
+      }
+      rc = read_stream(g, is_stdin ? "<stdin>" : paths[i], f, NULL, 0);
+      if (!is_stdin) fclose(f);
+    }
+  } else {
+    g->size_total = buflen;
+    rc = read_stream(g, bufname, NULL, buf, buflen);
+  }
+  progress(g, g->lines_total, g->bytes_total);
+  uint64_t rev = 0;
+  if (!rc) {
+    g->errmark = g->errlen;
+    g->badmark = g->bad_lines;
+    rc = store_write(db, apply, g, &rev);
+  }
+  if (!rc && report) {
+    memset(report, 0, sizeof *report);
+    report->documents = g->written;
+    report->replaced = g->replaced;
+    report->chunks = g->chunks;
+    report->bad_lines = g->bad_lines;
+    report->revision = rev;
+    report->errors = g->errors;
+    g->errors = NULL;
+  }
+  for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
+  wd_free(g->docs);
+  wd_hmap_free(&g->ids);
+  wd_free(g->errors);
+  return rc;
+}
+
+int warden_ingest(warden *db, const char *const *paths, size_t npaths,
+                  const warden_ingest_opts *opts, warden_ingest_report *report) {
+  if (!db) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  static const char *const dash[] = {"-"};
+  if (!paths || npaths == 0) {
+    paths = dash;
+    npaths = 1;
+  }
+  ingest g;
+  memset(&g, 0, sizeof g);
+  g.db = db;
+  g.opts = opts;
+  return run(db, &g, paths, npaths, NULL, NULL, 0, report);
+}
+
+int warden_ingest_buffer(warden *db, const char *name, const char *buf,
+                         size_t len, const warden_ingest_opts *opts,
+                         warden_ingest_report *report) {
+  if (!db || (!buf && len)) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  ingest g;
+  memset(&g, 0, sizeof g);
+  g.db = db;
+  g.opts = opts;
+  return run(db, &g, NULL, 0, name ? name : "<buffer>", buf ? buf : "", len, report);
+}

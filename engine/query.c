@@ -1,0 +1,443 @@
+/*
+ * query.c -- plan and run a permission-aware top-k query.
+ *
+ * One query, end to end, inside one LMDB read snapshot:
+ *   1. who   = the principal + caller groups + directory groups (acl/)
+ *   2. allowed = readable(who) AND namespace mask AND filter bitmap
+ *      -- all bitmap algebra; no document is looked at one by one;
+ *   3. nearest allowed vectors: the exact scan consults `allowed` inside
+ *      the scan (index/scan.c), so disallowed chunks cost nothing;
+ *   4. the hits are materialised (text, source, metadata) from the same
+ *      snapshot, so a result never mixes two revisions.
+ * Because everything happens in one snapshot that began after any write
+ * that returned before the query started, a revoke that has returned is
+ * never missed.
+ *
+ * Threading: warden_query is reentrant; all state lives on the stack or in
+ * the results object.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "acl.h"
+#include "embed.h"
+#include "filter.h"
+#include "kernels.h"
+#include "scan.h"
+#include "store.h"
+
+#define WD_MAX_K 10000
+#define WD_MAX_NQ 100000
+
+typedef struct docinfo {
+  char *source, *namespace_, *metadata;
+} docinfo;
+
+typedef struct qres {
+  warden_hit *hits;
+  size_t n;
+  int degraded;
+  char *plan;
+} qres;
+
+struct warden_results {
+  uint64_t revision;
+  size_t nq;
+  qres *q;
+  wd_hmap docs; /* doc_id -> docinfo*, shared by hits */
+  char **texts; /* owned strings: doc ids and texts */
+  size_t ntexts, captexts;
+};
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void warden_results_free(warden_results *r) {
+  if (!r) return;
+  for (size_t i = 0; i < r->nq; i++) {
+    wd_free(r->q[i].hits);
+    wd_free(r->q[i].plan);
+  }
+  wd_free(r->q);
+  WD_HMAP_FOREACH(&r->docs, e) {
+    docinfo *d = e->val;
+    wd_free(d->source);
+    wd_free(d->namespace_);
+    wd_free(d->metadata);
+    wd_free(d);
+  }
+  wd_hmap_free(&r->docs);
+  for (size_t i = 0; i < r->ntexts; i++) wd_free(r->texts[i]);
+  wd_free(r->texts);
+  wd_free(r);
+}
+
+uint64_t warden_results_revision(const warden_results *r) { return r ? r->revision : 0; }
+size_t warden_results_nqueries(const warden_results *r) { return r ? r->nq : 0; }
+size_t warden_results_count(const warden_results *r, size_t qi) {
+  return r && qi < r->nq ? r->q[qi].n : 0;
+}
+const warden_hit *warden_results_hit(const warden_results *r, size_t qi, size_t i) {
+  if (!r || qi >= r->nq || i >= r->q[qi].n) return NULL;
+  return &r->q[qi].hits[i];
+}
+int warden_results_degraded(const warden_results *r, size_t qi) {
+  return r && qi < r->nq ? r->q[qi].degraded : 0;
+}
+const char *warden_results_plan(const warden_results *r, size_t qi) {
+  return r && qi < r->nq ? r->q[qi].plan : NULL;
+}
+
+static char *own(warden_results *r, const char *s, size_t n) {
+  if (r->ntexts == r->captexts) {
+    size_t nc = r->captexts ? r->captexts * 2 : 32;
+    char **nv = wd_realloc(r->texts, nc * sizeof *nv);
+    if (!nv) return NULL;
+    r->texts = nv;
+    r->captexts = nc;
+  }
+  char *d = wd_strndup(s, n);
+  if (d) r->texts[r->ntexts++] = d;
+  return d;
+}
+
+static char *json_str(const json_t *j) {
+  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+  if (!s) return NULL;
+  char *d = wd_strdup(s);
+  free(s);
+  return d;
+}
+
+/* Fill hit h from slot s in the snapshot. */
+static int materialise(wd_txn *tx, warden_results *r, uint32_t s, float score,
+                       warden_hit *h) {
+  uint32_t ord;
+  const char *id, *text;
+  size_t il, tl;
+  int rc = store_chunk_get(tx, s, &ord, &id, &il, &text, &tl);
+  if (rc == WARDEN_ENOTFOUND)
+    return wd_err(tx->db, WARDEN_ECORRUPT, "slot %u is allowed but has no chunk record", s);
+  if (rc) return rc;
+  docinfo *d = wd_hmap_get(&r->docs, id, il);
+  if (!d) {
+    json_t *rec;
+    if ((rc = store_doc_get(tx, id, il, &rec))) {
+      if (rc == WARDEN_ENOTFOUND)
+        rc = wd_err(tx->db, WARDEN_ECORRUPT, "chunk %u names a missing document", s);
+      return rc;
+    }
+    d = wd_calloc(1, sizeof *d);
+    if (d) {
+      d->source = wd_strdup(json_string_value(json_object_get(rec, "source")));
+      d->namespace_ = wd_strdup(json_string_value(json_object_get(rec, "namespace")));
+      d->metadata = json_str(json_object_get(rec, "metadata"));
+    }
+    json_decref(rec);
+    if (!d || !d->source || !d->namespace_ || !d->metadata ||
+        wd_hmap_put(&r->docs, id, il, d, NULL)) {
+      if (d) {
+        wd_free(d->source);
+        wd_free(d->namespace_);
+        wd_free(d->metadata);
+        wd_free(d);
+      }
+      return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    }
+  }
+  h->doc_id = own(r, id, il);
+  h->text = own(r, text, tl);
+  if (!h->doc_id || !h->text) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+  h->chunk = ord;
+  h->score = score;
+  h->source = d->source;
+  h->namespace_ = d->namespace_;
+  h->metadata_json = d->metadata;
+  return 0;
+}
+
+/* ------------------------------------------------------ filter index */
+
+typedef struct fx_ctx {
+  wd_txn *tx;
+} fx_ctx;
+
+static wd_type fx_type(void *ctx, const char *key) {
+  return store_field_type(((fx_ctx *)ctx)->tx, key);
+}
+
+static int fx_eq(void *ctx, const char *key, const wd_value *v, roaring_bitmap_t *acc) {
+  fx_ctx *c = ctx;
+  if (strlen(key) > WD_MAX_KEYLEN) return 0;
+  if (v->type == WD_T_STRING && v->len > WD_MAX_STRVAL) return 0; /* cannot be stored */
+  char kb[512];
+  size_t kl = store_vkey(kb, key, v);
+  return store_bm_or(c->tx, kb, kl, acc);
+}
+
+static int fx_range(void *ctx, const char *key, const wd_value *lo, int lo_incl,
+                    const wd_value *hi, int hi_incl, roaring_bitmap_t *acc) {
+  fx_ctx *c = ctx;
+  if (strlen(key) > WD_MAX_KEYLEN) return 0;
+  char lk[512], hk[512];
+  size_t fl = strlen(key);
+  /* field prefix "V" key "\0": every value key of this field */
+  size_t plen = fl + 2;
+  size_t ll, hl = 0;
+  if (lo) {
+    ll = store_vkey(lk, key, lo);
+    if (!lo_incl) { /* step to the next encoded value */
+      int i = (int)ll - 1;
+      while (i >= (int)plen && (unsigned char)lk[i] == 0xff) lk[i--] = 0;
+      if (i < (int)plen) return 0; /* nothing above the maximum */
+      lk[i]++;
+    }
+  } else {
+    lk[0] = 'V';
+    memcpy(lk + 1, key, fl);
+    lk[fl + 1] = 0;
+    ll = plen;
+  }
+  if (hi) {
+    hl = store_vkey(hk, key, hi);
+    if (!hi_incl) { /* step to the previous encoded value */
+      int i = (int)hl - 1;
+      while (i >= (int)plen && (unsigned char)hk[i] == 0) hk[i--] = (char)0xff;
+      if (i < (int)plen) return 0; /* nothing below the minimum */
+      hk[i]--;
+    }
+  }
+  return store_bm_walk(c->tx, lk, ll, plen, hi ? hk : NULL, hl, acc, NULL, NULL);
+}
+
+typedef struct match_ctx {
+  size_t plen;
+  const char *needle;
+  size_t nlen;
+} match_ctx;
+
+static int take_contains(const char *k, size_t kl, void *ctx) {
+  match_ctx *m = ctx;
+  return memmem(k + m->plen, kl - m->plen, m->needle, m->nlen) != NULL;
+}
+
+static int fx_prefix(void *ctx, const char *key, const char *p, size_t n,
+                     roaring_bitmap_t *acc) {
+  fx_ctx *c = ctx;
+  size_t fl = strlen(key);
+  if (fl > WD_MAX_KEYLEN || n > WD_MAX_STRVAL) return 0;
+  char kb[512];
+  kb[0] = 'V';
+  memcpy(kb + 1, key, fl);
+  kb[fl + 1] = 0;
+  memcpy(kb + fl + 2, p, n);
+  return store_bm_walk(c->tx, kb, fl + 2 + n, fl + 2 + n, NULL, 0, acc, NULL, NULL);
+}
+
+static int fx_contains(void *ctx, const char *key, const char *needle, size_t n,
+                       roaring_bitmap_t *acc) {
+  fx_ctx *c = ctx;
+  size_t fl = strlen(key);
+  if (fl > WD_MAX_KEYLEN || n > WD_MAX_STRVAL) return 0;
+  char kb[512];
+  kb[0] = 'V';
+  memcpy(kb + 1, key, fl);
+  kb[fl + 1] = 0;
+  match_ctx m = {fl + 2, needle, n};
+  return store_bm_walk(c->tx, kb, fl + 2, fl + 2, NULL, 0, acc, take_contains, &m);
+}
+
+/* ------------------------------------------------------------- blocks */
+
+static int get_block(void *ctx, uint32_t b, const float **base) {
+  return store_block_get((wd_txn *)ctx, b, base);
+}
+
+/* ------------------------------------------------------------- query */
+
+static int validate(warden *db, const float *vecs, size_t nq, const warden_query_opts *o) {
+  char why[300];
+  if (!o || !o->principal) return wd_err(db, WARDEN_EINVAL, "query: a principal is required");
+  if (wd_principal_check(o->principal, strlen(o->principal), 0, why, sizeof why))
+    return wd_err(db, WARDEN_EINVAL, "query: principal: %s", why);
+  for (size_t i = 0; i < o->ngroups; i++)
+    if (!o->groups || !o->groups[i] ||
+        wd_principal_check(o->groups[i], strlen(o->groups[i]), 0, why, sizeof why) ||
+        strncmp(o->groups[i], "group:", 6) != 0)
+      return wd_err(db, WARDEN_EINVAL, "query: groups[%zu]: %s", i,
+                    o->groups && o->groups[i] ? "expected group:NAME" : "NULL");
+  if (o->nnamespaces && !o->namespaces) return wd_err(db, WARDEN_EINVAL, "query: namespaces is NULL");
+  if (o->k > WD_MAX_K) return wd_err(db, WARDEN_EINVAL, "query: k must be 1..%d", WD_MAX_K);
+  if (o->strategy < WARDEN_STRATEGY_AUTO || o->strategy > WARDEN_STRATEGY_ANN)
+    return wd_err(db, WARDEN_EINVAL, "query: unknown strategy %d", o->strategy);
+  if (nq == 0 || nq > WD_MAX_NQ || !vecs)
+    return wd_err(db, WARDEN_EINVAL, "query: 1..%d query vectors required", WD_MAX_NQ);
+  size_t d = db->cfg.dim;
+  for (size_t q = 0; q < nq; q++) {
+    double n2 = 0;
+    for (size_t i = 0; i < d; i++) {
+      float x = vecs[q * d + i];
+      if (!isfinite(x)) return wd_err(db, WARDEN_EDATA, "query %zu: value %zu is not finite", q, i);
+      n2 += (double)x * x;
+    }
+    if (db->cfg.metric == WD_METRIC_COSINE && !(n2 > 0))
+      return wd_err(db, WARDEN_EDATA, "query %zu: all zeros (cosine needs a non-zero vector)", q);
+  }
+  return 0;
+}
+
+int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
+                 warden_results **out) {
+  if (!db || !out) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  if ((rc = validate(db, vecs, nq, o))) return rc;
+  double t0 = now_ms();
+  size_t k = o->k ? o->k : 10, dim = db->cfg.dim;
+  char ferr[512];
+  wd_filter *flt = NULL;
+  if (o->filter && wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr))
+    return wd_err(db, WARDEN_EDATA, "%s", ferr);
+  /* cosine: the scan wants unit queries */
+  float *qv = wd_malloc(nq * dim * sizeof(float));
+  warden_results *r = wd_calloc(1, sizeof *r);
+  wd_topk *heaps = wd_calloc(nq, sizeof *heaps);
+  wd_hit_i *sorted = wd_malloc(k * sizeof *sorted);
+  roaring_bitmap_t *allowed = NULL, *live = roaring_bitmap_create();
+  wd_strlist who;
+  memset(&who, 0, sizeof who);
+  wd_txn tx;
+  int in_txn = 0;
+  if (!qv || !r || !heaps || !sorted || !live) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto out;
+  }
+  r->nq = nq;
+  r->q = wd_calloc(nq, sizeof *r->q);
+  if (!r->q) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto out;
+  }
+  memcpy(qv, vecs, nq * dim * sizeof(float));
+  if (db->cfg.metric == WD_METRIC_COSINE)
+    for (size_t q = 0; q < nq; q++) {
+      double n2 = 0;
+      for (size_t i = 0; i < dim; i++) n2 += (double)qv[q * dim + i] * qv[q * dim + i];
+      float inv = (float)(1.0 / sqrt(n2));
+      for (size_t i = 0; i < dim; i++) qv[q * dim + i] *= inv;
+    }
+  for (size_t q = 0; q < nq; q++)
+    if (wd_topk_init(&heaps[q], k)) {
+      rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+      goto out;
+    }
+  if ((rc = store_read_begin(db, &tx))) goto out;
+  in_txn = 1;
+  r->revision = store_meta_u64(&tx, "revision");
+  if (o->min_revision && r->revision < o->min_revision) {
+    rc = wd_err(db, WARDEN_ESTALE,
+                "query: the collection is at revision %llu, older than the required %llu",
+                (unsigned long long)r->revision, (unsigned long long)o->min_revision);
+    goto out;
+  }
+  /* 1-2: the allowed set */
+  if ((rc = acl_expand(&tx, o->principal, o->groups, o->ngroups, &who))) goto out;
+  if ((rc = acl_readable(&tx, &who, &allowed))) goto out;
+  if (o->nnamespaces) {
+    roaring_bitmap_t *m;
+    if ((rc = acl_namespace_mask(&tx, o->namespaces, o->nnamespaces, &m))) goto out;
+    roaring_bitmap_and_inplace(allowed, m);
+    roaring_bitmap_free(m);
+  }
+  char kb[8];
+  if ((rc = store_bm_or(&tx, kb, store_key(kb, 'L', "", 0), live))) goto out;
+  if (flt) {
+    fx_ctx fc = {&tx};
+    wd_filter_index ix = {&fc, fx_type, fx_eq, fx_range, fx_prefix, fx_contains, live};
+    roaring_bitmap_t *fb;
+    if ((rc = wd_filter_eval(flt, &ix, &fb, ferr, sizeof ferr))) {
+      if (rc == WARDEN_EDATA) wd_err(db, rc, "%s", ferr);
+      goto out;
+    }
+    roaring_bitmap_and_inplace(allowed, fb);
+    roaring_bitmap_free(fb);
+  }
+  roaring_bitmap_and_inplace(allowed, live); /* defensive: only live slots */
+  double t_plan = now_ms();
+  /* 3: nearest allowed vectors */
+  wd_vecsrc src = {dim, db->cfg.metric, get_block, &tx};
+  wd_scan_stats st;
+  memset(&st, 0, sizeof st);
+  if ((rc = wd_scan_exact(&src, qv, nq, allowed, heaps, &st))) {
+    if (rc == -1) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto out;
+  }
+  double t_scan = now_ms();
+  /* 4: materialise */
+  uint64_t nallowed = roaring_bitmap_get_cardinality(allowed);
+  uint64_t nlive = roaring_bitmap_get_cardinality(live);
+  for (size_t q = 0; q < nq && !rc; q++) {
+    size_t n = wd_topk_drain_sorted(&heaps[q], sorted);
+    r->q[q].hits = wd_calloc(n ? n : 1, sizeof(warden_hit));
+    if (!r->q[q].hits) {
+      rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+      break;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+      rc = materialise(&tx, r, sorted[i].id, wd_dist_to_score(db->cfg.metric, sorted[i].dist),
+                       &r->q[q].hits[i]);
+      if (!rc) r->q[q].n++;
+    }
+    if (!rc && o->explain) {
+      static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
+      r->q[q].plan = wd_asprintf(
+          "{\"strategy\":\"exact\",\"path\":\"%s\",\"simd\":\"%s\",\"k\":%zu,"
+          "\"live_chunks\":%llu,\"allowed\":%llu,\"selectivity\":%.6g,"
+          "\"scanned\":%llu,\"dropped_by_resolver\":0,\"revision\":%llu,"
+          "\"plan_ms\":%.3f,\"scan_ms\":%.3f,\"batch\":%zu}",
+          paths[st.path < 0 || st.path > 2 ? 0 : st.path], wd_kernels_name(), k,
+          (unsigned long long)nlive, (unsigned long long)nallowed,
+          nlive ? (double)nallowed / (double)nlive : 0.0,
+          (unsigned long long)(st.scanned / nq), (unsigned long long)r->revision,
+          t_plan - t0, t_scan - t_plan, nq);
+      if (!r->q[q].plan) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    }
+  }
+out:
+  if (in_txn) store_read_end(&tx);
+  wd_strlist_free(&who);
+  roaring_bitmap_free(allowed);
+  roaring_bitmap_free(live);
+  if (heaps)
+    for (size_t q = 0; q < nq; q++) wd_topk_free(&heaps[q]);
+  wd_free(heaps);
+  wd_free(sorted);
+  wd_free(qv);
+  wd_filter_free(flt);
+  if (rc) {
+    warden_results_free(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+int warden_query_text(warden *db, const char *text, const warden_query_opts *o,
+                      warden_results **out) {
+  if (!db || !text || !out) return WARDEN_EINVAL;
+  if (db->cfg.embedder != WD_EMBEDDER_HASH)
+    return wd_err(db, WARDEN_EINVAL,
+                  "query: --text needs an embedder (set embedder.type: hash in warden.yaml)");
+  float *v = wd_malloc(db->cfg.dim * sizeof(float));
+  if (!v) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  wd_embed_hash(text, strlen(text), v, db->cfg.dim);
+  int rc = warden_query(db, v, 1, o, out);
+  wd_free(v);
+  return rc;
+}

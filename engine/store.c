@@ -1,0 +1,641 @@
+/*
+ * store.c -- LMDB environment, transactions, records, bitmaps, blocks.
+ *
+ * See store.h for the on-disk layout.  This is the only file that calls
+ * LMDB.  Threading: read transactions are opened with MDB_NOTLS so any
+ * thread may hold several; each holds db->maplock shared for its lifetime
+ * so that a map resize (which LMDB allows only with no live transaction in
+ * the process) waits for them.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "scan.h"
+
+#define NDBI 7
+#define FORMAT_VERSION 1
+
+static size_t block_floats(const warden *db) {
+  return (size_t)WD_BLOCK + (size_t)WD_BLOCK * db->cfg.dim;
+}
+
+int store_mdb_err(warden *db, int rc, const char *what) {
+  if (rc == MDB_MAP_FULL) return WD_EMAPFULL;
+  if (rc == ENOMEM) return wd_err(db, WARDEN_ENOMEM, "%s: out of memory", what);
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
+      rc == MDB_VERSION_MISMATCH || rc == MDB_BAD_TXN)
+    return wd_err(db, WARDEN_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
+  return wd_err(db, WARDEN_EIO, "%s: %s", what, mdb_strerror(rc));
+}
+
+static size_t initial_mapsize(void) {
+  const char *e = getenv("WARDEN_MAPSIZE");
+  if (e && *e) {
+    unsigned long long v = strtoull(e, NULL, 10);
+    if (v >= 65536) return (size_t)v;
+  }
+  return (size_t)1 << 32; /* 4 GiB of address space; grows on demand */
+}
+
+int store_open(warden *db, const char *dir, int create, char *err,
+               size_t errlen) {
+  char path[4096];
+  int rc;
+  if (snprintf(path, sizeof path, "%s/store", dir) >= (int)sizeof path) {
+    snprintf(err, errlen, "%s: path too long", dir);
+    return WARDEN_EINVAL;
+  }
+  if (create && mkdir(path, 0755) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return WARDEN_EIO;
+  }
+  struct stat st;
+  if (!create && stat(path, &st) != 0) {
+    snprintf(err, errlen, "%s: not a warden collection (no store/)", dir);
+    return WARDEN_ENOTFOUND;
+  }
+  if ((rc = mdb_env_create(&db->env)) != 0) goto lmdb_fail;
+  mdb_env_set_maxdbs(db->env, 16);
+  mdb_env_set_maxreaders(db->env, 1022);
+  db->mapsize = initial_mapsize();
+  mdb_env_set_mapsize(db->env, db->mapsize);
+  rc = mdb_env_open(db->env, path, MDB_NOTLS | (db->read_only ? MDB_RDONLY : 0),
+                    0644);
+  if (rc != 0) goto lmdb_fail;
+  {
+    /* LMDB may have adopted a larger size recorded by another process. */
+    MDB_envinfo info;
+    if (mdb_env_info(db->env, &info) == 0 && info.me_mapsize > db->mapsize)
+      db->mapsize = info.me_mapsize;
+  }
+  int dead = 0;
+  mdb_reader_check(db->env, &dead); /* clear readers of crashed processes */
+  {
+    MDB_txn *t;
+    unsigned flags = db->read_only ? MDB_RDONLY : 0;
+    if ((rc = mdb_txn_begin(db->env, NULL, flags, &t)) != 0) goto lmdb_fail;
+    const char *names[NDBI] = {"meta", "docs", "chunks", "blocks",
+                               "bitmaps", "principals", "grants"};
+    MDB_dbi *dbis[NDBI] = {&db->dbi_meta, &db->dbi_docs, &db->dbi_chunks,
+                           &db->dbi_blocks, &db->dbi_bitmaps, &db->dbi_princ,
+                           &db->dbi_grants};
+    for (int i = 0; i < NDBI; i++) {
+      rc = mdb_dbi_open(t, names[i], db->read_only ? 0 : MDB_CREATE, dbis[i]);
+      if (rc != 0) {
+        mdb_txn_abort(t);
+        if (rc == MDB_NOTFOUND) {
+          snprintf(err, errlen, "%s: not a warden collection (missing %s)",
+                   dir, names[i]);
+          mdb_env_close(db->env);
+          db->env = NULL;
+          return WARDEN_ECORRUPT;
+        }
+        goto lmdb_fail;
+      }
+    }
+    if (create) {
+      MDB_val k = {6, "format"}, v;
+      uint64_t fv = FORMAT_VERSION;
+      v.mv_size = 8;
+      v.mv_data = &fv;
+      rc = mdb_put(t, db->dbi_meta, &k, &v, 0);
+      if (rc != 0) {
+        mdb_txn_abort(t);
+        goto lmdb_fail;
+      }
+    } else {
+      MDB_val k = {6, "format"}, v;
+      rc = mdb_get(t, db->dbi_meta, &k, &v);
+      uint64_t fv = 0;
+      if (rc == 0 && v.mv_size == 8) memcpy(&fv, v.mv_data, 8);
+      if (fv != FORMAT_VERSION) {
+        mdb_txn_abort(t);
+        snprintf(err, errlen,
+                 "%s: store format %llu is not supported (expected %d)", dir,
+                 (unsigned long long)fv, FORMAT_VERSION);
+        mdb_env_close(db->env);
+        db->env = NULL;
+        return WARDEN_ECORRUPT;
+      }
+    }
+    if ((rc = mdb_txn_commit(t)) != 0) goto lmdb_fail;
+  }
+  return 0;
+lmdb_fail:
+  snprintf(err, errlen, "%s: %s", path, mdb_strerror(rc));
+  if (db->env) mdb_env_close(db->env);
+  db->env = NULL;
+  return rc == MDB_CORRUPTED || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
+             ? WARDEN_ECORRUPT
+             : WARDEN_EIO;
+}
+
+void store_close(warden *db) {
+  if (db->env) mdb_env_close(db->env);
+  db->env = NULL;
+}
+
+/* Adopt a size another process set (newsize 0) or grow our own map. */
+static int grow_map(warden *db, size_t newsize) {
+  pthread_rwlock_wrlock(&db->maplock);
+  int rc = mdb_env_set_mapsize(db->env, newsize);
+  if (rc == 0) {
+    MDB_envinfo info;
+    if (mdb_env_info(db->env, &info) == 0) db->mapsize = info.me_mapsize;
+  }
+  pthread_rwlock_unlock(&db->maplock);
+  return rc;
+}
+
+static int begin(warden *db, unsigned flags, MDB_txn **t) {
+  for (int tries = 0;; tries++) {
+    pthread_rwlock_rdlock(&db->maplock);
+    int rc = mdb_txn_begin(db->env, NULL, flags, t);
+    if (rc == 0) return 0; /* maplock stays held until the txn ends */
+    pthread_rwlock_unlock(&db->maplock);
+    if (rc == MDB_MAP_RESIZED && tries < 8) {
+      grow_map(db, 0);
+      continue;
+    }
+    return store_mdb_err(db, rc, "begin transaction");
+  }
+}
+
+int store_read_begin(warden *db, wd_txn *tx) {
+  memset(tx, 0, sizeof *tx);
+  tx->db = db;
+  return begin(db, MDB_RDONLY, &tx->t);
+}
+
+void store_read_end(wd_txn *tx) {
+  if (!tx->t) return;
+  mdb_txn_abort(tx->t);
+  tx->t = NULL;
+  pthread_rwlock_unlock(&tx->db->maplock);
+}
+
+static void free_caches(wd_txn *tx) {
+  WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(e->val);
+  wd_hmap_free(&tx->bms);
+  WD_HMAP_FOREACH(&tx->blocks, e) wd_free(e->val);
+  wd_hmap_free(&tx->blocks);
+}
+
+static int put_u64(wd_txn *tx, const char *key, uint64_t v) {
+  MDB_val k = {strlen(key), (void *)key}, d = {8, &v};
+  int rc = mdb_put(tx->t, tx->db->dbi_meta, &k, &d, 0);
+  return rc ? store_mdb_err(tx->db, rc, "write meta") : 0;
+}
+
+/* Write dirty bitmaps and blocks, counters and the new revision. */
+static int flush(wd_txn *tx) {
+  warden *db = tx->db;
+  int rc = 0;
+  char *buf = NULL;
+  size_t bufcap = 0;
+  WD_HMAP_FOREACH(&tx->bms, e) {
+    roaring_bitmap_t *bm = e->val;
+    MDB_val k = {e->klen, e->key};
+    if (roaring_bitmap_is_empty(bm)) {
+      rc = mdb_del(tx->t, db->dbi_bitmaps, &k, NULL);
+      if (rc == MDB_NOTFOUND) rc = 0;
+      if (rc) break;
+      continue;
+    }
+    roaring_bitmap_run_optimize(bm);
+    size_t n = roaring_bitmap_portable_size_in_bytes(bm);
+    if (n > bufcap) {
+      char *nb = wd_realloc(buf, n);
+      if (!nb) {
+        wd_free(buf);
+        return wd_err(db, WARDEN_ENOMEM, "commit: out of memory");
+      }
+      buf = nb;
+      bufcap = n;
+    }
+    roaring_bitmap_portable_serialize(bm, buf);
+    MDB_val d = {n, buf};
+    if ((rc = mdb_put(tx->t, db->dbi_bitmaps, &k, &d, 0)) != 0) break;
+  }
+  wd_free(buf);
+  if (rc) return store_mdb_err(db, rc, "write bitmap");
+  size_t bsz = block_floats(db) * sizeof(float);
+  WD_HMAP_FOREACH(&tx->blocks, e) {
+    MDB_val k = {e->klen, e->key}, d = {bsz, e->val};
+    if ((rc = mdb_put(tx->t, db->dbi_blocks, &k, &d, 0)) != 0)
+      return store_mdb_err(db, rc, "write embeddings");
+  }
+  if ((rc = put_u64(tx, "next_slot", tx->next_slot)) ||
+      (rc = put_u64(tx, "docs", tx->ndocs)) ||
+      (rc = put_u64(tx, "chunks", tx->nchunks)))
+    return rc;
+  return put_u64(tx, "revision", store_meta_u64(tx, "revision") + 1);
+}
+
+int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
+                uint64_t *revision) {
+  if (db->read_only)
+    return wd_err(db, WARDEN_EINVAL, "collection was opened read-only");
+  for (int attempt = 0;; attempt++) {
+    wd_txn tx;
+    memset(&tx, 0, sizeof tx);
+    tx.db = db;
+    tx.write = 1;
+    int rc = begin(db, 0, &tx.t);
+    if (rc) return rc;
+    tx.next_slot = store_meta_u64(&tx, "next_slot");
+    tx.ndocs = store_meta_u64(&tx, "docs");
+    tx.nchunks = store_meta_u64(&tx, "chunks");
+    rc = op(&tx, ctx);
+    uint64_t rev = store_meta_u64(&tx, "revision");
+    if (rc == 0 && tx.changed) {
+      rc = flush(&tx);
+      rev++;
+    }
+    free_caches(&tx);
+    if (rc == 0) {
+      int mrc = mdb_txn_commit(tx.t);
+      tx.t = NULL;
+      pthread_rwlock_unlock(&db->maplock);
+      if (mrc == 0) {
+        if (revision) *revision = rev;
+        return 0;
+      }
+      rc = store_mdb_err(db, mrc, "commit");
+    } else {
+      mdb_txn_abort(tx.t);
+      pthread_rwlock_unlock(&db->maplock);
+    }
+    if (rc != WD_EMAPFULL) return rc;
+    if (attempt >= 24)
+      return wd_err(db, WARDEN_EIO, "commit: the map cannot grow further");
+    size_t cur = db->mapsize;
+    size_t add = cur < ((size_t)1 << 30) ? cur : ((size_t)1 << 30) * 4;
+    int grc = grow_map(db, cur + (add > cur ? cur : add));
+    if (grc) return store_mdb_err(db, grc, "grow map");
+  }
+}
+
+uint64_t store_meta_u64(wd_txn *tx, const char *key) {
+  MDB_val k = {strlen(key), (void *)key}, d;
+  uint64_t v = 0;
+  if (mdb_get(tx->t, tx->db->dbi_meta, &k, &d) == 0 && d.mv_size == 8)
+    memcpy(&v, d.mv_data, 8);
+  return v;
+}
+
+int store_meta_put_u64(wd_txn *tx, const char *key, uint64_t v) {
+  tx->changed = 1;
+  return put_u64(tx, key, v);
+}
+
+wd_type store_field_type(wd_txn *tx, const char *field) {
+  for (size_t i = 0; i < tx->db->cfg.nmeta; i++)
+    if (strcmp(tx->db->cfg.meta[i].key, field) == 0)
+      return tx->db->cfg.meta[i].type;
+  char key[WD_MAX_KEYLEN + 8];
+  int n = snprintf(key, sizeof key, "t:%s", field);
+  if (n < 0 || (size_t)n >= sizeof key) return WD_T_NONE;
+  MDB_val k = {(size_t)n, key}, d;
+  if (mdb_get(tx->t, tx->db->dbi_meta, &k, &d) == 0 && d.mv_size == 1)
+    return (wd_type) * (const unsigned char *)d.mv_data;
+  return WD_T_NONE;
+}
+
+int store_field_type_put(wd_txn *tx, const char *field, wd_type t) {
+  char key[WD_MAX_KEYLEN + 8];
+  int n = snprintf(key, sizeof key, "t:%s", field);
+  if (n < 0 || (size_t)n >= sizeof key)
+    return wd_err(tx->db, WARDEN_EDATA, "metadata key too long");
+  unsigned char b = (unsigned char)t;
+  MDB_val k = {(size_t)n, key}, d = {1, &b};
+  tx->changed = 1;
+  int rc = mdb_put(tx->t, tx->db->dbi_meta, &k, &d, 0);
+  return rc ? store_mdb_err(tx->db, rc, "write field type") : 0;
+}
+
+/* ------------------------------------------------------------- bitmaps */
+
+size_t store_key(char *buf, char kind, const char *s, size_t n) {
+  buf[0] = kind;
+  if (n > 500) n = 500; /* callers validate lengths; never overflow */
+  memcpy(buf + 1, s, n);
+  return n + 1;
+}
+
+/* Order-preserving 8-byte encodings: LMDB compares keys bytewise. */
+static void enc_u64be(unsigned char *p, uint64_t u) {
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (unsigned char)(u & 0xff);
+    u >>= 8;
+  }
+}
+
+size_t store_vkey(char *buf, const char *field, const wd_value *v) {
+  size_t fl = strlen(field);
+  if (fl > WD_MAX_KEYLEN) fl = WD_MAX_KEYLEN;
+  buf[0] = 'V';
+  memcpy(buf + 1, field, fl);
+  buf[1 + fl] = 0;
+  unsigned char *p = (unsigned char *)buf + 2 + fl;
+  switch (v->type) {
+    case WD_T_INT:
+      enc_u64be(p, (uint64_t)v->i ^ 0x8000000000000000ULL);
+      return 2 + fl + 8;
+    case WD_T_FLOAT: {
+      double f = v->f == 0 ? 0.0 : v->f; /* -0 and 0 are one value */
+      uint64_t u;
+      memcpy(&u, &f, 8);
+      u = (u & 0x8000000000000000ULL) ? ~u : u ^ 0x8000000000000000ULL;
+      enc_u64be(p, u);
+      return 2 + fl + 8;
+    }
+    case WD_T_BOOL:
+      p[0] = v->b ? 1 : 0;
+      return 2 + fl + 1;
+    default: {
+      size_t n = v->len > WD_MAX_STRVAL ? WD_MAX_STRVAL : v->len;
+      memcpy(p, v->s, n);
+      return 2 + fl + n;
+    }
+  }
+}
+
+int store_bm_or(wd_txn *tx, const char *key, size_t klen,
+                roaring_bitmap_t *acc) {
+  if (tx->write) {
+    roaring_bitmap_t *c = wd_hmap_get(&tx->bms, key, klen);
+    if (c) {
+      roaring_bitmap_or_inplace(acc, c);
+      return 0;
+    }
+  }
+  MDB_val k = {klen, (void *)key}, d;
+  int rc = mdb_get(tx->t, tx->db->dbi_bitmaps, &k, &d);
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc) return store_mdb_err(tx->db, rc, "read bitmap");
+  roaring_bitmap_t *bm =
+      roaring_bitmap_portable_deserialize_safe(d.mv_data, d.mv_size);
+  if (!bm)
+    return wd_err(tx->db, WARDEN_ECORRUPT,
+                  "bitmap %c%.*s: cannot decode stored bitmap", key[0],
+                  (int)(klen > 60 ? 59 : klen - 1), key + 1);
+  roaring_bitmap_or_inplace(acc, bm);
+  roaring_bitmap_free(bm);
+  return 0;
+}
+
+int store_bm_mut(wd_txn *tx, const char *key, size_t klen,
+                 roaring_bitmap_t **out) {
+  roaring_bitmap_t *c = wd_hmap_get(&tx->bms, key, klen);
+  if (!c) {
+    c = roaring_bitmap_create();
+    if (!c) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    int rc = store_bm_or(tx, key, klen, c);
+    if (rc == 0 && wd_hmap_put(&tx->bms, key, klen, c, NULL) != 0)
+      rc = wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    if (rc) {
+      roaring_bitmap_free(c);
+      return rc;
+    }
+  }
+  tx->changed = 1;
+  *out = c;
+  return 0;
+}
+
+int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
+                  const char *hi, size_t hilen, roaring_bitmap_t *acc,
+                  int (*fn)(const char *key, size_t klen, void *ctx),
+                  void *ctx) {
+  /* Dirty bitmaps of a write transaction are flushed before walks are
+   * needed (walks serve queries, which use read transactions). */
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(tx->t, tx->db->dbi_bitmaps, &c);
+  if (rc) return store_mdb_err(tx->db, rc, "open cursor");
+  MDB_val k = {lolen, (void *)lo}, d;
+  rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+  int ret = 0;
+  while (rc == 0) {
+    if (k.mv_size < plen || memcmp(k.mv_data, lo, plen) != 0) break;
+    if (hi) {
+      size_t m = k.mv_size < hilen ? k.mv_size : hilen;
+      int cmp = memcmp(k.mv_data, hi, m);
+      if (cmp > 0 || (cmp == 0 && k.mv_size > hilen)) break;
+    }
+    int take = fn ? fn(k.mv_data, k.mv_size, ctx) : 1;
+    if (take < 0) {
+      ret = take;
+      break;
+    }
+    if (take) {
+      roaring_bitmap_t *bm =
+          roaring_bitmap_portable_deserialize_safe(d.mv_data, d.mv_size);
+      if (!bm) {
+        ret = wd_err(tx->db, WARDEN_ECORRUPT, "cannot decode stored bitmap");
+        break;
+      }
+      roaring_bitmap_or_inplace(acc, bm);
+      roaring_bitmap_free(bm);
+    }
+    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+  }
+  if (!ret && rc && rc != MDB_NOTFOUND) ret = store_mdb_err(tx->db, rc, "walk");
+  mdb_cursor_close(c);
+  return ret;
+}
+
+/* ----------------------------------------------------------- documents */
+
+size_t store_dockey(char *buf, const char *doc_id, size_t n) {
+  if (n <= 480) {
+    memcpy(buf, doc_id, n);
+    return n;
+  }
+  memcpy(buf, doc_id, 480);
+  buf[480] = (char)0xff;
+  buf[481] = 0;
+  uint64_t h1 = wd_hash64(doc_id, n, 0x9e3779b97f4a7c15ULL);
+  uint64_t h2 = wd_hash64(doc_id, n, 0x3c6ef372fe94f82bULL);
+  memcpy(buf + 482, &h1, 8);
+  memcpy(buf + 490, &h2, 8);
+  return 498;
+}
+
+int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
+  char kb[512];
+  MDB_val k = {store_dockey(kb, doc_id, n), kb}, d;
+  int rc = mdb_get(tx->t, tx->db->dbi_docs, &k, &d);
+  if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
+  if (rc) return store_mdb_err(tx->db, rc, "read document");
+  json_error_t je;
+  json_t *j = json_loadb(d.mv_data, d.mv_size, 0, &je);
+  const char *id = j ? json_string_value(json_object_get(j, "doc_id")) : NULL;
+  if (!id || json_string_length(json_object_get(j, "doc_id")) != n ||
+      memcmp(id, doc_id, n) != 0) {
+    json_decref(j);
+    return wd_err(tx->db, WARDEN_ECORRUPT,
+                  "document record for \"%.*s\" is damaged", (int)(n > 80 ? 80 : n),
+                  doc_id);
+  }
+  *rec = j;
+  return 0;
+}
+
+int store_doc_put(wd_txn *tx, const char *doc_id, size_t n, const json_t *rec) {
+  char kb[512];
+  char *s = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(17));
+  if (!s) return wd_err(tx->db, WARDEN_ENOMEM, "encode document: out of memory");
+  MDB_val k = {store_dockey(kb, doc_id, n), kb}, d = {strlen(s), s};
+  int rc = mdb_put(tx->t, tx->db->dbi_docs, &k, &d, 0);
+  free(s);
+  tx->changed = 1;
+  return rc ? store_mdb_err(tx->db, rc, "write document") : 0;
+}
+
+int store_doc_del(wd_txn *tx, const char *doc_id, size_t n) {
+  char kb[512];
+  MDB_val k = {store_dockey(kb, doc_id, n), kb};
+  int rc = mdb_del(tx->t, tx->db->dbi_docs, &k, NULL);
+  tx->changed = 1;
+  return rc && rc != MDB_NOTFOUND ? store_mdb_err(tx->db, rc, "delete document")
+                                  : 0;
+}
+
+/* -------------------------------------------------------------- chunks */
+
+static void slotkey(unsigned char *b, uint32_t s) {
+  b[0] = (unsigned char)(s >> 24);
+  b[1] = (unsigned char)(s >> 16);
+  b[2] = (unsigned char)(s >> 8);
+  b[3] = (unsigned char)s;
+}
+
+int store_chunk_put(wd_txn *tx, uint32_t slot, uint32_t ord,
+                    const char *doc_id, size_t dlen, const char *text,
+                    size_t tlen) {
+  unsigned char kb[4];
+  slotkey(kb, slot);
+  MDB_val k = {4, kb}, d = {8 + dlen + tlen, NULL};
+  int rc = mdb_put(tx->t, tx->db->dbi_chunks, &k, &d, MDB_RESERVE);
+  if (rc) return store_mdb_err(tx->db, rc, "write chunk");
+  uint32_t h[2] = {ord, (uint32_t)dlen};
+  memcpy(d.mv_data, h, 8);
+  memcpy((char *)d.mv_data + 8, doc_id, dlen);
+  if (tlen) memcpy((char *)d.mv_data + 8 + dlen, text, tlen);
+  tx->changed = 1;
+  return 0;
+}
+
+int store_chunk_get(wd_txn *tx, uint32_t slot, uint32_t *ord,
+                    const char **doc_id, size_t *dlen, const char **text,
+                    size_t *tlen) {
+  unsigned char kb[4];
+  slotkey(kb, slot);
+  MDB_val k = {4, kb}, d;
+  int rc = mdb_get(tx->t, tx->db->dbi_chunks, &k, &d);
+  if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
+  if (rc) return store_mdb_err(tx->db, rc, "read chunk");
+  uint32_t h[2];
+  if (d.mv_size < 8) goto bad;
+  memcpy(h, d.mv_data, 8);
+  if (h[1] == 0 || (size_t)h[1] > d.mv_size - 8 || h[1] > WD_MAX_DOCID) goto bad;
+  *ord = h[0];
+  *doc_id = (const char *)d.mv_data + 8;
+  *dlen = h[1];
+  *text = (const char *)d.mv_data + 8 + h[1];
+  *tlen = d.mv_size - 8 - h[1];
+  return 0;
+bad:
+  return wd_err(tx->db, WARDEN_ECORRUPT, "chunk record %u is damaged", slot);
+}
+
+int store_chunk_del(wd_txn *tx, uint32_t slot) {
+  unsigned char kb[4];
+  slotkey(kb, slot);
+  MDB_val k = {4, kb};
+  int rc = mdb_del(tx->t, tx->db->dbi_chunks, &k, NULL);
+  tx->changed = 1;
+  return rc && rc != MDB_NOTFOUND ? store_mdb_err(tx->db, rc, "delete chunk") : 0;
+}
+
+/* ---------------------------------------------------------- embeddings */
+
+int store_block_get(wd_txn *tx, uint32_t b, const float **base) {
+  unsigned char kb[4];
+  slotkey(kb, b);
+  if (tx->write) {
+    float *c = wd_hmap_get(&tx->blocks, kb, 4);
+    if (c) {
+      *base = c;
+      return 0;
+    }
+  }
+  MDB_val k = {4, kb}, d;
+  int rc = mdb_get(tx->t, tx->db->dbi_blocks, &k, &d);
+  if (rc == MDB_NOTFOUND) return 1;
+  if (rc) return store_mdb_err(tx->db, rc, "read embeddings");
+  if (d.mv_size != block_floats(tx->db) * sizeof(float))
+    return wd_err(tx->db, WARDEN_ECORRUPT,
+                  "embedding block %u has %zu bytes, expected %zu", b,
+                  d.mv_size, block_floats(tx->db) * sizeof(float));
+  *base = d.mv_data;
+  return 0;
+}
+
+static int block_mut(wd_txn *tx, uint32_t b, float **out) {
+  unsigned char kb[4];
+  slotkey(kb, b);
+  float *c = wd_hmap_get(&tx->blocks, kb, 4);
+  if (!c) {
+    size_t nf = block_floats(tx->db);
+    c = wd_malloc(nf * sizeof(float));
+    if (!c) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    const float *cur;
+    int rc = store_block_get(tx, b, &cur);
+    if (rc < 0) {
+      wd_free(c);
+      return rc;
+    }
+    if (rc == 0)
+      memcpy(c, cur, nf * sizeof(float));
+    else
+      memset(c, 0, nf * sizeof(float));
+    if (wd_hmap_put(&tx->blocks, kb, 4, c, NULL) != 0) {
+      wd_free(c);
+      return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    }
+  }
+  tx->changed = 1;
+  *out = c;
+  return 0;
+}
+
+int store_vec_put(wd_txn *tx, uint32_t slot, const float *v) {
+  float *blk;
+  int rc = block_mut(tx, slot / WD_BLOCK, &blk);
+  if (rc) return rc;
+  size_t dim = tx->db->cfg.dim, row = slot % WD_BLOCK;
+  double n2 = 0;
+  for (size_t i = 0; i < dim; i++) n2 += (double)v[i] * v[i];
+  blk[row] = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+  memcpy(blk + WD_BLOCK + row * dim, v, dim * sizeof(float));
+  return 0;
+}
+
+int store_vec_zero(wd_txn *tx, uint32_t slot) {
+  float *blk;
+  int rc = block_mut(tx, slot / WD_BLOCK, &blk);
+  if (rc) return rc;
+  size_t dim = tx->db->cfg.dim, row = slot % WD_BLOCK;
+  blk[row] = 0;
+  memset(blk + WD_BLOCK + row * dim, 0, dim * sizeof(float));
+  return 0;
+}

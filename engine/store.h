@@ -1,0 +1,123 @@
+/*
+ * store.h -- the collection's LMDB environment: the one door to LMDB.
+ *
+ * Layout (named databases in DIR/store/):
+ *   meta     "revision" u64, "next_slot" u64, "docs" u64, "chunks" u64,
+ *            "format" u64, "t:<field>" one byte wd_type (fixed field types)
+ *   docs     doc key -> document record, JSON:
+ *            {"doc_id","source","namespace","metadata","allow","deny","slots"}
+ *            doc key = doc_id when <= 480 bytes, else its first 480 bytes +
+ *            "\xff\x00" + 128-bit hash (LMDB keys are <= 511 bytes); the
+ *            record holds the full id and is checked on every lookup.
+ *   chunks   slot (u32 big-endian) -> [u32 ordinal][u32 id len][doc_id][text]
+ *   blocks   block number (u32 BE) -> embedding block (index/scan.h layout:
+ *            float invnorm[256]; float vec[256][dim]).  A block is one LMDB
+ *            value of ~400 KB at d=384, so LMDB stores it on consecutive
+ *            overflow pages: a scan reads each block as one contiguous run
+ *            of memory straight from the map, with no copy.
+ *   bitmaps  key -> CRoaring portable bitmap of slots:
+ *            "L" live slots; "A"+principal allow; "D"+principal deny;
+ *            "N"+namespace; "V"+field+"\0"+value (value encoded so that
+ *            LMDB's byte order is the value order: strings raw, int64 and
+ *            float64 as order-preserving big-endian, bool one byte) --
+ *            equality is one get, ranges and prefixes one cursor walk.
+ *   principals principal -> JSON array of its groups (the directory)
+ *   grants   (resolver issue)
+ *
+ * Slots (chunk ids) are dense u32 handed out in insertion order and never
+ * reused: an upsert gets new slots and frees the old ones (rows zeroed,
+ * bits cleared).  Derived indexes can thus name chunks by slot.
+ *
+ * Write transactions keep dirty bitmaps and blocks in memory and write each
+ * once at commit, so a bulk ingest rewrites a bitmap once, not per document.
+ * store_write() reruns an operation after growing the map on MDB_MAP_FULL,
+ * so operations must be re-runnable from their context.
+ */
+#ifndef WD_STORE_H
+#define WD_STORE_H
+#include <jansson.h>
+#include <roaring/roaring.h>
+
+#include "hmap.h"
+#include "wd_internal.h"
+
+#define WD_EMAPFULL (-30999) /* internal: the map must grow, rerun the op */
+#define WD_MAX_DOCID 1024
+#define WD_MAX_KEYLEN 128    /* metadata key */
+#define WD_MAX_STRVAL 256    /* metadata string value / list element */
+#define WD_MAX_NAMESPACE 256
+#define WD_MAX_SLOTS 0xFFFFFF00u
+
+typedef struct wd_txn {
+  warden *db;
+  MDB_txn *t;
+  int write;
+  int changed;       /* something was written: bump the revision */
+  wd_hmap bms;       /* dirty bitmaps: key -> roaring_bitmap_t* */
+  wd_hmap blocks;    /* dirty blocks: u32 block -> float* */
+  uint64_t next_slot, ndocs, nchunks; /* write txn counters */
+} wd_txn;
+
+int store_open(warden *db, const char *dir, int create, char *err,
+               size_t errlen);
+void store_close(warden *db);
+
+/* Begin / end a read-only snapshot.  Thread-safe. */
+int store_read_begin(warden *db, wd_txn *tx);
+void store_read_end(wd_txn *tx);
+
+/* Run op in a write transaction: op returns 0 to commit, negative to abort
+ * (that code is returned).  Reruns op after growing the map when it returns
+ * WD_EMAPFULL.  *revision (may be NULL) receives the committed revision, or
+ * the current one when op changed nothing. */
+int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
+                uint64_t *revision);
+
+/* Map an LMDB return code to a warden code with a message. */
+int store_mdb_err(warden *db, int rc, const char *what);
+
+uint64_t store_meta_u64(wd_txn *tx, const char *key); /* 0 when missing */
+int store_meta_put_u64(wd_txn *tx, const char *key, uint64_t v);
+wd_type store_field_type(wd_txn *tx, const char *field);
+int store_field_type_put(wd_txn *tx, const char *field, wd_type t);
+
+/* Bitmap keys. */
+size_t store_key(char *buf, char kind, const char *s, size_t n); /* buf>=512 */
+size_t store_vkey(char *buf, const char *field, const wd_value *v);
+/* OR the stored bitmap (read-through the write cache) into acc. */
+int store_bm_or(wd_txn *tx, const char *key, size_t klen,
+                roaring_bitmap_t *acc);
+/* A mutable bitmap for key in a write txn (loaded or created, cached). */
+int store_bm_mut(wd_txn *tx, const char *key, size_t klen,
+                 roaring_bitmap_t **bm);
+/* Walk bitmap keys in [lo, hi] (hi NULL: while key starts with lo's first
+ * plen bytes), calling fn(key, klen, ctx) -> 1 to OR that bitmap into acc,
+ * 0 to skip, negative to stop with an error. */
+int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
+                  const char *hi, size_t hilen, roaring_bitmap_t *acc,
+                  int (*fn)(const char *key, size_t klen, void *ctx),
+                  void *ctx);
+
+/* Documents. */
+size_t store_dockey(char *buf, const char *doc_id, size_t n); /* buf>=512 */
+int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec);
+int store_doc_put(wd_txn *tx, const char *doc_id, size_t n, const json_t *rec);
+int store_doc_del(wd_txn *tx, const char *doc_id, size_t n);
+
+/* Chunks: pointers returned by store_chunk_get are valid until the end of
+ * the transaction. */
+int store_chunk_put(wd_txn *tx, uint32_t slot, uint32_t ord,
+                    const char *doc_id, size_t dlen, const char *text,
+                    size_t tlen);
+int store_chunk_get(wd_txn *tx, uint32_t slot, uint32_t *ord,
+                    const char **doc_id, size_t *dlen, const char **text,
+                    size_t *tlen);
+int store_chunk_del(wd_txn *tx, uint32_t slot);
+
+/* Embeddings. */
+int store_vec_put(wd_txn *tx, uint32_t slot, const float *v);
+int store_vec_zero(wd_txn *tx, uint32_t slot);
+/* Block b (0 found, 1 absent, <0 error); *base valid until txn end. */
+int store_block_get(wd_txn *tx, uint32_t b, const float **base);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * wd_internal.h -- the handle and the helpers every engine module shares.
+ *
+ * Threading contract: a `warden` handle is shared by all threads.  Fields
+ * set at open (env, dbis, cfg, dir) are read-only afterwards.  The map lock
+ * is held shared by every transaction and exclusively only while the LMDB
+ * map is resized (LMDB requires no live transaction in the process then).
+ * Error messages are per thread (errkey), so concurrent queries do not
+ * overwrite each other's messages.
+ */
+#ifndef WD_INTERNAL_H
+#define WD_INTERNAL_H
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "warden.h"
+#include "wd_alloc.h"
+#include "wd_types.h"
+
+#define WD_ERRLEN 1024
+
+struct warden {
+  MDB_env *env;
+  MDB_dbi dbi_meta;   /* "revision", "next_slot", counters, field types */
+  MDB_dbi dbi_docs;   /* doc key -> document record (JSON) */
+  MDB_dbi dbi_chunks; /* slot (u32 BE) -> chunk record */
+  MDB_dbi dbi_blocks; /* block no (u32 BE) -> embedding block */
+  MDB_dbi dbi_bitmaps;/* bitmap key -> CRoaring portable bitmap */
+  MDB_dbi dbi_princ;  /* principal -> JSON array of groups */
+  MDB_dbi dbi_grants; /* grant key -> "" (resolver issue) */
+  wd_config cfg;
+  char *dir;
+  int read_only;
+  pid_t pid;               /* process that opened the handle */
+  pthread_key_t errkey;    /* per-thread message buffer */
+  pthread_rwlock_t maplock;
+  size_t mapsize;
+  pthread_mutex_t growlock;
+};
+
+/* Record a message for the calling thread and return code. */
+int wd_err(warden *db, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Clear the calling thread's message. */
+void wd_err_clear(warden *db);
+/* WARDEN_EFORK (with message) when used in a child after fork(). */
+int wd_check_pid(warden *db);
+
+/* Principal syntax: user:NAME | group:NAME | "*" (when allow_star).
+ * NAME: 1..256 bytes, no whitespace or control characters.  Returns 0 when
+ * valid, else writes a reason into why. */
+int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
+                       size_t whylen);
+
+#endif
