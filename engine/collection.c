@@ -576,7 +576,7 @@ int warden_check(warden *db, char **json_out) {
         roaring_bitmap_t *sent = wd_hmap_get(&want, k.mv_data, k.mv_size);
         roaring_bitmap_add(sent, 0xFFFFFFFFu);
       }
-      roaring_bitmap_free(got);
+      if (got) roaring_bitmap_free(got);
       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
     }
     mdb_cursor_close(c);

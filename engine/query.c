@@ -412,8 +412,8 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
 out:
   if (in_txn) store_read_end(&tx);
   wd_strlist_free(&who);
-  roaring_bitmap_free(allowed);
-  roaring_bitmap_free(live);
+  if (allowed) roaring_bitmap_free(allowed); /* CRoaring 0.2 rejects NULL */
+  if (live) roaring_bitmap_free(live);
   if (heaps)
     for (size_t q = 0; q < nq; q++) wd_topk_free(&heaps[q]);
   wd_free(heaps);
