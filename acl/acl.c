@@ -31,6 +31,7 @@ int wd_strlist_add(wd_strlist *l, const char *s, size_t n) {
 void wd_strlist_free(wd_strlist *l) {
   for (size_t i = 0; i < l->n; i++) wd_free(l->v[i]);
   wd_free(l->v);
+  wd_free(l->parent);
   memset(l, 0, sizeof *l);
 }
 
@@ -53,13 +54,43 @@ int acl_directory_groups(wd_txn *tx, const char *p, size_t n, json_t **out) {
   return 0;
 }
 
+/* Record parents as entries are added (parallel array, same capacity). */
+static int add_with_parent(wd_strlist *l, size_t *pcap, const char *s, size_t n, int parent) {
+  size_t before = l->n;
+  int rc = wd_strlist_add(l, s, n);
+  if (rc || l->n == before) return rc;
+  if (*pcap < l->cap) {
+    int *np = wd_realloc(l->parent, l->cap * sizeof *np);
+    if (!np) return WARDEN_ENOMEM;
+    l->parent = np;
+    *pcap = l->cap;
+  }
+  l->parent[l->n - 1] = parent;
+  return 0;
+}
+
+char *acl_chain(const wd_strlist *who, size_t i) {
+  size_t len = 1;
+  for (int j = (int)i, hops = 0; j >= 0 && hops < 64; j = who->parent ? who->parent[j] : -1, hops++)
+    len += strlen(who->v[j]) + 5;
+  char *s = wd_malloc(len);
+  if (!s) return NULL;
+  s[0] = 0;
+  for (int j = (int)i, hops = 0; j >= 0 && hops < 64; j = who->parent ? who->parent[j] : -1, hops++) {
+    if (s[0]) strcat(s, " via ");
+    strcat(s, who->v[j]);
+  }
+  return s;
+}
+
 int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
                size_t ngroups, wd_strlist *out) {
   wd_strlist l;
   memset(&l, 0, sizeof l);
-  int rc = wd_strlist_add(&l, principal, strlen(principal));
+  size_t pcap = 0;
+  int rc = add_with_parent(&l, &pcap, principal, strlen(principal), -1);
   for (size_t i = 0; i < ngroups && !rc; i++)
-    rc = wd_strlist_add(&l, groups[i], strlen(groups[i]));
+    rc = add_with_parent(&l, &pcap, groups[i], strlen(groups[i]), -1);
   /* breadth-first over the directory; the list doubles as the visited set */
   for (size_t i = 0; i < l.n && !rc; i++) {
     json_t *g;
@@ -73,7 +104,8 @@ int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
                     WD_MAX_EXPANDED);
         break;
       }
-      if ((rc = wd_strlist_add(&l, json_string_value(e), json_string_length(e)))) break;
+      if ((rc = add_with_parent(&l, &pcap, json_string_value(e), json_string_length(e), (int)i)))
+        break;
     }
     json_decref(g);
   }

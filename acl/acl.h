@@ -18,6 +18,10 @@
 typedef struct wd_strlist {
   char **v;
   size_t n, cap;
+  /* acl_expand only: parent[i] is the index of the entry whose directory
+   * listed v[i] (-1 for the principal and caller-asserted groups), so the
+   * chain that reached a group can be told (audit evidence). */
+  int *parent;
 } wd_strlist;
 
 int wd_strlist_add(wd_strlist *l, const char *s, size_t n); /* dedups */
@@ -29,6 +33,10 @@ void wd_strlist_free(wd_strlist *l);
  * out[0] is the principal. */
 int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
                size_t ngroups, wd_strlist *out);
+
+/* "group:students via group:year5 via user:harry": how who->v[i] was
+ * reached.  New string (wd_free) or NULL on allocation failure. */
+char *acl_chain(const wd_strlist *who, size_t i);
 
 /* Readable slots for the expanded set who (from acl_expand). */
 int acl_readable(wd_txn *tx, const wd_strlist *who, roaring_bitmap_t **out);

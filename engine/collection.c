@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "audit.h"
 #include "doc.h"
+#include "resolver.h"
+#include "search.h"
 #include "embed.h"
 #include "scan.h"
 #include "store.h"
@@ -32,11 +35,15 @@ static warden *handle_new(void) {
   }
   pthread_rwlock_init(&db->maplock, NULL);
   pthread_mutex_init(&db->growlock, NULL);
+  pthread_mutex_init(&db->annlock, NULL);
   db->pid = getpid();
   return db;
 }
 
 static void handle_free(warden *db) {
+  wd_search_close(db);
+  wd_resolver_close(db->resolver);
+  wd_audit_close(db->audit);
   store_close(db);
   wd_config_free(&db->cfg);
   wd_free(db->dir);
@@ -46,6 +53,7 @@ static void handle_free(warden *db) {
   pthread_key_delete(db->errkey);
   pthread_rwlock_destroy(&db->maplock);
   pthread_mutex_destroy(&db->growlock);
+  pthread_mutex_destroy(&db->annlock);
   wd_free(db);
 }
 
@@ -190,6 +198,12 @@ int warden_open(const char *dir, const warden_open_opts *opts, warden **out,
       snprintf(msg, sizeof msg, "%s", warden_errmsg(db));
     }
   }
+  if (!rc && (rc = wd_resolver_open(db, &db->resolver)) != 0)
+    snprintf(msg, sizeof msg, "resolver: %s", warden_errmsg(db));
+  if (!rc && (rc = wd_audit_open(db, &db->audit)) != 0)
+    snprintf(msg, sizeof msg, "audit: %s", warden_errmsg(db));
+  if (!rc && (rc = wd_search_open(db)) != 0)
+    snprintf(msg, sizeof msg, "index: %s", warden_errmsg(db));
   if (rc) {
     if (rc == WARDEN_ENOMEM) snprintf(msg, sizeof msg, "out of memory");
     set_err(errbuf, errlen, msg);
@@ -460,6 +474,9 @@ int warden_check(warden *db, char **json_out) {
     }
     json_t *ns = json_object_get(rec, "namespace");
     kl = store_key(kb, 'N', json_string_value(ns), json_string_length(ns));
+    ADDKEY(kl);
+    json_t *srcj = json_object_get(rec, "source");
+    kl = store_key(kb, 'S', json_string_value(srcj), json_string_length(srcj));
     ADDKEY(kl);
     const char *field;
     json_t *v;

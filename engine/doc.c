@@ -139,6 +139,11 @@ int doc_index(wd_txn *tx, const json_t *rec, int set) {
   const json_t *ns = json_object_get(rec, "namespace");
   kl = store_key(kb, 'N', json_string_value(ns), json_string_length(ns));
   if ((rc = bits_key(tx, kb, kl, s, n, set))) goto out;
+  /* by source, so grants (prefixes of sources) become a bitmap walk; keys
+   * keep the first 500 bytes, a superset that the resolver post-checks */
+  const json_t *src = json_object_get(rec, "source");
+  kl = store_key(kb, 'S', json_string_value(src), json_string_length(src));
+  if ((rc = bits_key(tx, kb, kl, s, n, set))) goto out;
   const char *field;
   const json_t *v;
   json_object_foreach((json_t *)json_object_get(rec, "metadata"), field, v) {

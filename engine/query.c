@@ -22,7 +22,10 @@
 #include <time.h>
 
 #include "acl.h"
+#include "audit.h"
 #include "embed.h"
+#include "resolver.h"
+#include "search.h"
 #include "filter.h"
 #include "kernels.h"
 #include "scan.h"
@@ -33,6 +36,7 @@
 
 typedef struct docinfo {
   char *source, *namespace_, *metadata;
+  json_t *allow; /* for audit evidence */
 } docinfo;
 
 typedef struct qres {
@@ -69,6 +73,7 @@ void warden_results_free(warden_results *r) {
     wd_free(d->source);
     wd_free(d->namespace_);
     wd_free(d->metadata);
+    json_decref(d->allow);
     wd_free(d);
   }
   wd_hmap_free(&r->docs);
@@ -137,6 +142,7 @@ static int materialise(wd_txn *tx, warden_results *r, uint32_t s, float score,
       d->source = wd_strdup(json_string_value(json_object_get(rec, "source")));
       d->namespace_ = wd_strdup(json_string_value(json_object_get(rec, "namespace")));
       d->metadata = json_str(json_object_get(rec, "metadata"));
+      d->allow = json_incref(json_object_get(rec, "allow"));
     }
     json_decref(rec);
     if (!d || !d->source || !d->namespace_ || !d->metadata ||
@@ -145,6 +151,7 @@ static int materialise(wd_txn *tx, warden_results *r, uint32_t s, float score,
         wd_free(d->source);
         wd_free(d->namespace_);
         wd_free(d->metadata);
+        json_decref(d->allow);
         wd_free(d);
       }
       return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
@@ -252,11 +259,6 @@ static int fx_contains(void *ctx, const char *key, const char *needle, size_t n,
   return store_bm_walk(c->tx, kb, fl + 2, fl + 2, NULL, 0, acc, take_contains, &m);
 }
 
-/* ------------------------------------------------------------- blocks */
-
-static int get_block(void *ctx, uint32_t b, const float **base) {
-  return store_block_get((wd_txn *)ctx, b, base);
-}
 
 /* ------------------------------------------------------------- query */
 
@@ -291,6 +293,113 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
   return 0;
 }
 
+/* Work bound of the resolver over-fetch: at most this many candidates are
+ * checked per query (documented in the README); hitting it is reported in
+ * the plan as "work_bound_hit" and the query returns what passed. */
+static size_t work_bound(size_t k) { return k * 50 > 5000 ? k * 50 : 5000; }
+
+/* Document behind a slot, through the results' document cache. */
+static int slot_doc(wd_txn *tx, warden_results *r, uint32_t s, const char **id,
+                    size_t *il, docinfo **dout) {
+  warden_hit h;
+  memset(&h, 0, sizeof h);
+  int rc = materialise(tx, r, s, 0, &h); /* caches the document */
+  if (rc) return rc;
+  *id = h.doc_id;
+  *il = strlen(h.doc_id);
+  *dout = wd_hmap_get(&r->docs, *id, *il);
+  return 0;
+}
+
+typedef struct rstate {     /* resolver state shared by a batch's queries */
+  roaring_bitmap_t *rejected; /* slots whose document the resolver refused */
+  roaring_bitmap_t *passed;   /* slots whose document the resolver allowed */
+  wd_hmap evidence;           /* doc_id -> evidence string (owned) */
+  wd_hmap failed_docs;        /* doc_id -> (void*)1 failed (not denied) */
+  uint64_t denied, errors, timeouts;
+} rstate;
+
+/* Check the candidates' documents not yet decided; update the state. */
+static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_strlist *who,
+                         rstate *rs, const wd_hit_i *c, size_t n, int *degraded,
+                         uint64_t *checked) {
+  warden_resource *items = wd_calloc(n ? n : 1, sizeof *items);
+  unsigned char *out = wd_malloc(n ? n : 1);
+  char **ev = wd_calloc(n ? n : 1, sizeof *ev);
+  uint32_t *first = wd_calloc(n ? n : 1, sizeof *first);
+  int rc = 0;
+  size_t m = 0;
+  if (!items || !out || !ev || !first) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (roaring_bitmap_contains(rs->passed, c[i].id) || roaring_bitmap_contains(rs->rejected, c[i].id))
+      continue;
+    const char *id;
+    size_t il;
+    docinfo *d;
+    if ((rc = slot_doc(tx, r, c[i].id, &id, &il, &d))) break;
+    int dup = 0;
+    for (size_t j = 0; j < m && !dup; j++) dup = strcmp(items[j].doc_id, id) == 0;
+    if (dup) continue;
+    items[m].doc_id = id;
+    items[m].source = d->source;
+    first[m] = c[i].id;
+    m++;
+  }
+  if (rc || m == 0) goto done;
+  *checked += m;
+  if ((rc = wd_resolver_check(db->resolver, tx, who, items, m, out, ev))) goto done;
+  /* apply per document to every candidate chunk of it */
+  for (size_t j = 0; j < m; j++) {
+    int ok = out[j] == WD_RES_ALLOW;
+    if (out[j] == WD_RES_DENY) rs->denied++;
+    if (out[j] == WD_RES_ERROR) rs->errors++;
+    if (out[j] == WD_RES_TIMEOUT) rs->timeouts++;
+    if (out[j] == WD_RES_ERROR || out[j] == WD_RES_TIMEOUT) *degraded = 1;
+    for (size_t i = 0; i < n; i++) {
+      const char *id;
+      size_t il;
+      docinfo *d;
+      if (roaring_bitmap_contains(rs->passed, c[i].id) || roaring_bitmap_contains(rs->rejected, c[i].id))
+        continue;
+      if ((rc = slot_doc(tx, r, c[i].id, &id, &il, &d))) goto done;
+      if (strcmp(id, items[j].doc_id) != 0) continue;
+      roaring_bitmap_add(ok ? rs->passed : rs->rejected, c[i].id);
+    }
+    if (ev[j]) {
+      void *old = NULL;
+      if (wd_hmap_put(&rs->evidence, items[j].doc_id, strlen(items[j].doc_id), ev[j], &old)) {
+        rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+        goto done;
+      }
+      wd_free(old);
+      ev[j] = NULL;
+    }
+  }
+done:
+  for (size_t j = 0; ev && j < n; j++) wd_free(ev[j]);
+  wd_free(items);
+  wd_free(out);
+  wd_free(ev);
+  wd_free(first);
+  return rc;
+}
+
+/* The allow entry that admitted this document for who, as a chain. */
+static char *acl_evidence(const wd_strlist *who, const json_t *allow) {
+  size_t i;
+  const json_t *p;
+  json_array_foreach(allow, i, p) {
+    const char *s = json_string_value(p);
+    if (s && strcmp(s, "*") == 0) return wd_strdup("*");
+    for (size_t j = 0; s && j < who->n; j++)
+      if (strcmp(who->v[j], s) == 0) return acl_chain(who, j);
+  }
+  return NULL;
+}
+
 int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
                  warden_results **out) {
   if (!db || !out) return WARDEN_EINVAL;
@@ -304,17 +413,22 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   wd_filter *flt = NULL;
   if (o->filter && wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr))
     return wd_err(db, WARDEN_EDATA, "%s", ferr);
-  /* cosine: the scan wants unit queries */
+  int active = wd_resolver_active(db->resolver);
+  size_t kmax = active ? work_bound(k) + k : k;
   float *qv = wd_malloc(nq * dim * sizeof(float));
   warden_results *r = wd_calloc(1, sizeof *r);
   wd_topk *heaps = wd_calloc(nq, sizeof *heaps);
-  wd_hit_i *sorted = wd_malloc(k * sizeof *sorted);
+  wd_hit_i *sorted = wd_malloc(kmax * sizeof *sorted);
   roaring_bitmap_t *allowed = NULL, *live = roaring_bitmap_create();
+  rstate rs;
+  memset(&rs, 0, sizeof rs);
+  rs.rejected = roaring_bitmap_create();
+  rs.passed = roaring_bitmap_create();
   wd_strlist who;
   memset(&who, 0, sizeof who);
   wd_txn tx;
   int in_txn = 0;
-  if (!qv || !r || !heaps || !sorted || !live) {
+  if (!qv || !r || !heaps || !sorted || !live || !rs.rejected || !rs.passed) {
     rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     goto out;
   }
@@ -368,44 +482,125 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
     roaring_bitmap_and_inplace(allowed, fb);
     roaring_bitmap_free(fb);
   }
-  roaring_bitmap_and_inplace(allowed, live); /* defensive: only live slots */
-  double t_plan = now_ms();
-  /* 3: nearest allowed vectors */
-  wd_vecsrc src = {dim, db->cfg.metric, get_block, &tx};
-  wd_scan_stats st;
-  memset(&st, 0, sizeof st);
-  if ((rc = wd_scan_exact(&src, qv, nq, allowed, heaps, &st))) {
-    if (rc == -1) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-    goto out;
+  if (active) { /* grants: a pre-filter superset, still post-checked */
+    roaring_bitmap_t *pf = NULL;
+    if ((rc = wd_resolver_prefilter(db->resolver, &tx, &who, &pf))) goto out;
+    if (pf) {
+      roaring_bitmap_and_inplace(allowed, pf);
+      roaring_bitmap_free(pf);
+    }
   }
-  double t_scan = now_ms();
-  /* 4: materialise */
+  roaring_bitmap_and_inplace(allowed, live); /* defensive: only live slots */
   uint64_t nallowed = roaring_bitmap_get_cardinality(allowed);
   uint64_t nlive = roaring_bitmap_get_cardinality(live);
+  double t_plan = now_ms();
+  wd_search_info si;
+  memset(&si, 0, sizeof si);
+  /* 3: nearest allowed vectors */
+  if (!active) {
+    if ((rc = wd_search(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, heaps, &si)))
+      goto out;
+  }
+  double t_scan = now_ms();
   for (size_t q = 0; q < nq && !rc; q++) {
-    size_t n = wd_topk_drain_sorted(&heaps[q], sorted);
+    size_t n = 0, rounds = 0;
+    uint64_t checked = 0, denied0 = rs.denied, errors0 = rs.errors, timeouts0 = rs.timeouts;
+    int work_hit = 0, degraded = 0;
+    if (!active) {
+      n = wd_topk_drain_sorted(&heaps[q], sorted);
+    } else {
+      /* over-fetch in rounds until k candidates pass the resolver or the
+       * allowed set is exhausted; never pad */
+      size_t kk = k;
+      for (;;) {
+        rounds++;
+        roaring_bitmap_t *cand = roaring_bitmap_andnot(allowed, rs.rejected);
+        uint64_t ncand = roaring_bitmap_get_cardinality(cand);
+        wd_topk h;
+        if (!cand || wd_topk_init(&h, kk)) {
+          if (cand) roaring_bitmap_free(cand);
+          rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+          break;
+        }
+        rc = wd_search(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, &h, &si);
+        roaring_bitmap_free(cand);
+        if (!rc) n = wd_topk_drain_sorted(&h, sorted);
+        wd_topk_free(&h);
+        if (rc) break;
+        if ((rc = resolve_round(db, &tx, r, &who, &rs, sorted, n, &degraded, &checked))) break;
+        size_t pass = 0;
+        for (size_t i = 0; i < n; i++) pass += roaring_bitmap_contains(rs.passed, sorted[i].id);
+        if (pass >= k || n < kk) break; /* enough, or allowed set exhausted */
+        if (checked >= work_bound(k)) {
+          work_hit = 1;
+          break;
+        }
+        /* size the next round from the observed pass rate */
+        double rate = n ? (double)pass / (double)n : 0;
+        if (rate < 0.02) rate = 0.02;
+        size_t want = (size_t)((double)(k - pass) / rate * 1.5) + pass + k;
+        if (want < kk * 2) want = kk * 2;
+        if (want > kmax) want = kmax;
+        if (want <= kk) {
+          work_hit = 1;
+          break;
+        }
+        kk = want;
+      }
+      if (rc) break;
+      /* keep the candidates that passed, in rank order, at most k */
+      size_t w = 0;
+      for (size_t i = 0; i < n && w < k; i++)
+        if (roaring_bitmap_contains(rs.passed, sorted[i].id)) sorted[w++] = sorted[i];
+      n = w;
+    }
+    r->q[q].degraded = degraded;
     r->q[q].hits = wd_calloc(n ? n : 1, sizeof(warden_hit));
-    if (!r->q[q].hits) {
+    wd_audit_hit *ah = db->audit ? wd_calloc(n ? n : 1, sizeof *ah) : NULL;
+    if (!r->q[q].hits || (db->audit && !ah)) {
+      wd_free(ah);
       rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
       break;
     }
     for (size_t i = 0; i < n && !rc; i++) {
-      rc = materialise(&tx, r, sorted[i].id, wd_dist_to_score(db->cfg.metric, sorted[i].dist),
-                       &r->q[q].hits[i]);
-      if (!rc) r->q[q].n++;
+      warden_hit *h = &r->q[q].hits[i];
+      rc = materialise(&tx, r, sorted[i].id, wd_dist_to_score(db->cfg.metric, sorted[i].dist), h);
+      if (rc) break;
+      r->q[q].n++;
+      if (ah) {
+        ah[i].doc_id = h->doc_id;
+        ah[i].chunk = h->chunk;
+        docinfo *d = wd_hmap_get(&r->docs, h->doc_id, strlen(h->doc_id));
+        ah[i].acl_evidence = d && d->allow ? acl_evidence(&who, d->allow) : NULL;
+        ah[i].resolver_evidence = wd_hmap_get(&rs.evidence, h->doc_id, strlen(h->doc_id));
+      }
     }
+    if (!rc && db->audit) {
+      wd_audit_query aq = {o, &who, r->revision, q, ah, r->q[q].n, rs.denied - denied0,
+                           rs.errors - errors0, rs.timeouts - timeouts0, degraded};
+      rc = wd_audit_write(db->audit, db, &aq);
+    }
+    for (size_t i = 0; ah && i < n; i++) wd_free((char *)ah[i].acl_evidence);
+    wd_free(ah);
     if (!rc && o->explain) {
       static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
       r->q[q].plan = wd_asprintf(
-          "{\"strategy\":\"exact\",\"path\":\"%s\",\"simd\":\"%s\",\"k\":%zu,"
+          "{\"strategy\":\"%s\",\"path\":\"%s\",\"simd\":\"%s\",\"k\":%zu,"
           "\"live_chunks\":%llu,\"allowed\":%llu,\"selectivity\":%.6g,"
-          "\"scanned\":%llu,\"dropped_by_resolver\":0,\"revision\":%llu,"
-          "\"plan_ms\":%.3f,\"scan_ms\":%.3f,\"batch\":%zu}",
-          paths[st.path < 0 || st.path > 2 ? 0 : st.path], wd_kernels_name(), k,
-          (unsigned long long)nlive, (unsigned long long)nallowed,
+          "\"scanned\":%llu,\"resolver\":\"%s\",\"rounds\":%zu,\"checked\":%llu,"
+          "\"dropped_by_resolver\":%llu,\"resolver_failed\":%llu,\"work_bound\":%zu,"
+          "\"work_bound_hit\":%s,\"revision\":%llu,\"plan_ms\":%.3f,\"scan_ms\":%.3f,"
+          "\"batch\":%zu%s%s}",
+          si.strategy ? si.strategy : "exact", paths[si.path < 0 || si.path > 2 ? 0 : si.path],
+          wd_kernels_name(), k, (unsigned long long)nlive, (unsigned long long)nallowed,
           nlive ? (double)nallowed / (double)nlive : 0.0,
-          (unsigned long long)(st.scanned / nq), (unsigned long long)r->revision,
-          t_plan - t0, t_scan - t_plan, nq);
+          (unsigned long long)(active ? si.scanned : si.scanned / nq),
+          wd_resolver_name(db->resolver), rounds, (unsigned long long)checked,
+          (unsigned long long)(rs.denied - denied0 + rs.errors - errors0 + rs.timeouts - timeouts0),
+          (unsigned long long)(rs.errors - errors0 + rs.timeouts - timeouts0),
+          active ? work_bound(k) : 0, work_hit ? "true" : "false",
+          (unsigned long long)r->revision, t_plan - t0, (active ? now_ms() : t_scan) - t_plan, nq,
+          si.detail[0] ? "," : "", si.detail);
       if (!r->q[q].plan) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     }
   }
@@ -414,6 +609,11 @@ out:
   wd_strlist_free(&who);
   if (allowed) roaring_bitmap_free(allowed); /* CRoaring 0.2 rejects NULL */
   if (live) roaring_bitmap_free(live);
+  if (rs.rejected) roaring_bitmap_free(rs.rejected);
+  if (rs.passed) roaring_bitmap_free(rs.passed);
+  WD_HMAP_FOREACH(&rs.evidence, e) wd_free(e->val);
+  wd_hmap_free(&rs.evidence);
+  wd_hmap_free(&rs.failed_docs);
   if (heaps)
     for (size_t q = 0; q < nq; q++) wd_topk_free(&heaps[q]);
   wd_free(heaps);

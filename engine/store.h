@@ -17,7 +17,7 @@
  *            of memory straight from the map, with no copy.
  *   bitmaps  key -> CRoaring portable bitmap of slots:
  *            "L" live slots; "A"+principal allow; "D"+principal deny;
- *            "N"+namespace; "V"+field+"\0"+value (value encoded so that
+ *            "N"+namespace; "S"+source (first 500 bytes); "V"+field+"\0"+value (value encoded so that
  *            LMDB's byte order is the value order: strings raw, int64 and
  *            float64 as order-preserving big-endian, bool one byte) --
  *            equality is one get, ranges and prefixes one cursor walk.

@@ -272,6 +272,56 @@ int warden_embed(warden *db, const char *text, float *out);
 unsigned warden_dimension(const warden *db);
 int warden_metric(const warden *db);
 
+
+/* ------------------------------------------------ ANN index lifecycle */
+
+typedef struct warden_index_opts {
+  int rebuild; /* nonzero: retrain from scratch even if an index exists */
+  /* progress (may be NULL): vectors done, vectors total */
+  void (*progress)(void *ctx, uint64_t done, uint64_t total);
+  void *progress_ctx;
+} warden_index_opts;
+
+/* Build (or bring up to date) the collection's ANN index file from the
+ * store.  *json_out (may be NULL) receives a report (free with
+ * warden_free). */
+int warden_index_build(warden *db, const warden_index_opts *opts,
+                       char **json_out);
+
+/* ------------------------------------------ source-permission resolver */
+
+/* One resource checked by a resolver. */
+typedef struct warden_resource {
+  const char *doc_id;
+  const char *source;
+} warden_resource;
+
+/* A resolver callback (SPEC section 6).  Fill allowed[i] with 1 (may read)
+ * or 0 for each of the n resources and return 0.  A nonzero return means
+ * the check failed: every resource of the batch counts as failed (denied,
+ * and the query is marked degraded).  Called from query threads, possibly
+ * concurrently: it must be thread-safe.  All pointers are borrowed for the
+ * duration of the call. */
+typedef int (*warden_resolver_fn)(void *ctx, const char *principal,
+                                  const char *const *groups, size_t ngroups,
+                                  const warden_resource *res, size_t n,
+                                  unsigned char *allowed);
+
+/* Use fn as the source-permission resolver of this handle, instead of the
+ * one configured in warden.yaml.  fn NULL restores the configured one.
+ * Not to be called while queries run on db. */
+int warden_set_resolver(warden *db, warden_resolver_fn fn, void *ctx);
+
+/* Grants (resolver type "grants", like S3 Access Grants): principal may
+ * read every source URI that starts with prefix. */
+int warden_grant_add(warden *db, const char *principal, const char *prefix,
+                     warden_write_report *report);
+int warden_grant_remove(warden *db, const char *principal, const char *prefix,
+                        warden_write_report *report);
+/* {"grants":[{"principal":..,"prefix":..}],"revision":R}; free with
+ * warden_free. */
+int warden_grant_list(warden *db, char **json_out);
+
 /* -------------------------------------------------------- test hooks */
 
 /* Allocation hook used by every allocation libwarden makes itself (not by

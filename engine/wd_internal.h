@@ -39,6 +39,10 @@ struct warden {
   pthread_rwlock_t maplock;
   size_t mapsize;
   pthread_mutex_t growlock;
+  struct wd_resolver *resolver; /* acl/resolver.c; never NULL once open */
+  struct wd_audit *audit;       /* acl/audit.c; NULL when auditing is off */
+  struct wd_ann *ann;           /* index/ANN state owned by engine/search.c */
+  pthread_mutex_t annlock;      /* guards ann (load, catch-up, swap) */
 };
 
 /* Record a message for the calling thread and return code. */

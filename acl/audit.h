@@ -1,0 +1,50 @@
+/*
+ * audit.h -- the append-only query audit log (audit.path in warden.yaml).
+ *
+ * One JSON line per query: time, principal, groups, namespaces, filter,
+ * revision, and each returned (doc_id, chunk) with the evidence that let it
+ * through (the allow entry that matched and the group chain that reached
+ * it; the grant or resolver answer), plus how many candidates the resolver
+ * denied and why.  Never chunk text.  Each line is written with a single
+ * write(2) on an O_APPEND descriptor and carries a CRC of its own content,
+ * so a torn last line (crash mid-write) is detectable.
+ */
+#ifndef WD_AUDIT_H
+#define WD_AUDIT_H
+#include <stdint.h>
+
+#include "acl.h"
+
+typedef struct wd_audit_hit {
+  const char *doc_id;
+  uint32_t chunk;
+  const char *acl_evidence;      /* e.g. "group:students via group:year5" */
+  const char *resolver_evidence; /* e.g. "grant group:eng s3://b/eng/"; NULL */
+} wd_audit_hit;
+
+typedef struct wd_audit_query {
+  const warden_query_opts *opts;
+  const wd_strlist *who;   /* expanded principal set */
+  uint64_t revision;
+  size_t query_index;      /* position in a batch */
+  const wd_audit_hit *hits;
+  size_t nhits;
+  uint64_t resolver_denied, resolver_errors, resolver_timeouts;
+  int degraded;
+} wd_audit_query;
+
+typedef struct wd_audit wd_audit;
+
+/* Open the log named by db->cfg.audit_path (relative to the collection
+ * directory); *out NULL when auditing is off. */
+int wd_audit_open(warden *db, wd_audit **out);
+void wd_audit_close(wd_audit *a);
+/* Append one record.  Thread-safe.  Returns 0 or WARDEN_EIO (the query
+ * then fails: an audited deployment must not answer unaudited). */
+int wd_audit_write(wd_audit *a, warden *db, const wd_audit_query *q);
+/* Verify a log file: returns the number of good lines, sets *torn when the
+ * last line is incomplete or fails its CRC, *bad for damaged lines before
+ * the last.  (For `warden check` and tests.) */
+int64_t wd_audit_verify(const char *path, int *torn, uint64_t *bad);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * search.h -- "the nearest allowed vectors": the step of a query between
+ * the allowed bitmap and the hits.  It picks a strategy (the planner:
+ * exact scan, or the ANN index with the bitmap) and runs it.
+ *
+ * The caller (engine/query.c) owns the snapshot, the allowed set and the
+ * heaps; it may call wd_search several times per query (over-fetch rounds
+ * after the resolver rejected candidates), each time with a smaller
+ * allowed set and possibly a larger k.
+ */
+#ifndef WD_SEARCH_H
+#define WD_SEARCH_H
+#include <roaring/roaring.h>
+
+#include "store.h"
+#include "topk.h"
+
+typedef struct wd_search_info {
+  const char *strategy; /* "exact", "ivf", ... (static string) */
+  int path;             /* exact scan path (index/scan.h stats.path) */
+  uint64_t scanned;     /* distance computations, summed over queries */
+  int fell_back;        /* ANN gave fewer than k: exact was run */
+  char detail[512];     /* extra JSON members for --explain, e.g.
+                           "\"nprobe\":12,\"lists_scanned\":40" (no braces);
+                           empty when none */
+} wd_search_info;
+
+/* For each of nq (unit-normalised for cosine) queries, fill heaps[q]
+ * (initialised by the caller with the wanted k) with the nearest chunks in
+ * allowed.  nallowed/nlive: cardinalities (already known to the caller).
+ * strategy: WARDEN_STRATEGY_*.  Returns 0 or a negative warden code (with
+ * the message set on db). */
+int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
+              const roaring_bitmap_t *allowed, uint64_t nallowed,
+              uint64_t nlive, int strategy, wd_topk *heaps,
+              wd_search_info *info);
+
+/* Handle lifecycle hooks for the ANN state (called by open/close). */
+int wd_search_open(warden *db);
+void wd_search_close(warden *db);
+
+#endif
