@@ -107,6 +107,31 @@ static int has(int p, int u, const int *ing) {
   return p == u;
 }
 
+/* Source resolver of the callback runs: a deterministic verdict per
+ * (principal, document) that the oracle can recompute. */
+static int use_resolver;
+static long resolver_calls;
+static int resolver_says(const char *principal, const char *doc_id) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const char *p = principal; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  for (const char *p = doc_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return (h >> 17) % 3 != 0; /* about two thirds pass */
+}
+static int cb_resolver(void *ctx, const char *principal, const char *const *groups,
+                       size_t ngroups, const warden_resource *res, size_t n,
+                       unsigned char *allowed) {
+  (void)ctx;
+  (void)groups;
+  (void)ngroups;
+  resolver_calls++;
+  for (size_t i = 0; i < n; i++) {
+    if (strncmp(res[i].source, "s3://bkt/", 9) != 0 || strcmp(res[i].source + 9, res[i].doc_id))
+      return -1; /* the engine passed a wrong source: fail loudly */
+    allowed[i] = (unsigned char)resolver_says(principal, res[i].doc_id);
+  }
+  return 0;
+}
+
 static int readable(const odoc *d, int u, const int *ing) {
   int ok = 0;
   for (int i = 0; i < d->nallow; i++)
@@ -496,6 +521,7 @@ static void run_query(void) {
       for (int j = 0; j < nns; j++) nsok |= ns_under(NS[d->ns], nss[j]);
       if (!nsok) continue;
       if (f && !eval(f, d)) continue;
+      if (use_resolver && !resolver_says(up, d->id)) continue;
       for (int c = 0; c < d->nch; c++) cands[nc++] = (cand){odist(d->vec[c], q[qi]), d->slot[c], i, c};
     }
     qsort(cands, (size_t)nc, sizeof *cands, cmpc);
@@ -509,7 +535,8 @@ static void run_query(void) {
       const warden_hit *h = warden_results_hit(r, (size_t)qi, i);
       int di = find_doc(h->doc_id);
       /* leak check first: never an unreadable or filtered chunk */
-      int ok = di >= 0 && readable(&docs[di], u, ing) && (!f || eval(f, &docs[di]));
+      int ok = di >= 0 && readable(&docs[di], u, ing) && (!f || eval(f, &docs[di])) &&
+               (!use_resolver || resolver_says(up, h->doc_id));
       int nsok = nns == 0;
       for (int j = 0; di >= 0 && j < nns; j++) nsok |= ns_under(NS[docs[di].ns], nss[j]);
       if (!ok || !nsok || (int)h->chunk >= docs[di].nch) {
@@ -638,6 +665,7 @@ static void run_metric(int m, int rounds, int qper) {
   char err[512];
   assert_int_equal(warden_create(cdir, &co, err, sizeof err), 0);
   assert_int_equal(warden_open(cdir, NULL, &db, err, sizeof err), 0);
+  if (use_resolver) assert_int_equal(warden_set_resolver(db, cb_resolver, NULL), 0);
   for (int r = 0; r < rounds; r++) {
     ingest_round(10 + rr(30));
     for (int i = 0; i < 3; i++) mutate();
@@ -674,6 +702,15 @@ static void test_oracle_cosine(void **s) {
   run_metric(WARDEN_METRIC_COSINE, quick() ? 8 : 25, quick() ? 60 : 150);
 }
 
+static void test_oracle_resolver(void **s) {
+  (void)s;
+  rs = 0x5151515;
+  use_resolver = 1;
+  run_metric(WARDEN_METRIC_L2, quick() ? 6 : 20, quick() ? 50 : 100);
+  use_resolver = 0;
+  assert_true(resolver_calls > 0);
+}
+
 static void test_report(void **s) {
   (void)s;
   printf("oracle: %ld queries compared, %ld leaks\n", nqueries, nleaks);
@@ -687,6 +724,7 @@ int main(void) {
       cmocka_unit_test(test_oracle_l2),
       cmocka_unit_test(test_oracle_ip),
       cmocka_unit_test(test_oracle_cosine),
+      cmocka_unit_test(test_oracle_resolver),
       cmocka_unit_test(test_report),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,176 @@
+/*
+ * cli.h -- shared plumbing of the warden command-line tool.
+ *
+ * The CLI is a thin shell over warden.h: each subcommand (one file each,
+ * cmd_*.c) parses its options with the table-driven parser below, calls the
+ * library, and prints one JSON object per line on stdout.  Everything the
+ * user must be able to rely on lives here so it is decided once: the exit
+ * codes (SPEC section 5: 0 ok, 1 runtime/I/O, 2 usage, 3 invalid data), the
+ * one-line error format `warden: CONTEXT: REASON` on stderr, and the JSON
+ * output format.  Unlike the library, the CLI may print and exit.
+ */
+#ifndef WARDEN_CLI_H
+#define WARDEN_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "warden.h"
+
+#ifndef WARDEN_VERSION
+#define WARDEN_VERSION "0.1.0"
+#endif
+
+/* Exit codes: a promise that never changes. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_RUNTIME 1
+#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_DATA 3
+
+/* ------------------------------------------------------------ lists */
+
+/* A growable array of borrowed strings (argv entries or pieces of a
+ * cli_split()-owned buffer).  v is never NULL once initialised, so an empty
+ * list can be told apart from "not given" where the library needs it. */
+typedef struct cli_list {
+  const char **v;
+  size_t n, cap;
+  char *owned; /* buffer the strings point into, when split; freed with list */
+} cli_list;
+
+void cli_list_push(cli_list *l, const char *s);
+void cli_list_free(cli_list *l);
+/* Split a comma-separated list into out (cleared first).  Empty items are
+ * skipped, so "" gives an empty (but initialised) list. */
+void cli_split(const char *s, cli_list *out);
+
+/* Allocation for the CLI: out of memory prints an error and exits 1. */
+void *cli_xmalloc(size_t n);
+void *cli_xrealloc(void *p, size_t n);
+char *cli_xstrdup(const char *s);
+
+/* --------------------------------------------------------- options */
+
+typedef enum cli_kind {
+  CLI_FLAG,  /* dest: int *, set to 1 */
+  CLI_STR,   /* dest: const char **, NULL when not given; twice = error */
+  CLI_MULTI  /* dest: cli_list *, repeatable */
+} cli_kind;
+
+typedef struct cli_opt {
+  const char *name; /* long name with dashes: "--dim" */
+  char shortname;   /* 'k' for -k, or 0 */
+  cli_kind kind;
+  void *dest;
+} cli_opt;
+
+/* Parse args (argv[0] is the first word after the (sub)command) against
+ * opts (terminated by a {NULL} entry).  Non-option words go to pos in order;
+ * "-" is a word; "--" ends options.  "--name=value" and "--name value" are
+ * both accepted.  --help/-h prints the help of the command named by the
+ * first word of ctx and returns -1 (the caller exits 0).  A usage error is
+ * printed and returns CLI_EXIT_USAGE.  0 on success. */
+int cli_parse(const char *ctx, int argc, char **argv, const cli_opt *opts,
+              cli_list *pos);
+
+/* Check the number of positional words: between min and max (max < 0:
+ * unlimited).  names is the usage list of positionals ("DIR DOC_ID") used in
+ * the "missing" message.  Returns 0 or CLI_EXIT_USAGE (printed). */
+int cli_need_pos(const char *ctx, const cli_list *pos, size_t min, int max,
+                 const char *names);
+
+/* Parse a decimal unsigned integer option value in [min, max].
+ * Returns 0 or CLI_EXIT_USAGE (printed). */
+int cli_parse_u64(const char *ctx, const char *opt, const char *s,
+                  uint64_t min, uint64_t max, uint64_t *out);
+
+/* ---------------------------------------------------------- errors */
+
+/* `warden: CTX: MESSAGE` on stderr, one line (newlines in the message are
+ * folded).  ctx may be NULL: `warden: MESSAGE`. */
+void cli_err(const char *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A usage error: prints `warden: CTX: MESSAGE (see 'warden CMD --help')`
+ * and returns CLI_EXIT_USAGE. */
+int cli_usage(const char *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Exit code for a library return code. */
+int cli_exit_code(int rc);
+/* Print a library error (warden_errmsg(db), or warden_strerror(rc) when
+ * there is no message) and return its exit code. */
+int cli_lib_err(const warden *db, const char *ctx, int rc);
+
+/* Open the collection in dir; on failure prints the error and returns the
+ * exit code (nonzero); 0 on success. */
+int cli_open(const char *ctx, const char *dir, int read_only, warden **out);
+
+/* Set by the temporary stand-ins in api_pending.c when a library function
+ * is not implemented yet; the command then says "not available yet". */
+extern int cli_api_pending;
+
+/* ------------------------------------------------------------ output */
+
+/* Print obj as one line of JSON on stdout (", " and ": " separators, keys
+ * in insertion order, reals in their shortest round-trip form) and decref
+ * it.  Returns 0, or CLI_EXIT_RUNTIME if stdout failed (printed). */
+int cli_print_json(json_t *obj);
+/* Append obj's JSON text to a growing buffer (used by cli_print_json). */
+char *cli_json_text(const json_t *obj);
+/* A JSON real for a float score: the shortest decimal that reads back as
+ * the same float, so 0.83f prints as 0.83 and not 0.829999983. */
+json_t *cli_json_score(float f);
+/* Print a JSON document produced by the library as one line (re-encoded
+ * through cli_print_json when it parses; verbatim otherwise). */
+int cli_print_lib_json(const char *text);
+/* Flush stdout and report a write failure (exit code or 0). */
+int cli_flush_stdout(void);
+
+/* Read a whole file ("-" = stdin) into a NUL-terminated buffer (free()).
+ * On failure prints `warden: CTX: PATH: reason` and returns exit code. */
+int cli_read_file(const char *ctx, const char *path, char **buf, size_t *len);
+
+/* ----------------------------------------------------------- progress */
+
+/* Progress of a long ingest or sync on stderr: a bar redrawn in place when
+ * stderr is a terminal, otherwise a plain line every ~2 s or 100k lines. */
+typedef struct cli_progress {
+  const char *ctx;
+  int tty;
+  double start, last;
+  uint64_t last_lines;
+  int drawn; /* a bar is on screen and must be cleared */
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, const char *ctx);
+/* Matches warden_ingest_opts.progress. */
+void cli_progress_cb(void *ctx, uint64_t lines, uint64_t bytes,
+                     uint64_t total);
+/* Matches warden_index_opts.progress: items done out of total. */
+void cli_progress_count_cb(void *ctx, uint64_t done, uint64_t total);
+void cli_progress_done(cli_progress *p);
+
+/* --------------------------------------------------------------- help */
+
+/* Help text of a command ("init", "acl", ...), or NULL when unknown. */
+const char *cli_help_text(const char *cmd);
+/* The top-level usage summary. */
+const char *cli_help_main(void);
+
+/* ----------------------------------------------------------- commands */
+
+/* Each takes the words after its command name. */
+int cmd_init(int argc, char **argv);
+int cmd_ingest(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_acl(int argc, char **argv);
+int cmd_principals(int argc, char **argv);
+int cmd_grants(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+
+#endif

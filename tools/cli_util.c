@@ -1,0 +1,558 @@
+/*
+ * cli_util.c -- the shared plumbing of the warden CLI: option parsing,
+ * error printing and exit codes, JSON output, file reading and the progress
+ * reporter.  See cli.h for the contract of each piece; this file is the one
+ * place that decides how the tool talks to its user.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ memory */
+
+static void cli_oom(void) {
+  fputs("warden: out of memory\n", stderr);
+  exit(CLI_EXIT_RUNTIME);
+}
+
+void *cli_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) cli_oom();
+  return p;
+}
+
+void *cli_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) cli_oom();
+  return q;
+}
+
+char *cli_xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = cli_xmalloc(n);
+  memcpy(d, s, n);
+  return d;
+}
+
+/* ------------------------------------------------------------- lists */
+
+void cli_list_push(cli_list *l, const char *s) {
+  if (l->n + 1 >= l->cap || !l->v) {
+    l->cap = l->cap ? l->cap * 2 : 8;
+    l->v = cli_xrealloc(l->v, l->cap * sizeof *l->v);
+  }
+  l->v[l->n++] = s;
+  l->v[l->n] = NULL;
+}
+
+void cli_list_free(cli_list *l) {
+  free(l->v);
+  free(l->owned);
+  memset(l, 0, sizeof *l);
+}
+
+void cli_split(const char *s, cli_list *out) {
+  cli_list_free(out);
+  out->owned = cli_xstrdup(s);
+  out->cap = 8;
+  out->v = cli_xmalloc(out->cap * sizeof *out->v);
+  out->v[0] = NULL;
+  char *save = NULL;
+  for (char *t = strtok_r(out->owned, ",", &save); t;
+       t = strtok_r(NULL, ",", &save)) {
+    /* Trim blanks so "a, b" works as a shell user would expect. */
+    while (*t == ' ' || *t == '\t') t++;
+    char *e = t + strlen(t);
+    while (e > t && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
+    if (*t) cli_list_push(out, t);
+  }
+}
+
+/* ------------------------------------------------------------ errors */
+
+/* Print msg with newlines folded, so every error stays one line. */
+static void put_folded(const char *msg) {
+  for (const char *p = msg; *p; p++) {
+    if (*p == '\n' || *p == '\r') {
+      if (p[1] && p[1] != '\n' && p[1] != '\r') fputs("; ", stderr);
+    } else {
+      fputc(*p, stderr);
+    }
+  }
+}
+
+static void verr(const char *ctx, const char *fmt, va_list ap) {
+  char buf[4096];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  fputs("warden: ", stderr);
+  if (ctx && *ctx) {
+    fputs(ctx, stderr);
+    fputs(": ", stderr);
+  }
+  put_folded(buf);
+}
+
+void cli_err(const char *ctx, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  verr(ctx, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+/* The help key of a context is its first word: "acl set" -> "acl". */
+static void help_key(const char *ctx, char *buf, size_t n) {
+  size_t i = 0;
+  while (ctx && ctx[i] && ctx[i] != ' ' && i + 1 < n) {
+    buf[i] = ctx[i];
+    i++;
+  }
+  buf[i] = '\0';
+}
+
+int cli_usage(const char *ctx, const char *fmt, ...) {
+  char key[64];
+  help_key(ctx, key, sizeof key);
+  va_list ap;
+  va_start(ap, fmt);
+  verr(ctx, fmt, ap);
+  va_end(ap);
+  if (*key)
+    fprintf(stderr, " (see 'warden %s --help')\n", key);
+  else
+    fputs(" (see 'warden --help')\n", stderr);
+  return CLI_EXIT_USAGE;
+}
+
+int cli_exit_code(int rc) {
+  switch (rc) {
+  case WARDEN_OK: return CLI_EXIT_OK;
+  case WARDEN_EINVAL: return CLI_EXIT_USAGE;
+  case WARDEN_EDATA:
+  case WARDEN_ECONFIG: return CLI_EXIT_DATA;
+  default: return CLI_EXIT_RUNTIME;
+  }
+}
+
+int cli_api_pending = 0;
+
+int cli_lib_err(const warden *db, const char *ctx, int rc) {
+  if (cli_api_pending) {
+    cli_err(ctx, "not available yet");
+    return CLI_EXIT_RUNTIME;
+  }
+  const char *msg = db ? warden_errmsg(db) : NULL;
+  if (!msg || !*msg) msg = warden_strerror(rc);
+  /* Library messages often name their operation already ("query: ...");
+   * do not say it twice. */
+  size_t n = ctx ? strlen(ctx) : 0;
+  if (n && strncmp(msg, ctx, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+    ctx = NULL;
+  cli_err(ctx, "%s", msg);
+  return cli_exit_code(rc);
+}
+
+int cli_open(const char *ctx, const char *dir, int read_only, warden **out) {
+  char errbuf[1024] = "";
+  warden_open_opts o = {.read_only = read_only};
+  int rc = warden_open(dir, &o, out, errbuf, sizeof errbuf);
+  if (rc != 0) {
+    cli_err(ctx, "%s", *errbuf ? errbuf : warden_strerror(rc));
+    return cli_exit_code(rc);
+  }
+  return 0;
+}
+
+/* ----------------------------------------------------------- options */
+
+static const cli_opt *find_long(const cli_opt *opts, const char *name,
+                                size_t len) {
+  for (const cli_opt *o = opts; o && o->name; o++)
+    if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
+  return NULL;
+}
+
+static const cli_opt *find_short(const cli_opt *opts, char c) {
+  for (const cli_opt *o = opts; o && o->name; o++)
+    if (o->shortname && o->shortname == c) return o;
+  return NULL;
+}
+
+int cli_parse(const char *ctx, int argc, char **argv, const cli_opt *opts,
+              cli_list *pos) {
+  int only_pos = 0;
+  if (!pos->v) {
+    pos->cap = 8;
+    pos->v = cli_xmalloc(pos->cap * sizeof *pos->v);
+    pos->v[0] = NULL;
+  }
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (only_pos || a[0] != '-' || a[1] == '\0') {
+      cli_list_push(pos, a);
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      only_pos = 1;
+      continue;
+    }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      char key[64];
+      help_key(ctx, key, sizeof key);
+      const char *h = cli_help_text(key);
+      fputs(h ? h : cli_help_main(), stdout);
+      return cli_flush_stdout() ? CLI_EXIT_RUNTIME : -1;
+    }
+    const cli_opt *o;
+    const char *val = NULL;
+    char shown[64];
+    if (a[1] == '-') {
+      const char *eq = strchr(a, '=');
+      size_t len = eq ? (size_t)(eq - a) : strlen(a);
+      o = find_long(opts, a, len);
+      if (eq) val = eq + 1;
+      snprintf(shown, sizeof shown, "%.*s", (int)(len < 60 ? len : 60), a);
+    } else {
+      o = a[2] == '\0' ? find_short(opts, a[1]) : NULL;
+      /* "-k5" style: short option with attached value. */
+      if (!o && a[2] != '\0') {
+        o = find_short(opts, a[1]);
+        if (o && o->kind != CLI_FLAG) val = a + 2;
+        else o = NULL;
+      }
+      snprintf(shown, sizeof shown, "-%c", a[1]);
+    }
+    if (!o) return cli_usage(ctx, "unknown option '%s'", a);
+    if (o->kind == CLI_FLAG) {
+      if (val) return cli_usage(ctx, "option %s takes no value", shown);
+      *(int *)o->dest = 1;
+      continue;
+    }
+    if (!val) {
+      if (i + 1 >= argc)
+        return cli_usage(ctx, "option %s needs a value", shown);
+      val = argv[++i];
+    }
+    if (o->kind == CLI_STR) {
+      const char **d = o->dest;
+      if (*d) return cli_usage(ctx, "option %s given twice", shown);
+      *d = val;
+    } else {
+      cli_list_push(o->dest, val);
+    }
+  }
+  return 0;
+}
+
+int cli_need_pos(const char *ctx, const cli_list *pos, size_t min, int max,
+                 const char *names) {
+  if (pos->n < min) {
+    /* Name the first missing positional from the usage list. */
+    const char *p = names;
+    for (size_t i = 0; i < pos->n && p; i++) {
+      p = strchr(p, ' ');
+      if (p) p++;
+    }
+    char word[64] = "argument";
+    if (p && *p) {
+      size_t len = strcspn(p, " ");
+      snprintf(word, sizeof word, "%.*s", (int)(len < 60 ? len : 60), p);
+    }
+    return cli_usage(ctx, "missing %s", word);
+  }
+  if (max >= 0 && pos->n > (size_t)max)
+    return cli_usage(ctx, "unexpected argument '%s'", pos->v[max]);
+  return 0;
+}
+
+int cli_parse_u64(const char *ctx, const char *opt, const char *s,
+                  uint64_t min, uint64_t max, uint64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+    return cli_usage(ctx, "%s: expected a number, got '%s'", opt, s ? s : "");
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end)
+    return cli_usage(ctx, "%s: expected a number, got '%s'", opt, s);
+  if (v < min || v > max)
+    return cli_usage(ctx, "%s: %llu is out of range [%llu, %llu]", opt, v,
+                     (unsigned long long)min, (unsigned long long)max);
+  *out = v;
+  return 0;
+}
+
+/* ------------------------------------------------------------ output */
+
+typedef struct sbuf {
+  char *p;
+  size_t n, cap;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+  if (b->n + n + 1 > b->cap) {
+    while (b->n + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 256;
+    b->p = cli_xrealloc(b->p, b->cap);
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = '\0';
+}
+
+static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_string(sbuf *b, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  sb_put(b, "\"", 1);
+  size_t run = 0; /* bytes copied verbatim since the last escape */
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    const char *esc = NULL;
+    char u[7];
+    switch (c) {
+    case '"': esc = "\\\""; break;
+    case '\\': esc = "\\\\"; break;
+    case '\n': esc = "\\n"; break;
+    case '\r': esc = "\\r"; break;
+    case '\t': esc = "\\t"; break;
+    case '\b': esc = "\\b"; break;
+    case '\f': esc = "\\f"; break;
+    default:
+      if (c < 0x20) {
+        u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0';
+        u[4] = hex[c >> 4], u[5] = hex[c & 15], u[6] = '\0';
+        esc = u;
+      }
+    }
+    if (esc) {
+      sb_put(b, s + i - run, run);
+      run = 0;
+      sb_puts(b, esc);
+    } else {
+      run++;
+    }
+  }
+  sb_put(b, s + len - run, run);
+  sb_put(b, "\"", 1);
+}
+
+/* Shortest "%.*g" that reads back as the same double; always looks like a
+ * real (keeps a '.' or exponent) so a float field stays a float. */
+static void sb_real(sbuf *b, double d) {
+  char tmp[40];
+  if (!isfinite(d)) { /* cannot come from JSON; print null rather than junk */
+    sb_puts(b, "null");
+    return;
+  }
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+    if (strtod(tmp, NULL) == d) break;
+  }
+  if (!strpbrk(tmp, ".eE")) strcat(tmp, ".0");
+  sb_puts(b, tmp);
+}
+
+static void sb_json(sbuf *b, const json_t *j) {
+  char tmp[32];
+  switch (json_typeof(j)) {
+  case JSON_OBJECT: {
+    const char *key;
+    json_t *val;
+    int first = 1;
+    sb_put(b, "{", 1);
+    json_object_foreach((json_t *)j, key, val) {
+      if (!first) sb_put(b, ", ", 2);
+      first = 0;
+      sb_string(b, key, strlen(key));
+      sb_put(b, ": ", 2);
+      sb_json(b, val);
+    }
+    sb_put(b, "}", 1);
+    break;
+  }
+  case JSON_ARRAY: {
+    sb_put(b, "[", 1);
+    for (size_t i = 0; i < json_array_size(j); i++) {
+      if (i) sb_put(b, ", ", 2);
+      sb_json(b, json_array_get(j, i));
+    }
+    sb_put(b, "]", 1);
+    break;
+  }
+  case JSON_STRING:
+    sb_string(b, json_string_value(j), json_string_length(j));
+    break;
+  case JSON_INTEGER:
+    snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+    sb_puts(b, tmp);
+    break;
+  case JSON_REAL: sb_real(b, json_real_value(j)); break;
+  case JSON_TRUE: sb_puts(b, "true"); break;
+  case JSON_FALSE: sb_puts(b, "false"); break;
+  case JSON_NULL: sb_puts(b, "null"); break;
+  }
+}
+
+char *cli_json_text(const json_t *obj) {
+  sbuf b = {0};
+  sb_json(&b, obj);
+  return b.p;
+}
+
+int cli_flush_stdout(void) {
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    cli_err("stdout", "%s", strerror(errno ? errno : EIO));
+    return CLI_EXIT_RUNTIME;
+  }
+  return 0;
+}
+
+int cli_print_json(json_t *obj) {
+  if (!obj) {
+    cli_err(NULL, "out of memory");
+    return CLI_EXIT_RUNTIME;
+  }
+  char *s = cli_json_text(obj);
+  json_decref(obj);
+  fputs(s, stdout);
+  fputc('\n', stdout);
+  free(s);
+  return cli_flush_stdout();
+}
+
+json_t *cli_json_score(float f) {
+  char tmp[32];
+  if (!isfinite(f)) return json_null();
+  for (int prec = 1; prec <= 9; prec++) {
+    snprintf(tmp, sizeof tmp, "%.*g", prec, (double)f);
+    if (strtof(tmp, NULL) == f) break;
+  }
+  return json_real(strtod(tmp, NULL));
+}
+
+int cli_print_lib_json(const char *text) {
+  json_error_t e;
+  json_t *j = json_loads(text ? text : "null", JSON_DECODE_ANY, &e);
+  if (j) return cli_print_json(j);
+  fputs(text, stdout);
+  if (!*text || text[strlen(text) - 1] != '\n') fputc('\n', stdout);
+  return cli_flush_stdout();
+}
+
+int cli_read_file(const char *ctx, const char *path, char **buf, size_t *len) {
+  int is_stdin = strcmp(path, "-") == 0;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f) {
+    cli_err(ctx, "%s: %s", path, strerror(errno));
+    return CLI_EXIT_RUNTIME;
+  }
+  size_t cap = 4096, n = 0;
+  char *p = cli_xmalloc(cap);
+  for (;;) {
+    if (n + 1 >= cap) p = cli_xrealloc(p, cap *= 2);
+    size_t got = fread(p + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0) break;
+  }
+  int bad = ferror(f);
+  int err = errno;
+  if (!is_stdin) fclose(f);
+  if (bad) {
+    free(p);
+    cli_err(ctx, "%s: %s", is_stdin ? "stdin" : path, strerror(err));
+    return CLI_EXIT_RUNTIME;
+  }
+  p[n] = '\0';
+  *buf = p;
+  *len = n;
+  return 0;
+}
+
+/* ---------------------------------------------------------- progress */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_progress_init(cli_progress *p, const char *ctx) {
+  memset(p, 0, sizeof *p);
+  p->ctx = ctx;
+  p->tty = isatty(STDERR_FILENO);
+  p->start = p->last = now_s();
+}
+
+void cli_progress_cb(void *ctx, uint64_t lines, uint64_t bytes,
+                     uint64_t total) {
+  cli_progress *p = ctx;
+  double t = now_s();
+  double mb = (double)bytes / 1e6;
+  if (p->tty) {
+    /* Redraw at most 10 times a second, and only once the job has run
+     * long enough that a bar is worth the flicker. */
+    if (t - p->start < 0.3 || t - p->last < 0.1) return;
+    p->last = t;
+    p->drawn = 1;
+    if (total) {
+      double frac = (double)bytes / (double)total;
+      if (frac > 1) frac = 1;
+      int w = (int)(frac * 30);
+      fprintf(stderr, "\r\033[Kwarden: %s: [%.*s%*s] %3d%% %llu lines, %.1f MB",
+              p->ctx, w, "##############################", 30 - w, "",
+              (int)(frac * 100), (unsigned long long)lines, mb);
+    } else {
+      fprintf(stderr, "\r\033[Kwarden: %s: %llu lines, %.1f MB", p->ctx,
+              (unsigned long long)lines, mb);
+    }
+    fflush(stderr);
+    return;
+  }
+  if (t - p->last < 2.0 && lines / 100000 == p->last_lines / 100000) return;
+  p->last = t;
+  p->last_lines = lines;
+  if (total)
+    fprintf(stderr, "warden: %s: progress: %llu lines, %.1f of %.1f MB (%d%%)\n",
+            p->ctx, (unsigned long long)lines, mb, (double)total / 1e6,
+            (int)(100.0 * (double)bytes / (double)total));
+  else
+    fprintf(stderr, "warden: %s: progress: %llu lines, %.1f MB\n", p->ctx,
+            (unsigned long long)lines, mb);
+}
+
+void cli_progress_count_cb(void *ctx, uint64_t done, uint64_t total) {
+  cli_progress *p = ctx;
+  double t = now_s();
+  double frac = total ? (double)done / (double)total : 0;
+  if (frac > 1) frac = 1;
+  if (p->tty) {
+    if (t - p->start < 0.3 || t - p->last < 0.1) return;
+    p->last = t;
+    p->drawn = 1;
+    int w = (int)(frac * 30);
+    fprintf(stderr, "\r\033[Kwarden: %s: [%.*s%*s] %3d%% %llu of %llu vectors",
+            p->ctx, w, "##############################", 30 - w, "",
+            (int)(frac * 100), (unsigned long long)done,
+            (unsigned long long)total);
+    fflush(stderr);
+    return;
+  }
+  if (t - p->last < 2.0) return;
+  p->last = t;
+  fprintf(stderr, "warden: %s: progress: %llu of %llu vectors (%d%%)\n", p->ctx,
+          (unsigned long long)done, (unsigned long long)total,
+          (int)(frac * 100));
+}
+
+void cli_progress_done(cli_progress *p) {
+  if (p->tty && p->drawn) {
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+  }
+  p->drawn = 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * cmd_principals.c -- `warden principals set|sync|get`: the collection's
+ * directory of group memberships, which queries expand (nested groups
+ * included) on top of the groups the caller asserts.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static int write_report(const warden_write_report *rep, int with_unchanged) {
+  json_t *out = json_object();
+  json_object_set_new(out, "changed", json_integer((json_int_t)rep->changed));
+  if (with_unchanged)
+    json_object_set_new(out, "unchanged", json_integer((json_int_t)rep->unchanged));
+  json_object_set_new(out, "revision", json_integer((json_int_t)rep->revision));
+  return cli_print_json(out);
+}
+
+static int pr_set(int argc, char **argv) {
+  const char *ctx = "principals set";
+  const char *groups_s = NULL;
+  cli_list pos = {0}, groups = {0};
+  const cli_opt opts[] = {
+      {"--groups", 0, CLI_STR, &groups_s},
+      {NULL, 0, CLI_FLAG, NULL},
+  };
+  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR PRINCIPAL");
+  if (rc == 0 && !groups_s) rc = cli_usage(ctx, "--groups is required");
+  if (rc != 0) goto done;
+  cli_split(groups_s, &groups);
+  warden *db = NULL;
+  if ((rc = cli_open(ctx, pos.v[0], 0, &db)) != 0) goto done;
+  warden_write_report rep = {0};
+  int wrc = warden_principal_set(db, pos.v[1], groups.v, groups.n, &rep);
+  rc = wrc ? cli_lib_err(db, ctx, wrc) : write_report(&rep, 0);
+  warden_close(db);
+done:
+  cli_list_free(&groups);
+  cli_list_free(&pos);
+  return rc;
+}
+
+static int pr_sync(int argc, char **argv) {
+  const char *ctx = "principals sync";
+  cli_list pos = {0};
+  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
+  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR FILE");
+  if (rc != 0) goto done;
+  warden *db = NULL;
+  if ((rc = cli_open(ctx, pos.v[0], 0, &db)) != 0) goto done;
+  cli_progress prog;
+  cli_progress_init(&prog, ctx);
+  warden_ingest_opts io = {.progress = cli_progress_cb, .progress_ctx = &prog};
+  warden_write_report rep = {0};
+  int wrc = warden_principals_sync(db, pos.v[1], &io, &rep);
+  cli_progress_done(&prog);
+  rc = wrc ? cli_lib_err(db, wrc == WARDEN_EDATA ? NULL : ctx, wrc)
+           : write_report(&rep, 1);
+  warden_close(db);
+done:
+  cli_list_free(&pos);
+  return rc;
+}
+
+static int pr_get(int argc, char **argv) {
+  const char *ctx = "principals get";
+  cli_list pos = {0};
+  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
+  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR PRINCIPAL");
+  if (rc != 0) goto done;
+  warden *db = NULL;
+  if ((rc = cli_open(ctx, pos.v[0], 1, &db)) != 0) goto done;
+  char *json = NULL;
+  int wrc = warden_principal_get(db, pos.v[1], &json);
+  if (wrc != 0) {
+    rc = cli_lib_err(db, ctx, wrc);
+  } else {
+    rc = cli_print_lib_json(json);
+    warden_free(json);
+  }
+  warden_close(db);
+done:
+  cli_list_free(&pos);
+  return rc;
+}
+
+int cmd_principals(int argc, char **argv) {
+  const char *ctx = "principals";
+  if (argc < 1) return cli_usage(ctx, "missing subcommand (set, sync or get)");
+  const char *sub = argv[0];
+  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+    fputs(cli_help_text(ctx), stdout);
+    return cli_flush_stdout();
+  }
+  if (strcmp(sub, "set") == 0) return pr_set(argc - 1, argv + 1);
+  if (strcmp(sub, "sync") == 0) return pr_sync(argc - 1, argv + 1);
+  if (strcmp(sub, "get") == 0) return pr_get(argc - 1, argv + 1);
+  return cli_usage(ctx, "unknown subcommand '%s'", sub);
+}

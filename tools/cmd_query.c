@@ -1,0 +1,324 @@
+/*
+ * cmd_query.c -- `warden query`: top-k chunks a principal may read.
+ *
+ * The query vectors come from --vector (one JSON array), --vector-file (one
+ * JSON array, or JSON Lines of arrays: a batch) or --text (embedded by the
+ * collection).  They are validated here against the collection's dimension
+ * before the library sees them, so a bad vector is reported as invalid data
+ * (exit 3) naming its line.  A batch is one warden_query() call, so every
+ * query of it reads the same snapshot; the output is one JSON line per
+ * query, in input order, in warden's shape or Bedrock's Retrieve shape.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct vecbuf {
+  float *v;
+  size_t nq, cap; /* cap in floats */
+  unsigned dim;
+} vecbuf;
+
+/* Check that j is an array of dim finite numbers and append it.  On error
+ * writes a reason to why and returns -1. */
+static int vec_add(vecbuf *b, const json_t *j, char *why, size_t whylen) {
+  if (!json_is_array(j)) {
+    snprintf(why, whylen, "expected a JSON array of numbers");
+    return -1;
+  }
+  size_t n = json_array_size(j);
+  if (n != b->dim) {
+    snprintf(why, whylen, "expected %u numbers, got %zu", b->dim, n);
+    return -1;
+  }
+  if ((b->nq + 1) * b->dim > b->cap) {
+    b->cap = b->cap ? b->cap * 2 : (size_t)b->dim * 16;
+    while (b->cap < (b->nq + 1) * b->dim) b->cap *= 2;
+    b->v = cli_xrealloc(b->v, b->cap * sizeof(float));
+  }
+  float *row = b->v + b->nq * b->dim;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *e = json_array_get(j, i);
+    if (!json_is_number(e)) {
+      snprintf(why, whylen, "element %zu is not a number", i);
+      return -1;
+    }
+    /* Finite as a double is not enough: 1e39 overflows a float. */
+    float f = (float)json_number_value(e);
+    if (!isfinite(f)) {
+      snprintf(why, whylen, "element %zu is not a finite float", i);
+      return -1;
+    }
+    row[i] = f;
+  }
+  b->nq++;
+  return 0;
+}
+
+/* --vector-file: one JSON array (possibly spread over lines), or JSON
+ * Lines of arrays.  Errors: `warden: FILE:LINE: vector: reason`, exit 3. */
+static int load_vector_file(const char *path, vecbuf *b) {
+  char *buf = NULL;
+  size_t len = 0;
+  int rc = cli_read_file("query", path, &buf, &len);
+  if (rc != 0) return rc;
+  const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
+  char why[256];
+  json_error_t e;
+  json_t *whole = json_loadb(buf, len, 0, &e);
+  if (whole) {
+    if (vec_add(b, whole, why, sizeof why) != 0) {
+      cli_err(NULL, "%s:%d: vector: %s", name, e.line > 0 ? e.line : 1, why);
+      rc = CLI_EXIT_DATA;
+    }
+    json_decref(whole);
+    free(buf);
+    return rc;
+  }
+  size_t lineno = 0;
+  for (char *p = buf; p < buf + len && rc == 0;) {
+    char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(buf + len - p);
+    lineno++;
+    size_t m = n;
+    if (m && p[m - 1] == '\r') m--;
+    size_t k = 0;
+    while (k < m && (p[k] == ' ' || p[k] == '\t')) k++;
+    if (k < m) {
+      json_t *j = json_loadb(p, m, 0, &e);
+      if (!j) {
+        cli_err(NULL, "%s:%zu: vector: %s", name, lineno, e.text);
+        rc = CLI_EXIT_DATA;
+      } else {
+        if (vec_add(b, j, why, sizeof why) != 0) {
+          cli_err(NULL, "%s:%zu: vector: %s", name, lineno, why);
+          rc = CLI_EXIT_DATA;
+        }
+        json_decref(j);
+      }
+    }
+    p += n + (nl ? 1 : 0);
+  }
+  free(buf);
+  if (rc == 0 && b->nq == 0) {
+    cli_err(NULL, "%s: vector: no query vectors in the file", name);
+    rc = CLI_EXIT_DATA;
+  }
+  return rc;
+}
+
+static json_t *jstr(const char *s) { return json_string_nocheck(s ? s : ""); }
+
+/* The metadata of a hit as a JSON object ({} when absent). */
+static json_t *hit_metadata(const warden_hit *h) {
+  json_error_t e;
+  json_t *m = h->metadata_json && *h->metadata_json
+                  ? json_loads(h->metadata_json, 0, &e)
+                  : NULL;
+  if (!json_is_object(m)) {
+    json_decref(m);
+    m = json_object();
+  }
+  return m;
+}
+
+static json_t *hit_warden(const warden_hit *h) {
+  json_t *o = json_object();
+  json_object_set_new(o, "doc_id", jstr(h->doc_id));
+  json_object_set_new(o, "chunk", json_integer(h->chunk));
+  json_object_set_new(o, "score", cli_json_score(h->score));
+  json_object_set_new(o, "text", jstr(h->text));
+  json_object_set_new(o, "source", jstr(h->source));
+  json_object_set_new(o, "namespace", jstr(h->namespace_));
+  json_object_set_new(o, "metadata", hit_metadata(h));
+  return o;
+}
+
+/* Amazon Bedrock Knowledge Bases `Retrieve` result shape. */
+static json_t *hit_bedrock(const warden_hit *h) {
+  const char *src = h->source ? h->source : "";
+  json_t *o = json_object();
+  json_t *content = json_object();
+  json_object_set_new(content, "text", jstr(h->text));
+  json_object_set_new(o, "content", content);
+  json_t *loc = json_object();
+  if (strncmp(src, "s3://", 5) == 0) {
+    json_t *s3 = json_object();
+    json_object_set_new(s3, "uri", jstr(src));
+    json_object_set_new(loc, "type", json_string("S3"));
+    json_object_set_new(loc, "s3Location", s3);
+  } else {
+    json_t *cu = json_object();
+    json_object_set_new(cu, "id", jstr(src));
+    json_object_set_new(loc, "type", json_string("CUSTOM"));
+    json_object_set_new(loc, "customDocumentLocation", cu);
+  }
+  json_object_set_new(o, "location", loc);
+  json_t *md = hit_metadata(h);
+  json_object_set_new(md, "x-amz-bedrock-kb-source-uri", jstr(src));
+  size_t idlen = strlen(h->doc_id ? h->doc_id : "") + 16;
+  char *chunk_id = cli_xmalloc(idlen);
+  snprintf(chunk_id, idlen, "%s#%u", h->doc_id ? h->doc_id : "",
+           (unsigned)h->chunk);
+  json_object_set_new(md, "x-amz-bedrock-kb-chunk-id", jstr(chunk_id));
+  free(chunk_id);
+  json_object_set_new(o, "metadata", md);
+  json_object_set_new(o, "score", cli_json_score(h->score));
+  json_object_set_new(o, "documentId", jstr(h->doc_id));
+  return o;
+}
+
+static int print_results(const warden_results *r, int bedrock) {
+  uint64_t rev = warden_results_revision(r);
+  for (size_t qi = 0; qi < warden_results_nqueries(r); qi++) {
+    json_t *hits = json_array();
+    size_t n = warden_results_count(r, qi);
+    for (size_t i = 0; i < n; i++) {
+      const warden_hit *h = warden_results_hit(r, qi, i);
+      if (h) json_array_append_new(hits, bedrock ? hit_bedrock(h) : hit_warden(h));
+    }
+    json_t *out = json_object();
+    if (bedrock) {
+      json_object_set_new(out, "retrievalResults", hits);
+      json_object_set_new(out, "revision", json_integer((json_int_t)rev));
+    } else {
+      json_object_set_new(out, "revision", json_integer((json_int_t)rev));
+      json_object_set_new(out, "results", hits);
+    }
+    if (warden_results_degraded(r, qi))
+      json_object_set_new(out, "degraded", json_true());
+    const char *plan = warden_results_plan(r, qi);
+    if (plan) {
+      json_error_t e;
+      json_t *pj = json_loads(plan, JSON_DECODE_ANY, &e);
+      json_object_set_new(out, "plan", pj ? pj : jstr(plan));
+    }
+    int rc = cli_print_json(out);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+int cmd_query(int argc, char **argv) {
+  const char *ctx = "query";
+  const char *principal = NULL, *groups = NULL, *vector = NULL,
+             *vector_file = NULL, *text = NULL, *k_s = NULL, *filter = NULL,
+             *format = NULL, *minrev_s = NULL;
+  int exact = 0, ann = 0, explain = 0;
+  cli_list namespaces = {0}, pos = {0}, glist = {0};
+  char *filter_buf = NULL;
+  vecbuf vb = {0};
+  warden *db = NULL;
+  warden_results *res = NULL;
+  const cli_opt opts[] = {
+      {"--principal", 0, CLI_STR, &principal},
+      {"--groups", 0, CLI_STR, &groups},
+      {"--vector", 0, CLI_STR, &vector},
+      {"--vector-file", 0, CLI_STR, &vector_file},
+      {"--text", 0, CLI_STR, &text},
+      {"--k", 'k', CLI_STR, &k_s},
+      {"--filter", 0, CLI_STR, &filter},
+      {"--namespace", 0, CLI_MULTI, &namespaces},
+      {"--exact", 0, CLI_FLAG, &exact},
+      {"--ann", 0, CLI_FLAG, &ann},
+      {"--explain", 0, CLI_FLAG, &explain},
+      {"--format", 0, CLI_STR, &format},
+      {"--min-revision", 0, CLI_STR, &minrev_s},
+      {NULL, 0, CLI_FLAG, NULL},
+  };
+  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
+  if (rc != 0) goto done;
+
+  if (!principal) {
+    rc = cli_usage(ctx, "--principal is required");
+    goto done;
+  }
+  if ((vector != NULL) + (vector_file != NULL) + (text != NULL) != 1) {
+    rc = cli_usage(ctx, "give exactly one of --vector, --vector-file, --text");
+    goto done;
+  }
+  if (exact && ann) {
+    rc = cli_usage(ctx, "--exact and --ann exclude each other");
+    goto done;
+  }
+  int bedrock = 0;
+  if (format) {
+    if (strcmp(format, "bedrock") == 0) bedrock = 1;
+    else if (strcmp(format, "json") != 0) {
+      rc = cli_usage(ctx, "--format: expected json or bedrock, got '%s'", format);
+      goto done;
+    }
+  }
+  uint64_t k = 10, minrev = 0;
+  if (k_s && (rc = cli_parse_u64(ctx, "-k", k_s, 1, 1000000, &k)) != 0)
+    goto done;
+  if (minrev_s && (rc = cli_parse_u64(ctx, "--min-revision", minrev_s, 0,
+                                      UINT64_MAX, &minrev)) != 0)
+    goto done;
+  if (filter && filter[0] == '@') {
+    size_t flen;
+    if ((rc = cli_read_file(ctx, filter + 1, &filter_buf, &flen)) != 0)
+      goto done;
+    filter = filter_buf;
+  }
+  if (groups) cli_split(groups, &glist);
+
+  if ((rc = cli_open(ctx, pos.v[0], 1, &db)) != 0) goto done;
+
+  warden_query_opts qo = {
+      .principal = principal,
+      .groups = glist.n ? glist.v : NULL,
+      .ngroups = glist.n,
+      .namespaces = namespaces.n ? namespaces.v : NULL,
+      .nnamespaces = namespaces.n,
+      .filter = filter,
+      .k = (unsigned)k,
+      .strategy = exact ? WARDEN_STRATEGY_EXACT
+                        : ann ? WARDEN_STRATEGY_ANN : WARDEN_STRATEGY_AUTO,
+      .min_revision = minrev,
+      .explain = explain,
+  };
+  int wrc;
+  if (text) {
+    wrc = warden_query_text(db, text, &qo, &res);
+  } else {
+    vb.dim = warden_dimension(db);
+    if (vector) {
+      json_error_t e;
+      char why[256];
+      json_t *j = json_loads(vector, 0, &e);
+      if (!j) {
+        cli_err("--vector", "%s", e.text);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+      int bad = vec_add(&vb, j, why, sizeof why);
+      json_decref(j);
+      if (bad) {
+        cli_err("--vector", "%s", why);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+    } else if ((rc = load_vector_file(vector_file, &vb)) != 0) {
+      goto done;
+    }
+    wrc = warden_query(db, vb.v, vb.nq, &qo, &res);
+  }
+  if (wrc != 0) {
+    rc = cli_lib_err(db, ctx, wrc);
+    goto done;
+  }
+  rc = print_results(res, bedrock);
+done:
+  if (res) warden_results_free(res);
+  warden_close(db);
+  free(vb.v);
+  free(filter_buf);
+  cli_list_free(&namespaces);
+  cli_list_free(&glist);
+  cli_list_free(&pos);
+  return rc;
+}
