@@ -77,6 +77,13 @@ build/warden: $(call objs,rel,$(CLI_SRCS),) build/libwarden.a
 build/san/warden: $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a
 	$(CC) $(CFLAGS_ALL) $(SAN_FLAGS) -o $@ $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a $(LIBS)
 
+# The bench driver (measures warden through the C API) and the example
+# command resolver.
+build/warden_bench: bench/warden_bench.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+build/check-access: tools/resolvers/check_access.c
+	$(CC) $(CFLAGS_ALL) -o $@ $< -ljansson
+
 # Unit tests: one binary per tests/test_*.c, linked with cmocka.
 REL_TESTS := $(patsubst tests/%.c,build/rel/tests/%,$(TEST_SRCS))
 SAN_TESTS := $(patsubst tests/%.c,build/san/tests/%,$(TEST_SRCS))
@@ -98,12 +105,12 @@ demo:
 
 bench:
 	@sh tools/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/warden_bench
 	@sh bench/run.sh quick
 
 bench-full:
 	@sh tools/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all build/warden_bench
 	@sh bench/run.sh full
 
 clean:

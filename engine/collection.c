@@ -508,6 +508,12 @@ int warden_check(warden *db, char **json_out) {
         }
         kl = store_vkey(kb, field, &val);
         ADDKEY(kl);
+        if (val.type == WD_T_INT || val.type == WD_T_FLOAT) {
+          kl = store_nkey(kb, 'B', field, store_num_enc(&val), 7);
+          ADDKEY(kl);
+          kl = store_nkey(kb, 'C', field, store_num_enc(&val), 6);
+          ADDKEY(kl);
+        }
       }
     }
     for (size_t i = 0; i < nk; i++) {

@@ -48,6 +48,12 @@ static int meta_bits(const wd_value *v, void *ctx) {
   bits_ctx *c = ctx;
   char kb[512];
   size_t kl = store_vkey(kb, c->field, v);
+  int rc = bits_key(c->tx, kb, kl, c->slots, c->n, c->set);
+  if (rc || (v->type != WD_T_INT && v->type != WD_T_FLOAT)) return rc;
+  uint64_t e = store_num_enc(v);
+  kl = store_nkey(kb, 'B', c->field, e, 7);
+  if ((rc = bits_key(c->tx, kb, kl, c->slots, c->n, c->set))) return rc;
+  kl = store_nkey(kb, 'C', c->field, e, 6);
   return bits_key(c->tx, kb, kl, c->slots, c->n, c->set);
 }
 

@@ -187,39 +187,68 @@ static int fx_eq(void *ctx, const char *key, const wd_value *v, roaring_bitmap_t
   return store_bm_or(c->tx, kb, kl, acc);
 }
 
+/* Walk keys kind+field+"\0"+top nbytes of the encoding, for encodings
+ * (truncated to nbytes) in [lo, hi]. */
+static int walk_level(wd_txn *tx, const char *field, char kind, int nbytes, uint64_t lo,
+                      uint64_t hi, roaring_bitmap_t *acc) {
+  if (lo > hi) return 0;
+  char lk[512], hk[512];
+  int shift = 8 * (8 - nbytes);
+  size_t ll = store_nkey(lk, kind, field, lo << shift, nbytes);
+  size_t hl = store_nkey(hk, kind, field, hi << shift, nbytes);
+  size_t plen = strlen(field) > WD_MAX_KEYLEN ? WD_MAX_KEYLEN + 2 : strlen(field) + 2;
+  return store_bm_walk(tx, lk, ll, plen, hk, hl, acc, NULL, NULL);
+}
+
+/* Range [lo, hi] over encodings, decomposed like a segment tree: exact
+ * values at the ragged edges, 256-value buckets next, 65536-value buckets
+ * in the middle -- at most ~1000 bitmaps whatever the number of distinct
+ * values in the range.  Half-open arithmetic in 128 bits: no overflow at
+ * the ends of the u64 range. */
+static int range_enc(wd_txn *tx, const char *field, uint64_t lo, uint64_t hi,
+                     roaring_bitmap_t *acc) {
+  typedef unsigned __int128 u128;
+  if (lo > hi) return 0;
+  u128 L = lo, H = (u128)hi + 1; /* [L, H) */
+  int rc;
+  if (H - L < 512) return walk_level(tx, field, 'V', 8, lo, hi, acc);
+  u128 bL = (L + 255) >> 8, bH = H >> 8; /* full 256-buckets [bL, bH) */
+  if (bL >= bH) return walk_level(tx, field, 'V', 8, lo, hi, acc);
+  if (L < (bL << 8) && (rc = walk_level(tx, field, 'V', 8, lo, (uint64_t)((bL << 8) - 1), acc)))
+    return rc;
+  if ((bH << 8) < H && (rc = walk_level(tx, field, 'V', 8, (uint64_t)(bH << 8), hi, acc)))
+    return rc;
+  u128 cL = (bL + 255) >> 8, cH = bH >> 8; /* full 65536-buckets [cL, cH) */
+  if (cL >= cH) return walk_level(tx, field, 'B', 7, (uint64_t)bL, (uint64_t)(bH - 1), acc);
+  if (bL < (cL << 8) &&
+      (rc = walk_level(tx, field, 'B', 7, (uint64_t)bL, (uint64_t)((cL << 8) - 1), acc)))
+    return rc;
+  if ((cH << 8) < bH &&
+      (rc = walk_level(tx, field, 'B', 7, (uint64_t)(cH << 8), (uint64_t)(bH - 1), acc)))
+    return rc;
+  return walk_level(tx, field, 'C', 6, (uint64_t)cL, (uint64_t)(cH - 1), acc);
+}
+
 static int fx_range(void *ctx, const char *key, const wd_value *lo, int lo_incl,
                     const wd_value *hi, int hi_incl, roaring_bitmap_t *acc) {
   fx_ctx *c = ctx;
   if (strlen(key) > WD_MAX_KEYLEN) return 0;
-  char lk[512], hk[512];
-  size_t fl = strlen(key);
-  /* field prefix "V" key "\0": every value key of this field */
-  size_t plen = fl + 2;
-  size_t ll, hl = 0;
+  uint64_t l = 0, h = UINT64_MAX;
   if (lo) {
-    ll = store_vkey(lk, key, lo);
-    if (!lo_incl) { /* step to the next encoded value */
-      int i = (int)ll - 1;
-      while (i >= (int)plen && (unsigned char)lk[i] == 0xff) lk[i--] = 0;
-      if (i < (int)plen) return 0; /* nothing above the maximum */
-      lk[i]++;
+    l = store_num_enc(lo);
+    if (!lo_incl) {
+      if (l == UINT64_MAX) return 0;
+      l++;
     }
-  } else {
-    lk[0] = 'V';
-    memcpy(lk + 1, key, fl);
-    lk[fl + 1] = 0;
-    ll = plen;
   }
   if (hi) {
-    hl = store_vkey(hk, key, hi);
-    if (!hi_incl) { /* step to the previous encoded value */
-      int i = (int)hl - 1;
-      while (i >= (int)plen && (unsigned char)hk[i] == 0) hk[i--] = (char)0xff;
-      if (i < (int)plen) return 0; /* nothing below the minimum */
-      hk[i]--;
+    h = store_num_enc(hi);
+    if (!hi_incl) {
+      if (h == 0) return 0;
+      h--;
     }
   }
-  return store_bm_walk(c->tx, lk, ll, plen, hi ? hk : NULL, hl, acc, NULL, NULL);
+  return range_enc(c->tx, key, l, h, acc);
 }
 
 typedef struct match_ctx {

@@ -338,6 +338,26 @@ static void enc_u64be(unsigned char *p, uint64_t u) {
   }
 }
 
+uint64_t store_num_enc(const wd_value *v) {
+  if (v->type == WD_T_INT) return (uint64_t)v->i ^ 0x8000000000000000ULL;
+  double f = v->f == 0 ? 0.0 : v->f; /* -0 and 0 are one value */
+  uint64_t u;
+  memcpy(&u, &f, 8);
+  return (u & 0x8000000000000000ULL) ? ~u : u ^ 0x8000000000000000ULL;
+}
+
+size_t store_nkey(char *buf, char kind, const char *field, uint64_t enc, int nbytes) {
+  size_t fl = strlen(field);
+  if (fl > WD_MAX_KEYLEN) fl = WD_MAX_KEYLEN;
+  buf[0] = kind;
+  memcpy(buf + 1, field, fl);
+  buf[1 + fl] = 0;
+  unsigned char e[8];
+  enc_u64be(e, enc);
+  memcpy(buf + 2 + fl, e, (size_t)nbytes);
+  return 2 + fl + (size_t)nbytes;
+}
+
 size_t store_vkey(char *buf, const char *field, const wd_value *v) {
   size_t fl = strlen(field);
   if (fl > WD_MAX_KEYLEN) fl = WD_MAX_KEYLEN;
@@ -347,16 +367,9 @@ size_t store_vkey(char *buf, const char *field, const wd_value *v) {
   unsigned char *p = (unsigned char *)buf + 2 + fl;
   switch (v->type) {
     case WD_T_INT:
-      enc_u64be(p, (uint64_t)v->i ^ 0x8000000000000000ULL);
+    case WD_T_FLOAT:
+      enc_u64be(p, store_num_enc(v));
       return 2 + fl + 8;
-    case WD_T_FLOAT: {
-      double f = v->f == 0 ? 0.0 : v->f; /* -0 and 0 are one value */
-      uint64_t u;
-      memcpy(&u, &f, 8);
-      u = (u & 0x8000000000000000ULL) ? ~u : u ^ 0x8000000000000000ULL;
-      enc_u64be(p, u);
-      return 2 + fl + 8;
-    }
     case WD_T_BOOL:
       p[0] = v->b ? 1 : 0;
       return 2 + fl + 1;

@@ -17,6 +17,7 @@
  *            of memory straight from the map, with no copy.
  *   bitmaps  key -> CRoaring portable bitmap of slots:
  *            "L" live slots; "A"+principal allow; "D"+principal deny;
+ *            "B"/"C"+field+bucket (numeric ranges, see store_nkey);
  *            "N"+namespace; "S"+source (first 500 bytes); "V"+field+"\0"+value (value encoded so that
  *            LMDB's byte order is the value order: strings raw, int64 and
  *            float64 as order-preserving big-endian, bool one byte) --
@@ -84,6 +85,12 @@ int store_field_type_put(wd_txn *tx, const char *field, wd_type t);
 /* Bitmap keys. */
 size_t store_key(char *buf, char kind, const char *s, size_t n); /* buf>=512 */
 size_t store_vkey(char *buf, const char *field, const wd_value *v);
+/* Numeric values also live in bucket bitmaps so a range over a field with
+ * many distinct values reads few bitmaps: "B"+field+"\0"+top 7 bytes of the
+ * encoding (256 consecutive encodings) and "C"+... top 6 bytes (65536).
+ * store_num_enc: the order-preserving u64 of an int or float value. */
+uint64_t store_num_enc(const wd_value *v);
+size_t store_nkey(char *buf, char kind, const char *field, uint64_t enc, int nbytes);
 /* OR the stored bitmap (read-through the write cache) into acc. */
 int store_bm_or(wd_txn *tx, const char *key, size_t klen,
                 roaring_bitmap_t *acc);
