@@ -100,6 +100,22 @@ static void block_kernels(scan_ctx *c, const float *base, uint32_t b,
       }
       continue;
     }
+    size_t span = rows[nrows - 1] - rows[0] + 1;
+    if (nrows * 2 >= span) {
+      /* at least half the span is allowed: one streaming call over the
+       * whole span beats many short runs (measured: 50 % random density at
+       * 50k x 384 went from 8.7 to ~4 ms per query); only allowed rows are
+       * offered */
+      uint32_t r0 = rows[0];
+      const float *x = vec + (size_t)r0 * dim;
+      if (l2)
+        wd_l2sq_rows(q, x, span, dim, c->out);
+      else
+        wd_dot_rows(q, x, span, dim, c->out);
+      for (size_t k = 0; k < nrows; k++)
+        offer(t, to_dist(c->metric, c->out[rows[k] - r0], invn[rows[k]]), b * WD_BLOCK + rows[k]);
+      continue;
+    }
     size_t i = 0;
     while (i < nrows) {
       size_t j = i + 1;
