@@ -81,6 +81,8 @@ build/san/warden: $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a
 # command resolver.
 build/warden_bench: bench/warden_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+build/perm_bench: bench/perm_bench.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/check-access: tools/resolvers/check_access.c
 	$(CC) $(CFLAGS_ALL) -o $@ $< -ljansson
 
