@@ -97,7 +97,7 @@ build/san/tests/%: build/san/tests/%.o build/san/libwarden.a
 # The README's test command.
 test:
 	@sh tools/deps.sh test
-	@$(MAKE) --no-print-directory all $(REL_TESTS) build/san/warden $(SAN_TESTS)
+	@$(MAKE) --no-print-directory all build/check-access $(REL_TESTS) build/san/warden $(SAN_TESTS)
 	@sh tests/run.sh
 
 demo:

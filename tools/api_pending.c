@@ -1,7 +1,6 @@
 /*
  * api_pending.c -- TEMPORARY weak stand-ins for warden.h functions that the
- * header declares but libwarden.a does not define yet (index build,
- * grants), so the CLI links and says "not available" instead of breaking
+ * header declares but libwarden.a does not define yet (index build), so the CLI links and says "not available" instead of breaking
  * the build.  A strong definition in libwarden.a overrides these whenever
  * its object is linked in.  Delete this file once the library defines all
  * of them (a weak definition here could otherwise keep an archive member
@@ -20,30 +19,6 @@ __attribute__((weak)) int warden_index_build(warden *db,
                                              const warden_index_opts *opts,
                                              char **json_out) {
   (void)opts;
-  (void)json_out;
-  PENDING(db);
-}
-
-__attribute__((weak)) int warden_grant_add(warden *db, const char *principal,
-                                           const char *prefix,
-                                           warden_write_report *report) {
-  (void)principal;
-  (void)prefix;
-  (void)report;
-  PENDING(db);
-}
-
-__attribute__((weak)) int warden_grant_remove(warden *db,
-                                              const char *principal,
-                                              const char *prefix,
-                                              warden_write_report *report) {
-  (void)principal;
-  (void)prefix;
-  (void)report;
-  PENDING(db);
-}
-
-__attribute__((weak)) int warden_grant_list(warden *db, char **json_out) {
   (void)json_out;
   PENDING(db);
 }
