@@ -132,6 +132,54 @@ static int cb_resolver(void *ctx, const char *principal, const char *const *grou
   return 0;
 }
 
+/* Grants (use_resolver 2) and command-resolver policy rules (3): holder
+ * encoded like ACL principals (users, 100+g groups, 999 "*"), a prefix of
+ * the source "s3://bkt/doc-N", and for rules an effect. */
+#define MAXRULES 24
+static int rule_who[MAXRULES], rule_deny[MAXRULES], nrules;
+static char rule_prefix[MAXRULES][32];
+static int grant_live[MAXRULES];
+
+static int holds(int p, int u, const int *ing) {
+  if (p == 999) return 1;
+  if (p >= 100) return ing[p - 100];
+  return p == u;
+}
+
+static int rules_say(int u, const int *ing, const char *doc_id) {
+  char src[64];
+  snprintf(src, sizeof src, "s3://bkt/%s", doc_id);
+  int allow = 0;
+  for (int i = 0; i < nrules; i++) {
+    if (use_resolver == 2 && !grant_live[i]) continue;
+    if (!holds(rule_who[i], u, ing)) continue;
+    if (strncmp(src, rule_prefix[i], strlen(rule_prefix[i])) != 0) continue;
+    if (use_resolver == 3 && rule_deny[i]) return 0; /* deny wins */
+    allow = 1;
+  }
+  return allow;
+}
+
+static int verdict(const char *up, int u, const int *ing, const char *doc_id) {
+  if (use_resolver == 1) return resolver_says(up, doc_id);
+  if (use_resolver >= 2) return rules_say(u, ing, doc_id);
+  return 1;
+}
+
+static void random_rules(void) {
+  nrules = 8 + rr(MAXRULES - 8);
+  for (int i = 0; i < nrules; i++) {
+    int t = rr(10);
+    rule_who[i] = t < 1 ? 999 : t < 4 ? rr(NUSERS) : 100 + rr(NGROUPS);
+    rule_deny[i] = rr(4) == 0;
+    static const char *pre[] = {"s3://bkt/doc-", "s3://bkt/doc-1", "s3://bkt/doc-2",
+                                "s3://bkt/doc-3", "s3://bkt/doc-4", "s3://bkt/doc-15",
+                                "s3://bkt/doc-7", "s3://bkt/doc-9"};
+    snprintf(rule_prefix[i], sizeof rule_prefix[i], "%s", pre[rr(8)]);
+    grant_live[i] = 0;
+  }
+}
+
 static int readable(const odoc *d, int u, const int *ing) {
   int ok = 0;
   for (int i = 0; i < d->nallow; i++)
@@ -521,7 +569,7 @@ static void run_query(void) {
       for (int j = 0; j < nns; j++) nsok |= ns_under(NS[d->ns], nss[j]);
       if (!nsok) continue;
       if (f && !eval(f, d)) continue;
-      if (use_resolver && !resolver_says(up, d->id)) continue;
+      if (use_resolver && !verdict(up, u, ing, d->id)) continue;
       for (int c = 0; c < d->nch; c++) cands[nc++] = (cand){odist(d->vec[c], q[qi]), d->slot[c], i, c};
     }
     qsort(cands, (size_t)nc, sizeof *cands, cmpc);
@@ -536,7 +584,7 @@ static void run_query(void) {
       int di = find_doc(h->doc_id);
       /* leak check first: never an unreadable or filtered chunk */
       int ok = di >= 0 && readable(&docs[di], u, ing) && (!f || eval(f, &docs[di])) &&
-               (!use_resolver || resolver_says(up, h->doc_id));
+               (!use_resolver || verdict(up, u, ing, h->doc_id));
       int nsok = nns == 0;
       for (int j = 0; di >= 0 && j < nns; j++) nsok |= ns_under(NS[docs[di].ns], nss[j]);
       if (!ok || !nsok || (int)h->chunk >= docs[di].nch) {
@@ -599,6 +647,22 @@ static void ingest_round(int n) {
 }
 
 static void mutate(void) {
+  if (use_resolver == 2 && rr(2)) { /* grant or revoke a grant */
+    int i = rr(nrules);
+    char pn[24];
+    pname(rule_who[i], pn);
+    warden_write_report wr;
+    if (grant_live[i]) {
+      assert_int_equal(warden_grant_remove(db, pn, rule_prefix[i], &wr), 0);
+    } else {
+      assert_int_equal(warden_grant_add(db, pn, rule_prefix[i], &wr), 0);
+    }
+    /* the same (holder, prefix) may appear twice in the table */
+    int newv = !grant_live[i];
+    for (int j = 0; j < nrules; j++)
+      if (rule_who[j] == rule_who[i] && !strcmp(rule_prefix[j], rule_prefix[i])) grant_live[j] = newv;
+    return;
+  }
   int t = rr(4);
   if (t == 0 && ndocs_used) { /* delete */
     int i = rr(ndocs_used);
@@ -662,10 +726,41 @@ static void run_metric(int m, int rounds, int qper) {
   char cdir[300];
   snprintf(cdir, sizeof cdir, "%s/c", dir);
   warden_create_opts co = {DIM, m == WARDEN_METRIC_L2 ? "l2" : m == WARDEN_METRIC_IP ? "ip" : "cosine", NULL};
-  char err[512];
+  char err[512], cfgpath[400];
+  if (use_resolver >= 2) {
+    /* a warden.yaml naming the grants resolver or the real example
+     * resolver program (build/check-access) with a policy file */
+    random_rules();
+    snprintf(cfgpath, sizeof cfgpath, "%s/warden.yaml", dir);
+    FILE *cf = fopen(cfgpath, "w");
+    assert_non_null(cf);
+    fprintf(cf, "dimension: %d\nmetric: %s\n", DIM, co.metric);
+    if (use_resolver == 2) {
+      fprintf(cf, "resolver:\n  type: grants\n");
+    } else {
+      char cwd[256], pol[400];
+      assert_non_null(getcwd(cwd, sizeof cwd));
+      snprintf(pol, sizeof pol, "%s/policy.jsonl", dir);
+      FILE *pf = fopen(pol, "w");
+      assert_non_null(pf);
+      for (int i = 0; i < nrules; i++) {
+        char pn[24];
+        pname(rule_who[i], pn);
+        fprintf(pf, "{\"principal\":\"%s\",\"prefix\":\"%s\",\"effect\":\"%s\"}\n", pn,
+                rule_prefix[i], rule_deny[i] ? "deny" : "allow");
+      }
+      fclose(pf);
+      fprintf(cf, "resolver:\n  type: command\n  command: [\"%s/build/check-access\", \"%s\"]\n  timeout_ms: 5000\n",
+              cwd, pol);
+    }
+    fclose(cf);
+    co.dim = 0;
+    co.metric = NULL;
+    co.config_path = cfgpath;
+  }
   assert_int_equal(warden_create(cdir, &co, err, sizeof err), 0);
   assert_int_equal(warden_open(cdir, NULL, &db, err, sizeof err), 0);
-  if (use_resolver) assert_int_equal(warden_set_resolver(db, cb_resolver, NULL), 0);
+  if (use_resolver == 1) assert_int_equal(warden_set_resolver(db, cb_resolver, NULL), 0);
   for (int r = 0; r < rounds; r++) {
     ingest_round(10 + rr(30));
     for (int i = 0; i < 3; i++) mutate();
@@ -711,6 +806,26 @@ static void test_oracle_resolver(void **s) {
   assert_true(resolver_calls > 0);
 }
 
+static void test_oracle_grants(void **s) {
+  (void)s;
+  rs = 0x2468ace;
+  use_resolver = 2;
+  run_metric(WARDEN_METRIC_L2, quick() ? 6 : 20, quick() ? 50 : 100);
+  use_resolver = 0;
+}
+
+static void test_oracle_command(void **s) {
+  (void)s;
+  if (access("build/check-access", X_OK) != 0) {
+    fail_msg("build/check-access is missing: run the tests from the repository root after "
+             "`make build/check-access`");
+  }
+  rs = 0x1357bdf;
+  use_resolver = 3;
+  run_metric(WARDEN_METRIC_L2, quick() ? 4 : 10, quick() ? 40 : 100);
+  use_resolver = 0;
+}
+
 static void test_report(void **s) {
   (void)s;
   printf("oracle: %ld queries compared, %ld leaks\n", nqueries, nleaks);
@@ -725,6 +840,8 @@ int main(void) {
       cmocka_unit_test(test_oracle_ip),
       cmocka_unit_test(test_oracle_cosine),
       cmocka_unit_test(test_oracle_resolver),
+      cmocka_unit_test(test_oracle_grants),
+      cmocka_unit_test(test_oracle_command),
       cmocka_unit_test(test_report),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
