@@ -81,6 +81,8 @@ build/san/warden: $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a
 # command resolver.
 build/warden_bench: bench/warden_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+build/exact_scan: bench/exact_scan.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/perm_bench: bench/perm_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/check-access: tools/resolvers/check_access.c
@@ -107,12 +109,12 @@ demo:
 
 bench:
 	@sh tools/deps.sh bench
-	@$(MAKE) --no-print-directory all build/warden_bench
+	@$(MAKE) --no-print-directory all build/warden_bench build/exact_scan build/perm_bench
 	@sh bench/run.sh quick
 
 bench-full:
 	@sh tools/deps.sh bench
-	@$(MAKE) --no-print-directory all build/warden_bench
+	@$(MAKE) --no-print-directory all build/warden_bench build/exact_scan build/perm_bench
 	@sh bench/run.sh full
 
 clean:
