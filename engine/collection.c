@@ -16,6 +16,7 @@
 #include "acl.h"
 #include "audit.h"
 #include "doc.h"
+#include "indexer.h"
 #include "resolver.h"
 #include "search.h"
 #include "embed.h"
@@ -262,6 +263,7 @@ int warden_stats(warden *db, char **json_out) {
       (json_int_t)blocks, "index", "type", "flat", "state", "exact scan (no ANN index built)",
       "embedder", db->cfg.embedder == WD_EMBEDDER_HASH ? "hash" : "none", "simd",
       "runtime-dispatch");
+  if (o) json_object_set_new(o, "index", wd_index_stats(db, &tx));
   store_read_end(&tx);
   char *s = dup_json(db, o);
   if (!s) return WARDEN_ENOMEM;
@@ -613,15 +615,24 @@ int warden_check(warden *db, char **json_out) {
   wd_hmap_free(&want);
   roaring_bitmap_free(slots_seen);
   uint64_t rev = store_meta_u64(&tx, "revision");
+  /* the ANN index file against the store */
+  json_t *ixrep = json_object();
+  int nix = rc ? 0 : wd_index_check(db, &tx, ixrep);
   store_read_end(&tx);
+  if (!rc && nix < 0) rc = nix;
   if (rc) {
     json_decref(probs);
+    json_decref(ixrep);
     return rc;
   }
+  if (nix > 0) problem(probs, "index: %d problem(s), see \"index\"", nix);
   size_t np = json_array_size(probs);
   json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:I,s:o}", "ok", np == 0, "documents",
                         (json_int_t)ndocs, "chunks", (json_int_t)nchunks, "bitmaps",
                         (json_int_t)nbitmaps, "revision", (json_int_t)rev, "problems", probs);
+  if (o && json_object_get(ixrep, "index"))
+    json_object_set(o, "index", json_object_get(ixrep, "index"));
+  json_decref(ixrep);
   char *s = dup_json(db, o);
   if (!s) return WARDEN_ENOMEM;
   *json_out = s;

@@ -614,13 +614,16 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
     if (!rc && o->explain) {
       static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
       r->q[q].plan = wd_asprintf(
-          "{\"strategy\":\"%s\",\"path\":\"%s\",\"simd\":\"%s\",\"k\":%zu,"
+          "{\"strategy\":\"%s\"%s%s%s,\"simd\":\"%s\",\"k\":%zu,"
           "\"live_chunks\":%llu,\"allowed\":%llu,\"selectivity\":%.6g,"
           "\"scanned\":%llu,\"resolver\":\"%s\",\"rounds\":%zu,\"checked\":%llu,"
           "\"dropped_by_resolver\":%llu,\"resolver_failed\":%llu,\"work_bound\":%zu,"
           "\"work_bound_hit\":%s,\"revision\":%llu,\"plan_ms\":%.3f,\"scan_ms\":%.3f,"
           "\"batch\":%zu%s%s}",
-          si.strategy ? si.strategy : "exact", paths[si.path < 0 || si.path > 2 ? 0 : si.path],
+          si.strategy ? si.strategy : "exact",
+          !si.strategy || !strcmp(si.strategy, "exact") ? ",\"path\":\"" : "",
+          !si.strategy || !strcmp(si.strategy, "exact") ? paths[si.path < 0 || si.path > 2 ? 0 : si.path] : "",
+          !si.strategy || !strcmp(si.strategy, "exact") ? "\"" : "",
           wd_kernels_name(), k, (unsigned long long)nlive, (unsigned long long)nallowed,
           nlive ? (double)nallowed / (double)nlive : 0.0,
           (unsigned long long)(active ? si.scanned : si.scanned / nq),

@@ -12,6 +12,7 @@
 #define WD_SEARCH_H
 #include <roaring/roaring.h>
 
+#include "ivf.h"
 #include "store.h"
 #include "topk.h"
 
@@ -34,6 +35,30 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
               const roaring_bitmap_t *allowed, uint64_t nallowed,
               uint64_t nlive, int strategy, wd_topk *heaps,
               wd_search_info *info);
+
+/* The planner, pure (no I/O) so it can be tested and benchmarked alone.
+ * Costs are estimated in microseconds from constants measured by
+ * bench/planner_calib.c (see engine/search.c). */
+typedef struct wd_plan_in {
+  uint64_t nallowed; /* exact size of the allowed set */
+  uint64_t nlive;    /* live chunks */
+  uint64_t nindexed; /* vectors in the ANN index (0: none) */
+  size_t dim, k, nq;
+  size_t nlist;      /* lists of the ANN index */
+  int have_ivf;      /* a usable index exists */
+  int force;         /* 0 planner, 1 exact, 2 ivf (WARDEN_STRATEGY_*) */
+} wd_plan_in;
+
+typedef struct wd_plan_out {
+  int use_ivf;
+  int use_bits;      /* expand allowed to a dense bitset for the probe */
+  double est_exact_us, est_ivf_us; /* per query */
+  double est_visited;               /* ids the IVF probe should look at */
+  const char *reason;               /* static string */
+  wd_ivf_params ivf;                /* probe bounds when use_ivf */
+} wd_plan_out;
+
+void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out);
 
 /* Handle lifecycle hooks for the ANN state (called by open/close). */
 int wd_search_open(warden *db);

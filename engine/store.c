@@ -326,7 +326,7 @@ int store_field_type_put(wd_txn *tx, const char *field, wd_type t) {
 size_t store_key(char *buf, char kind, const char *s, size_t n) {
   buf[0] = kind;
   if (n > 500) n = 500; /* callers validate lengths; never overflow */
-  memcpy(buf + 1, s, n);
+  if (n && s) memcpy(buf + 1, s, n); /* s may be NULL from a damaged record */
   return n + 1;
 }
 

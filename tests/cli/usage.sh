@@ -101,7 +101,7 @@ expect_rc 1 "missing vector file"
 w acl get "$D" no-such-doc
 expect_rc 1 "acl get unknown doc"
 expect_err_prefix "acl get unknown" "acl get: "
-w index "$D"
-expect_rc 1 "index (not available)"
+w index "$T/nowhere"
+expect_rc 1 "index on a missing collection"
 
 finish

@@ -1,0 +1,623 @@
+/*
+ * indexer.c -- ANN index lifecycle (see indexer.h): warden_index_build,
+ * load/validate/catch-up of the index snapshot used by queries, and the
+ * index parts of `warden stats` and `warden check`.
+ *
+ * Trust model: the index file is derived data, so it is believed only
+ * after it proves itself: checksums and structure (index/ivf.c), then
+ * against the store -- its revision and next_slot must not be ahead of the
+ * store's (an index from another or a restored store), and a sample of its
+ * vectors must equal the embeddings in LMDB.  An index that fails any test
+ * is never used; queries scan exactly and stats/explain say why.
+ *
+ * Staleness: slots are never reused and a slot's vector never changes, so
+ * an index stamped with next_slot N is exact for every slot < N; deletes
+ * and ACL changes only shrink the allowed bitmap.  A query whose snapshot
+ * has more slots assigns the new ones (FAISS assignment against the
+ * existing centroids) in memory, publishing a new snapshot; the next
+ * `warden index` persists them without retraining.
+ */
+#include "indexer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "ann_faiss.h"
+#include "ivf_build.h"
+
+/* Vectors compared with the store when an index file is loaded. */
+#define LOAD_SAMPLE 16
+/* A collection this many times larger than the training set should
+ * retrain: its lists have grown long and unbalanced. */
+#define REBUILD_GROWTH 4
+
+typedef struct ann_base {
+  int refs;
+  wd_ivf ix;
+} ann_base;
+
+typedef struct ann_snap {
+  int refs;
+  ann_base *base;
+  wd_ivf_extra *ex;
+  uint64_t next_slot; /* every live slot below this is indexed */
+} ann_snap;
+
+struct wd_ann {
+  ann_snap *cur;
+  const char *state; /* static: "missing", "ready", "corrupt", ... */
+  char why[300];
+  int looked; /* the file identity below was inspected */
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+};
+
+void wd_index_path(const warden *db, char *buf, size_t len) {
+  snprintf(buf, len, "%s/index/ivf.wdx", db->dir);
+}
+
+static void base_release(ann_base *b) {
+  if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    wd_ivf_close(&b->ix);
+    wd_free(b);
+  }
+}
+
+static void snap_release(ann_snap *s) {
+  if (s && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    base_release(s->base);
+    wd_ivf_extra_free(s->ex);
+    wd_free(s);
+  }
+}
+
+static int get_block(void *ctx, uint32_t b, const float **base) {
+  return store_block_get((wd_txn *)ctx, b, base);
+}
+
+static int live_bitmap(wd_txn *tx, roaring_bitmap_t **out) {
+  roaring_bitmap_t *live = roaring_bitmap_create();
+  if (!live) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+  char kb[8];
+  int rc = store_bm_or(tx, kb, store_key(kb, 'L', "", 0), live);
+  if (rc) {
+    roaring_bitmap_free(live);
+    return rc;
+  }
+  *out = live;
+  return 0;
+}
+
+/* Does the index's vector at position pos equal slot's embedding in tx?
+ * 1 yes, 0 no, negative on a store error. */
+static int vec_matches(const wd_ivf *ix, uint64_t pos, uint32_t slot, wd_txn *tx) {
+  const float *base = NULL;
+  int rc = store_block_get(tx, slot / WD_BLOCK, &base);
+  if (rc < 0) return rc;
+  if (rc != 0 || !base) return 0;
+  size_t dim = ix->dim;
+  const float *x = base + WD_BLOCK + (size_t)(slot % WD_BLOCK) * dim;
+  float inv = ix->metric == WD_METRIC_COSINE ? base[slot % WD_BLOCK] : 1.0f;
+  if (!ix->sq8) {
+    const float *y = ix->vecs + pos * dim;
+    for (size_t j = 0; j < dim; j++) {
+      float v = x[j] * inv;
+      if (fabsf(v - y[j]) > 1e-5f * (1.0f + fabsf(v))) return 0;
+    }
+    return 1;
+  }
+  const uint8_t *c = ix->codes + pos * dim;
+  for (size_t j = 0; j < dim; j++) {
+    float v = x[j] * inv;
+    uint8_t e;
+    wd_ivf_sq8_encode(&v, ix->sqmin + j, ix->sqscale + j, 1, &e);
+    if (abs((int)e - (int)c[j]) > 1) return 0;
+  }
+  return 1;
+}
+
+/* Compare the index with the store state in tx: not ahead of it, and a
+ * sample of vectors equal.  0 ok, else 3 (foreign) / 4 (newer) with why. */
+static int vs_store(const wd_ivf *ix, wd_txn *tx, const roaring_bitmap_t *live,
+                    size_t nsample, char *why, size_t whylen) {
+  uint64_t rev = store_meta_u64(tx, "revision"), ns = store_meta_u64(tx, "next_slot");
+  if (ix->h.revision > rev || ix->h.next_slot > ns) {
+    snprintf(why, whylen,
+             "index reflects revision %llu / %llu slots, the store has revision %llu / %llu "
+             "slots (an index from another or a newer store)",
+             (unsigned long long)ix->h.revision, (unsigned long long)ix->h.next_slot,
+             (unsigned long long)rev, (unsigned long long)ns);
+    return 4;
+  }
+  uint64_t nvec = ix->h.nvec;
+  size_t m = nvec < nsample ? (size_t)nvec : nsample;
+  for (size_t i = 0; i < m; i++) {
+    uint64_t pos = (uint64_t)((double)i * (double)nvec / (double)m);
+    uint32_t slot = ix->ids[pos];
+    if (!roaring_bitmap_contains(live, slot)) continue; /* deleted since */
+    int rc = vec_matches(ix, pos, slot, tx);
+    if (rc < 0) {
+      snprintf(why, whylen, "could not read slot %u from the store", slot);
+      return 3;
+    }
+    if (rc == 0) {
+      snprintf(why, whylen, "the vector of slot %u differs from the store's", slot);
+      return 3;
+    }
+  }
+  return 0;
+}
+
+static const char *state_name(int rc) {
+  switch (rc) {
+    case 0: return "ready";
+    case 1: return "missing";
+    case 2: return "corrupt";
+    case 3: return "foreign";
+    case 4: return "newer_than_store";
+    default: return "error";
+  }
+}
+
+static struct wd_ann *ann_get(warden *db) {
+  if (!db->ann) db->ann = wd_calloc(1, sizeof(struct wd_ann));
+  return db->ann;
+}
+
+/* Under annlock: (re)load the file when it changed since last looked. */
+static int refresh(warden *db) {
+  struct wd_ann *a = ann_get(db);
+  if (!a) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  char path[4096];
+  wd_index_path(db, path, sizeof path);
+  struct stat st;
+  int have = stat(path, &st) == 0;
+  if (a->looked) {
+    if (!have && a->state && strcmp(a->state, "missing") == 0) return 0;
+    if (have && st.st_dev == a->dev && st.st_ino == a->ino && st.st_size == a->size &&
+        st.st_mtim.tv_sec == a->mtime.tv_sec && st.st_mtim.tv_nsec == a->mtime.tv_nsec)
+      return 0;
+  }
+  snap_release(a->cur);
+  a->cur = NULL;
+  a->looked = 1;
+  a->why[0] = 0;
+  if (!have) {
+    a->state = "missing";
+    snprintf(a->why, sizeof a->why, "no index file (run `warden index`)");
+    a->dev = 0;
+    a->ino = 0;
+    return 0;
+  }
+  a->dev = st.st_dev;
+  a->ino = st.st_ino;
+  a->size = st.st_size;
+  a->mtime = st.st_mtim;
+  ann_base *b = wd_calloc(1, sizeof *b);
+  ann_snap *s = wd_calloc(1, sizeof *s);
+  if (!b || !s) {
+    wd_free(b);
+    wd_free(s);
+    a->looked = 0;
+    return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  }
+  int rc = wd_ivf_open_file(path, db->cfg.dim, db->cfg.metric, &b->ix, a->why, sizeof a->why);
+  if (rc == 0) {
+    /* against the latest store state, not the caller's (older) snapshot */
+    wd_txn t2;
+    roaring_bitmap_t *live = NULL;
+    int src = store_read_begin(db, &t2);
+    if (src == 0) {
+      src = live_bitmap(&t2, &live);
+      if (src == 0) {
+        rc = vs_store(&b->ix, &t2, live, LOAD_SAMPLE, a->why, sizeof a->why);
+        roaring_bitmap_free(live);
+      }
+      store_read_end(&t2);
+    }
+    if (src) {
+      wd_ivf_close(&b->ix);
+      wd_free(b);
+      wd_free(s);
+      a->looked = 0;
+      return src;
+    }
+    if (rc) wd_ivf_close(&b->ix);
+  }
+  a->state = state_name(rc);
+  if (rc) {
+    wd_free(b);
+    wd_free(s);
+    return 0;
+  }
+  b->refs = 1;
+  s->refs = 1;
+  s->base = b;
+  s->next_slot = b->ix.h.next_slot;
+  a->cur = s;
+  return 0;
+}
+
+/* Under annlock: publish a snapshot covering every slot of tx. */
+static int catch_up(warden *db, wd_txn *tx) {
+  struct wd_ann *a = db->ann;
+  ann_snap *old = a->cur;
+  uint64_t ns = store_meta_u64(tx, "next_slot");
+  if (ns <= old->next_slot) return 0;
+  const wd_ivf *ix = &old->base->ix;
+  size_t dim = ix->dim;
+  roaring_bitmap_t *live = NULL;
+  int rc = live_bitmap(tx, &live);
+  if (rc) return rc;
+  roaring_bitmap_t *rng = roaring_bitmap_from_range(old->next_slot, ns, 1);
+  if (rng) roaring_bitmap_and_inplace(rng, live);
+  roaring_bitmap_free(live);
+  uint64_t n = rng ? roaring_bitmap_get_cardinality(rng) : 0;
+  uint32_t *slots = wd_malloc((n ? n : 1) * sizeof *slots);
+  uint32_t *lab = wd_malloc((n ? n : 1) * sizeof *lab);
+  float *vecs = wd_malloc((n ? n : 1) * dim * sizeof *vecs);
+  ann_snap *s = wd_calloc(1, sizeof *s);
+  wd_ivf_extra *ex = NULL;
+  if (!rng || !slots || !lab || !vecs || !s) goto oom;
+  roaring_bitmap_to_uint32_array(rng, slots);
+  for (uint64_t i = 0; i < n; i++) {
+    const float *base = NULL;
+    int g = store_block_get(tx, slots[i] / WD_BLOCK, &base);
+    if (g < 0) {
+      rc = g;
+      goto fail;
+    }
+    float *y = vecs + i * dim;
+    if (g != 0 || !base) {
+      memset(y, 0, dim * sizeof *y);
+      continue;
+    }
+    const float *x = base + WD_BLOCK + (size_t)(slots[i] % WD_BLOCK) * dim;
+    float inv = db->cfg.metric == WD_METRIC_COSINE ? base[slots[i] % WD_BLOCK] : 1.0f;
+    for (size_t j = 0; j < dim; j++) y[j] = x[j] * inv;
+  }
+  char why[300];
+  if (wd_faiss_assign(dim, db->cfg.metric, ix->cent, ix->nlist, vecs, n, lab, why, sizeof why)) {
+    rc = wd_err(db, WARDEN_EINTERNAL, "index catch-up: %s", why);
+    goto fail;
+  }
+  ex = wd_ivf_extra_clone(old->ex, ix->nlist, dim);
+  if (!ex || wd_ivf_extra_add(ex, slots, lab, vecs, n)) goto oom;
+  __atomic_add_fetch(&old->base->refs, 1, __ATOMIC_ACQ_REL);
+  s->refs = 1;
+  s->base = old->base;
+  s->ex = ex;
+  s->next_slot = ns;
+  a->cur = s;
+  snap_release(old);
+  rc = 0;
+  goto done;
+oom:
+  rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+fail:
+  wd_ivf_extra_free(ex);
+  wd_free(s);
+done:
+  if (rng) roaring_bitmap_free(rng);
+  wd_free(slots);
+  wd_free(lab);
+  wd_free(vecs);
+  return rc;
+}
+
+int wd_ann_acquire(warden *db, wd_txn *tx, wd_ann_ref *ref, const char **state) {
+  pthread_mutex_lock(&db->annlock);
+  int rc = refresh(db);
+  if (rc) {
+    pthread_mutex_unlock(&db->annlock);
+    return rc;
+  }
+  struct wd_ann *a = db->ann;
+  if (!a->cur) {
+    *state = a->state ? a->state : "missing";
+    pthread_mutex_unlock(&db->annlock);
+    return 1;
+  }
+  if ((rc = catch_up(db, tx)) != 0) {
+    pthread_mutex_unlock(&db->annlock);
+    if (rc == WARDEN_ENOMEM) return rc;
+    *state = "error";
+    return 1;
+  }
+  ann_snap *s = a->cur;
+  __atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
+  pthread_mutex_unlock(&db->annlock);
+  ref->ix = &s->base->ix;
+  ref->ex = s->ex;
+  ref->caught_up = s->ex ? s->ex->nvec : 0;
+  ref->nindexed = s->base->ix.h.nvec + ref->caught_up;
+  ref->snap = s;
+  return 0;
+}
+
+void wd_ann_release(wd_ann_ref *ref) {
+  if (ref && ref->snap) snap_release(ref->snap);
+  if (ref) ref->snap = NULL;
+}
+
+void wd_ann_close(warden *db) {
+  if (!db->ann) return;
+  snap_release(db->ann->cur);
+  wd_free(db->ann);
+  db->ann = NULL;
+}
+
+/* Forget the loaded index so the next use reloads the file. */
+static void invalidate(warden *db) {
+  pthread_mutex_lock(&db->annlock);
+  if (db->ann) {
+    snap_release(db->ann->cur);
+    db->ann->cur = NULL;
+    db->ann->looked = 0;
+  }
+  pthread_mutex_unlock(&db->annlock);
+}
+
+/* ------------------------------------------------------------ build */
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static char *to_string(warden *db, json_t *o) {
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  char *d = s ? wd_strdup(s) : NULL;
+  free(s);
+  if (!d) wd_err(db, WARDEN_ENOMEM, "out of memory");
+  return d;
+}
+
+int warden_index_build(warden *db, const warden_index_opts *opts, char **json_out) {
+  if (!db) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  warden_index_opts o;
+  memset(&o, 0, sizeof o);
+  if (opts) o = *opts;
+  char path[4096], dir[4096], why[300];
+  wd_index_path(db, path, sizeof path);
+  snprintf(dir, sizeof dir, "%s/index", db->dir);
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    return wd_err(db, WARDEN_EIO, "index: %s: %s", dir, strerror(errno));
+  double t0 = now_ms();
+  wd_txn tx;
+  if ((rc = store_read_begin(db, &tx))) return rc;
+  roaring_bitmap_t *live = NULL;
+  wd_ivf old;
+  memset(&old, 0, sizeof old);
+  int have_old = 0;
+  const char *old_state = "missing";
+  char old_why[300] = "";
+  wd_ivf_build_out bo;
+  memset(&bo, 0, sizeof bo);
+  if ((rc = live_bitmap(&tx, &live))) goto done;
+  uint64_t n = roaring_bitmap_get_cardinality(live);
+  uint64_t rev = store_meta_u64(&tx, "revision"), ns = store_meta_u64(&tx, "next_slot");
+  if (n == 0) {
+    if (json_out) {
+      *json_out = to_string(db, json_pack("{s:b,s:s,s:I}", "built", 0, "reason",
+                                          "empty collection: nothing to index", "revision",
+                                          (json_int_t)rev));
+      if (!*json_out) rc = WARDEN_ENOMEM;
+    }
+    goto done;
+  }
+  int orc = wd_ivf_open_file(path, db->cfg.dim, db->cfg.metric, &old, old_why, sizeof old_why);
+  if (orc == 0) {
+    orc = vs_store(&old, &tx, live, LOAD_SAMPLE, old_why, sizeof old_why);
+    if (orc) wd_ivf_close(&old);
+  }
+  old_state = state_name(orc);
+  have_old = orc == 0;
+  /* Reuse the old centroids unless told otherwise or the config changed. */
+  int reuse = have_old && !o.rebuild && old.sq8 == (db->cfg.sq8 != 0) &&
+              (db->cfg.nlist == 0 || db->cfg.nlist == old.nlist);
+  wd_vecsrc src = {db->cfg.dim, db->cfg.metric, get_block, &tx};
+  wd_ivf_build_in in;
+  memset(&in, 0, sizeof in);
+  in.src = &src;
+  in.live = live;
+  in.next_slot = ns;
+  in.revision = rev;
+  in.nlist = db->cfg.nlist;
+  in.sq8 = db->cfg.sq8 != 0;
+  in.old = reuse ? &old : NULL;
+  in.old_ntrained = reuse ? old.h.ntrained : 0;
+  in.seed = 1234;
+  in.progress = o.progress;
+  in.progress_ctx = o.progress_ctx;
+  if (o.progress) o.progress(o.progress_ctx, 0, n);
+  int brc = wd_ivf_build(&in, &bo, why, sizeof why);
+  if (brc) {
+    rc = brc == -1 ? wd_err(db, WARDEN_ENOMEM, "index: out of memory")
+         : brc == -2 ? wd_err(db, WARDEN_EINTERNAL, "index: %s", why)
+         : brc < -3 ? brc
+                    : wd_err(db, WARDEN_EINTERNAL, "index: %s", why);
+    goto done;
+  }
+  double t_write = now_ms();
+  if (wd_ivf_write_file(path, bo.image, bo.len, why, sizeof why)) {
+    rc = wd_err(db, WARDEN_EIO, "index: %s", why);
+    goto done;
+  }
+  t_write = now_ms() - t_write;
+  invalidate(db);
+  uint64_t ntrained = reuse ? old.h.ntrained : n;
+  if (json_out) {
+    json_t *r = json_pack(
+        "{s:b,s:s,s:s,s:I,s:I,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:f,s:f,s:f,s:f}",
+        "built", 1, "path", "index/ivf.wdx", "type", "ivf", "vectors", (json_int_t)n, "nlist",
+        (json_int_t)bo.nlist, "quantizer", in.sq8 ? "sq8" : "none", "retrained", bo.retrained,
+        "trained_on", (json_int_t)ntrained, "reused", (json_int_t)bo.reused, "assigned",
+        (json_int_t)bo.assigned, "revision", (json_int_t)rev, "next_slot", (json_int_t)ns,
+        "rebuild_suggested", n > REBUILD_GROWTH * ntrained, "previous_index", old_state,
+        "bytes", (json_int_t)bo.len, "train_ms", bo.train_ms, "assign_ms", bo.assign_ms,
+        "write_ms", t_write, "total_ms", now_ms() - t0);
+    if (r && old_why[0] && !have_old && orc != 1)
+      json_object_set_new(r, "previous_index_problem", json_string(old_why));
+    *json_out = to_string(db, r);
+    if (!*json_out) rc = WARDEN_ENOMEM;
+  }
+done:
+  if (have_old) wd_ivf_close(&old);
+  wd_free(bo.image);
+  if (live) roaring_bitmap_free(live);
+  store_read_end(&tx);
+  return rc;
+}
+
+/* ------------------------------------------------------ stats, check */
+
+static const char *type_name(int t) {
+  return t == WD_INDEX_FLAT ? "flat" : t == WD_INDEX_IVF ? "ivf" : "auto";
+}
+
+json_t *wd_index_stats(warden *db, wd_txn *tx) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  json_object_set_new(o, "type", json_string(type_name(db->cfg.index_type)));
+  json_object_set_new(o, "quantizer", json_string(db->cfg.sq8 ? "sq8" : "none"));
+  pthread_mutex_lock(&db->annlock);
+  int rc = refresh(db);
+  struct wd_ann *a = db->ann;
+  if (rc || !a) {
+    pthread_mutex_unlock(&db->annlock);
+    json_object_set_new(o, "state", json_string("error"));
+    return o;
+  }
+  uint64_t ns = store_meta_u64(tx, "next_slot");
+  if (a->cur) {
+    const wd_ivf *ix = &a->cur->base->ix;
+    uint64_t covered = a->cur->next_slot;
+    uint64_t caught = a->cur->ex ? a->cur->ex->nvec : 0;
+    int stale = ns > ix->h.next_slot;
+    json_object_set_new(o, "state", json_string(stale ? "stale" : "ready"));
+    json_object_set_new(o, "file", json_string("index/ivf.wdx"));
+    json_object_set_new(o, "file_quantizer", json_string(ix->sq8 ? "sq8" : "none"));
+    json_object_set_new(o, "nlist", json_integer((json_int_t)ix->nlist));
+    json_object_set_new(o, "vectors", json_integer((json_int_t)ix->h.nvec));
+    json_object_set_new(o, "revision", json_integer((json_int_t)ix->h.revision));
+    json_object_set_new(o, "next_slot", json_integer((json_int_t)ix->h.next_slot));
+    json_object_set_new(o, "store_next_slot", json_integer((json_int_t)ns));
+    json_object_set_new(o, "pending_slots",
+                        json_integer((json_int_t)(stale ? ns - ix->h.next_slot : 0)));
+    json_object_set_new(o, "caught_up_in_memory",
+                        json_integer((json_int_t)(covered > ix->h.next_slot ? caught : 0)));
+    json_object_set_new(o, "trained_on", json_integer((json_int_t)ix->h.ntrained));
+    uint64_t nlive = store_meta_u64(tx, "chunks");
+    json_object_set_new(o, "rebuild_suggested",
+                        json_boolean(nlive > REBUILD_GROWTH * ix->h.ntrained));
+  } else {
+    json_object_set_new(o, "state", json_string(strcmp(a->state, "missing") == 0
+                                                     ? "none" : a->state));
+    json_object_set_new(o, "detail", json_string(a->why));
+    json_object_set_new(o, "queries_use", json_string("exact scan"));
+  }
+  pthread_mutex_unlock(&db->annlock);
+  return o;
+}
+
+int wd_index_check(warden *db, wd_txn *tx, json_t *report) {
+  char path[4096], why[300];
+  wd_index_path(db, path, sizeof path);
+  json_t *o = json_object(), *probs = json_array();
+  roaring_bitmap_t *live = NULL, *seen = roaring_bitmap_create();
+  wd_ivf ix;
+  memset(&ix, 0, sizeof ix);
+  int np = 0, rc = 0, opened = 0;
+  uint64_t checked = 0, mism = 0, missing = 0, dup = 0;
+  if (!o || !probs || !seen) goto oom;
+  if ((rc = live_bitmap(tx, &live))) goto out;
+  int orc = wd_ivf_open_file(path, db->cfg.dim, db->cfg.metric, &ix, why, sizeof why);
+  if (orc == 0) {
+    opened = 1;
+    orc = vs_store(&ix, tx, live, 0, why, sizeof why);
+  }
+  if (orc == 1) {
+    json_object_set_new(o, "state", json_string("none"));
+    goto out;
+  }
+  if (orc) {
+    json_object_set_new(o, "state", json_string(state_name(orc)));
+    json_array_append_new(probs, json_sprintf("index/ivf.wdx: %s (run `warden index "
+                                              "--rebuild`; queries scan exactly meanwhile)",
+                                              why));
+    np++;
+    goto out;
+  }
+  for (size_t l = 0; l < ix.nlist; l++)
+    for (uint64_t i = ix.offs[l]; i < ix.offs[l + 1]; i++) {
+      uint32_t s = ix.ids[i];
+      if (roaring_bitmap_contains(seen, s)) {
+        dup++;
+        continue;
+      }
+      roaring_bitmap_add(seen, s);
+      if (!roaring_bitmap_contains(live, s)) continue; /* deleted since: harmless */
+      int m = vec_matches(&ix, i, s, tx);
+      if (m < 0) {
+        rc = m;
+        goto out;
+      }
+      checked++;
+      if (!m && mism++ < 5)
+        json_array_append_new(probs, json_sprintf("index/ivf.wdx: slot %u: vector differs "
+                                                  "from the store", s));
+    }
+  roaring_bitmap_t *want = roaring_bitmap_from_range(0, ix.h.next_slot, 1);
+  if (!want) goto oom;
+  roaring_bitmap_and_inplace(want, live);
+  roaring_bitmap_andnot_inplace(want, seen);
+  missing = roaring_bitmap_get_cardinality(want);
+  if (missing) {
+    uint32_t first = roaring_bitmap_minimum(want);
+    json_array_append_new(probs, json_sprintf("index/ivf.wdx: %llu live slots below its "
+                                              "next_slot are not indexed (first: %u)",
+                                              (unsigned long long)missing, first));
+  }
+  roaring_bitmap_free(want);
+  if (dup)
+    json_array_append_new(probs, json_sprintf("index/ivf.wdx: %llu slots appear in more than "
+                                              "one list", (unsigned long long)dup));
+  if (mism > 5)
+    json_array_append_new(probs, json_sprintf("index/ivf.wdx: %llu vectors differ in all",
+                                              (unsigned long long)mism));
+  np = (int)((mism ? 1 : 0) + (missing ? 1 : 0) + (dup ? 1 : 0));
+  json_object_set_new(o, "state", json_string(np ? "corrupt" : "ok"));
+  json_object_set_new(o, "revision", json_integer((json_int_t)ix.h.revision));
+  json_object_set_new(o, "next_slot", json_integer((json_int_t)ix.h.next_slot));
+  json_object_set_new(o, "pending_slots",
+                      json_integer((json_int_t)(store_meta_u64(tx, "next_slot") -
+                                                ix.h.next_slot)));
+  goto out;
+oom:
+  rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+out:
+  if (opened) wd_ivf_close(&ix);
+  if (live) roaring_bitmap_free(live);
+  if (seen) roaring_bitmap_free(seen);
+  if (rc) {
+    json_decref(o);
+    json_decref(probs);
+    return rc;
+  }
+  json_object_set_new(o, "checked", json_integer((json_int_t)checked));
+  json_object_set_new(o, "problems", probs);
+  json_object_set_new(report, "index", o);
+  return np;
+}

@@ -1,0 +1,585 @@
+/*
+ * ivf.c -- the IVF index image, its file, and the filtered adaptive probe
+ * (see ivf.h).
+ *
+ * Probe order: distances from the query to every centroid (one *_rows
+ * kernel call), heapified once; lists are popped nearest first, so a
+ * search that stops after a few lists pays O(nlist + lists*log nlist)
+ * instead of a full sort.
+ *
+ * Why adaptive probing: with a filter of selectivity s, the nearest lists
+ * hold only s of their vectors as candidates, so a fixed nprobe loses
+ * recall as s falls.  Probing continues until enough *allowed* vectors
+ * were scanned (want_allowed), which is what the k results are drawn from,
+ * under hard bounds (max_lists, max_visited) so a hostile filter cannot
+ * turn a query into a full scan; the planner (engine/search.c) sends such
+ * filters to the exact scan in the first place.
+ */
+#include "ivf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kernels.h"
+#include "wd_alloc.h"
+#include "wd_types.h"
+
+_Static_assert(sizeof(wd_ivf_header) == WD_IVF_HDR, "header is 128 bytes");
+
+static const char MAGIC[8] = {'W', 'D', 'I', 'V', 'F', '\r', '\n', 0x1a};
+
+static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+void wd_ivf_layout_of(size_t dim, size_t nlist, size_t nvec, int sq8,
+                      wd_ivf_layout *l) {
+  memset(l, 0, sizeof *l);
+  size_t o = 0;
+  l->cent = o;
+  o = al64(o + nlist * dim * sizeof(float));
+  l->offs = o;
+  o = al64(o + (nlist + 1) * sizeof(uint64_t));
+  l->ids = o;
+  o = al64(o + nvec * sizeof(uint32_t));
+  if (sq8) {
+    l->sqmin = o;
+    o = al64(o + dim * sizeof(float));
+    l->sqscale = o;
+    o = al64(o + dim * sizeof(float));
+    l->codes = o;
+    o = al64(o + nvec * dim);
+  } else {
+    l->vecs = o;
+    o = al64(o + nvec * dim * sizeof(float));
+  }
+  l->body_len = o;
+}
+
+/* ------------------------------------------------------------ checksum */
+
+#define P1 0x9E3779B185EBCA87ull
+#define P2 0xC2B2AE3D27D4EB4Full
+#define P3 0x165667B19E3779F9ull
+
+static inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t round1(uint64_t acc, uint64_t w) {
+  return rotl(acc + w * P2, 31) * P1;
+}
+
+uint64_t wd_ivf_checksum(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t a0 = P1 + P2, a1 = P2, a2 = 0, a3 = 0 - P1;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t w[4];
+    memcpy(w, b + i, 32);
+    a0 = round1(a0, w[0]);
+    a1 = round1(a1, w[1]);
+    a2 = round1(a2, w[2]);
+    a3 = round1(a3, w[3]);
+  }
+  uint64_t h = rotl(a0, 1) + rotl(a1, 7) + rotl(a2, 12) + rotl(a3, 18);
+  h ^= (uint64_t)n * P3;
+  for (; i < n; i++) h = rotl(h ^ (b[i] * P1), 11) * P2;
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
+  return h;
+}
+
+void wd_ivf_seal(void *image) {
+  wd_ivf_header *h = image;
+  memcpy(h->magic, MAGIC, 8);
+  h->version = WD_IVF_VERSION;
+  h->body_sum = wd_ivf_checksum((char *)image + WD_IVF_HDR, h->body_len);
+  h->hdr_sum = wd_ivf_checksum(image, offsetof(wd_ivf_header, hdr_sum));
+}
+
+/* --------------------------------------------------------------- files */
+
+static int write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n) {
+    ssize_t w = write(fd, c, n > (1u << 30) ? (1u << 30) : n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int wd_ivf_write_file(const char *path, const void *image, size_t len,
+                      char *why, size_t whylen) {
+  char tmp[4096], dir[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp ||
+      snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+    snprintf(why, whylen, "%s: path too long", path);
+    return -1;
+  }
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    snprintf(why, whylen, "%s: %s", tmp, strerror(errno));
+    return -1;
+  }
+  if (write_all(fd, image, len) || fsync(fd)) {
+    snprintf(why, whylen, "%s: %s", tmp, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return -1;
+  }
+  if (close(fd) || rename(tmp, path)) {
+    snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    unlink(tmp);
+    return -1;
+  }
+  /* make the rename itself durable */
+  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return 0;
+}
+
+int wd_ivf_open_image(const void *image, size_t len, size_t dim, int metric,
+                      wd_ivf *ix, char *why, size_t whylen) {
+  memset(ix, 0, sizeof *ix);
+  if (len < WD_IVF_HDR) {
+    snprintf(why, whylen, "truncated: %zu bytes, shorter than the header", len);
+    return 2;
+  }
+  const wd_ivf_header *h = image;
+  if (memcmp(h->magic, MAGIC, 8) != 0) {
+    snprintf(why, whylen, "not a warden index file (bad magic)");
+    return 3;
+  }
+  if (h->hdr_sum != wd_ivf_checksum(image, offsetof(wd_ivf_header, hdr_sum))) {
+    snprintf(why, whylen, "header checksum mismatch");
+    return 2;
+  }
+  if (h->version != WD_IVF_VERSION) {
+    snprintf(why, whylen, "format version %u, this build reads %u", h->version,
+             WD_IVF_VERSION);
+    return 3;
+  }
+  if (h->dim != dim || h->metric != (uint32_t)metric) {
+    snprintf(why, whylen, "built for dimension %u metric %u, collection has %zu/%d",
+             h->dim, h->metric, dim, metric);
+    return 3;
+  }
+  if (h->nlist == 0 || h->nlist > (1u << 24) || (h->flags & ~WD_IVF_SQ8) ||
+      h->nvec > h->next_slot || h->nvec > (1ull << 32)) {
+    snprintf(why, whylen, "implausible header (nlist %u, nvec %llu)", h->nlist,
+             (unsigned long long)h->nvec);
+    return 2;
+  }
+  wd_ivf_layout lay;
+  int sq8 = (h->flags & WD_IVF_SQ8) != 0;
+  wd_ivf_layout_of(dim, h->nlist, h->nvec, sq8, &lay);
+  if (lay.body_len != h->body_len || len != WD_IVF_HDR + h->body_len) {
+    snprintf(why, whylen, "truncated or padded: %zu bytes, header says %llu", len,
+             (unsigned long long)(WD_IVF_HDR + h->body_len));
+    return 2;
+  }
+  const char *body = (const char *)image + WD_IVF_HDR;
+  if (h->body_sum != wd_ivf_checksum(body, h->body_len)) {
+    snprintf(why, whylen, "body checksum mismatch");
+    return 2;
+  }
+  ix->h = *h;
+  ix->dim = dim;
+  ix->metric = metric;
+  ix->sq8 = sq8;
+  ix->nlist = h->nlist;
+  ix->cent = (const float *)(body + lay.cent);
+  ix->offs = (const uint64_t *)(body + lay.offs);
+  ix->ids = (const uint32_t *)(body + lay.ids);
+  if (sq8) {
+    ix->sqmin = (const float *)(body + lay.sqmin);
+    ix->sqscale = (const float *)(body + lay.sqscale);
+    ix->codes = (const uint8_t *)(body + lay.codes);
+  } else {
+    ix->vecs = (const float *)(body + lay.vecs);
+  }
+  /* structure: a checksum only proves the bytes are what was written */
+  if (ix->offs[0] != 0 || ix->offs[ix->nlist] != h->nvec) goto bad;
+  for (size_t l = 0; l < ix->nlist; l++) {
+    if (ix->offs[l + 1] < ix->offs[l]) goto bad;
+    for (uint64_t i = ix->offs[l]; i < ix->offs[l + 1]; i++)
+      if (ix->ids[i] >= h->next_slot || (i > ix->offs[l] && ix->ids[i] <= ix->ids[i - 1]))
+        goto bad;
+  }
+  return 0;
+bad:
+  snprintf(why, whylen, "inverted lists are inconsistent");
+  memset(ix, 0, sizeof *ix);
+  return 2;
+}
+
+int wd_ivf_open_file(const char *path, size_t dim, int metric, wd_ivf *ix,
+                     char *why, size_t whylen) {
+  memset(ix, 0, sizeof *ix);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    return errno == ENOENT ? 1 : 2;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    snprintf(why, whylen, "%s: %s", path, strerror(errno));
+    close(fd);
+    return 2;
+  }
+  size_t len = (size_t)st.st_size;
+  if (len < WD_IVF_HDR) {
+    close(fd);
+    snprintf(why, whylen, "truncated: %zu bytes, shorter than the header", len);
+    return 2;
+  }
+  void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    snprintf(why, whylen, "%s: mmap: %s", path, strerror(errno));
+    return 2;
+  }
+  int rc = wd_ivf_open_image(m, len, dim, metric, ix, why, whylen);
+  if (rc) {
+    munmap(m, len);
+    return rc;
+  }
+  ix->map = m;
+  ix->maplen = len;
+  return 0;
+}
+
+void wd_ivf_close(wd_ivf *ix) {
+  if (!ix) return;
+  if (ix->map) munmap(ix->map, ix->maplen);
+  wd_free(ix->owned);
+  memset(ix, 0, sizeof *ix);
+}
+
+/* -------------------------------------------------------------- extras */
+
+void wd_ivf_extra_free(wd_ivf_extra *ex) {
+  if (!ex) return;
+  for (size_t l = 0; ex->ids && l < ex->nlist; l++) {
+    wd_free(ex->ids[l]);
+    wd_free(ex->vecs[l]);
+  }
+  wd_free(ex->ids);
+  wd_free(ex->vecs);
+  wd_free(ex->cnt);
+  wd_free(ex->cap);
+  wd_free(ex);
+}
+
+wd_ivf_extra *wd_ivf_extra_clone(const wd_ivf_extra *src, size_t nlist,
+                                 size_t dim) {
+  wd_ivf_extra *ex = wd_calloc(1, sizeof *ex);
+  if (!ex) return NULL;
+  ex->nlist = nlist;
+  ex->dim = dim;
+  ex->cnt = wd_calloc(nlist, sizeof *ex->cnt);
+  ex->cap = wd_calloc(nlist, sizeof *ex->cap);
+  ex->ids = wd_calloc(nlist, sizeof *ex->ids);
+  ex->vecs = wd_calloc(nlist, sizeof *ex->vecs);
+  if (!ex->cnt || !ex->cap || !ex->ids || !ex->vecs) goto oom;
+  if (src) {
+    for (size_t l = 0; l < nlist; l++) {
+      uint32_t n = src->cnt[l];
+      if (!n) continue;
+      ex->ids[l] = wd_malloc(n * sizeof(uint32_t));
+      ex->vecs[l] = wd_malloc((size_t)n * dim * sizeof(float));
+      if (!ex->ids[l] || !ex->vecs[l]) goto oom;
+      memcpy(ex->ids[l], src->ids[l], n * sizeof(uint32_t));
+      memcpy(ex->vecs[l], src->vecs[l], (size_t)n * dim * sizeof(float));
+      ex->cnt[l] = ex->cap[l] = n;
+    }
+    ex->nvec = src->nvec;
+  }
+  return ex;
+oom:
+  wd_ivf_extra_free(ex);
+  return NULL;
+}
+
+int wd_ivf_extra_add(wd_ivf_extra *ex, const uint32_t *slots,
+                     const uint32_t *labels, const float *vecs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint32_t l = labels[i];
+    if (l >= ex->nlist) continue;
+    if (ex->cnt[l] == ex->cap[l]) {
+      uint32_t nc = ex->cap[l] ? ex->cap[l] * 2 : 8;
+      uint32_t *ni = wd_realloc(ex->ids[l], nc * sizeof *ni);
+      if (!ni) return -1;
+      ex->ids[l] = ni;
+      float *nv = wd_realloc(ex->vecs[l], (size_t)nc * ex->dim * sizeof *nv);
+      if (!nv) return -1;
+      ex->vecs[l] = nv;
+      ex->cap[l] = nc;
+    }
+    ex->ids[l][ex->cnt[l]] = slots[i];
+    memcpy(ex->vecs[l] + (size_t)ex->cnt[l] * ex->dim, vecs + i * ex->dim,
+           ex->dim * sizeof(float));
+    ex->cnt[l]++;
+    ex->nvec++;
+  }
+  return 0;
+}
+
+/* ----------------------------------------------------------------- sq8 */
+
+void wd_ivf_sq8_encode(const float *x, const float *sqmin,
+                       const float *sqscale, size_t dim, uint8_t *code) {
+  for (size_t j = 0; j < dim; j++) {
+    float v = sqscale[j] > 0 ? (x[j] - sqmin[j]) / sqscale[j] : 0.0f;
+    v = v < 0 ? 0 : v > 255 ? 255 : v;
+    code[j] = (uint8_t)(v + 0.5f);
+  }
+}
+
+/* dot(q, decode(c)) = qmin + sum qs[j]*c[j], with qs = q*scale (or, for
+ * l2, sum (qm[j] - scale[j]*c[j])^2 with qm = q - min). */
+static float sq8_dot(const float *qs, const uint8_t *c, size_t dim) {
+  float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t j = 0;
+  for (; j + 4 <= dim; j += 4) {
+    a0 += qs[j] * c[j];
+    a1 += qs[j + 1] * c[j + 1];
+    a2 += qs[j + 2] * c[j + 2];
+    a3 += qs[j + 3] * c[j + 3];
+  }
+  for (; j < dim; j++) a0 += qs[j] * c[j];
+  return (a0 + a1) + (a2 + a3);
+}
+
+static float sq8_l2(const float *qm, const float *scale, const uint8_t *c,
+                    size_t dim) {
+  float a0 = 0, a1 = 0;
+  size_t j = 0;
+  for (; j + 2 <= dim; j += 2) {
+    float d0 = qm[j] - scale[j] * c[j], d1 = qm[j + 1] - scale[j + 1] * c[j + 1];
+    a0 += d0 * d0;
+    a1 += d1 * d1;
+  }
+  for (; j < dim; j++) {
+    float d0 = qm[j] - scale[j] * c[j];
+    a0 += d0 * d0;
+  }
+  return a0 + a1;
+}
+
+/* -------------------------------------------------------------- search */
+
+typedef struct cl_ent {
+  float d;
+  uint32_t l;
+} cl_ent;
+
+static void sift_down(cl_ent *h, size_t n, size_t i) {
+  for (;;) {
+    size_t m = i, a = 2 * i + 1, b = a + 1;
+    if (a < n && (h[a].d < h[m].d || (h[a].d == h[m].d && h[a].l < h[m].l))) m = a;
+    if (b < n && (h[b].d < h[m].d || (h[b].d == h[m].d && h[b].l < h[m].l))) m = b;
+    if (m == i) return;
+    cl_ent t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+}
+
+static inline void offer(wd_topk *t, float d, uint32_t id) {
+  if (t->n < t->k || wd_hit_better(d, id, t->h[0].dist, t->h[0].id))
+    wd_topk_push(t, d, id);
+}
+
+uint64_t *wd_ivf_bits(const roaring_bitmap_t *allowed, uint64_t *nbits) {
+  *nbits = 0;
+  if (!allowed || roaring_bitmap_is_empty(allowed)) return NULL;
+  uint64_t n = (uint64_t)roaring_bitmap_maximum(allowed) + 1;
+  uint64_t *b = wd_calloc((size_t)((n + 63) / 64), sizeof *b);
+  if (!b) return NULL;
+  uint32_t ids[1024];
+  roaring_uint32_iterator_t it;
+  roaring_init_iterator(allowed, &it);
+  for (;;) {
+    uint32_t got = roaring_read_uint32_iterator(&it, ids, 1024);
+    for (uint32_t i = 0; i < got; i++) b[ids[i] >> 6] |= 1ull << (ids[i] & 63);
+    if (got < 1024) break;
+  }
+  *nbits = n;
+  return b;
+}
+
+typedef struct filt {
+  const roaring_bitmap_t *rb;
+  const uint64_t *bits;
+  uint64_t nbits;
+} filt;
+
+static inline int is_allowed(const filt *f, uint32_t id) {
+  if (f->bits) return id < f->nbits && ((f->bits[id >> 6] >> (id & 63)) & 1);
+  return !f->rb || roaring_bitmap_contains(f->rb, id);
+}
+
+/* Longest run of consecutive allowed list entries per kernel call. */
+#define RUN_MAX 128
+
+static inline float flat_dist(int metric, const float *q, const float *x,
+                              size_t dim) {
+  return metric == WD_METRIC_L2 ? wd_l2sq(q, x, dim) : -wd_dot(q, x, dim);
+}
+
+int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
+                  const roaring_bitmap_t *allowed, const wd_ivf_params *p,
+                  const wd_vecsrc *exact, wd_topk *heap, wd_ivf_stats *st) {
+  const size_t dim = ix->dim, nlist = ix->nlist;
+  const int metric = ix->metric, l2 = metric == WD_METRIC_L2;
+  wd_ivf_stats s;
+  memset(&s, 0, sizeof s);
+  int rc = 0;
+  float *cd = wd_malloc(nlist * sizeof *cd);
+  cl_ent *h = wd_malloc(nlist * sizeof *h);
+  float *qs = ix->sq8 ? wd_malloc(dim * sizeof *qs) : NULL;
+  wd_topk cand; /* sq8: approximate candidates before re-ranking */
+  memset(&cand, 0, sizeof cand);
+  size_t rr = p->rerank > heap->k ? p->rerank : heap->k;
+  if (!cd || !h || (ix->sq8 && (!qs || wd_topk_init(&cand, rr)))) {
+    rc = -1;
+    goto done;
+  }
+  if (l2)
+    wd_l2sq_rows(q, ix->cent, nlist, dim, cd);
+  else
+    wd_dot_rows(q, ix->cent, nlist, dim, cd);
+  for (size_t l = 0; l < nlist; l++) {
+    h[l].d = l2 ? cd[l] : -cd[l];
+    h[l].l = (uint32_t)l;
+  }
+  for (size_t i = nlist / 2; i-- > 0;) sift_down(h, nlist, i);
+
+  float qconst = 0;
+  if (ix->sq8) {
+    for (size_t j = 0; j < dim; j++) {
+      if (l2) {
+        qs[j] = q[j] - ix->sqmin[j];
+      } else {
+        qs[j] = q[j] * ix->sqscale[j];
+        qconst += q[j] * ix->sqmin[j];
+      }
+    }
+  }
+  wd_topk *out = ix->sq8 ? &cand : heap;
+  float run[RUN_MAX];
+  const filt fl = {allowed, p->bits, p->nbits}, *allowed_f = &fl;
+  size_t hn = nlist;
+  uint64_t allowed_seen = 0;
+  while (hn > 0) {
+    if (s.lists >= p->min_lists && allowed_seen >= p->want_allowed) break;
+    if (s.lists >= p->max_lists || (s.lists > 0 && s.visited >= p->max_visited)) {
+      s.bound_hit = 1;
+      break;
+    }
+    uint32_t l = h[0].l;
+    h[0] = h[--hn];
+    sift_down(h, hn, 0);
+    s.lists++;
+    uint64_t b = ix->offs[l], e = ix->offs[l + 1];
+    s.visited += e - b;
+    uint64_t i = b;
+    while (i < e) {
+      if (!is_allowed(allowed_f, ix->ids[i])) {
+        i++;
+        continue;
+      }
+      /* a run of consecutive allowed entries: one *_rows kernel call
+       * streams it (the whole list when nothing is filtered out) */
+      uint64_t j = i + 1;
+      int stopped = 0;
+      while (j < e && j - i < RUN_MAX) {
+        if (!is_allowed(allowed_f, ix->ids[j])) {
+          stopped = 1;
+          break;
+        }
+        j++;
+      }
+      size_t len = (size_t)(j - i);
+      if (!ix->sq8) {
+        if (l2)
+          wd_l2sq_rows(q, ix->vecs + i * dim, len, dim, run);
+        else
+          wd_dot_rows(q, ix->vecs + i * dim, len, dim, run);
+        for (size_t r = 0; r < len; r++)
+          offer(out, l2 ? run[r] : -run[r], ix->ids[i + r]);
+      } else {
+        for (size_t r = 0; r < len; r++) {
+          const uint8_t *c = ix->codes + (i + r) * dim;
+          float d = l2 ? sq8_l2(qs, ix->sqscale, c, dim) : -(qconst + sq8_dot(qs, c, dim));
+          offer(out, d, ix->ids[i + r]);
+        }
+      }
+      allowed_seen += len;
+      i = stopped ? j + 1 : j;
+    }
+    if (ex && l < ex->nlist) {
+      s.visited += ex->cnt[l];
+      for (uint32_t i = 0; i < ex->cnt[l]; i++) {
+        uint32_t id = ex->ids[l][i];
+        if (!is_allowed(allowed_f, id)) continue;
+        allowed_seen++;
+        /* extras hold exact vectors: straight into the final heap */
+        offer(heap, flat_dist(metric, q, ex->vecs[l] + (size_t)i * dim, dim), id);
+      }
+    }
+  }
+  s.scanned = allowed_seen;
+  if (ix->sq8) {
+    /* re-rank the approximate candidates with the exact vectors */
+    wd_hit_i *c = wd_malloc((cand.n ? cand.n : 1) * sizeof *c);
+    if (!c) {
+      rc = -1;
+      goto done;
+    }
+    size_t n = wd_topk_drain_sorted(&cand, c);
+    for (size_t i = 0; i < n; i++) {
+      uint32_t id = c[i].id;
+      const float *base = NULL;
+      int g = exact ? exact->get_block(exact->ctx, id / WD_BLOCK, &base) : 1;
+      if (g < 0) {
+        rc = g;
+        wd_free(c);
+        goto done;
+      }
+      if (g != 0 || !base) {
+        offer(heap, c[i].dist, id); /* no exact vector: keep the estimate */
+        continue;
+      }
+      const float *x = base + WD_BLOCK + (size_t)(id % WD_BLOCK) * dim;
+      float v = l2 ? wd_l2sq(q, x, dim) : wd_dot(q, x, dim);
+      float d = l2 ? v : metric == WD_METRIC_COSINE ? -(v * base[id % WD_BLOCK]) : -v;
+      offer(heap, d, id);
+      s.reranked++;
+    }
+    wd_free(c);
+  }
+done:
+  if (st) *st = s;
+  wd_free(cd);
+  wd_free(h);
+  wd_free(qs);
+  wd_topk_free(&cand);
+  return rc;
+}

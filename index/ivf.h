@@ -1,0 +1,176 @@
+/*
+ * ivf.h -- warden's inverted-file (IVF) index: centroids from FAISS k-means
+ * (index/ann_faiss.c), inverted lists of chunk slots, and a filtered list
+ * scan with adaptive probing.  Storage-free: it knows nothing of LMDB; the
+ * exact vectors it may need (SQ8 re-ranking) come through a wd_vecsrc.
+ *
+ * Why our own lists and kernels instead of FAISS's IndexIVF search: the
+ * allowed set is a CRoaring bitmap that changes per query.  Scanning a list
+ * here costs one bitmap probe per id and a distance only for allowed ids,
+ * with the runtime-dispatched AVX-512/AVX2 kernels of index/kernels.c;
+ * Debian's FAISS is a generic build and would need the bitmap expanded to
+ * a dense byte map per query for its IDSelectorBitmap.  bench/ivf_bench.c
+ * measures both (numbers in its header comment).
+ *
+ * The index file (one per collection, DIR/index/ivf.wdx) is a 128-byte
+ * header followed by a body of 64-byte aligned sections:
+ *
+ *   header: magic "WDIVF\r\n\032", u32 version, dim, metric, flags (bit 0:
+ *           SQ8), nlist, reserved; u64 revision, next_slot (the LMDB state
+ *           it reflects), ntrained (vectors when the centroids were
+ *           trained), nvec, body_len, body_sum (checksum of the body),
+ *           created (unix time); zero padding; u64 hdr_sum (checksum of the
+ *           120 bytes before it).  Host byte order (little-endian x86-64).
+ *   body:   float centroids[nlist][dim]
+ *           u64   offs[nlist + 1]           list l = [offs[l], offs[l+1])
+ *           u32   ids[nvec]                 slots, ascending within a list
+ *           flat: float vecs[nvec][dim]     (unit length for cosine)
+ *           sq8:  float sqmin[dim], sqscale[dim]; u8 codes[nvec][dim]
+ *
+ * Vectors are stored list by list, so probing a list streams one
+ * contiguous run of memory.  A file is only ever replaced by rename(2) of
+ * a fully written and fsynced temp file (wd_ivf_write_file), and every
+ * field is validated on open (wd_ivf_open_file), so a crash or a damaged
+ * file can make the index unavailable but never wrong.
+ *
+ * Threading: a loaded wd_ivf and a wd_ivf_extra are immutable; any number
+ * of threads may search them at once.
+ */
+#ifndef WD_IVF_H
+#define WD_IVF_H
+#include <roaring/roaring.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scan.h"
+#include "topk.h"
+
+#define WD_IVF_VERSION 1u
+#define WD_IVF_HDR 128u
+#define WD_IVF_SQ8 1u
+
+typedef struct wd_ivf_header {
+  char magic[8];
+  uint32_t version, dim, metric, flags, nlist, reserved0;
+  uint64_t revision, next_slot, ntrained, nvec, body_len, body_sum, created;
+  uint8_t pad[WD_IVF_HDR - 88 - 8];
+  uint64_t hdr_sum;
+} wd_ivf_header;
+
+/* Byte offsets of the body sections (relative to the body start). */
+typedef struct wd_ivf_layout {
+  size_t cent, offs, ids, vecs, sqmin, sqscale, codes, body_len;
+} wd_ivf_layout;
+
+void wd_ivf_layout_of(size_t dim, size_t nlist, size_t nvec, int sq8,
+                      wd_ivf_layout *lay);
+
+/* A read-only view of an index image (header + body). */
+typedef struct wd_ivf {
+  wd_ivf_header h;
+  size_t dim;
+  int metric, sq8;
+  size_t nlist;
+  const float *cent;
+  const uint64_t *offs;
+  const uint32_t *ids;
+  const float *vecs;                  /* flat */
+  const float *sqmin, *sqscale;       /* sq8 */
+  const uint8_t *codes;               /* sq8 */
+  void *map;                          /* mmap of the file, or NULL */
+  size_t maplen;
+  void *owned;                        /* wd_malloc'd image, or NULL */
+} wd_ivf;
+
+/* 64-bit checksum (4-lane multiply-rotate hash, ~10 GB/s). */
+uint64_t wd_ivf_checksum(const void *p, size_t n);
+
+/* Build an image: the caller allocates WD_IVF_HDR + lay.body_len bytes
+ * (zeroed), fills the header fields and sections, then calls
+ * wd_ivf_seal() to compute body_sum and hdr_sum. */
+void wd_ivf_seal(void *image);
+
+/* Atomically replace path with the image: write path.tmp.PID, fsync,
+ * rename over path, fsync the directory.  Returns 0 or -1 with a message
+ * in why (the old file is then untouched). */
+int wd_ivf_write_file(const char *path, const void *image, size_t len,
+                      char *why, size_t whylen);
+
+/* Open and fully validate an index file for a collection of dimension dim
+ * and metric.  Returns 0 with *out filled (release with wd_ivf_close), or:
+ *   1  missing file;   2 damaged (size, checksum, structure);
+ *   3  foreign (magic, dimension or metric differ, newer format version).
+ * On nonzero, why says what is wrong.  Ids are checked < next_slot and the
+ * lists for monotony; the caller compares revision/next_slot with the
+ * store. */
+int wd_ivf_open_file(const char *path, size_t dim, int metric, wd_ivf *out,
+                     char *why, size_t whylen);
+/* The same over an image in memory (borrowed, must outlive the view). */
+int wd_ivf_open_image(const void *image, size_t len, size_t dim, int metric,
+                      wd_ivf *out, char *why, size_t whylen);
+void wd_ivf_close(wd_ivf *ix);
+
+/* Vectors added after the file was written (a stale index catching up):
+ * per-list arrays of slots and float vectors (unit length for cosine). */
+typedef struct wd_ivf_extra {
+  size_t nlist, dim;
+  uint32_t *cnt, *cap;
+  uint32_t **ids;
+  float **vecs;
+  uint64_t nvec;
+} wd_ivf_extra;
+
+/* New empty extra for nlist lists, or a deep copy of src (src may be
+ * NULL).  NULL on allocation failure. */
+wd_ivf_extra *wd_ivf_extra_clone(const wd_ivf_extra *src, size_t nlist,
+                                 size_t dim);
+/* Append n vectors (already normalised for cosine) with their slots and
+ * list labels.  Returns 0 or -1 on allocation failure. */
+int wd_ivf_extra_add(wd_ivf_extra *ex, const uint32_t *slots,
+                     const uint32_t *labels, const float *vecs, size_t n);
+void wd_ivf_extra_free(wd_ivf_extra *ex);
+
+/* Probe bounds.  Lists are visited in order of centroid distance until at
+ * least min_lists were probed AND want_allowed allowed vectors were
+ * scanned; never more than max_lists lists or (after the first list)
+ * max_visited ids. */
+typedef struct wd_ivf_params {
+  size_t min_lists;
+  uint64_t want_allowed;
+  size_t max_lists;
+  uint64_t max_visited;
+  size_t rerank;        /* sq8: candidates re-ranked with exact vectors */
+  /* Optional dense copy of the allowed set (wd_ivf_bits): when set it is
+   * consulted instead of the roaring bitmap -- one load per visited id
+   * instead of a binary search in an array container (~45 ns). */
+  const uint64_t *bits;
+  uint64_t nbits;
+} wd_ivf_params;
+
+/* A dense bitset of allowed (ids < roaring max + 1), *nbits set to its
+ * size in bits.  Free with wd_free.  NULL on allocation failure (or when
+ * allowed is empty: then *nbits is 0). */
+uint64_t *wd_ivf_bits(const roaring_bitmap_t *allowed, uint64_t *nbits);
+
+typedef struct wd_ivf_stats {
+  uint64_t lists;     /* lists probed */
+  uint64_t visited;   /* ids looked at (allowed or not) */
+  uint64_t scanned;   /* distance computations on allowed ids */
+  uint64_t reranked;  /* sq8 exact re-rank computations */
+  int bound_hit;      /* stopped by max_lists/max_visited before want */
+} wd_ivf_stats;
+
+/* Push the nearest allowed vectors of one query q (dim floats, unit for
+ * cosine) into heap (caller-initialised with k).  allowed NULL means every
+ * indexed id.  ex may be NULL.  exact (needed for SQ8 only) gives the exact
+ * vectors for re-ranking.  Dists follow scan.h (lower is better).  Returns
+ * 0, -1 on allocation failure, or a negative get_block error. */
+int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
+                  const roaring_bitmap_t *allowed, const wd_ivf_params *p,
+                  const wd_vecsrc *exact, wd_topk *heap, wd_ivf_stats *st);
+
+/* SQ8 encode of one vector with the image's per-dimension ranges. */
+void wd_ivf_sq8_encode(const float *x, const float *sqmin,
+                       const float *sqscale, size_t dim, uint8_t *code);
+
+#endif

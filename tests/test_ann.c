@@ -1,0 +1,738 @@
+/*
+ * test_ann.c -- the ANN index: planner decisions, IVF recall against a
+ * brute-force oracle at every selectivity (module level, flat and SQ8, and
+ * through warden_query), zero leaks (every hit is in the allowed set),
+ * crash consistency of the index file (truncated, garbage, foreign, newer
+ * than the store: detected, never used, results still exact), a stale
+ * index catching up after more ingests, and concurrent queries during
+ * ingest.
+ *
+ * The oracle is a double-precision brute force written here, independent
+ * of index/scan.c and index/ivf.c.  Data: seeded clustered vectors.
+ * WARDEN_TEST_QUICK shrinks the collection and query counts.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "indexer.h"
+#include "ivf.h"
+#include "ivf_build.h"
+#include "search.h"
+#include "warden.h"
+
+#define DIM 32
+#define K 10
+
+static int quick(void) { return getenv("WARDEN_TEST_QUICK") != NULL; }
+
+/* ------------------------------------------------------------ data */
+
+static uint64_t rs;
+static uint64_t rnd(void) {
+  rs ^= rs >> 12;
+  rs ^= rs << 25;
+  rs ^= rs >> 27;
+  return rs * 2685821657736338717ull;
+}
+static double unif(void) { return (rnd() >> 11) * (1.0 / 9007199254740992.0); }
+static double gauss(void) {
+  double u = unif(), v = unif();
+  if (u < 1e-300) u = 1e-300;
+  return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* n clustered unit vectors (64 clusters) into x. */
+static void gen(float *x, size_t n, uint64_t seed) {
+  rs = seed * 0x9e3779b97f4a7c15ull + 1;
+  float cent[64][DIM];
+  for (int c = 0; c < 64; c++)
+    for (int j = 0; j < DIM; j++) cent[c][j] = (float)gauss();
+  for (size_t i = 0; i < n; i++) {
+    int c = (int)(rnd() % 64);
+    double n2 = 0;
+    for (int j = 0; j < DIM; j++) {
+      x[i * DIM + j] = cent[c][j] + (float)(0.35 * gauss());
+      n2 += (double)x[i * DIM + j] * x[i * DIM + j];
+    }
+    for (int j = 0; j < DIM; j++) x[i * DIM + j] = (float)(x[i * DIM + j] / sqrt(n2));
+  }
+}
+
+/* Oracle: the k ids with the highest cosine among those with ok[i]. */
+static size_t oracle(const float *x, size_t n, const unsigned char *ok, const float *q,
+                     uint32_t *out) {
+  double best[K];
+  size_t m = 0;
+  double qn = 0;
+  for (int j = 0; j < DIM; j++) qn += (double)q[j] * q[j];
+  qn = sqrt(qn);
+  for (size_t i = 0; i < n; i++) {
+    if (!ok[i]) continue;
+    double d = 0, xn = 0;
+    for (int j = 0; j < DIM; j++) {
+      d += (double)q[j] * x[i * DIM + j];
+      xn += (double)x[i * DIM + j] * x[i * DIM + j];
+    }
+    d /= qn * sqrt(xn);
+    size_t p = m < K ? m++ : K;
+    if (p == K) {
+      if (d <= best[K - 1]) continue;
+      p = K - 1;
+    }
+    while (p > 0 && best[p - 1] < d) {
+      best[p] = best[p - 1];
+      out[p] = out[p - 1];
+      p--;
+    }
+    best[p] = d;
+    out[p] = (uint32_t)i;
+  }
+  return m;
+}
+
+static double overlap(const uint32_t *truth, size_t nt, const uint32_t *got, size_t ng) {
+  if (nt == 0) return 1.0;
+  size_t h = 0;
+  for (size_t i = 0; i < nt; i++)
+    for (size_t j = 0; j < ng; j++)
+      if (truth[i] == got[j]) {
+        h++;
+        break;
+      }
+  return (double)h / (double)nt;
+}
+
+/* ------------------------------------------------- planner decisions */
+
+static void test_planner(void **state) {
+  (void)state;
+  struct {
+    uint64_t nallowed, nindexed;
+    size_t dim, nq, nlist;
+    int have, force, want_ivf;
+  } cases[] = {
+      {1000000, 1000000, 384, 1, 4000, 1, 0, 1},  /* unfiltered, big: ivf */
+      {100000, 1000000, 384, 1, 4000, 1, 0, 1},   /* 10%: ivf */
+      {100, 1000000, 384, 1, 4000, 1, 0, 0},      /* 0.01%: exact */
+      {1000, 1000000, 384, 1, 4000, 1, 0, 0},     /* 0.1%: exact */
+      {1000000, 1000000, 384, 1, 4000, 0, 0, 0},  /* no index: exact */
+      {1000000, 1000000, 384, 1, 4000, 1, 1, 0},  /* forced exact */
+      {100, 1000000, 384, 1, 4000, 1, 2, 1},      /* forced ivf */
+      {100, 1000000, 384, 1, 4000, 0, 2, 0},      /* forced ivf, none: exact */
+      {5, 1000000, 384, 1, 4000, 1, 0, 0},        /* fewer than k allowed */
+      {50, 200, 384, 1, 56, 1, 0, 0},             /* tiny collection */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    wd_plan_in in = {cases[i].nallowed, cases[i].nindexed, cases[i].nindexed, cases[i].dim,
+                     K, cases[i].nq, cases[i].nlist, cases[i].have, cases[i].force};
+    wd_plan_out po;
+    wd_plan_choose(&in, &po);
+    if (po.use_ivf != cases[i].want_ivf) fail_msg("case %zu: use_ivf %d", i, po.use_ivf);
+    assert_non_null(po.reason);
+    if (po.use_ivf) {
+      assert_true(po.ivf.min_lists >= 1 && po.ivf.min_lists <= cases[i].nlist);
+      assert_true(po.ivf.want_allowed >= K || po.ivf.want_allowed == cases[i].nallowed);
+      assert_true(po.ivf.max_visited >= po.est_visited * 0.99);
+    }
+  }
+  /* costs grow with the allowed set; the ivf estimate grows as the filter
+   * gets more selective (more lists to find enough allowed vectors) */
+  wd_plan_in a = {1000, 1000000, 1000000, 384, K, 1, 4000, 1, 0}, b = a;
+  b.nallowed = 100000;
+  wd_plan_out pa, pb;
+  wd_plan_choose(&a, &pa);
+  wd_plan_choose(&b, &pb);
+  assert_true(pb.est_exact_us > pa.est_exact_us);
+  assert_true(pa.est_visited > pb.est_visited);
+}
+
+/* ------------------------------------------------ module-level recall */
+
+typedef struct memsrc {
+  float *blocks; /* layout of scan.h */
+  size_t nblocks;
+} memsrc;
+
+static int mem_get_block(void *ctx, uint32_t b, const float **base) {
+  memsrc *m = ctx;
+  if (b >= m->nblocks) return 1;
+  *base = m->blocks + (size_t)b * (WD_BLOCK + WD_BLOCK * DIM);
+  return 0;
+}
+
+static void mem_fill(memsrc *m, const float *x, size_t n) {
+  m->nblocks = (n + WD_BLOCK - 1) / WD_BLOCK;
+  m->blocks = calloc(m->nblocks * (WD_BLOCK + WD_BLOCK * DIM), sizeof(float));
+  assert_non_null(m->blocks);
+  for (size_t i = 0; i < n; i++) {
+    float *base = m->blocks + (i / WD_BLOCK) * (WD_BLOCK + WD_BLOCK * DIM);
+    memcpy(base + WD_BLOCK + (i % WD_BLOCK) * DIM, x + i * DIM, DIM * sizeof(float));
+    base[i % WD_BLOCK] = 1.0f; /* unit vectors */
+  }
+}
+
+static void module_recall(int sq8) {
+  size_t n = quick() ? 5000 : 20000, nq = quick() ? 10 : 40;
+  float *x = malloc(n * DIM * sizeof(float)), *qs = malloc(nq * DIM * sizeof(float));
+  unsigned char *ok = malloc(n);
+  gen(x, n, 11);
+  /* queries: perturbed data points, so they land in the clusters */
+  for (size_t q = 0; q < nq; q++) {
+    size_t at = (q * 7919) % n;
+    double n2 = 0;
+    for (int j = 0; j < DIM; j++) {
+      qs[q * DIM + j] = x[at * DIM + j] + (float)(0.2 * gauss());
+      n2 += (double)qs[q * DIM + j] * qs[q * DIM + j];
+    }
+    for (int j = 0; j < DIM; j++) qs[q * DIM + j] = (float)(qs[q * DIM + j] / sqrt(n2));
+  }
+  memsrc m;
+  mem_fill(&m, x, n);
+  wd_vecsrc src = {DIM, WD_METRIC_COSINE, mem_get_block, &m};
+  roaring_bitmap_t *live = roaring_bitmap_from_range(0, n, 1);
+  wd_ivf_build_in in;
+  memset(&in, 0, sizeof in);
+  in.src = &src;
+  in.live = live;
+  in.next_slot = n;
+  in.revision = 3;
+  in.sq8 = sq8;
+  in.seed = 5;
+  wd_ivf_build_out bo;
+  char why[300];
+  assert_int_equal(wd_ivf_build(&in, &bo, why, sizeof why), 0);
+  wd_ivf ix;
+  assert_int_equal(wd_ivf_open_image(bo.image, bo.len, DIM, WD_METRIC_COSINE, &ix, why,
+                                     sizeof why), 0);
+  assert_int_equal(ix.h.nvec, n);
+  double sels[] = {0.001, 0.01, 0.1, 0.5, 1.0};
+  for (size_t si = 0; si < 5; si++) {
+    roaring_bitmap_t *al = roaring_bitmap_create();
+    rs = 99 + si;
+    for (size_t i = 0; i < n; i++) {
+      ok[i] = sels[si] >= 1.0 || unif() < sels[si];
+      if (ok[i]) roaring_bitmap_add(al, (uint32_t)i);
+    }
+    uint64_t na = roaring_bitmap_get_cardinality(al);
+    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN};
+    wd_plan_out po;
+    wd_plan_choose(&pin, &po);
+    double rsum = 0;
+    for (size_t q = 0; q < nq; q++) {
+      wd_topk h;
+      assert_int_equal(wd_topk_init(&h, K), 0);
+      wd_ivf_stats st;
+      assert_int_equal(wd_ivf_search(&ix, NULL, qs + q * DIM, al, &po.ivf, &src, &h, &st), 0);
+      wd_hit_i hits[K];
+      size_t ng = wd_topk_drain_sorted(&h, hits);
+      wd_topk_free(&h);
+      uint32_t got[K], truth[K];
+      for (size_t i = 0; i < ng; i++) {
+        got[i] = hits[i].id;
+        if (!ok[got[i]]) fail_msg("leak: id %u not allowed (sel %g)", got[i], sels[si]);
+        if (i > 0) assert_true(hits[i - 1].dist <= hits[i].dist);
+      }
+      size_t nt = oracle(x, n, ok, qs + q * DIM, truth);
+      /* when the probe stopped early the engine re-runs exactly; here it
+       * must still have what it scanned */
+      if (!st.bound_hit) assert_int_equal(ng, nt);
+      rsum += overlap(truth, nt, got, ng);
+    }
+    double rec = rsum / (double)nq;
+    if (rec < 0.95) fail_msg("sq8=%d selectivity %g: recall@10 %.3f < 0.95", sq8, sels[si], rec);
+    roaring_bitmap_free(al);
+  }
+  wd_ivf_close(&ix);
+  wd_free(bo.image);
+  roaring_bitmap_free(live);
+  free(m.blocks);
+  free(x);
+  free(qs);
+  free(ok);
+}
+
+static void test_ivf_recall_flat(void **state) {
+  (void)state;
+  module_recall(0);
+}
+
+static void test_ivf_recall_sq8(void **state) {
+  (void)state;
+  module_recall(1);
+}
+
+static void test_image_validation(void **state) {
+  (void)state;
+  /* a tiny valid image, then damaged copies: each refused with its kind */
+  size_t n = 600;
+  float *x = malloc(n * DIM * sizeof(float));
+  gen(x, n, 3);
+  memsrc m;
+  mem_fill(&m, x, n);
+  wd_vecsrc src = {DIM, WD_METRIC_COSINE, mem_get_block, &m};
+  roaring_bitmap_t *live = roaring_bitmap_from_range(0, n, 1);
+  wd_ivf_build_in in;
+  memset(&in, 0, sizeof in);
+  in.src = &src;
+  in.live = live;
+  in.next_slot = n;
+  wd_ivf_build_out bo;
+  char why[300];
+  assert_int_equal(wd_ivf_build(&in, &bo, why, sizeof why), 0);
+  wd_ivf ix;
+  char *img = malloc(bo.len);
+  struct {
+    const char *what;
+    size_t len;
+    size_t flip;   /* byte to flip, or SIZE_MAX */
+    int want;
+  } cases[] = {
+      {"valid", bo.len, SIZE_MAX, 0},
+      {"empty", 0, SIZE_MAX, 2},
+      {"header only", WD_IVF_HDR, SIZE_MAX, 2},
+      {"truncated", bo.len / 2, SIZE_MAX, 2},
+      {"last byte gone", bo.len - 1, SIZE_MAX, 2},
+      {"magic", bo.len, 0, 3},
+      {"header field", bo.len, 20, 2},
+      {"body byte", bo.len, WD_IVF_HDR + 5, 2},
+      {"last body byte", bo.len, bo.len - 1, 2},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    memcpy(img, bo.image, bo.len);
+    if (cases[i].flip != SIZE_MAX) img[cases[i].flip] ^= 0x40;
+    int rc = wd_ivf_open_image(img, cases[i].len, DIM, WD_METRIC_COSINE, &ix, why, sizeof why);
+    if (rc != cases[i].want) fail_msg("%s: rc %d (%s)", cases[i].what, rc, why);
+    if (rc == 0) wd_ivf_close(&ix);
+  }
+  /* foreign: other dimension or metric, or a newer format (resealed) */
+  assert_int_equal(wd_ivf_open_image(bo.image, bo.len, DIM + 1, WD_METRIC_COSINE, &ix, why,
+                                     sizeof why), 3);
+  assert_int_equal(wd_ivf_open_image(bo.image, bo.len, DIM, WD_METRIC_L2, &ix, why, sizeof why),
+                   3);
+  memcpy(img, bo.image, bo.len);
+  ((wd_ivf_header *)img)->version = WD_IVF_VERSION + 1;
+  ((wd_ivf_header *)img)->hdr_sum =
+      wd_ivf_checksum(img, offsetof(wd_ivf_header, hdr_sum));
+  assert_int_equal(wd_ivf_open_image(img, bo.len, DIM, WD_METRIC_COSINE, &ix, why, sizeof why), 3);
+  /* structurally wrong but correctly checksummed: an id out of range */
+  memcpy(img, bo.image, bo.len);
+  wd_ivf_layout lay;
+  wd_ivf_layout_of(DIM, ((wd_ivf_header *)img)->nlist, n, 0, &lay);
+  uint32_t bad = (uint32_t)n + 5;
+  memcpy(img + WD_IVF_HDR + lay.ids, &bad, 4);
+  wd_ivf_seal(img);
+  assert_int_equal(wd_ivf_open_image(img, bo.len, DIM, WD_METRIC_COSINE, &ix, why, sizeof why), 2);
+  free(img);
+  wd_free(bo.image);
+  roaring_bitmap_free(live);
+  free(m.blocks);
+  free(x);
+}
+
+/* --------------------------------------------------- engine level */
+
+typedef struct coll {
+  char dir[256];
+  warden *db;
+  float *x;  /* vectors by doc number */
+  size_t n;  /* docs ingested (doc i has slot-independent id d<i>) */
+  size_t cap;
+} coll;
+
+static void ingest_range(coll *c, size_t from, size_t to) {
+  size_t cap = (to - from) * (DIM * 16 + 200) + 64;
+  char *buf = malloc(cap), *p = buf;
+  for (size_t i = from; i < to; i++) {
+    p += sprintf(p, "{\"doc_id\":\"d%06zu\",\"source\":\"s3://b/d%zu\",\"metadata\":{\"g\":%zu},"
+                    "\"acl\":{\"allow\":[\"*\"]},\"chunks\":[{\"text\":\"t\",\"embedding\":[",
+                 i, i, i % 1000);
+    for (int j = 0; j < DIM; j++) p += sprintf(p, "%s%.9g", j ? "," : "", c->x[i * DIM + j]);
+    p += sprintf(p, "]}]}\n");
+  }
+  warden_ingest_report rep;
+  int rc = warden_ingest_buffer(c->db, "test", buf, (size_t)(p - buf), NULL, &rep);
+  if (rc) fail_msg("ingest: %s", warden_errmsg(c->db));
+  warden_free(rep.errors);
+  free(buf);
+  if (to > c->n) c->n = to;
+}
+
+static void coll_open(coll *c, size_t cap) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->dir, sizeof c->dir, "/tmp/wd_test_ann_XXXXXX");
+  assert_non_null(mkdtemp(c->dir));
+  strcat(c->dir, "/c");
+  warden_create_opts co = {DIM, "cosine", NULL};
+  char err[512];
+  if (warden_create(c->dir, &co, err, sizeof err)) fail_msg("create: %s", err);
+  if (warden_open(c->dir, NULL, &c->db, err, sizeof err)) fail_msg("open: %s", err);
+  c->cap = cap;
+  c->x = malloc(cap * DIM * sizeof(float));
+  gen(c->x, cap, 21);
+}
+
+static void coll_close(coll *c) {
+  warden_close(c->db);
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%.*s'", (int)(strlen(c->dir) - 2), c->dir);
+  if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+  free(c->x);
+}
+
+/* Query doc vectors' neighbourhood with filter g < lim; returns doc
+ * numbers of the hits in got (<= K) and the plan (caller frees). */
+static size_t query(coll *c, const float *q, unsigned lim, int strategy, uint32_t *got,
+                    char **plan) {
+  char filter[64];
+  snprintf(filter, sizeof filter, "{\"g\":{\"$lt\":%u}}", lim);
+  warden_query_opts o;
+  memset(&o, 0, sizeof o);
+  o.principal = "user:t";
+  o.filter = lim >= 1000 ? NULL : filter;
+  o.k = K;
+  o.strategy = strategy;
+  o.explain = plan != NULL;
+  warden_results *r = NULL;
+  int rc = warden_query(c->db, q, 1, &o, &r);
+  if (rc) fail_msg("query: %s", warden_errmsg(c->db));
+  size_t n = warden_results_count(r, 0);
+  for (size_t i = 0; i < n; i++) {
+    const warden_hit *h = warden_results_hit(r, 0, i);
+    got[i] = (uint32_t)strtoul(h->doc_id + 1, NULL, 10);
+    if (got[i] % 1000 >= lim) fail_msg("leak: doc %u returned for g < %u", got[i], lim);
+  }
+  if (plan) *plan = strdup(warden_results_plan(r, 0) ? warden_results_plan(r, 0) : "");
+  warden_results_free(r);
+  return n;
+}
+
+static double engine_recall(coll *c, unsigned lim, int strategy, size_t nq, int *used_ivf) {
+  unsigned char *ok = malloc(c->n);
+  for (size_t i = 0; i < c->n; i++) ok[i] = i % 1000 < lim;
+  double rsum = 0;
+  *used_ivf = 0;
+  for (size_t q = 0; q < nq; q++) {
+    float qv[DIM];
+    size_t at = (q * 104729) % c->n;
+    for (int j = 0; j < DIM; j++) qv[j] = c->x[at * DIM + j] + (float)(0.1 * gauss());
+    uint32_t got[K], truth[K];
+    char *plan;
+    size_t ng = query(c, qv, lim, strategy, got, &plan);
+    size_t nt = oracle(c->x, c->n, ok, qv, truth);
+    assert_int_equal(ng, nt); /* exactly k, or all of the allowed set */
+    rsum += overlap(truth, nt, got, ng);
+    if (strstr(plan, "\"strategy\":\"ivf\"")) (*used_ivf)++;
+    free(plan);
+  }
+  free(ok);
+  return rsum / (double)nq;
+}
+
+static void build(coll *c, int rebuild, json_t **rep) {
+  warden_index_opts io = {rebuild, NULL, NULL};
+  char *js = NULL;
+  if (warden_index_build(c->db, &io, &js)) fail_msg("index: %s", warden_errmsg(c->db));
+  json_error_t je;
+  *rep = json_loads(js, 0, &je);
+  assert_non_null(*rep);
+  warden_free(js);
+}
+
+/* The index state as `warden stats` reports it (wd_index_stats). */
+static const char *stats_state(coll *c, char *buf, size_t len) {
+  wd_txn tx;
+  assert_int_equal(store_read_begin(c->db, &tx), 0);
+  json_t *o = wd_index_stats(c->db, &tx);
+  store_read_end(&tx);
+  assert_non_null(o);
+  const char *s = json_string_value(json_object_get(o, "state"));
+  snprintf(buf, len, "%s", s ? s : "?");
+  json_decref(o);
+  return buf;
+}
+
+static void test_engine_recall(void **state) {
+  (void)state;
+  size_t n = quick() ? 4000 : 20000, nq = quick() ? 8 : 30;
+  coll c;
+  coll_open(&c, n);
+  ingest_range(&c, 0, n);
+  json_t *rep;
+  build(&c, 0, &rep);
+  assert_true(json_is_true(json_object_get(rep, "built")));
+  assert_int_equal(json_integer_value(json_object_get(rep, "vectors")), n);
+  assert_true(json_is_true(json_object_get(rep, "retrained")));
+  json_decref(rep);
+  unsigned lims[] = {1, 10, 100, 500, 1000}; /* 0.1% .. 100% */
+  for (size_t i = 0; i < 5; i++) {
+    int ivf;
+    double r = engine_recall(&c, lims[i], WARDEN_STRATEGY_ANN, nq, &ivf);
+    if (r < 0.95) fail_msg("ANN g<%u: recall@10 %.3f", lims[i], r);
+    assert_int_equal(ivf, nq); /* forced: the index was used */
+    r = engine_recall(&c, lims[i], WARDEN_STRATEGY_AUTO, nq, &ivf);
+    if (r < 0.95) fail_msg("AUTO g<%u: recall@10 %.3f", lims[i], r);
+    /* the planner must not pick the index for 0.1% of the collection */
+    if (lims[i] == 1) assert_int_equal(ivf, 0);
+  }
+  coll_close(&c);
+}
+
+static void write_file(const char *path, const void *p, size_t n) {
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.t", path);
+  FILE *f = fopen(tmp, "wb");
+  assert_non_null(f);
+  if (n) assert_int_equal(fwrite(p, 1, n, f), n);
+  fclose(f);
+  assert_int_equal(rename(tmp, path), 0);
+}
+
+static void test_crash_consistency(void **state) {
+  (void)state;
+  size_t n = quick() ? 3000 : 8000;
+  coll c;
+  coll_open(&c, n);
+  ingest_range(&c, 0, n);
+  json_t *rep;
+  build(&c, 0, &rep);
+  json_decref(rep);
+  char path[600], st[64];
+  snprintf(path, sizeof path, "%s/index/ivf.wdx", c.dir);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  size_t len = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *good = malloc(len), *img = malloc(len);
+  assert_int_equal(fread(good, 1, len, f), len);
+  fclose(f);
+  assert_string_equal(stats_state(&c, st, sizeof st), "ready");
+
+  enum { TRUNC, GARBAGE, FOREIGN, NEWER, EMPTY, JUNK, MISSING };
+  struct {
+    int kind;
+    const char *state;
+  } cases[] = {{TRUNC, "corrupt"}, {GARBAGE, "corrupt"}, {FOREIGN, "foreign"},
+               {NEWER, "newer_than_store"}, {EMPTY, "corrupt"}, {JUNK, "foreign"},
+               {MISSING, "none"}};
+  float qv[DIM];
+  memcpy(qv, c.x + 17 * DIM, sizeof qv);
+  uint32_t want[K], got[K];
+  size_t nw = query(&c, qv, 1000, WARDEN_STRATEGY_EXACT, want, NULL);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    memcpy(img, good, len);
+    size_t l = len;
+    wd_ivf_header *h = (wd_ivf_header *)img;
+    switch (cases[i].kind) {
+      case TRUNC: l = len / 2; break;
+      case GARBAGE: img[len - 100] ^= 0x5a; break;
+      case FOREIGN: { /* well-formed, but its vectors are not this store's */
+        wd_ivf_layout lay;
+        wd_ivf_layout_of(DIM, h->nlist, h->nvec, 0, &lay);
+        float *v = (float *)(img + WD_IVF_HDR + lay.vecs);
+        for (size_t j = 0; j < h->nvec * DIM; j++) v[j] = -v[j];
+        wd_ivf_seal(img);
+        break;
+      }
+      case NEWER:
+        h->next_slot += 1000;
+        h->revision += 50;
+        wd_ivf_seal(img);
+        break;
+      case EMPTY: l = 0; break;
+      case JUNK:
+        for (size_t b = 0; b < len; b++) img[b] = (char)(b * 31 + 7);
+        break;
+      default: break;
+    }
+    if (cases[i].kind == MISSING)
+      unlink(path);
+    else
+      write_file(path, img, l);
+    char *plan;
+    size_t ng = query(&c, qv, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+    /* never used: the answer is the exact one */
+    assert_int_equal(ng, nw);
+    for (size_t j = 0; j < ng; j++) assert_int_equal(got[j], want[j]);
+    if (!strstr(plan, "\"strategy\":\"exact\"")) fail_msg("case %zu: plan %s", i, plan);
+    free(plan);
+    if (strcmp(stats_state(&c, st, sizeof st), cases[i].state) != 0)
+      fail_msg("case %zu: stats state %s, want %s", i, st, cases[i].state);
+    /* warden check reports it (a missing index is not a problem) */
+    wd_txn tx;
+    assert_int_equal(store_read_begin(c.db, &tx), 0);
+    json_t *r = json_object();
+    int np = wd_index_check(c.db, &tx, r);
+    store_read_end(&tx);
+    if (cases[i].kind == MISSING) assert_int_equal(np, 0);
+    else assert_true(np > 0);
+    json_decref(r);
+  }
+  /* a fresh handle sees the same (nothing cached in the process) */
+  write_file(path, good, len / 3);
+  warden *db2;
+  char err[300];
+  assert_int_equal(warden_open(c.dir, NULL, &db2, err, sizeof err), 0);
+  warden *keep = c.db;
+  c.db = db2;
+  char *plan;
+  query(&c, qv, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  assert_non_null(strstr(plan, "\"strategy\":\"exact\""));
+  free(plan);
+  warden_close(db2);
+  c.db = keep;
+  /* restored, it is used again, and check is clean */
+  write_file(path, good, len);
+  query(&c, qv, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  assert_non_null(strstr(plan, "\"strategy\":\"ivf\""));
+  free(plan);
+  wd_txn tx;
+  assert_int_equal(store_read_begin(c.db, &tx), 0);
+  json_t *r = json_object();
+  assert_int_equal(wd_index_check(c.db, &tx, r), 0);
+  store_read_end(&tx);
+  json_decref(r);
+  /* an index build over a damaged file replaces it */
+  write_file(path, good, len / 2);
+  build(&c, 0, &rep);
+  assert_true(json_is_true(json_object_get(rep, "retrained")));
+  json_decref(rep);
+  assert_string_equal(stats_state(&c, st, sizeof st), "ready");
+  free(good);
+  free(img);
+  coll_close(&c);
+}
+
+static void test_stale_catch_up(void **state) {
+  (void)state;
+  size_t n = quick() ? 3000 : 8000, extra = 200;
+  coll c;
+  coll_open(&c, n + extra);
+  ingest_range(&c, 0, n);
+  json_t *rep;
+  build(&c, 0, &rep);
+  json_decref(rep);
+  char st[64];
+  /* new documents after the build */
+  ingest_range(&c, n, n + extra);
+  assert_string_equal(stats_state(&c, st, sizeof st), "stale");
+  int found = 0;
+  for (size_t i = n; i < n + extra; i += 20) {
+    uint32_t got[K];
+    char *plan;
+    size_t ng = query(&c, c.x + i * DIM, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+    assert_true(ng == K);
+    assert_non_null(strstr(plan, "\"strategy\":\"ivf\""));
+    assert_null(strstr(plan, "\"caught_up\":0"));
+    free(plan);
+    found += got[0] == i; /* its own vector is its nearest neighbour */
+  }
+  assert_int_equal(found, (int)(extra / 20));
+  /* deletes need no rebuild: a deleted doc is never returned */
+  char id[32];
+  snprintf(id, sizeof id, "d%06zu", n + 40);
+  const char *ids[1] = {id};
+  assert_int_equal(warden_delete(c.db, ids, 1, NULL), 0);
+  uint32_t got[K];
+  size_t ng = query(&c, c.x + (n + 40) * DIM, 1000, WARDEN_STRATEGY_ANN, got, NULL);
+  for (size_t j = 0; j < ng; j++) assert_true(got[j] != n + 40);
+  assert_int_equal(ng, K);
+  /* the next build persists the caught-up slots without retraining */
+  build(&c, 0, &rep);
+  assert_false(json_is_true(json_object_get(rep, "retrained")));
+  assert_int_equal(json_integer_value(json_object_get(rep, "assigned")), extra - 1);
+  assert_int_equal(json_integer_value(json_object_get(rep, "vectors")), n + extra - 1);
+  assert_false(json_is_true(json_object_get(rep, "rebuild_suggested")));
+  json_decref(rep);
+  assert_string_equal(stats_state(&c, st, sizeof st), "ready");
+  char *plan;
+  ng = query(&c, c.x + (n + 60) * DIM, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  assert_int_equal(got[0], n + 60);
+  assert_non_null(strstr(plan, "\"caught_up\":0"));
+  free(plan);
+  /* --rebuild retrains */
+  build(&c, 1, &rep);
+  assert_true(json_is_true(json_object_get(rep, "retrained")));
+  json_decref(rep);
+  coll_close(&c);
+}
+
+typedef struct qthread {
+  coll *c;
+  int iters, errors;
+} qthread;
+
+static void *qrun(void *arg) {
+  qthread *t = arg;
+  for (int i = 0; i < t->iters; i++) {
+    warden_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.principal = "user:t";
+    o.filter = "{\"g\":{\"$lt\":500}}";
+    o.k = K;
+    o.strategy = i % 2 ? WARDEN_STRATEGY_ANN : WARDEN_STRATEGY_AUTO;
+    warden_results *r = NULL;
+    const float *q = t->c->x + (size_t)((i * 37) % 1000) * DIM;
+    if (warden_query(t->c->db, q, 1, &o, &r)) {
+      t->errors++;
+      continue;
+    }
+    size_t n = warden_results_count(r, 0);
+    if (n != K) t->errors++;
+    for (size_t j = 0; j < n; j++) {
+      unsigned long d = strtoul(warden_results_hit(r, 0, j)->doc_id + 1, NULL, 10);
+      if (d % 1000 >= 500) t->errors++;
+    }
+    warden_results_free(r);
+  }
+  return NULL;
+}
+
+static void test_concurrent(void **state) {
+  (void)state;
+  size_t n = quick() ? 2000 : 6000, step = quick() ? 200 : 500;
+  coll c;
+  coll_open(&c, n + 4 * step);
+  ingest_range(&c, 0, n);
+  json_t *rep;
+  build(&c, 0, &rep);
+  json_decref(rep);
+  enum { NT = 4 };
+  pthread_t th[NT];
+  qthread qt[NT];
+  for (int i = 0; i < NT; i++) {
+    qt[i] = (qthread){&c, quick() ? 20 : 60, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, qrun, &qt[i]), 0);
+  }
+  for (int b = 0; b < 4; b++) ingest_range(&c, n + b * step, n + (b + 1) * step);
+  for (int i = 0; i < NT; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(qt[i].errors, 0);
+  }
+  coll_close(&c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_planner),
+      cmocka_unit_test(test_image_validation),
+      cmocka_unit_test(test_ivf_recall_flat),
+      cmocka_unit_test(test_ivf_recall_sq8),
+      cmocka_unit_test(test_engine_recall),
+      cmocka_unit_test(test_crash_consistency),
+      cmocka_unit_test(test_stale_catch_up),
+      cmocka_unit_test(test_concurrent),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
