@@ -21,7 +21,10 @@ pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjan
 case "$what" in
   test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev lmdb-utils python3" ;;
   demo) pkgs="$pkgs" ;;
-  bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib npm" ;;
+  bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib"
+         # npm may come from elsewhere than Debian (e.g. a Node.js install):
+         # only ask for Debian's when there is no npm command at all
+         command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
 esac
 missing=""
 for p in $pkgs; do
