@@ -44,7 +44,7 @@ REL_LIB_OBJS := $(call objs,rel,$(LIB_SRCS),$(CXX_SRCS))
 SAN_LIB_OBJS := $(call objs,san,$(LIB_SRCS),$(CXX_SRCS))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test test-unit test-cli test-san demo bench bench-full clean fuzz soak test-crash
+.PHONY: all deps test demo bench bench-full clean
 all: deps build/warden build/libwarden.a build/libwarden.so
 
 deps:
@@ -100,6 +100,7 @@ build/san/tests/%: build/san/tests/%.o build/san/libwarden.a
 test:
 	@sh tools/deps.sh test
 	@$(MAKE) --no-print-directory all build/check-access $(REL_TESTS) build/san/warden $(SAN_TESTS)
+	@$(MAKE) --no-print-directory build/warden fuzz-build build/tsan/test_concurrency
 	@sh tests/run.sh
 
 demo:
@@ -119,5 +120,7 @@ bench-full:
 
 clean:
 	rm -rf build
+
+include tests/reliability.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -58,7 +58,7 @@ static int plist_json(const char *field, const json_t *arr, int allow_star,
   const char **v = wd_calloc(n ? n : 1, sizeof *v);
   if (!v) {
     snprintf(why, wl, "out of memory");
-    return -1;
+    return -2; /* not the input's fault */
   }
   for (size_t i = 0; i < n; i++) {
     const json_t *e = json_array_get(arr, i);
@@ -279,11 +279,13 @@ static int sync_line(json_t *o, const char *file, uint64_t line, void *vctx) {
                   (unsigned long long)line);
   acl_change c = {NULL, NULL, NULL};
   char why[400];
+  int prc = 0;
   if ((json_object_get(o, "allow") &&
-       plist_json("allow", json_object_get(o, "allow"), 1, &c.allow, why, sizeof why)) ||
+       (prc = plist_json("allow", json_object_get(o, "allow"), 1, &c.allow, why, sizeof why))) ||
       (json_object_get(o, "deny") &&
-       plist_json("deny", json_object_get(o, "deny"), 0, &c.deny, why, sizeof why))) {
+       (prc = plist_json("deny", json_object_get(o, "deny"), 0, &c.deny, why, sizeof why)))) {
     json_decref(c.allow);
+    if (prc == -2) return wd_err(db, WARDEN_ENOMEM, "out of memory");
     return wd_err(db, WARDEN_EDATA, "%s:%llu: %s", file, (unsigned long long)line, why);
   }
   json_object_set_new(s->ids, json_string_value(id), json_integer((json_int_t)line));
@@ -361,9 +363,9 @@ static int princ_apply(wd_txn *tx, void *ctx) {
     } else {
       char *s = json_dumps(c->groups, JSON_COMPACT);
       if (!s) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-      MDB_val d = {strlen(s), s};
-      rc = mdb_put(tx->t, tx->db->dbi_princ, &k, &d, 0);
+      rc = store_put_val(tx, tx->db->dbi_princ, c->principal, pl, s, strlen(s), "write principal");
       free(s);
+      if (rc) return rc;
     }
     if (rc) return store_mdb_err(tx->db, rc, "write principal");
     tx->changed = 1;
@@ -470,8 +472,9 @@ static int psync_line(json_t *o, const char *file, uint64_t line, void *vctx) {
   princ_change c = {NULL, NULL};
   json_t *g = json_object_get(o, "groups");
   if (!g) return wd_err(db, WARDEN_EDATA, "%s:%llu: groups: required field is missing", file, ln);
-  if (plist_json("groups", g, 0, &c.groups, why, sizeof why))
-    return wd_err(db, WARDEN_EDATA, "%s:%llu: %s", file, ln, why);
+  int prc = plist_json("groups", g, 0, &c.groups, why, sizeof why);
+  if (prc == -2) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  if (prc) return wd_err(db, WARDEN_EDATA, "%s:%llu: %s", file, ln, why);
   size_t i;
   json_t *e;
   json_array_foreach(c.groups, i, e) if (strncmp(json_string_value(e), "group:", 6) != 0) {

@@ -28,15 +28,16 @@ int grants_of(wd_txn *tx, const char *p, size_t n, json_t **out) {
     *out = json_array();
     return *out ? 0 : wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
   }
-  MDB_val k = {n, (void *)p}, d;
-  int rc = mdb_get(tx->t, tx->db->dbi_grants, &k, &d);
-  if (rc == MDB_NOTFOUND) {
+  const void *data;
+  size_t len;
+  int rc = store_get_val(tx, tx->db->dbi_grants, p, n, &data, &len, "grants");
+  if (rc == WARDEN_ENOTFOUND) {
     *out = json_array();
     return *out ? 0 : wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
   }
-  if (rc) return store_mdb_err(tx->db, rc, "read grants");
+  if (rc) return rc;
   json_error_t je;
-  json_t *a = json_loadb(d.mv_data, d.mv_size, 0, &je);
+  json_t *a = json_loadb(data, len, 0, &je);
   size_t i;
   json_t *e;
   int ok = json_is_array(a);
@@ -112,9 +113,13 @@ static int grant_apply(wd_txn *tx, void *ctx) {
       json_decref(a);
       return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
     }
-    MDB_val d = {strlen(s), s};
-    rc = mdb_put(tx->t, tx->db->dbi_grants, &k, &d, 0);
+    rc = store_put_val(tx, tx->db->dbi_grants, op->principal, pl, s, strlen(s), "write grant");
     free(s);
+    json_decref(a);
+    if (rc) return rc;
+    tx->changed = 1;
+    op->changed = 1;
+    return 0;
   }
   json_decref(a);
   if (rc) return store_mdb_err(tx->db, rc, "write grant");

@@ -30,7 +30,7 @@ static void set_err(char *buf, size_t len, const char *msg) {
 static warden *handle_new(void) {
   warden *db = wd_calloc(1, sizeof *db);
   if (!db) return NULL;
-  if (pthread_key_create(&db->errkey, wd_free) != 0) {
+  if (pthread_key_create(&db->errkey, free) != 0) {
     wd_free(db);
     return NULL;
   }
@@ -49,7 +49,7 @@ static void handle_free(warden *db) {
   wd_config_free(&db->cfg);
   wd_free(db->dir);
   void *own = pthread_getspecific(db->errkey);
-  wd_free(own);
+  free(own);
   pthread_setspecific(db->errkey, NULL);
   pthread_key_delete(db->errkey);
   pthread_rwlock_destroy(&db->maplock);
@@ -338,13 +338,11 @@ int warden_export(warden *db, int (*write)(void *ctx, const char *buf, size_t le
   int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
   size_t dim = db->cfg.dim;
   while (mrc == 0 && !rc) {
-    json_error_t je;
-    json_t *rec = json_loadb(d.mv_data, d.mv_size, 0, &je);
+    json_t *rec = NULL;
     uint32_t *slots = NULL;
     size_t ns = 0;
-    if (!rec || doc_slots(db, rec, &slots, &ns)) {
+    if ((rc = store_doc_decode(db, &d, &rec)) || (rc = doc_slots(db, rec, &slots, &ns))) {
       json_decref(rec);
-      rc = wd_err(db, WARDEN_ECORRUPT, "export: a document record is damaged");
       break;
     }
     json_t *chunks = json_array();
@@ -435,11 +433,17 @@ int warden_check(warden *db, char **json_out) {
   /* use a scratch write-like txn view so doc_index's bitmap calls collect
    * into `want` instead of the store: emulate with our own walk */
   while (mrc == 0) {
-    json_error_t je;
-    json_t *rec = json_loadb(d.mv_data, d.mv_size, 0, &je);
+    json_t *rec = NULL;
     uint32_t *s = NULL;
     size_t n = 0;
-    if (!rec || doc_slots(db, rec, &s, &n)) {
+    int drc = store_doc_decode(db, &d, &rec);
+    if (!drc) drc = doc_slots(db, rec, &s, &n);
+    if (drc == WARDEN_ENOMEM) {
+      json_decref(rec);
+      rc = drc;
+      break;
+    }
+    if (drc) {
       problem(probs, "document record %zu bytes under key \"%.*s\" is damaged", d.mv_size,
               (int)(k.mv_size > 60 ? 60 : k.mv_size), (const char *)k.mv_data);
       json_decref(rec);
@@ -518,13 +522,22 @@ int warden_check(warden *db, char **json_out) {
         }
       }
     }
-    for (size_t i = 0; i < nk; i++) {
+    for (size_t i = 0; i < nk && !rc; i++) {
       roaring_bitmap_t *bm = wd_hmap_get(&want, keys[i], klens[i]);
       if (!bm) {
         bm = roaring_bitmap_create();
-        wd_hmap_put(&want, keys[i], klens[i], bm, NULL);
+        if (!bm || wd_hmap_put(&want, keys[i], klens[i], bm, NULL)) {
+          if (bm) roaring_bitmap_free(bm);
+          rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+          break;
+        }
       }
       roaring_bitmap_add_many(bm, n, s);
+    }
+    if (rc) {
+      wd_free(s);
+      json_decref(rec);
+      break;
     }
 #undef ADDKEY
     for (size_t i = 0; i < n; i++) {
@@ -582,7 +595,8 @@ int warden_check(warden *db, char **json_out) {
     mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
     while (mrc == 0) {
       nbitmaps++;
-      roaring_bitmap_t *got = roaring_bitmap_portable_deserialize_safe(d.mv_data, d.mv_size);
+      roaring_bitmap_t *got = NULL;
+      if (store_bm_decode(db, &d, &got)) got = NULL;
       roaring_bitmap_t *exp = wd_hmap_get(&want, k.mv_data, k.mv_size);
       const char *kk = k.mv_data;
       int kl = (int)(k.mv_size > 60 ? 60 : k.mv_size);
@@ -595,11 +609,9 @@ int warden_check(warden *db, char **json_out) {
                 kk, (unsigned long long)roaring_bitmap_get_cardinality(got),
                 (unsigned long long)roaring_bitmap_get_cardinality(exp));
       if (exp) {
-        roaring_bitmap_free(exp);
-        wd_hmap_put(&want, k.mv_data, k.mv_size, roaring_bitmap_create(), NULL);
-        /* mark as seen with an empty sentinel */
-        roaring_bitmap_t *sent = wd_hmap_get(&want, k.mv_data, k.mv_size);
-        roaring_bitmap_add(sent, 0xFFFFFFFFu);
+        /* mark as seen: the slot 0xFFFFFFFF never names a chunk */
+        roaring_bitmap_clear(exp);
+        roaring_bitmap_add(exp, 0xFFFFFFFFu);
       }
       if (got) roaring_bitmap_free(got);
       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);

@@ -36,7 +36,8 @@
 
 typedef struct docinfo {
   char *source, *namespace_, *metadata;
-  json_t *allow; /* for audit evidence */
+  json_t *allow; /* for audit evidence and the record re-check */
+  json_t *deny;
 } docinfo;
 
 typedef struct qres {
@@ -63,7 +64,7 @@ static double now_ms(void) {
 
 void warden_results_free(warden_results *r) {
   if (!r) return;
-  for (size_t i = 0; i < r->nq; i++) {
+  for (size_t i = 0; r->q && i < r->nq; i++) {
     wd_free(r->q[i].hits);
     wd_free(r->q[i].plan);
   }
@@ -74,6 +75,7 @@ void warden_results_free(warden_results *r) {
     wd_free(d->namespace_);
     wd_free(d->metadata);
     json_decref(d->allow);
+    json_decref(d->deny);
     wd_free(d);
   }
   wd_hmap_free(&r->docs);
@@ -143,6 +145,7 @@ static int materialise(wd_txn *tx, warden_results *r, uint32_t s, float score,
       d->namespace_ = wd_strdup(json_string_value(json_object_get(rec, "namespace")));
       d->metadata = json_str(json_object_get(rec, "metadata"));
       d->allow = json_incref(json_object_get(rec, "allow"));
+      d->deny = json_incref(json_object_get(rec, "deny"));
     }
     json_decref(rec);
     if (!d || !d->source || !d->namespace_ || !d->metadata ||
@@ -152,6 +155,7 @@ static int materialise(wd_txn *tx, warden_results *r, uint32_t s, float score,
         wd_free(d->namespace_);
         wd_free(d->metadata);
         json_decref(d->allow);
+        json_decref(d->deny);
         wd_free(d);
       }
       return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
@@ -416,6 +420,34 @@ done:
   return rc;
 }
 
+/* Defence in depth: the stored-ACL rule and the namespace prefixes,
+ * evaluated again on the document record of every hit, independently of
+ * the bitmaps that selected it.  A disagreement means damaged storage: the
+ * query fails closed. */
+static int record_allows(const wd_strlist *who, const docinfo *d, const warden_query_opts *o) {
+  int ok = 0;
+  size_t i;
+  const json_t *p;
+  json_array_foreach(d->allow, i, p) {
+    const char *s = json_string_value(p);
+    if (s && (strcmp(s, "*") == 0 || wd_strlist_has(who, s, strlen(s)))) ok = 1;
+  }
+  json_array_foreach(d->deny, i, p) {
+    const char *s = json_string_value(p);
+    if (s && wd_strlist_has(who, s, strlen(s))) ok = 0;
+  }
+  if (!ok || !o->nnamespaces) return ok;
+  for (size_t j = 0; j < o->nnamespaces; j++) {
+    char ns[WD_MAX_NAMESPACE + 1], why[300];
+    if (wd_namespace_normalize(o->namespaces[j], ns, why, sizeof why)) continue;
+    size_t n = strlen(ns);
+    if (n == 1 || (strncmp(d->namespace_, ns, n) == 0 &&
+                   (d->namespace_[n] == 0 || d->namespace_[n] == '/')))
+      return 1;
+  }
+  return 0;
+}
+
 /* The allow entry that admitted this document for who, as a chain. */
 static char *acl_evidence(const wd_strlist *who, const json_t *allow) {
   size_t i;
@@ -440,8 +472,12 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   size_t k = o->k ? o->k : 10, dim = db->cfg.dim;
   char ferr[512];
   wd_filter *flt = NULL;
-  if (o->filter && wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr))
-    return wd_err(db, WARDEN_EDATA, "%s", ferr);
+  if (o->filter && wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr)) {
+    /* the parser reports allocation failure in words; it is not bad input */
+    size_t fl = strlen(ferr);
+    int oom = fl >= 13 && strcmp(ferr + fl - 13, "out of memory") == 0;
+    return wd_err(db, oom ? WARDEN_ENOMEM : WARDEN_EDATA, "%s", ferr);
+  }
   int active = wd_resolver_active(db->resolver);
   size_t kmax = active ? work_bound(k) + k : k;
   float *qv = wd_malloc(nq * dim * sizeof(float));
@@ -595,6 +631,13 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
       warden_hit *h = &r->q[q].hits[i];
       rc = materialise(&tx, r, sorted[i].id, wd_dist_to_score(db->cfg.metric, sorted[i].dist), h);
       if (rc) break;
+      docinfo *dinf = wd_hmap_get(&r->docs, h->doc_id, strlen(h->doc_id));
+      if (!dinf || !record_allows(&who, dinf, o)) {
+        rc = wd_err(db, WARDEN_ECORRUPT,
+                    "query: the bitmaps selected a chunk its document record does not "
+                    "allow; refusing to answer (run warden check)");
+        break;
+      }
       r->q[q].n++;
       if (ah) {
         ah[i].doc_id = h->doc_id;
@@ -654,6 +697,9 @@ out:
   wd_filter_free(flt);
   if (rc) {
     warden_results_free(r);
+    /* every failure carries a message, even from a helper that only
+     * returned a code */
+    if (!warden_errmsg(db)[0]) wd_err(db, rc, "query: %s", warden_strerror(rc));
     return rc;
   }
   *out = r;

@@ -15,12 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "scan.h"
 
 #define NDBI 7
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2 /* 2: values carry a CRC-32C */
+
+static const char *find_map_base(warden *db);
 
 static size_t block_floats(const warden *db) {
   return (size_t)WD_BLOCK + (size_t)WD_BLOCK * db->cfg.dim;
@@ -28,6 +31,15 @@ static size_t block_floats(const warden *db) {
 
 int store_mdb_err(warden *db, int rc, const char *what) {
   if (rc == MDB_MAP_FULL) return WD_EMAPFULL;
+  if (rc == ENOSPC || rc == EIO || rc == EDQUOT) {
+    /* LMDB reports a short write on a full disk as EIO: say what it is */
+    struct statvfs sv;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/store", db->dir ? db->dir : ".");
+    if (rc == ENOSPC || (statvfs(path, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < (4u << 20)))
+      return wd_err(db, WARDEN_EIO, "%s: no space left on device (the collection is unchanged)",
+                    what);
+  }
   if (rc == ENOMEM) return wd_err(db, WARDEN_ENOMEM, "%s: out of memory", what);
   if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
       rc == MDB_VERSION_MISMATCH || rc == MDB_BAD_TXN)
@@ -77,6 +89,7 @@ int store_open(warden *db, const char *dir, int create, char *err,
   }
   int dead = 0;
   mdb_reader_check(db->env, &dead); /* clear readers of crashed processes */
+  db->map_base = find_map_base(db);
   {
     MDB_txn *t;
     unsigned flags = db->read_only ? MDB_RDONLY : 0;
@@ -149,6 +162,7 @@ static int grow_map(warden *db, size_t newsize) {
   if (rc == 0) {
     MDB_envinfo info;
     if (mdb_env_info(db->env, &info) == 0) db->mapsize = info.me_mapsize;
+    db->map_base = find_map_base(db); /* a resize may move the map */
   }
   pthread_rwlock_unlock(&db->maplock);
   return rc;
@@ -221,8 +235,11 @@ static int flush(wd_txn *tx) {
       bufcap = n;
     }
     roaring_bitmap_portable_serialize(bm, buf);
-    MDB_val d = {n, buf};
-    if ((rc = mdb_put(tx->t, db->dbi_bitmaps, &k, &d, 0)) != 0) break;
+    MDB_val d = {n + 4, NULL};
+    if ((rc = mdb_put(tx->t, db->dbi_bitmaps, &k, &d, MDB_RESERVE)) != 0) break;
+    memcpy(d.mv_data, buf, n);
+    uint32_t c = wd_crc32c(buf, n);
+    memcpy((char *)d.mv_data + n, &c, 4);
   }
   wd_free(buf);
   if (rc) return store_mdb_err(db, rc, "write bitmap");
@@ -281,6 +298,135 @@ int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
     int grc = grow_map(db, cur + (add > cur ? cur : add));
     if (grc) return store_mdb_err(db, grc, "grow map");
   }
+}
+
+/* A value LMDB hands back must lie inside the used part of the map: a
+ * damaged page number or overflow count would otherwise point past the
+ * end of the file, and reading it is a SIGBUS, not an error. */
+int store_val_in_map(warden *db, const MDB_val *v) {
+  const char *p = v->mv_data;
+  /* only values served from the map can point past the file; a write
+   * transaction's own dirty pages live in ordinary memory */
+  if (!db->map_base || p < db->map_base || (size_t)(p - db->map_base) >= db->mapsize) return 1;
+  mdb_filehandle_t fd;
+  struct stat fs;
+  if (mdb_env_get_fd(db->env, &fd) != 0 || fstat(fd, &fs) != 0) return 1;
+  size_t used = (size_t)fs.st_size;
+  return v->mv_size <= used && (size_t)(p - db->map_base) <= used - v->mv_size;
+}
+
+/* Where LMDB mapped data.mdb in this process: LMDB does not say, so find
+ * the mapping of that inode in /proc/self/maps (Linux).  NULL when it
+ * cannot be told; then only sizes are checked. */
+static const char *find_map_base(warden *db) {
+  mdb_filehandle_t fd;
+  struct stat fs;
+  if (mdb_env_get_fd(db->env, &fd) != 0 || fstat(fd, &fs) != 0) return NULL;
+  FILE *f = fopen("/proc/self/maps", "re");
+  if (!f) return NULL;
+  char line[4096];
+  const char *base = NULL;
+  while (!base && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi, off, ino;
+    unsigned maj, min;
+    char perms[8];
+    if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms, &off, &maj, &min, &ino) == 7 &&
+        ino == (unsigned long)fs.st_ino && off == 0)
+      base = (const char *)lo;
+  }
+  fclose(f);
+  return base;
+}
+
+int store_val_check(warden *db, const MDB_val *v, const char *what, size_t *len) {
+  uint32_t c;
+  if (v->mv_size < 4 || !store_val_in_map(db, v)) goto bad;
+  memcpy(&c, (const char *)v->mv_data + v->mv_size - 4, 4);
+  if (wd_crc32c(v->mv_data, v->mv_size - 4) != c) goto bad;
+  *len = v->mv_size - 4;
+  return 0;
+bad:
+  return wd_err(db, WARDEN_ECORRUPT, "%s: stored value fails its checksum (damaged on disk)", what);
+}
+
+int store_put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void *data,
+                  size_t len, const char *what) {
+  MDB_val k = {klen, (void *)key}, d = {len + 4, NULL};
+  int rc = mdb_put(tx->t, dbi, &k, &d, MDB_RESERVE);
+  if (rc) return store_mdb_err(tx->db, rc, what);
+  if (len) memcpy(d.mv_data, data, len);
+  uint32_t c = wd_crc32c(data, len);
+  memcpy((char *)d.mv_data + len, &c, 4);
+  tx->changed = 1;
+  return 0;
+}
+
+int store_get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void **data,
+                  size_t *len, const char *what) {
+  MDB_val k = {klen, (void *)key}, d;
+  int rc = mdb_get(tx->t, dbi, &k, &d);
+  if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
+  if (rc) return store_mdb_err(tx->db, rc, what);
+  if ((rc = store_val_check(tx->db, &d, what, len))) return rc;
+  *data = d.mv_data;
+  return 0;
+}
+
+static int str_array(const json_t *a) {
+  size_t i;
+  const json_t *e;
+  if (!json_is_array(a)) return 0;
+  json_array_foreach(a, i, e) if (!json_is_string(e)) return 0;
+  return 1;
+}
+
+/* The shape every reader of a record relies on. */
+static int doc_shape_ok(const json_t *r) {
+  if (!json_is_object(r) || !json_is_string(json_object_get(r, "doc_id")) ||
+      !json_is_string(json_object_get(r, "source")) ||
+      !json_is_string(json_object_get(r, "namespace")) ||
+      !json_is_object(json_object_get(r, "metadata")) || !str_array(json_object_get(r, "allow")) ||
+      !str_array(json_object_get(r, "deny")) || !json_is_array(json_object_get(r, "slots")))
+    return 0;
+  const char *k;
+  const json_t *v;
+  json_object_foreach((json_t *)json_object_get(r, "metadata"), k, v) {
+    if (!json_is_string(v) && !json_is_integer(v) && !json_is_real(v) && !json_is_boolean(v) &&
+        !str_array(v))
+      return 0;
+  }
+  size_t i;
+  json_array_foreach(json_object_get(r, "slots"), i, v) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > (json_int_t)WD_MAX_SLOTS)
+      return 0;
+  }
+  return 1;
+}
+
+int store_doc_decode(warden *db, const MDB_val *v, json_t **rec) {
+  size_t len;
+  int rc = store_val_check(db, v, "document record", &len);
+  if (rc) return rc;
+  json_error_t je;
+  json_t *j = json_loadb(v->mv_data, len, 0, &je);
+  if (!j && strstr(je.text, "memory")) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  if (!doc_shape_ok(j)) {
+    json_decref(j);
+    return wd_err(db, WARDEN_ECORRUPT, "a document record is damaged");
+  }
+  *rec = j;
+  return 0;
+}
+
+int store_bm_decode(warden *db, const MDB_val *v, roaring_bitmap_t **bm) {
+  size_t len;
+  int rc = store_val_check(db, v, "bitmap", &len);
+  if (rc) return rc;
+  roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(v->mv_data, len);
+  if (!b) return wd_err(db, WARDEN_ECORRUPT, "bitmap: cannot decode stored bitmap");
+  *bm = b;
+  return 0;
 }
 
 uint64_t store_meta_u64(wd_txn *tx, const char *key) {
@@ -394,12 +540,8 @@ int store_bm_or(wd_txn *tx, const char *key, size_t klen,
   int rc = mdb_get(tx->t, tx->db->dbi_bitmaps, &k, &d);
   if (rc == MDB_NOTFOUND) return 0;
   if (rc) return store_mdb_err(tx->db, rc, "read bitmap");
-  roaring_bitmap_t *bm =
-      roaring_bitmap_portable_deserialize_safe(d.mv_data, d.mv_size);
-  if (!bm)
-    return wd_err(tx->db, WARDEN_ECORRUPT,
-                  "bitmap %c%.*s: cannot decode stored bitmap", key[0],
-                  (int)(klen > 60 ? 59 : klen - 1), key + 1);
+  roaring_bitmap_t *bm;
+  if ((rc = store_bm_decode(tx->db, &d, &bm))) return rc;
   roaring_bitmap_or_inplace(acc, bm);
   roaring_bitmap_free(bm);
   return 0;
@@ -449,12 +591,8 @@ int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
       break;
     }
     if (take) {
-      roaring_bitmap_t *bm =
-          roaring_bitmap_portable_deserialize_safe(d.mv_data, d.mv_size);
-      if (!bm) {
-        ret = wd_err(tx->db, WARDEN_ECORRUPT, "cannot decode stored bitmap");
-        break;
-      }
+      roaring_bitmap_t *bm;
+      if ((ret = store_bm_decode(tx->db, &d, &bm))) break;
       roaring_bitmap_or_inplace(acc, bm);
       roaring_bitmap_free(bm);
     }
@@ -488,11 +626,10 @@ int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
   int rc = mdb_get(tx->t, tx->db->dbi_docs, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "read document");
-  json_error_t je;
-  json_t *j = json_loadb(d.mv_data, d.mv_size, 0, &je);
-  const char *id = j ? json_string_value(json_object_get(j, "doc_id")) : NULL;
-  if (!id || json_string_length(json_object_get(j, "doc_id")) != n ||
-      memcmp(id, doc_id, n) != 0) {
+  json_t *j;
+  if ((rc = store_doc_decode(tx->db, &d, &j))) return rc;
+  json_t *id = json_object_get(j, "doc_id");
+  if (json_string_length(id) != n || memcmp(json_string_value(id), doc_id, n) != 0) {
     json_decref(j);
     return wd_err(tx->db, WARDEN_ECORRUPT,
                   "document record for \"%.*s\" is damaged", (int)(n > 80 ? 80 : n),
@@ -506,11 +643,10 @@ int store_doc_put(wd_txn *tx, const char *doc_id, size_t n, const json_t *rec) {
   char kb[512];
   char *s = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(17));
   if (!s) return wd_err(tx->db, WARDEN_ENOMEM, "encode document: out of memory");
-  MDB_val k = {store_dockey(kb, doc_id, n), kb}, d = {strlen(s), s};
-  int rc = mdb_put(tx->t, tx->db->dbi_docs, &k, &d, 0);
+  int rc = store_put_val(tx, tx->db->dbi_docs, kb, store_dockey(kb, doc_id, n), s, strlen(s),
+                         "write document");
   free(s);
-  tx->changed = 1;
-  return rc ? store_mdb_err(tx->db, rc, "write document") : 0;
+  return rc;
 }
 
 int store_doc_del(wd_txn *tx, const char *doc_id, size_t n) {
@@ -536,13 +672,15 @@ int store_chunk_put(wd_txn *tx, uint32_t slot, uint32_t ord,
                     size_t tlen) {
   unsigned char kb[4];
   slotkey(kb, slot);
-  MDB_val k = {4, kb}, d = {8 + dlen + tlen, NULL};
+  MDB_val k = {4, kb}, d = {8 + dlen + tlen + 4, NULL};
   int rc = mdb_put(tx->t, tx->db->dbi_chunks, &k, &d, MDB_RESERVE);
   if (rc) return store_mdb_err(tx->db, rc, "write chunk");
   uint32_t h[2] = {ord, (uint32_t)dlen};
   memcpy(d.mv_data, h, 8);
   memcpy((char *)d.mv_data + 8, doc_id, dlen);
   if (tlen) memcpy((char *)d.mv_data + 8 + dlen, text, tlen);
+  uint32_t c = wd_crc32c(d.mv_data, 8 + dlen + tlen);
+  memcpy((char *)d.mv_data + 8 + dlen + tlen, &c, 4);
   tx->changed = 1;
   return 0;
 }
@@ -556,15 +694,17 @@ int store_chunk_get(wd_txn *tx, uint32_t slot, uint32_t *ord,
   int rc = mdb_get(tx->t, tx->db->dbi_chunks, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "read chunk");
+  size_t len;
+  if ((rc = store_val_check(tx->db, &d, "chunk record", &len))) return rc;
   uint32_t h[2];
-  if (d.mv_size < 8) goto bad;
+  if (len < 8) goto bad;
   memcpy(h, d.mv_data, 8);
-  if (h[1] == 0 || (size_t)h[1] > d.mv_size - 8 || h[1] > WD_MAX_DOCID) goto bad;
+  if (h[1] == 0 || (size_t)h[1] > len - 8 || h[1] > WD_MAX_DOCID) goto bad;
   *ord = h[0];
   *doc_id = (const char *)d.mv_data + 8;
   *dlen = h[1];
   *text = (const char *)d.mv_data + 8 + h[1];
-  *tlen = d.mv_size - 8 - h[1];
+  *tlen = len - 8 - h[1];
   return 0;
 bad:
   return wd_err(tx->db, WARDEN_ECORRUPT, "chunk record %u is damaged", slot);
@@ -595,7 +735,7 @@ int store_block_get(wd_txn *tx, uint32_t b, const float **base) {
   int rc = mdb_get(tx->t, tx->db->dbi_blocks, &k, &d);
   if (rc == MDB_NOTFOUND) return 1;
   if (rc) return store_mdb_err(tx->db, rc, "read embeddings");
-  if (d.mv_size != block_floats(tx->db) * sizeof(float))
+  if (d.mv_size != block_floats(tx->db) * sizeof(float) || !store_val_in_map(tx->db, &d))
     return wd_err(tx->db, WARDEN_ECORRUPT,
                   "embedding block %u has %zu bytes, expected %zu", b,
                   d.mv_size, block_floats(tx->db) * sizeof(float));

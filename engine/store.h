@@ -74,6 +74,29 @@ void store_read_end(wd_txn *tx);
 int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
                 uint64_t *revision);
 
+/* Values of docs, chunks, bitmaps, principals and grants end with a
+ * CRC-32C of the bytes before it, so a flipped byte on disk is refused
+ * (WARDEN_ECORRUPT) instead of being returned as data.  Embedding blocks
+ * carry none: a checksum over ~400 KB per block would cost the scan a
+ * third of its speed, and a damaged vector can change a score, never who
+ * may read what. */
+uint32_t wd_crc32c(const void *p, size_t n);
+/* 1 when v lies inside the used part of the LMDB map. */
+int store_val_in_map(warden *db, const MDB_val *v);
+/* Verify v's trailing CRC; on success *len = payload length. */
+int store_val_check(warden *db, const MDB_val *v, const char *what, size_t *len);
+/* Put data with its CRC under key in dbi. */
+int store_put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void *data,
+                  size_t len, const char *what);
+/* Get and verify: WARDEN_ENOTFOUND when absent; *data borrowed until the
+ * end of the transaction. */
+int store_get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void **data,
+                  size_t *len, const char *what);
+/* Decode a document record value (CRC, JSON, shape). */
+int store_doc_decode(warden *db, const MDB_val *v, json_t **rec);
+/* Decode a bitmap value (CRC, CRoaring portable format). */
+int store_bm_decode(warden *db, const MDB_val *v, roaring_bitmap_t **bm);
+
 /* Map an LMDB return code to a warden code with a message. */
 int store_mdb_err(warden *db, int rc, const char *what);
 

@@ -38,6 +38,7 @@ struct warden {
   pthread_key_t errkey;    /* per-thread message buffer */
   pthread_rwlock_t maplock;
   size_t mapsize;
+  const char *map_base; /* where data.mdb is mapped (for value bounds) */
   pthread_mutex_t growlock;
   struct wd_resolver *resolver; /* acl/resolver.c; never NULL once open */
   struct wd_audit *audit;       /* acl/audit.c; NULL when auditing is off */

@@ -36,5 +36,8 @@ for t in tests/cli/*.sh; do
   [ -f "$t" ] || continue
   run "san/cli/$(basename "$t")" env WARDEN=build/san/warden WARDEN_TEST_QUICK=1 sh "$t"
 done
+# the short reliability run (crash, fuzz replay + 10 s per target, TSan,
+# full disk): see tests/reliability.mk
+run "reliability-short" sh tests/reliability/short.sh
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ] || { echo "failed:$failed"; exit 1; }
