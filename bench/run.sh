@@ -22,6 +22,11 @@ for wl in synthetic-384 glove-100; do
   echo "== warden on $wl"
   build/warden_bench "$d" "bench/results/warden-$wl-$mode.json" "$d/collection" --queries $nscore
 done
+echo "== exact scan vs FAISS IndexFlat, 100k x 384 (same process)"
+build/exact_scan bench/data/exact-scan | tee "bench/results/exact-scan-$mode.json"
+echo "== permission changes (revoke, ACL sync vs re-ingest)"
+case "$mode" in quick) pn=100000 ;; *) pn=1000000 ;; esac
+build/perm_bench bench/data/perm $pn 64 | tee "bench/results/perm-$mode.json"
 echo "== FAISS baselines"
 $PY bench/baselines.py --$mode
 echo "== report"
