@@ -496,6 +496,15 @@ int warden_check(warden *db, char **json_out) {
       size_t cnt = vals ? json_array_size(vals) : 1;
       for (size_t i = 0; i < cnt; i++) {
         json_t *x = vals ? json_array_get(vals, i) : v;
+        int fits = (t == WD_T_STRING || t == WD_T_STRING_LIST) ? json_is_string(x)
+                   : t == WD_T_INT                             ? json_is_integer(x)
+                   : t == WD_T_FLOAT                           ? json_is_number(x)
+                                                               : json_is_boolean(x);
+        if (!fits || (t == WD_T_STRING_LIST) != (vals != NULL)) {
+          problem(probs, "%s: metadata \"%s\" does not have its field's type (%s)", id, field,
+                  wd_type_name(t));
+          break;
+        }
         wd_value val;
         memset(&val, 0, sizeof val);
         if (t == WD_T_STRING || t == WD_T_STRING_LIST) {

@@ -521,7 +521,7 @@ size_t store_vkey(char *buf, const char *field, const wd_value *v) {
       return 2 + fl + 1;
     default: {
       size_t n = v->len > WD_MAX_STRVAL ? WD_MAX_STRVAL : v->len;
-      memcpy(p, v->s, n);
+      if (n && v->s) memcpy(p, v->s, n);
       return 2 + fl + n;
     }
   }

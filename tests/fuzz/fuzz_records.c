@@ -27,6 +27,8 @@
 
 #include "warden.h"
 
+uint32_t wd_crc32c(const void *p, size_t n); /* engine/crc.c */
+
 static char root[256], coll[300], store[320], tmpl[320];
 
 static void copy_file(const char *from, const char *to) {
@@ -119,11 +121,25 @@ static void poke(const char *dbname, unsigned nth, const uint8_t *val, size_t le
       size_t kl = k.mv_size;
       memcpy(key, k.mv_data, kl);
       mdb_cursor_close(c);
-      MDB_val kk = {kl, key}, vv = {len, (void *)val};
+      /* Values of these databases carry a CRC-32C (store.h): append a
+       * valid one so the decoders behind the checksum are fuzzed too;
+       * blocks and meta carry none; an odd first value byte keeps the raw
+       * bytes, so the checksum check itself stays under test. */
+      uint8_t *cv = malloc(len + 4);
+      size_t cl = len;
+      if (!cv) abort();
+      memcpy(cv, val, len);
+      if (strcmp(dbname, "blocks") && strcmp(dbname, "meta") && len && !(val[0] & 1)) {
+        uint32_t crc = wd_crc32c(val, len);
+        memcpy(cv + len, &crc, 4);
+        cl += 4;
+      }
+      MDB_val kk = {kl, key}, vv = {cl, cv};
       if (len)
         mdb_put(t, dbi, &kk, &vv, 0);
       else
         mdb_del(t, dbi, &kk, NULL);
+      free(cv);
     } else {
       mdb_cursor_close(c);
     }
