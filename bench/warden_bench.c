@@ -95,9 +95,13 @@ static double read_bandwidth_gbs(void) {
   volatile uint64_t sink = 0;
   for (int r = 0; r < 3; r++) {
     double t = now();
-    uint64_t s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i];
-    sink = s;
+    /* eight independent sums: no add chain limits the loads */
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (size_t i = 0; i < n; i += 8) {
+      s0 += a[i]; s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3];
+      s4 += a[i + 4]; s5 += a[i + 5]; s6 += a[i + 6]; s7 += a[i + 7];
+    }
+    sink = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
     double gbs = n * sizeof(uint64_t) / (now() - t) / 1e9;
     if (gbs > best) best = gbs;
   }

@@ -381,6 +381,89 @@ static char *to_string(warden *db, json_t *o) {
   return d;
 }
 
+/* Probe-depth calibration, run on a freshly built image: held-out-like
+ * queries (the normalised midpoints of pairs of indexed vectors) are
+ * answered exactly and by the IVF probe with increasing list counts; the
+ * smallest count whose recall@10 reaches CALIB_TARGET, times a margin, is
+ * stamped in the header (reserved0) and used by the planner as its
+ * minimum.  Unfiltered recall is the right yardstick: the adaptive probe
+ * additionally widens for filters until enough allowed vectors were seen.
+ * Returns the list count, or 0 when it could not be measured. */
+#define CALIB_Q 48
+#define CALIB_TARGET 0.97
+static size_t calibrate(warden *db, wd_txn *tx, const roaring_bitmap_t *live, void *image,
+                        size_t len) {
+  wd_ivf ix;
+  char why[300];
+  if (wd_ivf_open_image(image, len, db->cfg.dim, db->cfg.metric, &ix, why, sizeof why)) return 0;
+  size_t dim = db->cfg.dim, n = roaring_bitmap_get_cardinality(live), got = 0, best = 0;
+  float *q = wd_malloc(CALIB_Q * dim * sizeof(float));
+  wd_topk *ex = wd_calloc(CALIB_Q, sizeof *ex);
+  wd_hit_i *truth = wd_malloc(CALIB_Q * 10 * sizeof *truth), res[10];
+  if (!q || !ex || !truth || n < 100) goto out;
+  for (size_t i = 0; i < CALIB_Q; i++) {
+    uint32_t a, b;
+    const float *ba, *bb;
+    if (!roaring_bitmap_select(live, (uint32_t)((i * 2654435761u) % n), &a) ||
+        !roaring_bitmap_select(live, (uint32_t)((i * 40503u + 7919u) % n), &b) ||
+        store_block_get(tx, a / WD_BLOCK, &ba) || store_block_get(tx, b / WD_BLOCK, &bb))
+      goto out;
+    const float *xa = ba + WD_BLOCK + (size_t)(a % WD_BLOCK) * dim;
+    const float *xb = bb + WD_BLOCK + (size_t)(b % WD_BLOCK) * dim;
+    float ia = ba[a % WD_BLOCK], ib = bb[b % WD_BLOCK];
+    double n2 = 0;
+    for (size_t j = 0; j < dim; j++) {
+      float v = xa[j] * (ia > 0 ? ia : 1) + xb[j] * (ib > 0 ? ib : 1);
+      q[i * dim + j] = v;
+      n2 += (double)v * v;
+    }
+    if (db->cfg.metric == WD_METRIC_COSINE && n2 > 0)
+      for (size_t j = 0; j < dim; j++) q[i * dim + j] = (float)(q[i * dim + j] / sqrt(n2));
+    if (wd_topk_init(&ex[i], 10)) goto out;
+  }
+  wd_vecsrc src = {dim, db->cfg.metric, get_block, tx};
+  if (wd_scan_exact(&src, q, CALIB_Q, live, ex, NULL)) goto out;
+  size_t nt[CALIB_Q];
+  for (size_t i = 0; i < CALIB_Q; i++) nt[i] = wd_topk_drain_sorted(&ex[i], truth + i * 10);
+  size_t nl = ix.nlist;
+  for (size_t lists = nl / 100 > 4 ? nl / 100 : 4;; lists = lists * 5 / 4 + 1) {
+    if (lists > nl) lists = nl;
+    double rsum = 0;
+    for (size_t i = 0; i < CALIB_Q; i++) {
+      wd_topk h;
+      if (wd_topk_init(&h, 10)) goto out;
+      wd_ivf_params p;
+      memset(&p, 0, sizeof p);
+      p.min_lists = lists;
+      p.max_lists = lists;
+      p.max_visited = UINT64_MAX;
+      p.rerank = 64;
+      wd_ivf_stats st;
+      int rc = wd_ivf_search(&ix, NULL, q + i * dim, NULL, &p, &src, &h, &st);
+      size_t m = rc ? 0 : wd_topk_drain_sorted(&h, res);
+      wd_topk_free(&h);
+      size_t hit = 0;
+      for (size_t a = 0; a < nt[i]; a++)
+        for (size_t b = 0; b < m; b++) hit += truth[i * 10 + a].id == res[b].id;
+      rsum += nt[i] ? (double)hit / (double)nt[i] : 1.0;
+    }
+    if (rsum / CALIB_Q >= CALIB_TARGET || lists >= nl) {
+      best = lists + lists / 4 + 1; /* margin: queries differ from the sample */
+      if (best > nl) best = nl;
+      break;
+    }
+  }
+  got = best;
+out:
+  if (ex)
+    for (size_t i = 0; i < CALIB_Q; i++) wd_topk_free(&ex[i]);
+  wd_free(ex);
+  wd_free(q);
+  wd_free(truth);
+  wd_ivf_close(&ix);
+  return got;
+}
+
 int warden_index_build(warden *db, const warden_index_opts *opts, char **json_out) {
   if (!db) return WARDEN_EINVAL;
   int rc = wd_check_pid(db);
@@ -450,6 +533,11 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
                     : wd_err(db, WARDEN_EINTERNAL, "index: %s", why);
     goto done;
   }
+  double t_cal = now_ms();
+  size_t calib = calibrate(db, &tx, live, bo.image, bo.len);
+  ((wd_ivf_header *)bo.image)->reserved0 = (uint32_t)calib;
+  wd_ivf_seal(bo.image);
+  t_cal = now_ms() - t_cal;
   double t_write = now_ms();
   if (wd_ivf_write_file(path, bo.image, bo.len, why, sizeof why)) {
     rc = wd_err(db, WARDEN_EIO, "index: %s", why);
@@ -468,6 +556,10 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
         "rebuild_suggested", n > REBUILD_GROWTH * ntrained, "previous_index", old_state,
         "bytes", (json_int_t)bo.len, "train_ms", bo.train_ms, "assign_ms", bo.assign_ms,
         "write_ms", t_write, "total_ms", now_ms() - t0);
+    if (r) {
+      json_object_set_new(r, "calibrated_min_lists", json_integer((json_int_t)calib));
+      json_object_set_new(r, "calibrate_ms", json_real(t_cal));
+    }
     if (r && old_why[0] && !have_old && orc != 1)
       json_object_set_new(r, "previous_index_problem", json_string(old_why));
     *json_out = to_string(db, r);
