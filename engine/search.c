@@ -174,7 +174,7 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
     if (have) istate = ref.caught_up ? "caught_up" : "ready";
   }
   wd_plan_in pin = {nallowed, nlive, have ? ref.nindexed : 0, db->cfg.dim, k, nq,
-                    have ? ref.ix->nlist : 0, have ? ref.ix->h.reserved0 : 0, have, force};
+                    have ? ref.ix->nlist : 0, have, force, have ? ref.ix->h.reserved0 : 0};
   wd_plan_out po;
   wd_plan_choose(&pin, &po);
   int rc = 0;

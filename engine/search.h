@@ -45,10 +45,10 @@ typedef struct wd_plan_in {
   uint64_t nindexed; /* vectors in the ANN index (0: none) */
   size_t dim, k, nq;
   size_t nlist;      /* lists of the ANN index */
-  size_t calib_lists; /* lists that gave recall >= 0.97 when the index was
-                         built (0: not calibrated) */
   int have_ivf;      /* a usable index exists */
   int force;         /* 0 planner, 1 exact, 2 ivf (WARDEN_STRATEGY_*) */
+  size_t calib_lists; /* lists that gave recall >= 0.97 when the index was
+                         built (0: not calibrated) */
 } wd_plan_in;
 
 typedef struct wd_plan_out {

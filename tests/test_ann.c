@@ -135,7 +135,7 @@ static void test_planner(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     wd_plan_in in = {cases[i].nallowed, cases[i].nindexed, cases[i].nindexed, cases[i].dim,
-                     K, cases[i].nq, cases[i].nlist, cases[i].have, cases[i].force};
+                     K, cases[i].nq, cases[i].nlist, cases[i].have, cases[i].force, 0};
     wd_plan_out po;
     wd_plan_choose(&in, &po);
     if (po.use_ivf != cases[i].want_ivf) fail_msg("case %zu: use_ivf %d", i, po.use_ivf);
@@ -148,7 +148,7 @@ static void test_planner(void **state) {
   }
   /* costs grow with the allowed set; the ivf estimate grows as the filter
    * gets more selective (more lists to find enough allowed vectors) */
-  wd_plan_in a = {1000, 1000000, 1000000, 384, K, 1, 4000, 1, 0}, b = a;
+  wd_plan_in a = {1000, 1000000, 1000000, 384, K, 1, 4000, 1, 0, 0}, b = a;
   b.nallowed = 100000;
   wd_plan_out pa, pb;
   wd_plan_choose(&a, &pa);
@@ -225,7 +225,7 @@ static void module_recall(int sq8) {
       if (ok[i]) roaring_bitmap_add(al, (uint32_t)i);
     }
     uint64_t na = roaring_bitmap_get_cardinality(al);
-    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN};
+    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0};
     wd_plan_out po;
     wd_plan_choose(&pin, &po);
     double rsum = 0;
