@@ -20,7 +20,7 @@ what=${1:-build}
 pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjansson-dev g++ make pkg-config"
 case "$what" in
   test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev lmdb-utils python3" ;;
-  demo) pkgs="$pkgs" ;;
+  demo) pkgs="$pkgs python3" ;;
   bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib"
          # npm may come from elsewhere than Debian (e.g. a Node.js install):
          # only ask for Debian's when there is no npm command at all
