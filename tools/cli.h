@@ -106,10 +106,6 @@ int cli_lib_err(const warden *db, const char *ctx, int rc);
  * exit code (nonzero); 0 on success. */
 int cli_open(const char *ctx, const char *dir, int read_only, warden **out);
 
-/* Set by the temporary stand-ins in api_pending.c when a library function
- * is not implemented yet; the command then says "not available yet". */
-extern int cli_api_pending;
-
 /* ------------------------------------------------------------ output */
 
 /* Print obj as one line of JSON on stdout (", " and ": " separators, keys

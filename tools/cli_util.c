@@ -140,13 +140,7 @@ int cli_exit_code(int rc) {
   }
 }
 
-int cli_api_pending = 0;
-
 int cli_lib_err(const warden *db, const char *ctx, int rc) {
-  if (cli_api_pending) {
-    cli_err(ctx, "not available yet");
-    return CLI_EXIT_RUNTIME;
-  }
   const char *msg = db ? warden_errmsg(db) : NULL;
   if (!msg || !*msg) msg = warden_strerror(rc);
   /* Library messages often name their operation already ("query: ...");
