@@ -45,6 +45,7 @@ static void handle_free(warden *db) {
   wd_search_close(db);
   wd_resolver_close(db->resolver);
   wd_audit_close(db->audit);
+  store_bmcache_free(db->bmcache);
   store_close(db);
   wd_config_free(&db->cfg);
   wd_free(db->dir);

@@ -185,7 +185,77 @@ static int begin(warden *db, unsigned flags, MDB_txn **t) {
 int store_read_begin(warden *db, wd_txn *tx) {
   memset(tx, 0, sizeof *tx);
   tx->db = db;
-  return begin(db, MDB_RDONLY, &tx->t);
+  int rc = begin(db, MDB_RDONLY, &tx->t);
+  if (!rc) tx->rev = store_meta_u64(tx, "revision");
+  return rc;
+}
+
+#define BMCACHE_MAX_BYTES ((size_t)64 << 20)
+
+void store_bmcache_free(wd_bmcache *c) {
+  if (!c) return;
+  WD_HMAP_FOREACH(&c->map, e) roaring_bitmap_free(e->val);
+  wd_hmap_free(&c->map);
+  pthread_mutex_destroy(&c->mu);
+  wd_free(c);
+}
+
+/* OR the cached bitmap for key into acc.  Returns 1 when served from the
+ * cache, 0 when not cached (the caller decodes and offers it with
+ * cache_offer).  The lock is held while ORing: a newer revision may empty
+ * the cache at any time. */
+static int cache_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *acc) {
+  wd_bmcache *c = tx->db->bmcache;
+  if (tx->write || !c) return 0;
+  int hit = 0;
+  pthread_mutex_lock(&c->mu);
+  if (c->rev == tx->rev) {
+    roaring_bitmap_t *bm = wd_hmap_get(&c->map, key, klen);
+    if (bm) {
+      roaring_bitmap_or_inplace(acc, bm);
+      hit = 1;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return hit;
+}
+
+/* Keep bm (decoded for tx's revision) in the cache, which takes ownership;
+ * returns 1 if taken, 0 if the caller keeps it. */
+static int cache_offer(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *bm) {
+  warden *db = tx->db;
+  if (tx->write) return 0;
+  if (!db->bmcache) {
+    /* created under the map lock's protection is not enough: use the
+     * grow lock, which no reader holds otherwise */
+    pthread_mutex_lock(&db->growlock);
+    if (!db->bmcache) {
+      wd_bmcache *c = wd_calloc(1, sizeof *c);
+      if (c) {
+        pthread_mutex_init(&c->mu, NULL);
+        __atomic_store_n(&db->bmcache, c, __ATOMIC_RELEASE);
+      }
+    }
+    pthread_mutex_unlock(&db->growlock);
+    if (!db->bmcache) return 0;
+  }
+  wd_bmcache *c = __atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE);
+  int taken = 0;
+  pthread_mutex_lock(&c->mu);
+  if (tx->rev > c->rev) { /* a newer revision: what is cached is stale */
+    WD_HMAP_FOREACH(&c->map, e) roaring_bitmap_free(e->val);
+    wd_hmap_free(&c->map);
+    c->bytes = 0;
+    c->rev = tx->rev;
+  }
+  size_t sz = roaring_bitmap_size_in_bytes(bm);
+  if (tx->rev == c->rev && c->bytes + sz <= BMCACHE_MAX_BYTES &&
+      !wd_hmap_get(&c->map, key, klen) && wd_hmap_put(&c->map, key, klen, bm, NULL) == 0) {
+    c->bytes += sz;
+    taken = 1;
+  }
+  pthread_mutex_unlock(&c->mu);
+  return taken;
 }
 
 void store_read_end(wd_txn *tx) {
@@ -536,6 +606,7 @@ int store_bm_or(wd_txn *tx, const char *key, size_t klen,
       return 0;
     }
   }
+  if (cache_or(tx, key, klen, acc)) return 0;
   MDB_val k = {klen, (void *)key}, d;
   int rc = mdb_get(tx->t, tx->db->dbi_bitmaps, &k, &d);
   if (rc == MDB_NOTFOUND) return 0;
@@ -543,6 +614,7 @@ int store_bm_or(wd_txn *tx, const char *key, size_t klen,
   roaring_bitmap_t *bm;
   if ((rc = store_bm_decode(tx->db, &d, &bm))) return rc;
   roaring_bitmap_or_inplace(acc, bm);
+  if (cache_offer(tx, key, klen, bm)) return 0;
   roaring_bitmap_free(bm);
   return 0;
 }
@@ -590,11 +662,12 @@ int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
       ret = take;
       break;
     }
+    if (take && cache_or(tx, k.mv_data, k.mv_size, acc)) take = 0;
     if (take) {
       roaring_bitmap_t *bm;
       if ((ret = store_bm_decode(tx->db, &d, &bm))) break;
       roaring_bitmap_or_inplace(acc, bm);
-      roaring_bitmap_free(bm);
+      if (!cache_offer(tx, k.mv_data, k.mv_size, bm)) roaring_bitmap_free(bm);
     }
     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }

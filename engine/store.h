@@ -57,7 +57,22 @@ typedef struct wd_txn {
   wd_hmap bms;       /* dirty bitmaps: key -> roaring_bitmap_t* */
   wd_hmap blocks;    /* dirty blocks: u32 block -> float* */
   uint64_t next_slot, ndocs, nchunks; /* write txn counters */
+  uint64_t rev;      /* read txn: the snapshot's revision (bitmap cache key) */
 } wd_txn;
+
+/* Decoded bitmaps of the newest revision seen, shared by a handle's read
+ * transactions: a bitmap never changes within a revision (every committed
+ * write bumps it), so (revision, key) names one immutable bitmap and
+ * queries need not decode and checksum the same bitmaps again.  Only read
+ * transactions use it; a snapshot older than the cache's revision bypasses
+ * it; a newer one empties it. */
+typedef struct wd_bmcache {
+  pthread_mutex_t mu;
+  uint64_t rev;
+  wd_hmap map; /* key -> roaring_bitmap_t* */
+  size_t bytes;
+} wd_bmcache;
+void store_bmcache_free(wd_bmcache *c);
 
 int store_open(warden *db, const char *dir, int create, char *err,
                size_t errlen);

@@ -44,6 +44,7 @@ struct warden {
   struct wd_audit *audit;       /* acl/audit.c; NULL when auditing is off */
   struct wd_ann *ann;           /* index/ANN state owned by engine/search.c */
   pthread_mutex_t annlock;      /* guards ann (load, catch-up, swap) */
+  struct wd_bmcache *bmcache;   /* engine/store.c; NULL until first use */
 };
 
 /* Record a message for the calling thread and return code. */
