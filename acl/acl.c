@@ -36,28 +36,7 @@ void wd_strlist_free(wd_strlist *l) {
 }
 
 int acl_directory_groups(wd_txn *tx, const char *p, size_t n, json_t **out) {
-  const void *data;
-  size_t len;
-  int rc = n && n <= 511 ? store_get_val(tx, tx->db->dbi_princ, p, n, &data, &len, "directory entry")
-                         : WARDEN_ENOTFOUND;
-  if (rc == WARDEN_ENOTFOUND) {
-    *out = json_array();
-    return *out ? 0 : wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-  }
-  if (rc) return rc;
-  json_error_t je;
-  json_t *a = json_loadb(data, len, 0, &je);
-  size_t i;
-  json_t *e;
-  int ok = json_is_array(a);
-  if (ok) json_array_foreach(a, i, e) if (!json_is_string(e)) ok = 0;
-  if (!ok) {
-    json_decref(a);
-    return wd_err(tx->db, WARDEN_ECORRUPT, "directory entry for %.*s is damaged",
-                  (int)(n > 80 ? 80 : n), p);
-  }
-  *out = a;
-  return 0;
+  return store_get_strings(tx, tx->db->dbi_princ, p, n, "directory entry", out);
 }
 
 /* Record parents as entries are added (parallel array, same capacity). */

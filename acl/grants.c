@@ -24,31 +24,7 @@ static int begin_public(warden *db) {
 }
 
 int grants_of(wd_txn *tx, const char *p, size_t n, json_t **out) {
-  if (n == 0 || n > 511) {
-    *out = json_array();
-    return *out ? 0 : wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-  }
-  const void *data;
-  size_t len;
-  int rc = store_get_val(tx, tx->db->dbi_grants, p, n, &data, &len, "grants");
-  if (rc == WARDEN_ENOTFOUND) {
-    *out = json_array();
-    return *out ? 0 : wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-  }
-  if (rc) return rc;
-  json_error_t je;
-  json_t *a = json_loadb(data, len, 0, &je);
-  size_t i;
-  json_t *e;
-  int ok = json_is_array(a);
-  if (ok) json_array_foreach(a, i, e) if (!json_is_string(e)) ok = 0;
-  if (!ok) {
-    json_decref(a);
-    return wd_err(tx->db, WARDEN_ECORRUPT, "grants of %.*s are damaged",
-                  (int)(n > 80 ? 80 : n), p);
-  }
-  *out = a;
-  return 0;
+  return store_get_strings(tx, tx->db->dbi_grants, p, n, "grants", out);
 }
 
 typedef struct grant_op {

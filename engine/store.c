@@ -442,6 +442,30 @@ int store_get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const v
   return 0;
 }
 
+static int str_array(const json_t *a);
+
+int store_get_strings(wd_txn *tx, MDB_dbi dbi, const char *key, size_t klen, const char *what,
+                      json_t **out) {
+  const void *data;
+  size_t len;
+  int rc = klen && klen <= 511 ? store_get_val(tx, dbi, key, klen, &data, &len, what)
+                               : WARDEN_ENOTFOUND;
+  if (rc == WARDEN_ENOTFOUND) {
+    *out = json_array();
+    return *out ? 0 : wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+  }
+  if (rc) return rc;
+  json_error_t je;
+  json_t *a = json_loadb(data, len, 0, &je);
+  if (!str_array(a)) {
+    json_decref(a);
+    return wd_err(tx->db, WARDEN_ECORRUPT, "%s of %.*s is damaged", what,
+                  (int)(klen > 80 ? 80 : klen), key);
+  }
+  *out = a;
+  return 0;
+}
+
 static int str_array(const json_t *a) {
   size_t i;
   const json_t *e;

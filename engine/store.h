@@ -107,6 +107,11 @@ int store_put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const v
  * end of the transaction. */
 int store_get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void **data,
                   size_t *len, const char *what);
+/* A value holding a JSON array of strings (directory entries, grants):
+ * *out a new reference, an empty array when key is absent (or too long to
+ * be a key); WARDEN_ECORRUPT when the value is damaged. */
+int store_get_strings(wd_txn *tx, MDB_dbi dbi, const char *key, size_t klen, const char *what,
+                      json_t **out);
 /* Decode a document record value (CRC, JSON, shape). */
 int store_doc_decode(warden *db, const MDB_val *v, json_t **rec);
 /* Decode a bitmap value (CRC, CRoaring portable format). */
