@@ -205,7 +205,7 @@ void store_bmcache_free(wd_bmcache *c) {
  * cache_offer).  The lock is held while ORing: a newer revision may empty
  * the cache at any time. */
 static int cache_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *acc) {
-  wd_bmcache *c = tx->db->bmcache;
+  wd_bmcache *c = __atomic_load_n(&tx->db->bmcache, __ATOMIC_ACQUIRE);
   if (tx->write || !c) return 0;
   int hit = 0;
   pthread_mutex_lock(&c->mu);
@@ -225,11 +225,10 @@ static int cache_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *
 static int cache_offer(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *bm) {
   warden *db = tx->db;
   if (tx->write) return 0;
-  if (!db->bmcache) {
-    /* created under the map lock's protection is not enough: use the
-     * grow lock, which no reader holds otherwise */
+  if (!__atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE)) {
+    /* created once, under the grow lock (no reader holds it otherwise) */
     pthread_mutex_lock(&db->growlock);
-    if (!db->bmcache) {
+    if (!__atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE)) {
       wd_bmcache *c = wd_calloc(1, sizeof *c);
       if (c) {
         pthread_mutex_init(&c->mu, NULL);
@@ -237,7 +236,7 @@ static int cache_offer(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_
       }
     }
     pthread_mutex_unlock(&db->growlock);
-    if (!db->bmcache) return 0;
+    if (!__atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE)) return 0;
   }
   wd_bmcache *c = __atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE);
   int taken = 0;
