@@ -177,6 +177,7 @@ typedef struct pstate {
   char path[FILTER_PATH_MAX];
   size_t plen;
   size_t nleaves;
+  int oom; /* an allocation failed: not the input's fault */
 } pstate;
 
 /* Append ".seg" (or "seg" at the root) or "[i]" to the path; returns the
@@ -210,11 +211,12 @@ static void path_pop(pstate *ps, size_t old) {
 }
 
 #define PERR(ps, ...) set_err((ps)->err, (ps)->errlen, (ps)->path, __VA_ARGS__)
+#define POOM(ps) ((ps)->oom = 1, PERR(ps, "out of memory"))
 
 static fnode *node_new(pstate *ps, int kind) {
   fnode *n = wd_calloc(1, sizeof *n);
   if (!n) {
-    PERR(ps, "out of memory");
+    POOM(ps);
     return NULL;
   }
   n->kind = kind;
@@ -233,7 +235,7 @@ static int parse_scalar(pstate *ps, const json_t *j, wd_value *out) {
       }
       char *s = wd_strndup(json_string_value(j), len);
       if (!s) {
-        PERR(ps, "out of memory");
+        POOM(ps);
         return -1;
       }
       out->type = WD_T_STRING;
@@ -296,7 +298,7 @@ static fnode *make_leaf(pstate *ps, const opdef *od, int bedrock,
   n->key = wd_strndup(key, keylen);
   n->path = wd_strdup(ps->path);
   if (!n->key || !n->path) {
-    PERR(ps, "out of memory");
+    POOM(ps);
     goto fail;
   }
   size_t old = bedrock ? path_push(ps, "value") : ps->plen;
@@ -336,7 +338,7 @@ static fnode *make_leaf(pstate *ps, const opdef *od, int bedrock,
     size_t cnt = json_array_size(vj);
     n->vals = wd_calloc(cnt ? cnt : 1, sizeof *n->vals);
     if (!n->vals) {
-      PERR(ps, "out of memory");
+      POOM(ps);
       goto fail_path;
     }
     for (size_t i = 0; i < cnt; i++) {
@@ -349,7 +351,7 @@ static fnode *make_leaf(pstate *ps, const opdef *od, int bedrock,
   } else {
     n->vals = wd_calloc(1, sizeof *n->vals);
     if (!n->vals) {
-      PERR(ps, "out of memory");
+      POOM(ps);
       goto fail_path;
     }
     if (parse_scalar(ps, vj, &n->vals[0]) < 0) goto fail_path;
@@ -369,7 +371,7 @@ fail:
 static int add_kid(pstate *ps, fnode *parent, fnode *kid) {
   fnode **k = wd_realloc(parent->kids, (parent->nkids + 1) * sizeof *k);
   if (!k) {
-    PERR(ps, "out of memory");
+    POOM(ps);
     return -1;
   }
   parent->kids = k;
@@ -583,11 +585,11 @@ int wd_filter_parse_json(const json_t *j, wd_filter **out, char *err,
   if (err && errlen) err[0] = 0;
   if (!out) {
     PERR(&ps, "no output pointer");
-    return -1;
+    return ps.oom ? WARDEN_ENOMEM : -1;
   }
   if (!j || !json_is_object(j)) {
     PERR(&ps, "expected a JSON object");
-    return -1;
+    return ps.oom ? WARDEN_ENOMEM : -1;
   }
   /* Bedrock iff every top-level key is a Bedrock word.  A mix is most
    * likely a Bedrock filter with a stray key, so say so rather than report
@@ -613,17 +615,17 @@ int wd_filter_parse_json(const json_t *j, wd_filter **out, char *err,
           (json_is_object(bv) && json_object_get(bv, "key"))) {
         PERR(&ps, "Bedrock operator \"%s\" mixed with \"%s\"", first_b,
              first_other);
-        return -1;
+        return ps.oom ? WARDEN_ENOMEM : -1;
       }
     }
     root = parse_mongo(&ps, j, 0);
   }
-  if (!root) return -1;
+  if (!root) return ps.oom ? WARDEN_ENOMEM : -1;
   wd_filter *f = wd_calloc(1, sizeof *f);
   if (!f) {
     node_free(root);
-    PERR(&ps, "out of memory");
-    return -1;
+    POOM(&ps);
+    return ps.oom ? WARDEN_ENOMEM : -1;
   }
   f->root = root;
   f->nleaves = ps.nleaves;

@@ -36,7 +36,8 @@
 typedef struct wd_filter wd_filter; /* compiled, immutable, thread-safe */
 
 /* Parse a filter from JSON text (len bytes).  On success *out is a filter
- * to free with wd_filter_free.  On failure returns -1 and writes a message
+ * to free with wd_filter_free.  On an allocation failure returns
+ * WARDEN_ENOMEM; on bad input returns -1 and writes a message
  * ("filter: andAll[1].equals: missing \"key\"") into err. */
 int wd_filter_parse(const char *json, size_t len, wd_filter **out, char *err,
                     size_t errlen);

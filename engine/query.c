@@ -472,11 +472,9 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   size_t k = o->k ? o->k : 10, dim = db->cfg.dim;
   char ferr[512];
   wd_filter *flt = NULL;
-  if (o->filter && wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr)) {
-    /* the parser reports allocation failure in words; it is not bad input */
-    size_t fl = strlen(ferr);
-    int oom = fl >= 13 && strcmp(ferr + fl - 13, "out of memory") == 0;
-    return wd_err(db, oom ? WARDEN_ENOMEM : WARDEN_EDATA, "%s", ferr);
+  if (o->filter) {
+    int frc = wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr);
+    if (frc) return wd_err(db, frc == WARDEN_ENOMEM ? WARDEN_ENOMEM : WARDEN_EDATA, "%s", ferr);
   }
   int active = wd_resolver_active(db->resolver);
   size_t kmax = active ? work_bound(k) + k : k;
