@@ -377,11 +377,18 @@ int store_val_in_map(warden *db, const MDB_val *v) {
   /* only values served from the map can point past the file; a write
    * transaction's own dirty pages live in ordinary memory */
   if (!db->map_base || p < db->map_base || (size_t)(p - db->map_base) >= db->mapsize) return 1;
+  /* the file only grows while the handle is open: compare with the last
+   * size seen and ask the kernel again only when a value reaches past it
+   * (no system call per value on the query path) */
+  size_t off = (size_t)(p - db->map_base);
+  size_t used = __atomic_load_n(&db->file_size, __ATOMIC_RELAXED);
+  if (v->mv_size <= used && off <= used - v->mv_size) return 1;
   mdb_filehandle_t fd;
   struct stat fs;
   if (mdb_env_get_fd(db->env, &fd) != 0 || fstat(fd, &fs) != 0) return 1;
-  size_t used = (size_t)fs.st_size;
-  return v->mv_size <= used && (size_t)(p - db->map_base) <= used - v->mv_size;
+  used = (size_t)fs.st_size;
+  __atomic_store_n(&db->file_size, used, __ATOMIC_RELAXED);
+  return v->mv_size <= used && off <= used - v->mv_size;
 }
 
 /* Where LMDB mapped data.mdb in this process: LMDB does not say, so find

@@ -39,6 +39,7 @@ struct warden {
   pthread_rwlock_t maplock;
   size_t mapsize;
   const char *map_base; /* where data.mdb is mapped (for value bounds) */
+  size_t file_size;     /* data.mdb size last seen (atomic; grows only) */
   pthread_mutex_t growlock;
   struct wd_resolver *resolver; /* acl/resolver.c; never NULL once open */
   struct wd_audit *audit;       /* acl/audit.c; NULL when auditing is off */
@@ -54,6 +55,15 @@ int wd_err(warden *db, int code, const char *fmt, ...)
 void wd_err_clear(warden *db);
 /* WARDEN_EFORK (with message) when used in a child after fork(). */
 int wd_check_pid(warden *db);
+
+/* The JSON object o (a new reference, consumed; NULL allowed: a failed
+ * json_pack) as a compact string for a caller: free with warden_free.
+ * NULL, with WARDEN_ENOMEM on db, when o is NULL or memory runs out.
+ * wd_json_return: the same into *out (written only on success), returning
+ * 0 or WARDEN_ENOMEM. */
+struct json_t;
+char *wd_json_string(warden *db, struct json_t *o);
+int wd_json_return(warden *db, struct json_t *o, char **out);
 
 /* Principal syntax: user:NAME | group:NAME | "*" (when allow_star).
  * NAME: 1..256 bytes, no whitespace or control characters.  Returns 0 when
