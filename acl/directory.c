@@ -108,12 +108,7 @@ int warden_acl_get(warden *db, const char *doc_id, char **json_out) {
                         "allow", json_object_get(rec, "allow"), "deny",
                         json_object_get(rec, "deny"), "revision", (json_int_t)rev);
   json_decref(rec);
-  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (!s) return wd_err(db, WARDEN_ENOMEM, "out of memory");
-  *json_out = wd_strdup(s);
-  free(s);
-  return *json_out ? 0 : wd_err(db, WARDEN_ENOMEM, "out of memory");
+  return wd_json_return(db, o, json_out);
 }
 
 /* --------------------------------------------------- acl set and sync */
@@ -435,12 +430,7 @@ int warden_principal_get(warden *db, const char *principal, char **json_out) {
   wd_strlist_free(&ex);
   json_t *o = json_pack("{s:s,s:o,s:o,s:I}", "principal", principal, "groups", g, "expanded",
                         e, "revision", (json_int_t)rev);
-  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (!s) return wd_err(db, WARDEN_ENOMEM, "out of memory");
-  *json_out = wd_strdup(s);
-  free(s);
-  return *json_out ? 0 : wd_err(db, WARDEN_ENOMEM, "out of memory");
+  return wd_json_return(db, o, json_out);
 }
 
 typedef struct psync_ctx {

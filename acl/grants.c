@@ -179,10 +179,5 @@ int warden_grant_list(warden *db, char **json_out) {
     return rc;
   }
   json_t *o = json_pack("{s:o,s:I}", "grants", list, "revision", (json_int_t)rev);
-  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (!s) return wd_err(db, WARDEN_ENOMEM, "out of memory");
-  *json_out = wd_strdup(s);
-  free(s);
-  return *json_out ? 0 : wd_err(db, WARDEN_ENOMEM, "out of memory");
+  return wd_json_return(db, o, json_out);
 }

@@ -233,19 +233,6 @@ int warden_embed(warden *db, const char *text, float *out) {
   return 0;
 }
 
-static char *dup_json(warden *db, json_t *o) {
-  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  if (!s) {
-    wd_err(db, WARDEN_ENOMEM, "out of memory");
-    return NULL;
-  }
-  char *d = wd_strdup(s);
-  free(s);
-  if (!d) wd_err(db, WARDEN_ENOMEM, "out of memory");
-  return d;
-}
-
 int warden_stats(warden *db, char **json_out) {
   if (!db || !json_out) return WARDEN_EINVAL;
   int rc = wd_check_pid(db);
@@ -266,10 +253,7 @@ int warden_stats(warden *db, char **json_out) {
       "runtime-dispatch");
   if (o) json_object_set_new(o, "index", wd_index_stats(db, &tx));
   store_read_end(&tx);
-  char *s = dup_json(db, o);
-  if (!s) return WARDEN_ENOMEM;
-  *json_out = s;
-  return 0;
+  return wd_json_return(db, o, json_out);
 }
 
 /* ------------------------------------------------------------- delete */
@@ -655,7 +639,7 @@ int warden_check(warden *db, char **json_out) {
   if (o && json_object_get(ixrep, "index"))
     json_object_set(o, "index", json_object_get(ixrep, "index"));
   json_decref(ixrep);
-  char *s = dup_json(db, o);
+  char *s = wd_json_string(db, o);
   if (!s) return WARDEN_ENOMEM;
   *json_out = s;
   if (np) return wd_err(db, WARDEN_ECORRUPT, "check: %zu problem(s) found", np);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "wd_internal.h"
 
 const char *warden_strerror(int code) {
@@ -101,5 +103,21 @@ int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
       return -1;
     }
   }
+  return 0;
+}
+
+char *wd_json_string(warden *db, struct json_t *o) {
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  char *d = s ? wd_strdup(s) : NULL;
+  free(s);
+  if (!d) wd_err(db, WARDEN_ENOMEM, "out of memory");
+  return d;
+}
+
+int wd_json_return(warden *db, struct json_t *o, char **out) {
+  char *s = wd_json_string(db, o);
+  if (!s) return WARDEN_ENOMEM;
+  *out = s;
   return 0;
 }

@@ -372,15 +372,6 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static char *to_string(warden *db, json_t *o) {
-  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  char *d = s ? wd_strdup(s) : NULL;
-  free(s);
-  if (!d) wd_err(db, WARDEN_ENOMEM, "out of memory");
-  return d;
-}
-
 /* Probe-depth calibration, run on a freshly built image: held-out-like
  * queries (the normalised midpoints of pairs of indexed vectors) are
  * answered exactly and by the IVF probe with increasing list counts; the
@@ -493,7 +484,7 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
   uint64_t rev = store_meta_u64(&tx, "revision"), ns = store_meta_u64(&tx, "next_slot");
   if (n == 0) {
     if (json_out) {
-      *json_out = to_string(db, json_pack("{s:b,s:s,s:I}", "built", 0, "reason",
+      *json_out = wd_json_string(db, json_pack("{s:b,s:s,s:I}", "built", 0, "reason",
                                           "empty collection: nothing to index", "revision",
                                           (json_int_t)rev));
       if (!*json_out) rc = WARDEN_ENOMEM;
@@ -562,7 +553,7 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
     }
     if (r && old_why[0] && !have_old && orc != 1)
       json_object_set_new(r, "previous_index_problem", json_string(old_why));
-    *json_out = to_string(db, r);
+    *json_out = wd_json_string(db, r);
     if (!*json_out) rc = WARDEN_ENOMEM;
   }
 done:

@@ -106,6 +106,11 @@ int cli_lib_err(const warden *db, const char *ctx, int rc);
  * exit code (nonzero); 0 on success. */
 int cli_open(const char *ctx, const char *dir, int read_only, warden **out);
 
+/* A read-only "get DIR NAME" command: opens DIR read-only, calls get with
+ * NAME and prints the JSON it returns.  Returns the exit code. */
+int cli_get(const char *ctx, int argc, char **argv, const char *usage,
+            int (*get)(warden *db, const char *name, char **json_out));
+
 /* ------------------------------------------------------------ output */
 
 /* Print obj as one line of JSON on stdout (", " and ": " separators, keys

@@ -550,3 +550,26 @@ void cli_progress_done(cli_progress *p) {
   }
   p->drawn = 0;
 }
+
+int cli_get(const char *ctx, int argc, char **argv, const char *usage,
+            int (*get)(warden *db, const char *name, char **json_out)) {
+  cli_list pos = {0};
+  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
+  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, usage);
+  if (rc != 0) goto done;
+  warden *db = NULL;
+  if ((rc = cli_open(ctx, pos.v[0], 1, &db)) != 0) goto done;
+  char *json = NULL;
+  int wrc = get(db, pos.v[1], &json);
+  if (wrc != 0) {
+    rc = cli_lib_err(db, ctx, wrc);
+  } else {
+    rc = cli_print_lib_json(json);
+    warden_free(json);
+  }
+  warden_close(db);
+done:
+  cli_list_free(&pos);
+  return rc;
+}

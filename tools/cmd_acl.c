@@ -8,26 +8,7 @@
 #include <string.h>
 
 static int acl_get(int argc, char **argv) {
-  const char *ctx = "acl get";
-  cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
-  if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR DOC_ID");
-  if (rc != 0) goto done;
-  warden *db = NULL;
-  if ((rc = cli_open(ctx, pos.v[0], 1, &db)) != 0) goto done;
-  char *json = NULL;
-  int wrc = warden_acl_get(db, pos.v[1], &json);
-  if (wrc != 0) {
-    rc = cli_lib_err(db, ctx, wrc);
-  } else {
-    rc = cli_print_lib_json(json);
-    warden_free(json);
-  }
-  warden_close(db);
-done:
-  cli_list_free(&pos);
-  return rc;
+  return cli_get("acl get", argc, argv, "DIR DOC_ID", warden_acl_get);
 }
 
 static int acl_set(int argc, char **argv) {
