@@ -346,6 +346,7 @@ static int slot_doc(wd_txn *tx, warden_results *r, uint32_t s, const char **id,
 
 typedef struct rstate {     /* resolver state shared by a batch's queries */
   roaring_bitmap_t *rejected; /* slots whose document the resolver refused */
+  roaring_bitmap_t *failed;   /* of which refused because the resolver failed */
   roaring_bitmap_t *passed;   /* slots whose document the resolver allowed */
   wd_hmap evidence;           /* doc_id -> evidence string (owned) */
   wd_hmap failed_docs;        /* doc_id -> (void*)1 failed (not denied) */
@@ -400,6 +401,7 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
       if ((rc = slot_doc(tx, r, c[i].id, &id, &il, &d))) goto done;
       if (strcmp(id, items[j].doc_id) != 0) continue;
       roaring_bitmap_add(ok ? rs->passed : rs->rejected, c[i].id);
+      if (out[j] == WD_RES_ERROR || out[j] == WD_RES_TIMEOUT) roaring_bitmap_add(rs->failed, c[i].id);
     }
     if (ev[j]) {
       void *old = NULL;
@@ -486,12 +488,13 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   rstate rs;
   memset(&rs, 0, sizeof rs);
   rs.rejected = roaring_bitmap_create();
+  rs.failed = roaring_bitmap_create();
   rs.passed = roaring_bitmap_create();
   wd_strlist who;
   memset(&who, 0, sizeof who);
   wd_txn tx;
   int in_txn = 0;
-  if (!qv || !r || !heaps || !sorted || !live || !rs.rejected || !rs.passed) {
+  if (!qv || !r || !heaps || !sorted || !live || !rs.rejected || !rs.failed || !rs.passed) {
     rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     goto out;
   }
@@ -568,7 +571,9 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   for (size_t q = 0; q < nq && !rc; q++) {
     size_t n = 0, rounds = 0;
     uint64_t checked = 0, denied0 = rs.denied, errors0 = rs.errors, timeouts0 = rs.timeouts;
-    int work_hit = 0, degraded = 0;
+    /* in a batch, a document the resolver failed on for an earlier query
+     * stays out of the later ones too: their answers are degraded as well */
+    int work_hit = 0, degraded = active && !roaring_bitmap_is_empty(rs.failed);
     if (!active) {
       n = wd_topk_drain_sorted(&heaps[q], sorted);
     } else {
@@ -683,6 +688,7 @@ out:
   if (allowed) roaring_bitmap_free(allowed); /* CRoaring 0.2 rejects NULL */
   if (live) roaring_bitmap_free(live);
   if (rs.rejected) roaring_bitmap_free(rs.rejected);
+  if (rs.failed) roaring_bitmap_free(rs.failed);
   if (rs.passed) roaring_bitmap_free(rs.passed);
   WD_HMAP_FOREACH(&rs.evidence, e) wd_free(e->val);
   wd_hmap_free(&rs.evidence);

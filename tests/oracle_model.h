@@ -99,6 +99,16 @@ static int resolver_says(const char *principal, const char *doc_id) {
   for (const char *p = doc_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
   return (h >> 17) % 3 != 0; /* about two thirds pass */
 }
+/* About one document in eleven is "broken": any batch holding one makes
+ * the callback fail as a whole.  The engine must deny it (fail closed),
+ * isolate it from the good documents of the batch, and mark the answer
+ * degraded. */
+static long resolver_failures, degraded_answers;
+static int resolver_broken(const char *doc_id) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (const char *p = doc_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return (h >> 23) % 11 == 0;
+}
 static int cb_resolver(void *ctx, const char *principal, const char *const *groups,
                        size_t ngroups, const warden_resource *res, size_t n,
                        unsigned char *allowed) {
@@ -106,6 +116,11 @@ static int cb_resolver(void *ctx, const char *principal, const char *const *grou
   (void)groups;
   (void)ngroups;
   resolver_calls++;
+  for (size_t i = 0; i < n; i++)
+    if (resolver_broken(res[i].doc_id)) {
+      resolver_failures++;
+      return -1;
+    }
   for (size_t i = 0; i < n; i++) {
     if (strncmp(res[i].source, "s3://bkt/", 9) != 0 || strcmp(res[i].source + 9, res[i].doc_id))
       return -1; /* the engine passed a wrong source: fail loudly */
@@ -143,7 +158,7 @@ static int rules_say(int u, const int *ing, const char *doc_id) {
 }
 
 static int verdict(const char *up, int u, const int *ing, const char *doc_id) {
-  if (use_resolver == 1) return resolver_says(up, doc_id);
+  if (use_resolver == 1) return resolver_says(up, doc_id) && !resolver_broken(doc_id);
   if (use_resolver >= 2) return rules_say(u, ing, doc_id);
   return 1;
 }
@@ -557,10 +572,16 @@ static void run_query(void) {
     qsort(cands, (size_t)nc, sizeof *cands, cmpc);
     size_t want = (size_t)(nc < k ? nc : k);
     size_t got = warden_results_count(r, (size_t)qi);
-    if (got != want)
+    /* a degraded answer may have lost good candidates to the resolver's
+     * bounded retry: it must still leak nothing and stay in rank order of
+     * what it kept, but it may be short */
+    int degraded = warden_results_degraded(r, (size_t)qi);
+    degraded_answers += degraded;
+    if (degraded && use_resolver != 1) fail_msg("query %ld: degraded without a failing resolver", nqueries);
+    if (degraded ? got > want : got != want)
       fail_msg("query %ld: %zu results, oracle %zu (user u%d filter %s)", nqueries, got, want, u,
                ftext);
-    int exact = metric != WARDEN_METRIC_COSINE && !batch_mode;
+    int exact = metric != WARDEN_METRIC_COSINE && !batch_mode && !degraded;
     for (size_t i = 0; i < got; i++) {
       const warden_hit *h = warden_results_hit(r, (size_t)qi, i);
       int di = find_doc(h->doc_id);
@@ -578,7 +599,7 @@ static void run_query(void) {
       double tol = exact ? 0 : 1e-4 * (1 + fabs(true_d));
       if (fabs(rep_d - true_d) > tol)
         fail_msg("score of %s#%u: %g, oracle %g", h->doc_id, h->chunk, rep_d, true_d);
-      if (fabs(rep_d - cands[i].dist) > tol)
+      if (!degraded && fabs(rep_d - cands[i].dist) > tol)
         fail_msg("rank %zu: distance %g, oracle %g (k %d, user u%d)", i, rep_d, cands[i].dist, k,
                  u);
       if (exact && (di != cands[i].doc || (int)h->chunk != cands[i].ch))
