@@ -228,7 +228,19 @@ typedef struct warden_query_opts {
 
 /* Search nq query vectors (row-major, nq * dimension floats) for the
  * opts->k nearest chunks each that the principal may read and that pass the
- * filter.  *out: free with warden_results_free.  Thread-safe. */
+ * filter (and, when a resolver is configured or registered, that it
+ * allows).  *out: free with warden_results_free; untouched on failure.
+ * Thread-safe.  Errors:
+ *   WARDEN_EINVAL   bad principal/groups/namespace syntax, k > 10000, no
+ *                   vectors, unknown strategy;
+ *   WARDEN_EDATA    a non-finite or (cosine) all-zero vector; a malformed
+ *                   filter or one whose types do not match the fields;
+ *   WARDEN_ESTALE   the snapshot is older than opts->min_revision;
+ *   WARDEN_ECORRUPT stored data failed its checksum, or a hit's document
+ *                   record does not allow it (the query fails closed);
+ *   WARDEN_EIO      storage error, or the audit line could not be written
+ *                   (an audited query never answers unaudited);
+ *   WARDEN_ENOMEM. */
 int warden_query(warden *db, const float *vectors, size_t nq,
                  const warden_query_opts *opts, warden_results **out);
 
@@ -257,7 +269,9 @@ size_t warden_results_count(const warden_results *r, size_t qi);
 const warden_hit *warden_results_hit(const warden_results *r, size_t qi,
                                      size_t i);
 /* Nonzero when a candidate of query qi was dropped because the resolver
- * failed (not because it said no). */
+ * failed (not because it said no) -- in a batch, also when it failed on a
+ * document for an earlier query of the same call, which then stays out of
+ * the later ones.  A degraded answer may hold fewer than k hits. */
 int warden_results_degraded(const warden_results *r, size_t qi);
 /* The plan of query qi as a JSON object, or NULL when explain was off.
  * Borrowed from r. */
@@ -325,7 +339,8 @@ int warden_grant_list(warden *db, char **json_out);
 /* -------------------------------------------------------- test hooks */
 
 /* Allocation hook used by every allocation libwarden makes itself (not by
- * LMDB, CRoaring, jansson or FAISS).  For fault-injection tests: install
+ * LMDB, CRoaring, jansson or FAISS, nor the per-thread error message
+ * buffers, so that an allocation failure can always be reported).  For fault-injection tests: install
  * before opening handles; NULL restores malloc/realloc/free.  This is the
  * one process-wide setting; it is not thread-safe to change while handles
  * are in use. */
