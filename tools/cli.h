@@ -111,6 +111,14 @@ int cli_open(const char *ctx, const char *dir, int read_only, warden **out);
 int cli_get(const char *ctx, int argc, char **argv, const char *usage,
             int (*get)(warden *db, const char *name, char **json_out));
 
+/* A "sync DIR FILE" command: runs sync with progress on stderr and prints
+ * {"changed", "unchanged", [unknown_key,] "revision"}.  Returns the exit
+ * code. */
+int cli_sync(const char *ctx, int argc, char **argv,
+             int (*sync)(warden *db, const char *path, const warden_ingest_opts *opts,
+                         warden_write_report *rep),
+             const char *unknown_key);
+
 /* ------------------------------------------------------------ output */
 
 /* Print obj as one line of JSON on stdout (", " and ": " separators, keys

@@ -56,34 +56,7 @@ done:
 }
 
 static int acl_sync(int argc, char **argv) {
-  const char *ctx = "acl sync";
-  cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
-  if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR FILE");
-  if (rc != 0) goto done;
-  warden *db = NULL;
-  if ((rc = cli_open(ctx, pos.v[0], 0, &db)) != 0) goto done;
-  cli_progress prog;
-  cli_progress_init(&prog, ctx);
-  warden_ingest_opts io = {.progress = cli_progress_cb, .progress_ctx = &prog};
-  warden_write_report rep = {0};
-  int wrc = warden_acl_sync(db, pos.v[1], &io, &rep);
-  cli_progress_done(&prog);
-  if (wrc != 0) {
-    rc = cli_lib_err(db, wrc == WARDEN_EDATA ? NULL : ctx, wrc);
-  } else {
-    json_t *out = json_object();
-    json_object_set_new(out, "changed", json_integer((json_int_t)rep.changed));
-    json_object_set_new(out, "unchanged", json_integer((json_int_t)rep.unchanged));
-    json_object_set_new(out, "unknown_doc", json_integer((json_int_t)rep.unknown));
-    json_object_set_new(out, "revision", json_integer((json_int_t)rep.revision));
-    rc = cli_print_json(out);
-  }
-  warden_close(db);
-done:
-  cli_list_free(&pos);
-  return rc;
+  return cli_sync("acl sync", argc, argv, warden_acl_sync, "unknown_doc");
 }
 
 int cmd_acl(int argc, char **argv) {

@@ -42,26 +42,7 @@ done:
 }
 
 static int pr_sync(int argc, char **argv) {
-  const char *ctx = "principals sync";
-  cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
-  if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR FILE");
-  if (rc != 0) goto done;
-  warden *db = NULL;
-  if ((rc = cli_open(ctx, pos.v[0], 0, &db)) != 0) goto done;
-  cli_progress prog;
-  cli_progress_init(&prog, ctx);
-  warden_ingest_opts io = {.progress = cli_progress_cb, .progress_ctx = &prog};
-  warden_write_report rep = {0};
-  int wrc = warden_principals_sync(db, pos.v[1], &io, &rep);
-  cli_progress_done(&prog);
-  rc = wrc ? cli_lib_err(db, wrc == WARDEN_EDATA ? NULL : ctx, wrc)
-           : write_report(&rep, 1);
-  warden_close(db);
-done:
-  cli_list_free(&pos);
-  return rc;
+  return cli_sync("principals sync", argc, argv, warden_principals_sync, NULL);
 }
 
 static int pr_get(int argc, char **argv) {
