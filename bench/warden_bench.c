@@ -3,7 +3,8 @@
  * (bench/SCHEMA.md), so CLI start-up is never in the figures, and writes
  * result records in the schema report.py merges with the FAISS baselines.
  *
- * usage: warden_bench DATA_DIR OUT.json COLLECTION_DIR [--queries N] [--scale S]
+ * usage: warden_bench DATA_DIR OUT.json COLLECTION_DIR [--queries N] [--combo ID] [--system NAME]
+ * (WARDEN_BENCH_NO_REFS=1 skips the bandwidth, SGEMM and FAISS figures)
  *
  * DATA_DIR is bench/data/<workload>/<scale> (made by gen.py and truth.py).
  * The collection is built once (principals, ingest, ANN index) and reused
@@ -278,11 +279,16 @@ static char **read_lines(const char *data, const char *name, size_t nq) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 4) die("usage: warden_bench DATA_DIR OUT.json COLLECTION_DIR [--queries N]");
+  if (argc < 4) die("usage: warden_bench DATA_DIR OUT.json COLLECTION_DIR [--queries N] [--combo ID] [--system NAME]");
   const char *data = argv[1], *outp = argv[2], *cdir = argv[3];
   size_t nscore = 200;
-  for (int i = 4; i + 1 < argc; i++)
+  const char *only_combo = NULL, *only_system = NULL; /* for profiling */
+  int with_refs = !getenv("WARDEN_BENCH_NO_REFS"); /* skip machine and FAISS figures */
+  for (int i = 4; i + 1 < argc; i++) {
     if (strcmp(argv[i], "--queries") == 0) nscore = (size_t)atol(argv[++i]);
+    else if (strcmp(argv[i], "--combo") == 0) only_combo = argv[++i];
+    else if (strcmp(argv[i], "--system") == 0) only_system = argv[++i];
+  }
   size_t mlen;
   char *mtext = slurp(data, "manifest.json", &mlen);
   json_error_t je;
@@ -300,7 +306,7 @@ int main(int argc, char **argv) {
           nscore);
 
   /* machine figures, same run */
-  double bw = read_bandwidth_gbs(), gf = sgemm_gflops();
+  double bw = with_refs ? read_bandwidth_gbs() : 0, gf = with_refs ? sgemm_gflops() : 0;
   fprintf(stderr, "  read bandwidth %.1f GB/s, SGEMM %.1f GFLOP/s\n", bw, gf);
 
   double index_s = 0;
@@ -327,6 +333,7 @@ int main(int argc, char **argv) {
     combo c;
     memset(&c, 0, sizeof c);
     c.id = json_string_value(json_object_get(cj, "id"));
+    if (only_combo && strcmp(only_combo, c.id) != 0) continue;
     c.mode = json_string_value(json_object_get(cj, "mode"));
     c.principal = json_string_value(json_object_get(cj, "principal"));
     c.selectivity = json_number_value(json_object_get(cj, "selectivity"));
@@ -352,6 +359,7 @@ int main(int argc, char **argv) {
       c.mask = slurp(data, json_string_value(json_object_get(al, "file")), NULL);
     for (size_t s = 0; s < 3; s++) {
       if (systems[s].strategy == WARDEN_STRATEGY_ANN && !have_index) continue;
+      if (only_system && strcmp(only_system, systems[s].name) != 0) continue;
       runctx x;
       memset(&x, 0, sizeof x);
       x.db = db;
@@ -459,7 +467,7 @@ int main(int argc, char **argv) {
   float *base = slurp(data, "base.f32", NULL);
   FaissIndexFlatIP *fi = NULL;
   double faiss_single = 0, faiss_batch_qps = 0;
-  if (faiss_IndexFlatIP_new_with(&fi, (idx_t)d) == 0 && faiss_Index_add((FaissIndex *)fi, (idx_t)n, base) == 0) {
+  if (with_refs && faiss_IndexFlatIP_new_with(&fi, (idx_t)d) == 0 && faiss_Index_add((FaissIndex *)fi, (idx_t)n, base) == 0) {
     float *dist = malloc(sizeof(float) * k * nscore);
     idx_t *lab = malloc(sizeof(idx_t) * k * nscore);
     faiss_Index_search((FaissIndex *)fi, 1, queries, (idx_t)k, dist, lab);

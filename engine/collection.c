@@ -46,6 +46,7 @@ static void handle_free(warden *db) {
   wd_resolver_close(db->resolver);
   wd_audit_close(db->audit);
   store_bmcache_free(db->bmcache);
+  wd_doccache_free(db->doccache);
   store_close(db);
   wd_config_free(&db->cfg);
   wd_free(db->dir);

@@ -46,7 +46,11 @@ struct warden {
   struct wd_ann *ann;           /* index/ANN state owned by engine/search.c */
   pthread_mutex_t annlock;      /* guards ann (load, catch-up, swap) */
   struct wd_bmcache *bmcache;   /* engine/store.c; NULL until first use */
+  struct wd_doccache *doccache; /* engine/query.c; NULL until first use */
 };
+
+/* engine/query.c: free the handle's document cache (NULL allowed). */
+void wd_doccache_free(struct wd_doccache *c);
 
 /* Record a message for the calling thread and return code. */
 int wd_err(warden *db, int code, const char *fmt, ...)
