@@ -381,7 +381,7 @@ static double now_ms(void) {
  * additionally widens for filters until enough allowed vectors were seen.
  * Returns the list count, or 0 when it could not be measured. */
 #define CALIB_Q 48
-#define CALIB_TARGET 0.97
+#define CALIB_TARGET 0.95
 static size_t calibrate(warden *db, wd_txn *tx, const roaring_bitmap_t *live, void *image,
                         size_t len) {
   wd_ivf ix;
@@ -439,7 +439,7 @@ static size_t calibrate(warden *db, wd_txn *tx, const roaring_bitmap_t *live, vo
       rsum += nt[i] ? (double)hit / (double)nt[i] : 1.0;
     }
     if (rsum / CALIB_Q >= CALIB_TARGET || lists >= nl) {
-      best = lists + lists / 4 + 1; /* margin: queries differ from the sample */
+      best = lists + lists / 8 + 1; /* margin: queries differ from the sample */
       if (best > nl) best = nl;
       break;
     }

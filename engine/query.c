@@ -194,6 +194,42 @@ static char *json_str(const json_t *j) {
   return d;
 }
 
+/* The derived-bitmap cache key of a query's allowed set (before any
+ * resolver pre-filter): NUL, 'A', the counts of groups and namespaces,
+ * then the principal, groups and namespaces NUL-terminated, then the
+ * filter text.  The counts make the encoding unambiguous.  NULL (do not
+ * cache) when long or out of memory. */
+static char *allowed_key(const warden_query_opts *o, size_t *len) {
+  size_t n = 2 + 8 + strlen(o->principal) + 1 + (o->filter ? strlen(o->filter) : 0);
+  for (size_t i = 0; i < o->ngroups; i++) n += strlen(o->groups[i]) + 1;
+  for (size_t i = 0; i < o->nnamespaces; i++) n += strlen(o->namespaces[i]) + 1;
+  if (n > 8192) return NULL;
+  char *k = wd_malloc(n), *p = k;
+  if (!k) return NULL;
+  uint32_t ng = (uint32_t)o->ngroups, nn = (uint32_t)o->nnamespaces;
+  *p++ = 0;
+  *p++ = 'A';
+  memcpy(p, &ng, 4);
+  memcpy(p + 4, &nn, 4);
+  p += 8;
+  size_t l = strlen(o->principal) + 1;
+  memcpy(p, o->principal, l);
+  p += l;
+  for (size_t i = 0; i < o->ngroups; i++) {
+    l = strlen(o->groups[i]) + 1;
+    memcpy(p, o->groups[i], l);
+    p += l;
+  }
+  for (size_t i = 0; i < o->nnamespaces; i++) {
+    l = strlen(o->namespaces[i]) + 1;
+    memcpy(p, o->namespaces[i], l);
+    p += l;
+  }
+  if (o->filter) memcpy(p, o->filter, strlen(o->filter));
+  *len = n;
+  return k;
+}
+
 /* Fill hit h from slot s in the snapshot. */
 static int materialise(wd_txn *tx, warden_results *r, uint32_t s, float score,
                        warden_hit *h) {
@@ -598,28 +634,39 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
                 (unsigned long long)r->revision, (unsigned long long)o->min_revision);
     goto out;
   }
-  /* 1-2: the allowed set */
+  /* 1-2: the allowed set.  Within one revision it is a function of the
+   * caller's identity, the namespaces and the filter text: repeated
+   * queries take it from the revision's cache (engine/store.c). */
   if ((rc = acl_expand(&tx, o->principal, o->groups, o->ngroups, &who))) goto out;
-  if ((rc = acl_readable(&tx, &who, &allowed))) goto out;
+  char kb[8];
+  if ((rc = store_bm_or(&tx, kb, store_key(kb, 'L', "", 0), live))) goto out;
+  size_t akl = 0;
+  char *akey = allowed_key(o, &akl);
+  if (akey && store_derived_get(&tx, akey, akl, &allowed)) goto have_allowed;
+  if ((rc = acl_readable(&tx, &who, &allowed))) goto allowed_out;
   if (o->nnamespaces) {
     roaring_bitmap_t *m;
-    if ((rc = acl_namespace_mask(&tx, o->namespaces, o->nnamespaces, &m))) goto out;
+    if ((rc = acl_namespace_mask(&tx, o->namespaces, o->nnamespaces, &m))) goto allowed_out;
     roaring_bitmap_and_inplace(allowed, m);
     roaring_bitmap_free(m);
   }
-  char kb[8];
-  if ((rc = store_bm_or(&tx, kb, store_key(kb, 'L', "", 0), live))) goto out;
   if (flt) {
     fx_ctx fc = {&tx};
     wd_filter_index ix = {&fc, fx_type, fx_eq, fx_range, fx_prefix, fx_contains, live};
     roaring_bitmap_t *fb;
     if ((rc = wd_filter_eval(flt, &ix, &fb, ferr, sizeof ferr))) {
       if (rc == WARDEN_EDATA) wd_err(db, rc, "%s", ferr);
-      goto out;
+      goto allowed_out;
     }
     roaring_bitmap_and_inplace(allowed, fb);
     roaring_bitmap_free(fb);
   }
+  roaring_bitmap_and_inplace(allowed, live);
+  if (akey) store_derived_put(&tx, akey, akl, allowed);
+have_allowed:
+allowed_out:
+  wd_free(akey);
+  if (rc) goto out;
   if (active) { /* grants: a pre-filter superset, still post-checked */
     roaring_bitmap_t *pf = NULL;
     if ((rc = wd_resolver_prefilter(db->resolver, &tx, &who, &pf))) goto out;

@@ -257,6 +257,25 @@ static int cache_offer(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_
   return taken;
 }
 
+int store_derived_get(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t **out) {
+  *out = NULL;
+  if (tx->write || klen == 0 || key[0] != 0) return 0;
+  roaring_bitmap_t *bm = roaring_bitmap_create();
+  if (!bm) return 0;
+  if (!cache_or(tx, key, klen, bm)) {
+    roaring_bitmap_free(bm);
+    return 0;
+  }
+  *out = bm;
+  return 1;
+}
+
+void store_derived_put(wd_txn *tx, const char *key, size_t klen, const roaring_bitmap_t *bm) {
+  if (tx->write || klen == 0 || key[0] != 0) return;
+  roaring_bitmap_t *c = roaring_bitmap_copy(bm);
+  if (c && !cache_offer(tx, key, klen, c)) roaring_bitmap_free(c);
+}
+
 void store_read_end(wd_txn *tx) {
   if (!tx->t) return;
   mdb_txn_abort(tx->t);

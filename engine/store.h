@@ -135,6 +135,13 @@ size_t store_vkey(char *buf, const char *field, const wd_value *v);
 uint64_t store_num_enc(const wd_value *v);
 size_t store_nkey(char *buf, char kind, const char *field, uint64_t enc, int nbytes);
 /* OR the stored bitmap (read-through the write cache) into acc. */
+/* Bitmaps derived from stored ones (e.g. a query's allowed set), kept in
+ * the same per-revision cache: key must start with a NUL byte (stored
+ * bitmap keys never do).  get: 1 with *out a new copy, or 0 (not cached,
+ * or a write transaction).  put: offers a copy; failing is not an error. */
+int store_derived_get(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t **out);
+void store_derived_put(wd_txn *tx, const char *key, size_t klen, const roaring_bitmap_t *bm);
+
 int store_bm_or(wd_txn *tx, const char *key, size_t klen,
                 roaring_bitmap_t *acc);
 /* A mutable bitmap for key in a write txn (loaded or created, cached). */

@@ -350,37 +350,6 @@ void wd_ivf_sq8_encode(const float *x, const float *sqmin,
   }
 }
 
-/* dot(q, decode(c)) = qmin + sum qs[j]*c[j], with qs = q*scale (or, for
- * l2, sum (qm[j] - scale[j]*c[j])^2 with qm = q - min). */
-static float sq8_dot(const float *qs, const uint8_t *c, size_t dim) {
-  float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  size_t j = 0;
-  for (; j + 4 <= dim; j += 4) {
-    a0 += qs[j] * c[j];
-    a1 += qs[j + 1] * c[j + 1];
-    a2 += qs[j + 2] * c[j + 2];
-    a3 += qs[j + 3] * c[j + 3];
-  }
-  for (; j < dim; j++) a0 += qs[j] * c[j];
-  return (a0 + a1) + (a2 + a3);
-}
-
-static float sq8_l2(const float *qm, const float *scale, const uint8_t *c,
-                    size_t dim) {
-  float a0 = 0, a1 = 0;
-  size_t j = 0;
-  for (; j + 2 <= dim; j += 2) {
-    float d0 = qm[j] - scale[j] * c[j], d1 = qm[j + 1] - scale[j + 1] * c[j + 1];
-    a0 += d0 * d0;
-    a1 += d1 * d1;
-  }
-  for (; j < dim; j++) {
-    float d0 = qm[j] - scale[j] * c[j];
-    a0 += d0 * d0;
-  }
-  return a0 + a1;
-}
-
 /* -------------------------------------------------------------- search */
 
 typedef struct cl_ent {
@@ -406,19 +375,60 @@ static inline void offer(wd_topk *t, float d, uint32_t id) {
     wd_topk_push(t, d, id);
 }
 
+/* Container by container: a bitset container is one 8 KiB copy and a run
+ * container a few word fills, instead of one iterator step per id
+ * (measured: 14 % of an unfiltered IVF query at 50k vectors went to the
+ * per-id loop).  Uses CRoaring's container layout from its public
+ * headers; tests/test_ann.c checks the result against
+ * roaring_bitmap_contains on array, bitset and run containers. */
+static void set_range(uint64_t *b, uint64_t lo, uint64_t hi) { /* [lo, hi] */
+  uint64_t wl = lo >> 6, wh = hi >> 6;
+  uint64_t ml = ~0ull << (lo & 63), mh = ~0ull >> (63 - (hi & 63));
+  if (wl == wh) {
+    b[wl] |= ml & mh;
+    return;
+  }
+  b[wl] |= ml;
+  for (uint64_t w = wl + 1; w < wh; w++) b[w] = ~0ull;
+  b[wh] |= mh;
+}
+
 uint64_t *wd_ivf_bits(const roaring_bitmap_t *allowed, uint64_t *nbits) {
   *nbits = 0;
   if (!allowed || roaring_bitmap_is_empty(allowed)) return NULL;
   uint64_t n = (uint64_t)roaring_bitmap_maximum(allowed) + 1;
-  uint64_t *b = wd_calloc((size_t)((n + 63) / 64), sizeof *b);
+  size_t words = (size_t)((n + 63) / 64);
+  /* whole 64 Ki-id chunks, so bitset containers copy without bounds
+   * arithmetic */
+  size_t alloc = ((words + 1023) / 1024) * 1024;
+  uint64_t *b = wd_calloc(alloc, sizeof *b);
   if (!b) return NULL;
-  uint32_t ids[1024];
-  roaring_uint32_iterator_t it;
-  roaring_init_iterator(allowed, &it);
-  for (;;) {
-    uint32_t got = roaring_read_uint32_iterator(&it, ids, 1024);
-    for (uint32_t i = 0; i < got; i++) b[ids[i] >> 6] |= 1ull << (ids[i] & 63);
-    if (got < 1024) break;
+  const roaring_array_t *ra = &allowed->high_low_container;
+  for (int32_t i = 0; i < ra->size; i++) {
+    uint8_t type = ra->typecodes[i];
+    const void *c = container_unwrap_shared(ra->containers[i], &type);
+    uint64_t base = (uint64_t)ra->keys[i] << 16;
+    uint64_t *w = b + (base >> 6);
+    if (type == BITSET_CONTAINER_TYPE_CODE) {
+      memcpy(w, ((const bitset_container_t *)c)->array, 1024 * sizeof *w);
+    } else if (type == ARRAY_CONTAINER_TYPE_CODE) {
+      const array_container_t *a = c;
+      for (int32_t j = 0; j < a->cardinality; j++) w[a->array[j] >> 6] |= 1ull << (a->array[j] & 63);
+    } else if (type == RUN_CONTAINER_TYPE_CODE) {
+      const run_container_t *r = c;
+      for (int32_t j = 0; j < r->n_runs; j++)
+        set_range(w, r->runs[j].value, (uint64_t)r->runs[j].value + r->runs[j].length);
+    } else { /* unknown layout: per id */
+      roaring_uint32_iterator_t it;
+      uint32_t ids[1024];
+      roaring_init_iterator(allowed, &it);
+      for (;;) {
+        uint32_t got = roaring_read_uint32_iterator(&it, ids, 1024);
+        for (uint32_t k = 0; k < got; k++) b[ids[k] >> 6] |= 1ull << (ids[k] & 63);
+        if (got < 1024) break;
+      }
+      break;
+    }
   }
   *nbits = n;
   return b;
@@ -525,11 +535,13 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         for (size_t r = 0; r < len; r++)
           offer(out, l2 ? run[r] : -run[r], ix->ids[i + r]);
       } else {
-        for (size_t r = 0; r < len; r++) {
-          const uint8_t *c = ix->codes + (i + r) * dim;
-          float d = l2 ? sq8_l2(qs, ix->sqscale, c, dim) : -(qconst + sq8_dot(qs, c, dim));
-          offer(out, d, ix->ids[i + r]);
-        }
+        const uint8_t *c = ix->codes + i * dim;
+        if (l2)
+          wd_sq8_l2_rows(qs, ix->sqscale, c, len, dim, run);
+        else
+          wd_sq8_dot_rows(qs, c, len, dim, run);
+        for (size_t r = 0; r < len; r++)
+          offer(out, l2 ? run[r] : -(qconst + run[r]), ix->ids[i + r]);
       }
       allowed_seen += len;
       i = stopped ? j + 1 : j;

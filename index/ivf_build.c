@@ -81,8 +81,8 @@ int wd_ivf_build(const wd_ivf_build_in *in, wd_ivf_build_out *out, char *why,
   }
   size_t nlist = in->old ? in->old->nlist : in->nlist ? in->nlist : wd_ivf_default_nlist(n);
   if (nlist > n && !in->old) nlist = (size_t)n;
-  size_t per = in->max_train_per_list ? in->max_train_per_list : 64;
-  int niter = in->niter ? in->niter : 12;
+  size_t per = in->max_train_per_list ? in->max_train_per_list : 40;
+  int niter = in->niter ? in->niter : 10;
   int rc = 0;
   uint32_t *slots = wd_malloc(n * sizeof *slots);
   uint32_t *labels = wd_malloc(n * sizeof *labels);

@@ -95,6 +95,42 @@ static void l2sq_rows_scalar(const float *q, const float *x, size_t n,
 #if WD_X86
 /* ---- AVX2 + FMA ----------------------------------------------------- */
 
+static void sq8_dot_rows_scalar(const float *qs, const uint8_t *codes, size_t n,
+                                size_t d, float *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    size_t j = 0;
+    for (; j + 4 <= d; j += 4) {
+      a0 += qs[j] * c[j];
+      a1 += qs[j + 1] * c[j + 1];
+      a2 += qs[j + 2] * c[j + 2];
+      a3 += qs[j + 3] * c[j + 3];
+    }
+    for (; j < d; j++) a0 += qs[j] * c[j];
+    out[r] = (a0 + a1) + (a2 + a3);
+  }
+}
+
+static void sq8_l2_rows_scalar(const float *qm, const float *scale, const uint8_t *codes,
+                               size_t n, size_t d, float *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    float a0 = 0, a1 = 0;
+    size_t j = 0;
+    for (; j + 2 <= d; j += 2) {
+      float d0 = qm[j] - scale[j] * c[j], d1 = qm[j + 1] - scale[j + 1] * c[j + 1];
+      a0 += d0 * d0;
+      a1 += d1 * d1;
+    }
+    for (; j < d; j++) {
+      float d0 = qm[j] - scale[j] * c[j];
+      a0 += d0 * d0;
+    }
+    out[r] = a0 + a1;
+  }
+}
+
 #define AVX2 __attribute__((target("avx2,fma")))
 
 static inline AVX2 float hsum256(__m256 v) {
@@ -178,6 +214,46 @@ static AVX2 void l2sq_rows_avx2(const float *q, const float *x, size_t n,
 
 /* ---- AVX-512F ------------------------------------------------------- */
 
+/* SQ8: eight codes widened to eight floats per step. */
+static AVX2 void sq8_dot_rows_avx2(const float *qs, const uint8_t *codes, size_t n,
+                                   size_t d, float *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 16 <= d; j += 16) {
+      __m256 c0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c + j))));
+      __m256 c1 =
+          _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c + j + 8))));
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + j), c0, s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(qs + j + 8), c1, s1);
+    }
+    float t = hsum256(_mm256_add_ps(s0, s1));
+    for (; j < d; j++) t += qs[j] * c[j];
+    out[r] = t;
+  }
+}
+
+static AVX2 void sq8_l2_rows_avx2(const float *qm, const float *scale, const uint8_t *codes,
+                                  size_t n, size_t d, float *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    __m256 s0 = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 8 <= d; j += 8) {
+      __m256 cv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(c + j))));
+      __m256 t = _mm256_fnmadd_ps(_mm256_loadu_ps(scale + j), cv, _mm256_loadu_ps(qm + j));
+      s0 = _mm256_fmadd_ps(t, t, s0);
+    }
+    float a = hsum256(s0);
+    for (; j < d; j++) {
+      float t = qm[j] - scale[j] * c[j];
+      a += t * t;
+    }
+    out[r] = a;
+  }
+}
+
 #define AVX512 __attribute__((target("avx512f")))
 
 /* The tail (d % 16) uses a masked load instead of a scalar loop: masked-off
@@ -257,6 +333,46 @@ static AVX512 void l2sq_rows_avx512(const float *q, const float *x, size_t n,
                                     size_t d, float *out) {
   for (size_t r = 0; r < n; r++) out[r] = l2sq_avx512_one(q, x + r * d, d);
 }
+
+/* SQ8: sixteen codes widened to sixteen floats per step; masked tail. */
+static AVX512 void sq8_dot_rows_avx512(const float *qs, const uint8_t *codes, size_t n,
+                                       size_t d, float *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t j = 0;
+    for (; j + 32 <= d; j += 32) {
+      __m512 c0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + j))));
+      __m512 c1 =
+          _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + j + 16))));
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + j), c0, s0);
+      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(qs + j + 16), c1, s1);
+    }
+    float t = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; j < d; j++) t += qs[j] * c[j];
+    out[r] = t;
+  }
+}
+
+static AVX512 void sq8_l2_rows_avx512(const float *qm, const float *scale,
+                                      const uint8_t *codes, size_t n, size_t d, float *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    __m512 s0 = _mm512_setzero_ps();
+    size_t j = 0;
+    for (; j + 16 <= d; j += 16) {
+      __m512 cv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(c + j))));
+      __m512 t = _mm512_fnmadd_ps(_mm512_loadu_ps(scale + j), cv, _mm512_loadu_ps(qm + j));
+      s0 = _mm512_fmadd_ps(t, t, s0);
+    }
+    float a = _mm512_reduce_add_ps(s0);
+    for (; j < d; j++) {
+      float t = qm[j] - scale[j] * c[j];
+      a += t * t;
+    }
+    out[r] = a;
+  }
+}
 #endif /* WD_X86 */
 
 /* ---- dispatch ------------------------------------------------------- */
@@ -265,6 +381,11 @@ static _Atomic(pair_fn) g_dot;
 static _Atomic(pair_fn) g_l2sq;
 static _Atomic(rows_fn) g_dot_rows;
 static _Atomic(rows_fn) g_l2sq_rows;
+typedef void (*sq8dot_fn)(const float *, const uint8_t *, size_t, size_t, float *);
+typedef void (*sq8l2_fn)(const float *, const float *, const uint8_t *, size_t, size_t,
+                         float *);
+static _Atomic(sq8dot_fn) g_sq8_dot_rows;
+static _Atomic(sq8l2_fn) g_sq8_l2_rows;
 static _Atomic int g_level = -1;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -286,15 +407,21 @@ static int set_level(int level) {
   if (level < WD_SIMD_SCALAR) level = WD_SIMD_SCALAR;
   pair_fn d = dot_scalar, l = l2sq_scalar;
   rows_fn dr = dot_rows_scalar, lr = l2sq_rows_scalar;
+  sq8dot_fn sd = sq8_dot_rows_scalar;
+  sq8l2_fn sl = sq8_l2_rows_scalar;
 #if WD_X86
   if (level == WD_SIMD_AVX512) {
     d = dot_avx512, l = l2sq_avx512;
     dr = dot_rows_avx512, lr = l2sq_rows_avx512;
+    sd = sq8_dot_rows_avx512, sl = sq8_l2_rows_avx512;
   } else if (level == WD_SIMD_AVX2) {
     d = dot_avx2, l = l2sq_avx2;
     dr = dot_rows_avx2, lr = l2sq_rows_avx2;
+    sd = sq8_dot_rows_avx2, sl = sq8_l2_rows_avx2;
   }
 #endif
+  atomic_store(&g_sq8_dot_rows, sd);
+  atomic_store(&g_sq8_l2_rows, sl);
   atomic_store(&g_dot, d);
   atomic_store(&g_l2sq, l);
   atomic_store(&g_dot_rows, dr);
@@ -341,6 +468,18 @@ void wd_l2sq_rows(const float *q, const float *x, size_t n, size_t d,
                   float *out) {
   ensure_init();
   atomic_load_explicit(&g_l2sq_rows, memory_order_relaxed)(q, x, n, d, out);
+}
+
+void wd_sq8_dot_rows(const float *qs, const uint8_t *codes, size_t n, size_t d,
+                     float *out) {
+  ensure_init();
+  atomic_load_explicit(&g_sq8_dot_rows, memory_order_relaxed)(qs, codes, n, d, out);
+}
+
+void wd_sq8_l2_rows(const float *qm, const float *scale, const uint8_t *codes,
+                    size_t n, size_t d, float *out) {
+  ensure_init();
+  atomic_load_explicit(&g_sq8_l2_rows, memory_order_relaxed)(qm, scale, codes, n, d, out);
 }
 
 int wd_kernels_level(void) {

@@ -28,6 +28,15 @@ void wd_dot_rows(const float *q, const float *x, size_t n, size_t d,
 void wd_l2sq_rows(const float *q, const float *x, size_t n, size_t d,
                   float *out);
 
+/* SQ8 codes (one byte per dimension, decoded as min + scale * code):
+ * out[i] = sum_j qs[j] * c[i*d + j], with qs = q * scale (the caller adds
+ * dot(q, min)), over n rows of codes. */
+void wd_sq8_dot_rows(const float *qs, const uint8_t *codes, size_t n, size_t d,
+                     float *out);
+/* out[i] = sum_j (qm[j] - scale[j] * c[i*d + j])^2, with qm = q - min. */
+void wd_sq8_l2_rows(const float *qm, const float *scale, const uint8_t *codes,
+                    size_t n, size_t d, float *out);
+
 /* The level in use (WD_SIMD_*) and its name ("avx512", "avx2", "scalar"). */
 int wd_kernels_level(void);
 const char *wd_kernels_name(void);

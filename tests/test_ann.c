@@ -272,6 +272,44 @@ static void test_ivf_recall_sq8(void **state) {
   module_recall(1);
 }
 
+/* The dense copy of an allowed set equals it bit for bit, whatever mix of
+ * CRoaring containers (array, bitset, run; after run_optimize) holds it. */
+static void test_bits_expansion(void **state) {
+  (void)state;
+  uint64_t seed = 77;
+  for (int t = 0; t < 40; t++) {
+    roaring_bitmap_t *b = roaring_bitmap_create();
+    uint32_t span = 1000 + (uint32_t)(t * 9973 % 300000);
+    for (int part = 0; part < 4; part++) {
+      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+      uint32_t lo = (uint32_t)(seed >> 33) % span, kind = (uint32_t)(seed >> 20) % 3;
+      if (kind == 0) /* sparse: array containers */
+        for (int i = 0; i < 50; i++) roaring_bitmap_add(b, (lo + (uint32_t)i * 37) % span);
+      else if (kind == 1) /* dense random: bitset containers */
+        for (uint32_t i = 0; i < 9000; i++) {
+          seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+          if ((seed >> 40) & 1) roaring_bitmap_add(b, lo + i);
+        }
+      else /* long runs */
+        roaring_bitmap_add_range(b, lo, lo + 70000 + (uint64_t)(seed >> 50));
+    }
+    if (t & 1) roaring_bitmap_run_optimize(b);
+    uint64_t nbits = 0;
+    uint64_t *bits = wd_ivf_bits(b, &nbits);
+    assert_non_null(bits);
+    assert_int_equal(nbits, (uint64_t)roaring_bitmap_maximum(b) + 1);
+    uint64_t count = 0;
+    for (uint64_t i = 0; i < nbits; i++) {
+      int in = (int)((bits[i >> 6] >> (i & 63)) & 1);
+      assert_int_equal(in, roaring_bitmap_contains(b, (uint32_t)i));
+      count += (uint64_t)in;
+    }
+    assert_int_equal(count, roaring_bitmap_get_cardinality(b));
+    wd_free(bits);
+    roaring_bitmap_free(b);
+  }
+}
+
 static void test_image_validation(void **state) {
   (void)state;
   /* a tiny valid image, then damaged copies: each refused with its kind */
@@ -727,6 +765,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_planner),
       cmocka_unit_test(test_image_validation),
+      cmocka_unit_test(test_bits_expansion),
       cmocka_unit_test(test_ivf_recall_flat),
       cmocka_unit_test(test_ivf_recall_sq8),
       cmocka_unit_test(test_engine_recall),

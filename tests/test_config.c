@@ -69,7 +69,7 @@ static void test_spec_example(void **state) {
   assert_int_equal(c.ndefault_deny, 0);
   assert_int_equal(c.index_type, WD_INDEX_AUTO);
   assert_int_equal(c.nlist, 0);
-  assert_int_equal(c.sq8, 0);
+  assert_int_equal(c.sq8, 1); /* SQ8 is the default quantizer */
   assert_int_equal(c.resolver_type, WD_RESOLVER_NONE);
   assert_int_equal(c.nresolver_cmd, 2);
   assert_string_equal(c.resolver_cmd[0], "./bin/check-access");
@@ -94,7 +94,7 @@ static void test_defaults(void **state) {
   assert_false(c.has_default_acl);
   assert_int_equal(c.index_type, WD_INDEX_AUTO);
   assert_int_equal(c.nlist, 0);
-  assert_int_equal(c.sq8, 0);
+  assert_int_equal(c.sq8, 1); /* SQ8 is the default quantizer */
   assert_int_equal(c.resolver_type, WD_RESOLVER_NONE);
   assert_null(c.resolver_cmd);
   assert_int_equal(c.resolver_timeout_ms, 500);

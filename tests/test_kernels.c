@@ -129,6 +129,46 @@ static void check_dim(size_t d, size_t oa, size_t ox, int ints) {
   }
 }
 
+/* SQ8 rows against a double-precision reference on random codes; rows
+ * past n untouched. */
+static void check_sq8(size_t d, size_t n) {
+  float qs[MAXD], sc[MAXD], out[MAXROWS];
+  static uint8_t codes[MAXROWS * MAXD];
+  for (size_t j = 0; j < d; j++) {
+    qs[j] = (float)((int)(rnd() % 2001) - 1000) / 997.0f;
+    sc[j] = (float)(rnd() % 1000 + 1) / 131072.0f;
+  }
+  for (size_t i = 0; i < n * d; i++) codes[i] = (uint8_t)rnd();
+  for (size_t r = 0; r < MAXROWS; r++) out[r] = 12345.0f;
+  wd_sq8_dot_rows(qs, codes, n, d, out);
+  for (size_t r = 0; r < MAXROWS; r++) {
+    if (r >= n) {
+      assert_true(out[r] == 12345.0f);
+      continue;
+    }
+    double ref = 0, mag = 0;
+    for (size_t j = 0; j < d; j++) {
+      ref += (double)qs[j] * codes[r * d + j];
+      mag += fabs((double)qs[j] * codes[r * d + j]);
+    }
+    assert_true(fabs(out[r] - ref) <= 1e-5 * mag + 1e-30);
+  }
+  for (size_t r = 0; r < MAXROWS; r++) out[r] = 12345.0f;
+  wd_sq8_l2_rows(qs, sc, codes, n, d, out);
+  for (size_t r = 0; r < MAXROWS; r++) {
+    if (r >= n) {
+      assert_true(out[r] == 12345.0f);
+      continue;
+    }
+    double ref = 0;
+    for (size_t j = 0; j < d; j++) {
+      double t = (double)qs[j] - (double)sc[j] * codes[r * d + j];
+      ref += t * t;
+    }
+    assert_true(fabs(out[r] - ref) <= 1e-5 * ref + 1e-30);
+  }
+}
+
 static void run_level(int level) {
   int got = wd_kernels_force(level);
   assert_int_equal(got, expected_level(level));
@@ -147,6 +187,8 @@ static void run_level(int level) {
     check_dim(1 + rnd() % MAXD, rnd() % 16, rnd() % 16, (int)(rnd() & 1));
   check_dim(MAXD, 1, 3, 0);
   check_dim(MAXD, 0, 0, 1);
+  for (size_t d = 0; d <= 80; d++) check_sq8(d, rnd() % MAXROWS);
+  check_sq8(MAXD, MAXROWS - 1);
 }
 
 static void test_scalar(void **st) {
