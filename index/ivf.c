@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <float.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -464,6 +465,8 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
   float *cd = wd_malloc(nlist * sizeof *cd);
   cl_ent *h = wd_malloc(nlist * sizeof *h);
   float *qs = ix->sq8 ? wd_malloc(dim * sizeof *qs) : NULL;
+  int8_t *qi = NULL; /* VNNI: the query in bytes */
+  float qiscale = 0;
   wd_topk cand; /* sq8: approximate candidates before re-ranking */
   memset(&cand, 0, sizeof cand);
   size_t rr = p->rerank > heap->k ? p->rerank : heap->k;
@@ -492,6 +495,26 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
       }
     }
   }
+  /* With AVX-512 VNNI the inner-product scan runs on bytes: the scaled
+   * query is quantized to int8 (qi = round(qs * 127 / max|qs|)) and one
+   * vpdpbusd does 64 code-times-query products.  The estimate is coarser
+   * than the float one, but the candidates are re-ranked with the exact
+   * vectors, and the probe depth is calibrated through this same path.
+   * perf: the float SQ8 kernel was compute-bound (~130 cycles per
+   * 384-byte code against ~45 to stream it). */
+  if (ix->sq8 && !l2 && wd_kernels_vnni()) {
+    float mx = 0;
+    for (size_t j = 0; j < dim; j++) mx = fabsf(qs[j]) > mx ? fabsf(qs[j]) : mx;
+    qi = wd_malloc(dim ? dim : 1);
+    if (!qi) {
+      rc = -1;
+      goto done;
+    }
+    float inv = mx > 0 ? 127.0f / mx : 0;
+    for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(qs[j] * inv);
+    qiscale = mx / 127.0f;
+  }
+  int32_t irun[RUN_MAX];
   wd_topk *out = ix->sq8 ? &cand : heap;
   float run[RUN_MAX];
   const filt fl = {allowed, p->bits, p->nbits}, *allowed_f = &fl;
@@ -536,10 +559,14 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
           offer(out, l2 ? run[r] : -run[r], ix->ids[i + r]);
       } else {
         const uint8_t *c = ix->codes + i * dim;
-        if (l2)
+        if (l2) {
           wd_sq8_l2_rows(qs, ix->sqscale, c, len, dim, run);
-        else
+        } else if (qi) {
+          wd_sq8_i8_dot_rows(qi, c, len, dim, irun);
+          for (size_t r = 0; r < len; r++) run[r] = (float)irun[r] * qiscale;
+        } else {
           wd_sq8_dot_rows(qs, c, len, dim, run);
+        }
         for (size_t r = 0; r < len; r++)
           offer(out, l2 ? run[r] : -(qconst + run[r]), ix->ids[i + r]);
       }
@@ -592,6 +619,7 @@ done:
   wd_free(cd);
   wd_free(h);
   wd_free(qs);
+  wd_free(qi);
   wd_topk_free(&cand);
   return rc;
 }

@@ -131,6 +131,16 @@ static void sq8_l2_rows_scalar(const float *qm, const float *scale, const uint8_
   }
 }
 
+static void sq8_i8_dot_rows_scalar(const int8_t *q, const uint8_t *codes, size_t n,
+                                   size_t d, int32_t *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    int32_t a = 0;
+    for (size_t j = 0; j < d; j++) a += (int32_t)c[j] * (int32_t)q[j];
+    out[r] = a;
+  }
+}
+
 #define AVX2 __attribute__((target("avx2,fma")))
 
 static inline AVX2 float hsum256(__m256 v) {
@@ -373,6 +383,31 @@ static AVX512 void sq8_l2_rows_avx512(const float *qm, const float *scale,
     out[r] = a;
   }
 }
+
+/* vpdpbusd: unsigned code bytes times signed query bytes, four products
+ * summed into each 32-bit lane, no saturation. */
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+static VNNI void sq8_i8_dot_rows_vnni(const int8_t *q, const uint8_t *codes, size_t n,
+                                      size_t d, int32_t *out) {
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t *c = codes + r * d;
+    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+    size_t j = 0;
+    for (; j + 128 <= d; j += 128) {
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(c + j), _mm512_loadu_si512(q + j));
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(c + j + 64),
+                               _mm512_loadu_si512(q + j + 64));
+    }
+    for (; j + 64 <= d; j += 64)
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(c + j), _mm512_loadu_si512(q + j));
+    if (j < d) {
+      __mmask64 m = (__mmask64)((1ull << (d - j)) - 1ull); /* d - j < 64 */
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_maskz_loadu_epi8(m, c + j),
+                               _mm512_maskz_loadu_epi8(m, q + j));
+    }
+    out[r] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+  }
+}
 #endif /* WD_X86 */
 
 /* ---- dispatch ------------------------------------------------------- */
@@ -386,6 +421,9 @@ typedef void (*sq8l2_fn)(const float *, const float *, const uint8_t *, size_t, 
                          float *);
 static _Atomic(sq8dot_fn) g_sq8_dot_rows;
 static _Atomic(sq8l2_fn) g_sq8_l2_rows;
+typedef void (*sq8i8_fn)(const int8_t *, const uint8_t *, size_t, size_t, int32_t *);
+static _Atomic(sq8i8_fn) g_sq8_i8_dot_rows;
+static _Atomic int g_vnni;
 static _Atomic int g_level = -1;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -420,6 +458,18 @@ static int set_level(int level) {
     sd = sq8_dot_rows_avx2, sl = sq8_l2_rows_avx2;
   }
 #endif
+  sq8i8_fn si = sq8_i8_dot_rows_scalar;
+  int vnni = 0;
+#if WD_X86
+  /* VNNI rides on the AVX-512 level (forcing avx2 or scalar turns it off) */
+  if (level == WD_SIMD_AVX512 && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vnni")) {
+    si = sq8_i8_dot_rows_vnni;
+    vnni = 1;
+  }
+#endif
+  atomic_store(&g_sq8_i8_dot_rows, si);
+  atomic_store(&g_vnni, vnni);
   atomic_store(&g_sq8_dot_rows, sd);
   atomic_store(&g_sq8_l2_rows, sl);
   atomic_store(&g_dot, d);
@@ -480,6 +530,17 @@ void wd_sq8_l2_rows(const float *qm, const float *scale, const uint8_t *codes,
                     size_t n, size_t d, float *out) {
   ensure_init();
   atomic_load_explicit(&g_sq8_l2_rows, memory_order_relaxed)(qm, scale, codes, n, d, out);
+}
+
+void wd_sq8_i8_dot_rows(const int8_t *q, const uint8_t *codes, size_t n, size_t d,
+                        int32_t *out) {
+  ensure_init();
+  atomic_load_explicit(&g_sq8_i8_dot_rows, memory_order_relaxed)(q, codes, n, d, out);
+}
+
+int wd_kernels_vnni(void) {
+  ensure_init();
+  return atomic_load(&g_vnni);
 }
 
 int wd_kernels_level(void) {

@@ -169,6 +169,28 @@ static void check_sq8(size_t d, size_t n) {
   }
 }
 
+/* Byte query against byte codes: exact in integers, so equal, not close;
+ * extreme values included (255 * -128 and 255 * 127 at every position). */
+static void check_sq8_i8(size_t d, size_t n) {
+  int8_t q[MAXD];
+  int32_t out[MAXROWS];
+  static uint8_t codes[MAXROWS * MAXD];
+  int extreme = d % 3 == 0;
+  for (size_t j = 0; j < d; j++) q[j] = extreme ? (int8_t)(j & 1 ? 127 : -128) : (int8_t)rnd();
+  for (size_t i = 0; i < n * d; i++) codes[i] = extreme ? 255 : (uint8_t)rnd();
+  for (size_t r = 0; r < MAXROWS; r++) out[r] = 12345;
+  wd_sq8_i8_dot_rows(q, codes, n, d, out);
+  for (size_t r = 0; r < MAXROWS; r++) {
+    if (r >= n) {
+      assert_int_equal(out[r], 12345);
+      continue;
+    }
+    int64_t ref = 0;
+    for (size_t j = 0; j < d; j++) ref += (int64_t)codes[r * d + j] * q[j];
+    assert_int_equal((int64_t)out[r], ref);
+  }
+}
+
 static void run_level(int level) {
   int got = wd_kernels_force(level);
   assert_int_equal(got, expected_level(level));
@@ -189,6 +211,11 @@ static void run_level(int level) {
   check_dim(MAXD, 0, 0, 1);
   for (size_t d = 0; d <= 80; d++) check_sq8(d, rnd() % MAXROWS);
   check_sq8(MAXD, MAXROWS - 1);
+  for (size_t d = 0; d <= 200; d++) check_sq8_i8(d, rnd() % MAXROWS);
+  check_sq8_i8(MAXD, MAXROWS - 1);
+  fprintf(stderr, "level %s: byte kernel %s\n", wd_kernels_name(),
+          wd_kernels_vnni() ? "AVX-512 VNNI" : "portable");
+  if (level != WD_SIMD_AVX512) assert_false(wd_kernels_vnni());
 }
 
 static void test_scalar(void **st) {
