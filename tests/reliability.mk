@@ -2,7 +2,9 @@
 # Included from the top-level Makefile (`include tests/reliability.mk`).
 #
 #   make test-crash              kill -9 during ingest / acl sync / delete,
-#                                CRASH_ITERS per operation (default 50)
+#                                CRASH_ITERS per operation (default 50), and
+#                                CRASH_ITERS kills of `warden index` while it
+#                                builds / writes the ANN index file
 #   make fuzz                    every libFuzzer target for FUZZ_SECONDS
 #                                (default 60) each, then replay regressions
 #   make soak                    SOAK_SECONDS (default 300) of random writes
@@ -10,9 +12,9 @@
 #                                queries, 1000 corruption trials, the TSan
 #                                concurrency run and the full crash test
 #   make test-reliability-short  the quick versions (run by `make test`):
-#                                crash x5, fuzz regression replay + 10 s of
-#                                fuzzing per target, TSan concurrency,
-#                                full-disk test
+#                                crash x5, index crash x8, fuzz regression
+#                                replay + 10 s of fuzzing per target, TSan
+#                                concurrency, full-disk test
 #
 # The cmocka tests tests/test_fault.c, test_concurrency.c and
 # test_corruption.c are built and run by the generic test rules.  Fuzz
@@ -89,6 +91,7 @@ build/rel/tests/crash/soak: tests/crash/soak.c build/libwarden.a
 .PHONY: test-crash soak test-reliability-short test-fulldisk
 test-crash: build/warden
 	python3 tests/crash/crash.py --warden build/warden --iters $(CRASH_ITERS)
+	/usr/bin/python3 tests/crash/index_crash.py --warden build/warden --iters $(CRASH_ITERS)
 
 test-fulldisk: build/warden
 	sh tests/reliability/fulldisk.sh build/warden

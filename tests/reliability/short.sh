@@ -10,7 +10,7 @@ part() { # name, command...
   name=$1; shift
   start=$(date +%s)
   if "$@" > "build/rel-short.$$.log" 2>&1; then
-    echo "PASS $name ($(( $(date +%s) - start ))s): $(grep -a -E '^(crash|fuzz|fulldisk|threads_|tenant_|revoke_|killed_)' "build/rel-short.$$.log" | tr '\n' ' ' | cut -c1-400)"
+    echo "PASS $name ($(( $(date +%s) - start ))s): $(grep -a -E '^(crash|index_crash|fuzz|fulldisk|threads_|tenant_|revoke_|killed_)' "build/rel-short.$$.log" | tr '\n' ' ' | cut -c1-400)"
   else
     fail=1; failed="$failed $name"
     echo "FAIL $name"; grep -a -v '^ *#[0-9]' "build/rel-short.$$.log" | tail -25 | sed 's/^/    /'
@@ -19,6 +19,7 @@ part() { # name, command...
 }
 TARGETS="config filter ingest records"
 part crash python3 tests/crash/crash.py --warden build/warden --iters 5
+part index-crash /usr/bin/python3 tests/crash/index_crash.py --warden build/warden --iters 8
 part fuzz-replay sh tests/reliability/fuzz.sh replay $TARGETS
 part fuzz-10s sh tests/reliability/fuzz.sh run 10 $TARGETS
 part tsan env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliability/tsan.supp" \
