@@ -19,12 +19,17 @@
  */
 #include "indexer.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ann_faiss.h"
 #include "ivf_build.h"
@@ -455,6 +460,28 @@ out:
   return got;
 }
 
+/* Remove ivf.wdx.tmp.PID files whose writer is gone (a build killed while
+ * writing: found by tests/crash/index_crash.py, they piled up, each the
+ * size of the index).  A live writer's file is left alone.  Returns how
+ * many were removed. */
+static int sweep_temp_files(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int removed = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *pre = "ivf.wdx.tmp.";
+    if (strncmp(e->d_name, pre, strlen(pre)) != 0) continue;
+    char *end;
+    long pid = strtol(e->d_name + strlen(pre), &end, 10);
+    if (*end || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or cannot tell */
+    if (unlinkat(dirfd(d), e->d_name, 0) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
+}
+
 int warden_index_build(warden *db, const warden_index_opts *opts, char **json_out) {
   if (!db) return WARDEN_EINVAL;
   int rc = wd_check_pid(db);
@@ -468,6 +495,7 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
   snprintf(dir, sizeof dir, "%s/index", db->dir);
   if (mkdir(dir, 0755) != 0 && errno != EEXIST)
     return wd_err(db, WARDEN_EIO, "index: %s: %s", dir, strerror(errno));
+  int swept = sweep_temp_files(dir);
   double t0 = now_ms();
   wd_txn tx;
   if ((rc = store_read_begin(db, &tx))) return rc;
@@ -550,6 +578,7 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
     if (r) {
       json_object_set_new(r, "calibrated_min_lists", json_integer((json_int_t)calib));
       json_object_set_new(r, "calibrate_ms", json_real(t_cal));
+      json_object_set_new(r, "stale_temp_files_removed", json_integer(swept));
     }
     if (r && old_why[0] && !have_old && orc != 1)
       json_object_set_new(r, "previous_index_problem", json_string(old_why));

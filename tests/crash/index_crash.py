@@ -481,7 +481,10 @@ class IndexCrash:
             self.stats["tmp_gone_open"] += 1
         # finish the job: the next index must succeed and be exact
         self.complete(what + ", then index")
-        if new_tmp and not os.path.exists(os.path.join(self.ixdir, new_tmp[0])):
+        if new_tmp:
+            # the next build removes temp files whose writer is gone
+            if os.path.exists(os.path.join(self.ixdir, new_tmp[0])):
+                raise SystemExit("FAIL: %s: %s survived the next `warden index`" % (what, new_tmp[0]))
             self.stats["tmp_gone_index"] += 1
         self.queries(what + ", then index", completed=True, rounds=2)
 
