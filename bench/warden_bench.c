@@ -142,7 +142,7 @@ static double build_collection(const char *data, const char *cdir, json_t *man,
                                double *index_s, int *have_index) {
   char stamp[4096], want[256];
   snprintf(stamp, sizeof stamp, "%s/bench-stamp", cdir);
-  snprintf(want, sizeof want, "fmt2 %s %s %lld %lld", json_string_value(json_object_get(man, "workload")),
+  snprintf(want, sizeof want, "fmt3 %s %s %lld %lld", json_string_value(json_object_get(man, "workload")),
            json_string_value(json_object_get(man, "scale")),
            (long long)json_integer_value(json_object_get(man, "n")),
            (long long)json_integer_value(json_object_get(man, "seed")));
