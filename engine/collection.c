@@ -78,7 +78,7 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
   warden_create_opts o = {0, NULL, NULL};
   if (opts) o = *opts;
   wd_config cfg;
-  memset(&cfg, 0, sizeof cfg);
+  wd_config_defaults(&cfg);
   int rc;
   if (o.config_path) {
     if ((rc = wd_config_load(o.config_path, &cfg, msg, sizeof msg))) {
@@ -101,8 +101,6 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
       goto usage;
     }
     cfg.dim = o.dim;
-    cfg.metric = WD_METRIC_COSINE;
-    cfg.resolver_timeout_ms = 500;
     if (o.metric) {
       int m = wd_metric_parse(o.metric);
       if (m < 0) {

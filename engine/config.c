@@ -697,6 +697,19 @@ static void yaml_error(ctx *c, yaml_parser_t *p, const char *buf, size_t len) {
     set_err(c, WARDEN_ECONFIG, line, NULL, "YAML syntax error: %s", prob);
 }
 
+void wd_config_defaults(wd_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->metric = WD_METRIC_COSINE;
+  cfg->index_type = WD_INDEX_AUTO;
+  /* SQ8 by default: a quarter of the bytes per probed vector, re-ranked
+   * with the exact vectors; measured faster than flat lists at every IVF
+   * point of the bench, recall@10 >= 0.98 (see the README) */
+  cfg->sq8 = 1;
+  cfg->resolver_type = WD_RESOLVER_NONE;
+  cfg->resolver_timeout_ms = 500;
+  cfg->embedder = WD_EMBEDDER_NONE;
+}
+
 int wd_config_parse(const char *buf, size_t len, const char *name,
                     wd_config *out, char *err, size_t errlen) {
   ctx c = {NULL, name ? name : "warden.yaml", err, errlen, 0};
@@ -706,16 +719,7 @@ int wd_config_parse(const char *buf, size_t len, const char *name,
     return c.rc;
   }
   wd_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.metric = WD_METRIC_COSINE;
-  cfg.index_type = WD_INDEX_AUTO;
-  /* SQ8 by default: a quarter of the bytes per probed vector, re-ranked
-   * with the exact vectors; measured faster than flat lists at every
-   * bench point with recall@10 >= 0.98 (bench/README.md) */
-  cfg.sq8 = 1;
-  cfg.resolver_type = WD_RESOLVER_NONE;
-  cfg.resolver_timeout_ms = 500;
-  cfg.embedder = WD_EMBEDDER_NONE;
+  wd_config_defaults(&cfg);
 
   yaml_parser_t parser;
   yaml_document_t doc, extra;

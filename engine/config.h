@@ -51,6 +51,9 @@ typedef struct wd_config {
   char *audit_path;   /* NULL = no audit log; relative to the collection */
 } wd_config;
 
+/* The defaults of every key (what an absent key means). */
+void wd_config_defaults(wd_config *cfg);
+
 /* Load and validate path.  On success fills *out (free with
  * wd_config_free) and returns 0; on failure returns WARDEN_ECONFIG (or
  * WARDEN_EIO when the file cannot be read) with "PATH:LINE: key: reason"
