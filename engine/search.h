@@ -47,14 +47,16 @@ typedef struct wd_plan_in {
   size_t nlist;      /* lists of the ANN index */
   int have_ivf;      /* a usable index exists */
   int force;         /* 0 planner, 1 exact, 2 ivf (WARDEN_STRATEGY_*) */
-  size_t calib_lists; /* lists that gave recall >= 0.97 when the index was
+  size_t calib_lists; /* lists that gave recall >= 0.95 when the index was
                          built (0: not calibrated) */
+  int sq8;            /* the lists hold SQ8 codes (re-ranked exactly) */
 } wd_plan_in;
 
 typedef struct wd_plan_out {
   int use_ivf;
   int use_bits;      /* expand allowed to a dense bitset for the probe */
   double est_exact_us, est_ivf_us; /* per query */
+  double est_all_us;   /* SQ8: every list, the fallback of a starved probe */
   double est_visited;               /* ids the IVF probe should look at */
   const char *reason;               /* static string */
   wd_ivf_params ivf;                /* probe bounds when use_ivf */

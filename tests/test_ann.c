@@ -135,7 +135,7 @@ static void test_planner(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     wd_plan_in in = {cases[i].nallowed, cases[i].nindexed, cases[i].nindexed, cases[i].dim,
-                     K, cases[i].nq, cases[i].nlist, cases[i].have, cases[i].force, 0};
+                     K, cases[i].nq, cases[i].nlist, cases[i].have, cases[i].force, 0, 0};
     wd_plan_out po;
     wd_plan_choose(&in, &po);
     if (po.use_ivf != cases[i].want_ivf) fail_msg("case %zu: use_ivf %d", i, po.use_ivf);
@@ -148,13 +148,35 @@ static void test_planner(void **state) {
   }
   /* costs grow with the allowed set; the ivf estimate grows as the filter
    * gets more selective (more lists to find enough allowed vectors) */
-  wd_plan_in a = {1000, 1000000, 1000000, 384, K, 1, 4000, 1, 0, 0}, b = a;
+  wd_plan_in a = {1000, 1000000, 1000000, 384, K, 1, 4000, 1, 0, 0, 0}, b = a;
   b.nallowed = 100000;
   wd_plan_out pa, pb;
   wd_plan_choose(&a, &pa);
   wd_plan_choose(&b, &pb);
   assert_true(pb.est_exact_us > pa.est_exact_us);
   assert_true(pa.est_visited > pb.est_visited);
+  /* A starved SQ8 probe is re-run over every list only when that is
+   * priced below the exact scan: for half of 200k yes, for 1 % no (the
+   * visits of every list cost more than 2000 exact distances); float
+   * lists have no such fallback. */
+  wd_plan_in big = {100000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 1}, small = big;
+  small.nallowed = 2000;
+  wd_plan_out pbig, psmall;
+  wd_plan_choose(&big, &pbig);
+  wd_plan_choose(&small, &psmall);
+  assert_true(pbig.est_all_us >= 0 && pbig.est_all_us < pbig.est_exact_us);
+  assert_true(psmall.est_all_us > psmall.est_exact_us);
+  big.sq8 = 0;
+  wd_plan_choose(&big, &pbig);
+  assert_true(pbig.est_all_us < 0);
+  /* SQ8 scans cost less per vector: its IVF estimate is the lower one at
+   * high selectivity */
+  wd_plan_in f = {200000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 0}, q8 = f;
+  q8.sq8 = 1;
+  wd_plan_out pf, pq;
+  wd_plan_choose(&f, &pf);
+  wd_plan_choose(&q8, &pq);
+  assert_true(pq.est_ivf_us < pf.est_ivf_us);
 }
 
 /* ------------------------------------------------ module-level recall */
@@ -225,7 +247,7 @@ static void module_recall(int sq8) {
       if (ok[i]) roaring_bitmap_add(al, (uint32_t)i);
     }
     uint64_t na = roaring_bitmap_get_cardinality(al);
-    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0};
+    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8};
     wd_plan_out po;
     wd_plan_choose(&pin, &po);
     double rsum = 0;
@@ -577,9 +599,15 @@ static void test_crash_consistency(void **state) {
       case GARBAGE: img[len - 100] ^= 0x5a; break;
       case FOREIGN: { /* well-formed, but its vectors are not this store's */
         wd_ivf_layout lay;
-        wd_ivf_layout_of(DIM, h->nlist, h->nvec, 0, &lay);
-        float *v = (float *)(img + WD_IVF_HDR + lay.vecs);
-        for (size_t j = 0; j < h->nvec * DIM; j++) v[j] = -v[j];
+        int sq8 = (h->flags & WD_IVF_SQ8) != 0; /* SQ8 is the default */
+        wd_ivf_layout_of(DIM, h->nlist, h->nvec, sq8, &lay);
+        if (sq8) {
+          uint8_t *cd = (uint8_t *)(img + WD_IVF_HDR + lay.codes);
+          for (size_t j = 0; j < h->nvec * DIM; j++) cd[j] = (uint8_t)(255 - cd[j]);
+        } else {
+          float *v = (float *)(img + WD_IVF_HDR + lay.vecs);
+          for (size_t j = 0; j < h->nvec * DIM; j++) v[j] = -v[j];
+        }
         wd_ivf_seal(img);
         break;
       }
