@@ -153,6 +153,30 @@ int wd_ivf_write_file(const char *path, const void *image, size_t len,
   return 0;
 }
 
+/* SQ8 of the centroids with their own per-dimension ranges. */
+static void centroid_codes(wd_ivf *ix) {
+  size_t dim = ix->dim, nl = ix->nlist;
+  char *m = wd_malloc(2 * dim * sizeof(float) + nl * dim);
+  if (!m) return;
+  float *mn = (float *)m, *sc = mn + dim;
+  uint8_t *codes = (uint8_t *)(sc + dim);
+  for (size_t j = 0; j < dim; j++) {
+    float lo = ix->cent[j], hi = ix->cent[j];
+    for (size_t l = 1; l < nl; l++) {
+      float v = ix->cent[l * dim + j];
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    mn[j] = lo;
+    sc[j] = (hi - lo) / 255.0f;
+  }
+  for (size_t l = 0; l < nl; l++) wd_ivf_sq8_encode(ix->cent + l * dim, mn, sc, dim, codes + l * dim);
+  ix->cq = m;
+  ix->cmin = mn;
+  ix->cscale = sc;
+  ix->ccodes = codes;
+}
+
 int wd_ivf_open_image(const void *image, size_t len, size_t dim, int metric,
                       wd_ivf *ix, char *why, size_t whylen) {
   memset(ix, 0, sizeof *ix);
@@ -221,6 +245,7 @@ int wd_ivf_open_image(const void *image, size_t len, size_t dim, int metric,
       if (ix->ids[i] >= h->next_slot || (i > ix->offs[l] && ix->ids[i] <= ix->ids[i - 1]))
         goto bad;
   }
+  if (metric != WD_METRIC_L2) centroid_codes(ix);
   return 0;
 bad:
   snprintf(why, whylen, "inverted lists are inconsistent");
@@ -268,6 +293,7 @@ void wd_ivf_close(wd_ivf *ix) {
   if (!ix) return;
   if (ix->map) munmap(ix->map, ix->maplen);
   wd_free(ix->owned);
+  wd_free(ix->cq);
   memset(ix, 0, sizeof *ix);
 }
 
@@ -454,6 +480,35 @@ static inline float flat_dist(int metric, const float *q, const float *x,
   return metric == WD_METRIC_L2 ? wd_l2sq(q, x, dim) : -wd_dot(q, x, dim);
 }
 
+/* Centroid inner products from the byte centroids with a byte query
+ * (AVX-512 VNNI): only the probe order depends on them, and the probe
+ * depth is calibrated through this same path.  perf at 200k x 384: the
+ * float centroid scan (2.7 MB per query) was 8 % of an unfiltered query.
+ * 0 or -1 (out of memory). */
+static int centroid_dots_i8(const wd_ivf *ix, const float *q, float *cd) {
+  size_t dim = ix->dim, nl = ix->nlist;
+  int8_t *qi = wd_malloc(dim ? dim : 1);
+  int32_t *acc = wd_malloc(nl * sizeof *acc);
+  if (!qi || !acc) {
+    wd_free(qi);
+    wd_free(acc);
+    return -1;
+  }
+  float mx = 0, base = 0;
+  for (size_t j = 0; j < dim; j++) {
+    float v = fabsf(q[j] * ix->cscale[j]);
+    mx = v > mx ? v : mx;
+    base += q[j] * ix->cmin[j];
+  }
+  float inv = mx > 0 ? 127.0f / mx : 0, back = mx / 127.0f;
+  for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(q[j] * ix->cscale[j] * inv);
+  wd_sq8_i8_dot_rows(qi, ix->ccodes, nl, dim, acc);
+  for (size_t l = 0; l < nl; l++) cd[l] = base + (float)acc[l] * back;
+  wd_free(qi);
+  wd_free(acc);
+  return 0;
+}
+
 int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
                   const roaring_bitmap_t *allowed, const wd_ivf_params *p,
                   const wd_vecsrc *exact, wd_topk *heap, wd_ivf_stats *st) {
@@ -474,10 +529,14 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
     rc = -1;
     goto done;
   }
-  if (l2)
+  if (l2) {
     wd_l2sq_rows(q, ix->cent, nlist, dim, cd);
-  else
+  } else if (ix->ccodes && wd_kernels_vnni() && !(rc = centroid_dots_i8(ix, q, cd))) {
+    /* probe order from the byte centroids (see centroid_dots_i8) */
+  } else {
+    if (rc) goto done;
     wd_dot_rows(q, ix->cent, nlist, dim, cd);
+  }
   for (size_t l = 0; l < nlist; l++) {
     h[l].d = l2 ? cd[l] : -cd[l];
     h[l].l = (uint32_t)l;

@@ -80,6 +80,12 @@ typedef struct wd_ivf {
   void *map;                          /* mmap of the file, or NULL */
   size_t maplen;
   void *owned;                        /* wd_malloc'd image, or NULL */
+  /* Inner-product metrics: the centroids in SQ8 too, made at open (not
+   * stored), so probe order costs a quarter of the bytes; NULL when not
+   * made (l2, or out of memory: the float centroids are used). */
+  const uint8_t *ccodes;
+  const float *cmin, *cscale;
+  void *cq;                           /* their allocation */
 } wd_ivf;
 
 /* 64-bit checksum (4-lane multiply-rotate hash, ~10 GB/s). */
