@@ -303,6 +303,14 @@ def report(workload, scale, warden_path):
         b = builds[s]
         md += "| %s | %s | %s | %s | %d |\n" % (s, b["build_s"], b["rss_mb"],
                                                b["index_mb"], b["leaks"])
+    wm = meta.get("warden_meta") or {}
+    ivf_b = builds.get("faiss-ivf", {}).get("build_s")
+    if wm.get("index_s") and ivf_b:
+        # the index build on its own, against FAISS's IVF train + add
+        md += ("\nwarden build = ingest %.1f s (LMDB, bitmaps) + ANN index %.1f s "
+               "(k-means, lists, calibration); FAISS IndexIVFFlat train + add: %.1f s "
+               "(warden index / FAISS IVF = %.2fx).\n"
+               % (wm.get("ingest_s", 0), wm["index_s"], ivf_b, wm["index_s"] / ivf_b))
     files = plots(prefix, workload, records, summary, order, info, systems)
     doc = {"meta": {"workload": workload, "scale": scale, "date": date,
                     "machine": machine, "commit": C.git_commit(),
