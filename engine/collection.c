@@ -36,6 +36,7 @@ static warden *handle_new(void) {
   }
   pthread_rwlock_init(&db->maplock, NULL);
   pthread_mutex_init(&db->growlock, NULL);
+  pthread_mutex_init(&db->blklock, NULL);
   pthread_mutex_init(&db->annlock, NULL);
   db->pid = getpid();
   return db;
@@ -47,6 +48,7 @@ static void handle_free(warden *db) {
   wd_audit_close(db->audit);
   store_bmcache_free(db->bmcache);
   wd_doccache_free(db->doccache);
+  store_blktab_free(db);
   store_close(db);
   wd_config_free(&db->cfg);
   wd_free(db->dir);
@@ -56,6 +58,7 @@ static void handle_free(warden *db) {
   pthread_key_delete(db->errkey);
   pthread_rwlock_destroy(&db->maplock);
   pthread_mutex_destroy(&db->growlock);
+  pthread_mutex_destroy(&db->blklock);
   pthread_mutex_destroy(&db->annlock);
   wd_free(db);
 }

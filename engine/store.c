@@ -276,7 +276,10 @@ void store_derived_put(wd_txn *tx, const char *key, size_t klen, const roaring_b
   if (c && !cache_offer(tx, key, klen, c)) roaring_bitmap_free(c);
 }
 
+static void blktab_release(wd_txn *tx);
+
 void store_read_end(wd_txn *tx) {
+  blktab_release(tx);
   if (!tx->t) return;
   mdb_txn_abort(tx->t);
   tx->t = NULL;
@@ -843,13 +846,91 @@ int store_chunk_del(wd_txn *tx, uint32_t slot) {
 
 /* ---------------------------------------------------------- embeddings */
 
+/* Where each embedding block of a revision lies in the map, shared by a
+ * handle's read transactions.  A sparse scan or a re-rank touches one
+ * block per few vectors, and each lookup was a B-tree descent (mdb_get).
+ * Blocks are only ever written by a commit that bumps the revision
+ * (flush), and LMDB never moves or reuses a page the current tree still
+ * references, so within one revision a block stays where it was found.
+ * Offsets are kept relative to the map's base: a map that grows may move,
+ * the file offsets do not (and a reader holds the map lock, so the map
+ * cannot move under it).  A table is refcounted: the handle holds one
+ * reference for the newest revision seen, each read transaction using it
+ * another. */
+typedef struct wd_blktab {
+  uint64_t rev;
+  uint32_t n;    /* blocks covered */
+  int refs;      /* under db->blklock */
+  uint64_t *off; /* atomic; 0 unknown, else offset from the map base + 1 */
+} wd_blktab;
+
+static void blktab_unref(warden *db, wd_blktab *t) { /* db->blklock held */
+  (void)db;
+  if (t && --t->refs == 0) {
+    wd_free(t->off);
+    wd_free(t);
+  }
+}
+
+void store_blktab_free(warden *db) {
+  pthread_mutex_lock(&db->blklock);
+  blktab_unref(db, db->blktab);
+  db->blktab = NULL;
+  pthread_mutex_unlock(&db->blklock);
+}
+
+static wd_blktab *blktab_acquire(wd_txn *tx) {
+  if (tx->blk_tried) return tx->blk;
+  tx->blk_tried = 1;
+  warden *db = tx->db;
+  if (!db->map_base) return NULL;
+  pthread_mutex_lock(&db->blklock);
+  wd_blktab *t = db->blktab;
+  if (t && t->rev == tx->rev) {
+    t->refs++;
+    tx->blk = t;
+  } else if (!t || tx->rev > t->rev) {
+    uint64_t nb = store_meta_u64(tx, "next_slot") / WD_BLOCK + 1;
+    wd_blktab *nt = nb <= UINT32_MAX ? wd_calloc(1, sizeof *nt) : NULL;
+    if (nt && !(nt->off = wd_calloc((size_t)nb, sizeof *nt->off))) {
+      wd_free(nt);
+      nt = NULL;
+    }
+    if (nt) {
+      nt->rev = tx->rev;
+      nt->n = (uint32_t)nb;
+      nt->refs = 2; /* the handle's and this transaction's */
+      blktab_unref(db, t);
+      db->blktab = nt;
+      tx->blk = nt;
+    }
+  } /* an older snapshot than the table: plain lookups */
+  pthread_mutex_unlock(&db->blklock);
+  return tx->blk;
+}
+
+static void blktab_release(wd_txn *tx) {
+  if (!tx->blk) return;
+  pthread_mutex_lock(&tx->db->blklock);
+  blktab_unref(tx->db, tx->blk);
+  pthread_mutex_unlock(&tx->db->blklock);
+  tx->blk = NULL;
+}
+
 int store_block_get(wd_txn *tx, uint32_t b, const float **base) {
   unsigned char kb[4];
   slotkey(kb, b);
+  wd_blktab *t = NULL;
   if (tx->write) {
     float *c = wd_hmap_get(&tx->blocks, kb, 4);
     if (c) {
       *base = c;
+      return 0;
+    }
+  } else if ((t = blktab_acquire(tx)) && b < t->n) {
+    uint64_t o = __atomic_load_n(&t->off[b], __ATOMIC_RELAXED);
+    if (o) {
+      *base = (const float *)(tx->db->map_base + (o - 1));
       return 0;
     }
   }
@@ -862,6 +943,9 @@ int store_block_get(wd_txn *tx, uint32_t b, const float **base) {
                   "embedding block %u has %zu bytes, expected %zu", b,
                   d.mv_size, block_floats(tx->db) * sizeof(float));
   *base = d.mv_data;
+  const char *p = d.mv_data, *mb = tx->db->map_base;
+  if (t && b < t->n && p >= mb && (size_t)(p - mb) < tx->db->mapsize)
+    __atomic_store_n(&t->off[b], (uint64_t)(p - mb) + 1, __ATOMIC_RELAXED);
   return 0;
 }
 

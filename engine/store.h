@@ -58,6 +58,8 @@ typedef struct wd_txn {
   wd_hmap blocks;    /* dirty blocks: u32 block -> float* */
   uint64_t next_slot, ndocs, nchunks; /* write txn counters */
   uint64_t rev;      /* read txn: the snapshot's revision (bitmap cache key) */
+  struct wd_blktab *blk; /* read txn: block locations of rev (see store.c) */
+  int blk_tried;
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read
@@ -73,6 +75,8 @@ typedef struct wd_bmcache {
   size_t bytes;
 } wd_bmcache;
 void store_bmcache_free(wd_bmcache *c);
+/* Drop the handle's table of embedding-block locations (at close). */
+void store_blktab_free(warden *db);
 
 int store_open(warden *db, const char *dir, int create, char *err,
                size_t errlen);

@@ -47,6 +47,8 @@ struct warden {
   pthread_mutex_t annlock;      /* guards ann (load, catch-up, swap) */
   struct wd_bmcache *bmcache;   /* engine/store.c; NULL until first use */
   struct wd_doccache *doccache; /* engine/query.c; NULL until first use */
+  struct wd_blktab *blktab;     /* engine/store.c; NULL until first use */
+  pthread_mutex_t blklock;      /* guards blktab and its reference counts */
 };
 
 /* engine/query.c: free the handle's document cache (NULL allowed). */
