@@ -62,7 +62,7 @@ static void doc_unref(docinfo *d) {
  * bumps the revision, so (revision, doc_id) names one immutable record; a
  * snapshot older than the cache bypasses it, a newer one empties it. */
 typedef struct wd_doccache {
-  pthread_mutex_t mu;
+  pthread_mutex_t mu; /* first: store_lazy_cache initialises it */
   uint64_t rev;
   wd_hmap map; /* doc_id -> docinfo* (one reference) */
 } wd_doccache;
@@ -95,18 +95,7 @@ static docinfo *doccache_get(wd_txn *tx, const char *id, size_t il) {
 static void doccache_offer(wd_txn *tx, const char *id, size_t il, docinfo *d) {
   warden *db = tx->db;
   if (tx->write) return;
-  if (!__atomic_load_n(&db->doccache, __ATOMIC_ACQUIRE)) {
-    pthread_mutex_lock(&db->growlock);
-    if (!__atomic_load_n(&db->doccache, __ATOMIC_ACQUIRE)) {
-      wd_doccache *c = wd_calloc(1, sizeof *c);
-      if (c) {
-        pthread_mutex_init(&c->mu, NULL);
-        __atomic_store_n(&db->doccache, c, __ATOMIC_RELEASE);
-      }
-    }
-    pthread_mutex_unlock(&db->growlock);
-  }
-  wd_doccache *c = __atomic_load_n(&db->doccache, __ATOMIC_ACQUIRE);
+  wd_doccache *c = store_lazy_cache(db, (void **)&db->doccache, sizeof *c);
   if (!c) return;
   pthread_mutex_lock(&c->mu);
   if (tx->rev > c->rev) { /* a newer revision: what is cached is stale */

@@ -200,6 +200,20 @@ void store_bmcache_free(wd_bmcache *c) {
   wd_free(c);
 }
 
+void *store_lazy_cache(warden *db, void **slot, size_t size) {
+  void *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (c) return c;
+  /* created once, under the grow lock (no reader holds it otherwise) */
+  pthread_mutex_lock(&db->growlock);
+  c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (!c && (c = wd_calloc(1, size))) {
+    pthread_mutex_init((pthread_mutex_t *)c, NULL);
+    __atomic_store_n(slot, c, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&db->growlock);
+  return c;
+}
+
 /* OR the cached bitmap for key into acc.  Returns 1 when served from the
  * cache, 0 when not cached (the caller decodes and offers it with
  * cache_offer).  The lock is held while ORing: a newer revision may empty
@@ -225,20 +239,8 @@ static int cache_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *
 static int cache_offer(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *bm) {
   warden *db = tx->db;
   if (tx->write) return 0;
-  if (!__atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE)) {
-    /* created once, under the grow lock (no reader holds it otherwise) */
-    pthread_mutex_lock(&db->growlock);
-    if (!__atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE)) {
-      wd_bmcache *c = wd_calloc(1, sizeof *c);
-      if (c) {
-        pthread_mutex_init(&c->mu, NULL);
-        __atomic_store_n(&db->bmcache, c, __ATOMIC_RELEASE);
-      }
-    }
-    pthread_mutex_unlock(&db->growlock);
-    if (!__atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE)) return 0;
-  }
-  wd_bmcache *c = __atomic_load_n(&db->bmcache, __ATOMIC_ACQUIRE);
+  wd_bmcache *c = store_lazy_cache(db, (void **)&db->bmcache, sizeof *c);
+  if (!c) return 0;
   int taken = 0;
   pthread_mutex_lock(&c->mu);
   if (tx->rev > c->rev) { /* a newer revision: what is cached is stale */

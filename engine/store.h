@@ -69,12 +69,16 @@ typedef struct wd_txn {
  * transactions use it; a snapshot older than the cache's revision bypasses
  * it; a newer one empties it. */
 typedef struct wd_bmcache {
-  pthread_mutex_t mu;
+  pthread_mutex_t mu; /* first: store_lazy_cache initialises it */
   uint64_t rev;
   wd_hmap map; /* key -> roaring_bitmap_t* */
   size_t bytes;
 } wd_bmcache;
 void store_bmcache_free(wd_bmcache *c);
+/* The handle's cache in *slot, created zeroed on first use (thread-safe).
+ * The cache struct must begin with its pthread_mutex_t, which this
+ * initialises.  NULL when out of memory (callers then run uncached). */
+void *store_lazy_cache(warden *db, void **slot, size_t size);
 /* Drop the handle's table of embedding-block locations (at close). */
 void store_blktab_free(warden *db);
 
