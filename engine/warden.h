@@ -27,6 +27,12 @@
  * Visibility: every committed write bumps the collection's 64-bit revision
  * and reports it.  A query that starts after a write returned sees that
  * write, in any thread or process.
+ *
+ * Memory: a handle keeps, for the newest revision its queries have seen,
+ * decoded bitmaps and allowed sets (at most 64 MiB), decoded document
+ * records of hits (at most 65,536) and the locations of embedding blocks.
+ * They are keyed by revision, so they never serve a write's old state;
+ * warden_close frees them.
  */
 #ifndef WARDEN_H
 #define WARDEN_H
@@ -296,9 +302,18 @@ typedef struct warden_index_opts {
   void *progress_ctx;
 } warden_index_opts;
 
-/* Build (or bring up to date) the collection's ANN index file from the
- * store.  *json_out (may be NULL) receives a report (free with
- * warden_free). */
+/* Build (or bring up to date) the collection's ANN index file,
+ * DIR/index/ivf.wdx, from the store: IVF lists of SQ8 codes by default
+ * (index.quantizer: none keeps float vectors).  The file is written to a
+ * temp file, fsynced and renamed, so a crash leaves the old file or the
+ * new one, never a mix; temp files left by killed builds are removed.
+ * *json_out (may be NULL) receives a report (free with warden_free): sizes,
+ * timings, "calibrated_min_lists", "rebuild_suggested",
+ * "stale_temp_files_removed"; an empty collection is not an error (the
+ * report says "built": false).  Errors: WARDEN_EIO (file system, with the
+ * path), WARDEN_ENOMEM, WARDEN_EINTERNAL (FAISS training failed), or a
+ * store error such as WARDEN_ECORRUPT; on error the old index file is
+ * untouched. */
 int warden_index_build(warden *db, const warden_index_opts *opts,
                        char **json_out);
 
