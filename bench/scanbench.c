@@ -6,6 +6,10 @@
  *   - single-query scans (nq = 1) over everything allowed: ms/query and the
  *     effective read bandwidth N*d*4 bytes / time;
  *   - the same at 10% random allowed density;
+ *   - 1% random density, cold: a different set per call (64 sets, larger
+ *     than the last-level cache), the case of a per-query filter; the
+ *     scattered rows make it bound by memory latency, not bandwidth;
+ *     and one of those sets again and again (cached);
  *   - one batch call with nq queries (SGEMM path): queries per second.
  * Not a test; not run by make.  Usage:
  *
@@ -114,6 +118,13 @@ int main(int argc, char **argv) {
   for (uint32_t id = 0; id < n; id++)
     if (frand() < -0.8f) roaring_bitmap_add(tenth, id);
 
+  enum { NCOLD = 64 };
+  roaring_bitmap_t *cold[NCOLD];
+  for (int c = 0; c < NCOLD; c++) {
+    cold[c] = roaring_bitmap_create();
+    for (uint32_t id = 0; id < n; id++)
+      if (frand() < -0.98f) roaring_bitmap_add(cold[c], id);
+  }
   wd_vecsrc src = {d, metric, get_block, &sc};
   double bytes = (double)n * d * 4;
   printf("N=%zu d=%zu nq=%zu metric=%s k=%zu data=%.1f MB\n", n, d, nq,
@@ -124,14 +135,19 @@ int main(int argc, char **argv) {
     wd_scan_stats st;
     double t1 = run(&src, q, 1, all, k, 10, &st);
     double tf = run(&src, q, 1, tenth, k, 10, &st);
+    double tc = 0;
+    for (int c = 0; c < NCOLD; c++) tc += run(&src, q, 1, cold[c], k, 1, &st);
+    tc /= NCOLD;
+    double th = run(&src, q, 1, cold[0], k, 20, &st); /* the same set: cached */
     double tb = run(&src, q, nq, all, k, 3, &st);
     printf("%-7s single: %8.3f ms/query %6.2f GB/s | 10%% allowed: %7.3f ms "
-           "| batch nq=%zu (path %d): %8.1f QPS (%.2f ms/query)\n",
-           wd_kernels_name(), t1 * 1e3, bytes / t1 / 1e9, tf * 1e3, nq,
+           "| 1%% cold: %7.3f ms hot: %7.3f ms | batch nq=%zu (path %d): %8.1f QPS (%.2f ms/query)\n",
+           wd_kernels_name(), t1 * 1e3, bytes / t1 / 1e9, tf * 1e3, tc * 1e3, th * 1e3, nq,
            st.path, nq / tb, tb * 1e3 / nq);
   }
   roaring_bitmap_free(all);
   roaring_bitmap_free(tenth);
+  for (int c = 0; c < NCOLD; c++) roaring_bitmap_free(cold[c]);
   free(q);
   free(sc.base);
   return 0;
