@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
     }
     double ex_ms = syn_now_ms() - t0;
     /* IVF with the planner's probe parameters */
-    wd_plan_in pin = {na, n, n, d, K, 1, bo.nlist, 1, 0, 0, 0};
+    wd_plan_in pin = {na, n, n, d, K, 1, bo.nlist, 1, 0, 0, 0, 0};
     wd_plan_out pout;
     wd_plan_choose(&pin, &pout);
     double rsum = 0, lists = 0, scanned = 0;

@@ -92,7 +92,7 @@ static void run(size_t n, size_t d, meas *m) {
     }
     double ex_us = (syn_now_ms() - t0) * 1e3 / NQ;
     m->ex_vec[si] = ex_us * 1e3 / ((double)card / NSETS);
-    wd_plan_in pin = {card / NSETS, n, n, d, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8};
+    wd_plan_in pin = {card / NSETS, n, n, d, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8, 0};
     wd_plan_out po;
     wd_plan_choose(&pin, &po);
     t0 = syn_now_ms();
@@ -153,7 +153,7 @@ static void run(size_t n, size_t d, meas *m) {
   printf("bitset: build %.2f ns per allowed id, visit %.1f ns/id\n", bits_id, vbits);
   wd_ivf_stats st;
   roaring_bitmap_t *two = rand_set(n, 0.02, 9);
-  wd_plan_in pin = {roaring_bitmap_get_cardinality(two), n, n, d, K, 1, ix.nlist, 1, 2, 0, ix.sq8};
+  wd_plan_in pin = {roaring_bitmap_get_cardinality(two), n, n, d, K, 1, ix.nlist, 1, 2, 0, ix.sq8, 0};
   wd_plan_out po;
   wd_plan_choose(&pin, &po);
   wd_topk_reset(&h);

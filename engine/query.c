@@ -631,6 +631,12 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   if ((rc = store_bm_or(&tx, kb, store_key(kb, 'L', "", 0), live))) goto out;
   size_t akl = 0;
   char *akey = allowed_key(o, &akl);
+  uint64_t set_key = 0; /* FNV-1a of akey: the planner's cache-recency key */
+  if (akey) {
+    set_key = 14695981039346656037ull;
+    for (size_t i = 0; i < akl; i++) set_key = (set_key ^ (unsigned char)akey[i]) * 1099511628211ull;
+    if (!set_key) set_key = 1;
+  }
   if (akey && store_derived_get(&tx, akey, akl, &allowed)) goto have_allowed;
   if ((rc = acl_readable(&tx, &who, &allowed))) goto allowed_out;
   if (o->nnamespaces) {
@@ -672,7 +678,7 @@ allowed_out:
   memset(&si, 0, sizeof si);
   /* 3: nearest allowed vectors */
   if (!active) {
-    if ((rc = wd_search(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, heaps, &si)))
+    if ((rc = wd_search(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, set_key, heaps, &si)))
       goto out;
   }
   double t_scan = now_ms();
@@ -698,7 +704,7 @@ allowed_out:
           rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
           break;
         }
-        rc = wd_search(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, &h, &si);
+        rc = wd_search(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, 0, &h, &si);
         roaring_bitmap_free(cand);
         if (!rc) n = wd_topk_drain_sorted(&h, sorted);
         wd_topk_free(&h);

@@ -29,11 +29,14 @@ typedef struct wd_search_info {
 /* For each of nq (unit-normalised for cosine) queries, fill heaps[q]
  * (initialised by the caller with the wanted k) with the nearest chunks in
  * allowed.  nallowed/nlive: cardinalities (already known to the caller).
- * strategy: WARDEN_STRATEGY_*.  Returns 0 or a negative warden code (with
- * the message set on db). */
+ * strategy: WARDEN_STRATEGY_*.  set_key: a non-zero identity of the
+ * allowed set when the caller has one (a hash of what it was computed
+ * from), which lets the planner notice a set scanned moments ago, whose
+ * vectors are still cached; 0 when unknown.  Returns 0 or a negative
+ * warden code (with the message set on db). */
 int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
               const roaring_bitmap_t *allowed, uint64_t nallowed,
-              uint64_t nlive, int strategy, wd_topk *heaps,
+              uint64_t nlive, int strategy, uint64_t set_key, wd_topk *heaps,
               wd_search_info *info);
 
 /* The planner, pure (no I/O) so it can be tested and benchmarked alone.
@@ -50,6 +53,9 @@ typedef struct wd_plan_in {
   size_t calib_lists; /* lists that gave recall >= 0.95 when the index was
                          built (0: not calibrated) */
   int sq8;            /* the lists hold SQ8 codes (re-ranked exactly) */
+  int hot;            /* the allowed vectors are likely in the CPU cache:
+                         the same set was scanned recently and little has
+                         been read since (see engine/search.c) */
 } wd_plan_in;
 
 typedef struct wd_plan_out {

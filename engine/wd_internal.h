@@ -12,6 +12,7 @@
 #define WD_INTERNAL_H
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -49,6 +50,15 @@ struct warden {
   struct wd_doccache *doccache; /* engine/query.c; NULL until first use */
   struct wd_blktab *blktab;     /* engine/store.c; NULL until first use */
   pthread_mutex_t blklock;      /* guards blktab and its reference counts */
+  /* engine/search.c: which allowed sets were scanned recently, to price
+   * an exact scan over vectors still in the CPU cache (heuristic state:
+   * relaxed atomics, races only blur the estimate) */
+  _Atomic uint64_t touched; /* bytes read by this handle's scans, ever */
+  struct {
+    _Atomic uint64_t key;  /* allowed-set identity (hash), 0: empty */
+    _Atomic uint64_t mark; /* touched when it was last used */
+    _Atomic int exact;     /* 1: its vectors were scanned then (exact) */
+  } recent[64];
 };
 
 /* engine/query.c: free the handle's document cache (NULL allowed). */
