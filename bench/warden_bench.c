@@ -316,6 +316,24 @@ int main(int argc, char **argv) {
   warden *db;
   if (warden_open(cdir, NULL, &db, err, sizeof err)) die("open: %s", err);
 
+  /* Process warm-up, untimed: the FAISS baselines query indexes already
+   * read into memory, while warden reads its LMDB map, whose pages a fresh
+   * process must first fault in.  One unfiltered exact query maps every
+   * embedding block and a few ANN queries the index; no per-query cache
+   * (allowed sets, documents) is filled for the timed queries by this. */
+  {
+    warden_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.principal = "user:bench-admin";
+    o.k = (unsigned)k;
+    o.strategy = WARDEN_STRATEGY_EXACT;
+    warden_results *r;
+    if (warden_query(db, queries + (nq - 1) * d, 1, &o, &r) == 0) warden_results_free(r);
+    o.strategy = WARDEN_STRATEGY_ANN;
+    for (size_t q = nq > 64 ? nq - 64 : 0; q < nq; q++)
+      if (warden_query(db, queries + q * d, 1, &o, &r) == 0) warden_results_free(r);
+  }
+
   json_t *records = json_array();
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (cores < 1) cores = 1;
@@ -372,10 +390,19 @@ int main(int argc, char **argv) {
       x.out = malloc(nscore * k * sizeof *x.out);
       x.lat = malloc(nscore * sizeof *x.lat);
       pthread_mutex_init(&x.mu, NULL);
-      /* warm-up, then single-query latency on one thread */
-      for (size_t q = 0; q < nscore && q < 10; q++) one(&x, q);
+      /* The protocol of bench/baselines.py: the batch pass over every
+       * query first (one query stream per core), then the timed
+       * single-query pass on one thread.  FAISS's single-query figures are
+       * taken after its batch pass over the same queries, so both systems
+       * are timed in the same state. */
+      pthread_t th[64];
+      x.next = 0;
+      double tb = now();
+      for (long t = 0; t < cores && t < 64; t++) pthread_create(&th[t], NULL, batch_worker, &x);
+      for (long t = 0; t < cores && t < 64; t++) pthread_join(th[t], NULL);
+      double batch = now() - tb;
       double t0 = now();
-      int failed = 0;
+      int failed = x.failed;
       for (size_t q = 0; q < nscore && !failed; q++) {
         double t = now();
         failed = one(&x, q) != 0;
@@ -388,13 +415,6 @@ int main(int argc, char **argv) {
         free(x.lat);
         continue;
       }
-      /* batch: one query stream per core */
-      pthread_t th[64];
-      x.next = 0;
-      double tb = now();
-      for (long t = 0; t < cores && t < 64; t++) pthread_create(&th[t], NULL, batch_worker, &x);
-      for (long t = 0; t < cores && t < 64; t++) pthread_join(th[t], NULL);
-      double batch = now() - tb;
       /* recall and leaks */
       double rsum = 0;
       long leaks = 0;
