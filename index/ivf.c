@@ -402,6 +402,22 @@ static inline void offer(wd_topk *t, float d, uint32_t id) {
     wd_topk_push(t, d, id);
 }
 
+/* offer() for a run of kernel values: dist = a + b * v[r].  The heap's
+ * worst distance is kept in a register and re-read only after a push, so
+ * a rejected candidate costs one compare (perf: the per-candidate heap
+ * reads were ~15 % of an unfiltered GloVe probe).  Ties go to offer(). */
+static inline void offer_run(wd_topk *t, const float *v, size_t len, float a, float b,
+                             const uint32_t *ids) {
+  float thr = t->n < t->k ? INFINITY : t->h[0].dist;
+  for (size_t r = 0; r < len; r++) {
+    float d = a + b * v[r];
+    if (d <= thr) {
+      offer(t, d, ids[r]);
+      thr = t->n < t->k ? INFINITY : t->h[0].dist;
+    }
+  }
+}
+
 /* Container by container: a bitset container is one 8 KiB copy and a run
  * container a few word fills, instead of one iterator step per id
  * (measured: 14 % of an unfiltered IVF query at 50k vectors went to the
@@ -614,8 +630,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
           wd_l2sq_rows(q, ix->vecs + i * dim, len, dim, run);
         else
           wd_dot_rows(q, ix->vecs + i * dim, len, dim, run);
-        for (size_t r = 0; r < len; r++)
-          offer(out, l2 ? run[r] : -run[r], ix->ids[i + r]);
+        offer_run(out, run, len, 0.0f, l2 ? 1.0f : -1.0f, ix->ids + i);
       } else {
         const uint8_t *c = ix->codes + i * dim;
         if (l2) {
@@ -626,8 +641,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         } else {
           wd_sq8_dot_rows(qs, c, len, dim, run);
         }
-        for (size_t r = 0; r < len; r++)
-          offer(out, l2 ? run[r] : -(qconst + run[r]), ix->ids[i + r]);
+        offer_run(out, run, len, l2 ? 0.0f : -qconst, l2 ? 1.0f : -1.0f, ix->ids + i);
       }
       allowed_seen += len;
       i = stopped ? j + 1 : j;
