@@ -43,6 +43,7 @@
 typedef struct ann_base {
   int refs;
   wd_ivf ix;
+  roaring_bitmap_t *idset; /* the ids in ix's lists (NULL: out of memory) */
 } ann_base;
 
 typedef struct ann_snap {
@@ -70,6 +71,7 @@ void wd_index_path(const warden *db, char *buf, size_t len) {
 static void base_release(ann_base *b) {
   if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     wd_ivf_close(&b->ix);
+    if (b->idset) roaring_bitmap_free(b->idset);
     wd_free(b);
   }
 }
@@ -242,6 +244,13 @@ static int refresh(warden *db) {
     return 0;
   }
   b->refs = 1;
+  /* lets a query whose allowed set holds every indexed id probe without
+   * the filter (engine/search.c); optional: NULL only costs that shortcut */
+  b->idset = roaring_bitmap_of_ptr(0, NULL);
+  if (b->idset) {
+    roaring_bitmap_add_many(b->idset, b->ix.offs[b->ix.nlist], b->ix.ids);
+    roaring_bitmap_run_optimize(b->idset);
+  }
   s->refs = 1;
   s->base = b;
   s->next_slot = b->ix.h.next_slot;
@@ -342,6 +351,7 @@ int wd_ann_acquire(warden *db, wd_txn *tx, wd_ann_ref *ref, const char **state) 
   ref->ex = s->ex;
   ref->caught_up = s->ex ? s->ex->nvec : 0;
   ref->nindexed = s->base->ix.h.nvec + ref->caught_up;
+  ref->idset = s->base->idset;
   ref->snap = s;
   return 0;
 }

@@ -23,6 +23,7 @@ typedef struct wd_ann_ref {
   const wd_ivf_extra *ex; /* vectors caught up from LMDB; may be NULL */
   uint64_t nindexed;      /* vectors in ix + ex */
   uint64_t caught_up;     /* of which caught up in memory (not yet in file) */
+  const roaring_bitmap_t *idset; /* the ids in ix's lists (not ex's); may be NULL */
   void *snap;             /* opaque, for wd_ann_release */
 } wd_ann_ref;
 

@@ -534,6 +534,63 @@ static const char *stats_state(coll *c, char *buf, size_t len) {
   return buf;
 }
 
+/* A principal who may read every indexed chunk gets the probe without the
+ * filter ("all_allowed"); once one indexed chunk is revoked or deleted the
+ * filter is back and that chunk is never returned, caught-up chunks
+ * included. */
+static void test_unfiltered_probe(void **state) {
+  (void)state;
+  coll c;
+  coll_open(&c, 4400);
+  ingest_range(&c, 0, 4000);
+  json_t *rep;
+  build(&c, 0, &rep);
+  json_decref(rep);
+  const float *q = c.x + 123 * DIM; /* doc d000123 is its own nearest */
+  uint32_t got[K];
+  char *plan;
+  size_t n = query(&c, q, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  if (!strstr(plan, "\"all_allowed\":true")) fail_msg("everything readable: %s", plan);
+  free(plan);
+  assert_true(n == K && got[0] == 123);
+  const char *deny[] = {"user:t"};
+  if (warden_acl_set(c.db, "d000123", NULL, 0, deny, 1, NULL))
+    fail_msg("acl: %s", warden_errmsg(c.db));
+  n = query(&c, q, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  if (!strstr(plan, "\"all_allowed\":false")) fail_msg("after a revoke: %s", plan);
+  free(plan);
+  for (size_t i = 0; i < n; i++) assert_int_not_equal(got[i], 123);
+  /* caught up, not in the file: readable, then deleted */
+  ingest_range(&c, 4000, 4200);
+  const float *q2 = c.x + 4100 * DIM;
+  const char *del[] = {"d000123"};
+  assert_int_equal(warden_delete(c.db, del, 1, NULL), 0);
+  n = query(&c, q2, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  if (!strstr(plan, "\"all_allowed\":false")) fail_msg("deleted id in the lists: %s", plan);
+  free(plan);
+  assert_true(n == K && got[0] == 4100);
+  build(&c, 1, &rep); /* rebuilt: the lists hold exactly the live ids */
+  json_decref(rep);
+  n = query(&c, q2, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  if (!strstr(plan, "\"all_allowed\":true")) fail_msg("after rebuild: %s", plan);
+  free(plan);
+  assert_true(n == K && got[0] == 4100);
+  /* a caught-up chunk revoked: the lists are all readable, the extra not */
+  ingest_range(&c, 4200, 4400);
+  const float *q3 = c.x + 4300 * DIM;
+  n = query(&c, q3, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  if (!strstr(plan, "\"all_allowed\":true")) fail_msg("caught up, readable: %s", plan);
+  free(plan);
+  assert_true(n == K && got[0] == 4300);
+  if (warden_acl_set(c.db, "d004300", NULL, 0, deny, 1, NULL))
+    fail_msg("acl: %s", warden_errmsg(c.db));
+  n = query(&c, q3, 1000, WARDEN_STRATEGY_ANN, got, &plan);
+  if (!strstr(plan, "\"all_allowed\":false")) fail_msg("caught up, revoked: %s", plan);
+  free(plan);
+  for (size_t i = 0; i < n; i++) assert_int_not_equal(got[i], 4300);
+  coll_close(&c);
+}
+
 /* The planner remembers which allowed sets were just scanned: the same
  * filter again is priced as cached, a new one is not, and neither changes
  * what a forced exact query returns. */
@@ -845,6 +902,7 @@ int main(void) {
       cmocka_unit_test(test_ivf_recall_sq8),
       cmocka_unit_test(test_engine_recall),
       cmocka_unit_test(test_allowed_cached),
+      cmocka_unit_test(test_unfiltered_probe),
       cmocka_unit_test(test_crash_consistency),
       cmocka_unit_test(test_stale_catch_up),
       cmocka_unit_test(test_concurrent),
