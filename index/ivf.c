@@ -595,8 +595,13 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
   const filt fl = {allowed, p->bits, p->nbits}, *allowed_f = &fl;
   size_t hn = nlist;
   uint64_t allowed_seen = 0;
+  double eff = 0;
   while (hn > 0) {
-    if (s.lists >= p->min_lists && allowed_seen >= p->want_allowed) break;
+    if (s.lists == p->min_lists) {
+      s.visited_min = s.visited;
+      s.scanned_min = allowed_seen;
+    }
+    if (s.lists >= p->min_lists && allowed_seen >= p->want_allowed && eff >= p->min_eff) break;
     if (s.lists >= p->max_lists || (s.lists > 0 && s.visited >= p->max_visited)) {
       s.bound_hit = 1;
       break;
@@ -607,6 +612,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
     s.lists++;
     uint64_t b = ix->offs[l], e = ix->offs[l + 1];
     s.visited += e - b;
+    uint64_t seen0 = allowed_seen, len0 = e - b;
     uint64_t i = b;
     while (i < e) {
       if (!is_allowed(allowed_f, ix->ids[i])) {
@@ -655,9 +661,19 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         /* extras hold exact vectors: straight into the final heap */
         offer(heap, flat_dist(metric, q, ex->vecs[l] + (size_t)i * dim, dim), id);
       }
+      len0 += ex->cnt[l];
+    }
+    if (p->min_eff > 0) {
+      double share = (double)len0 * p->sel;
+      double w = share > 0 ? (double)(allowed_seen - seen0) / share : 0;
+      eff += w < 1 ? w : 1;
     }
   }
   s.scanned = allowed_seen;
+  if (s.lists <= p->min_lists) {
+    s.visited_min = s.visited;
+    s.scanned_min = allowed_seen;
+  }
   if (ix->sq8) {
     /* re-rank the approximate candidates with the exact vectors */
     wd_hit_i *c = wd_malloc((cand.n ? cand.n : 1) * sizeof *c);

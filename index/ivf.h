@@ -151,6 +151,12 @@ typedef struct wd_ivf_params {
    * instead of a binary search in an array container (~45 ns). */
   const uint64_t *bits;
   uint64_t nbits;
+  /* Optional, for allowed sets lying away from the query: also require
+   * min_eff "effective" lists, where a probed list counts
+   * min(1, its allowed entries / (its length * sel)) -- a list holding
+   * the collection's share of allowed vectors counts as one, a list
+   * holding none as zero.  0: off. */
+  double min_eff, sel;
 } wd_ivf_params;
 
 /* A dense bitset of allowed (ids < roaring max + 1), *nbits set to its
@@ -164,6 +170,10 @@ typedef struct wd_ivf_stats {
   uint64_t scanned;   /* distance computations on allowed ids */
   uint64_t reranked;  /* sq8 exact re-rank computations */
   int bound_hit;      /* stopped by max_lists/max_visited before want */
+  /* visited and scanned when the first min_lists lists were done (the
+   * calibrated region around the query): their ratio is the allowed
+   * density near the query */
+  uint64_t visited_min, scanned_min;
 } wd_ivf_stats;
 
 /* Push the nearest allowed vectors of one query q (dim floats, unit for
