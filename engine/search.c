@@ -259,6 +259,25 @@ static int covers_index(const wd_ann_ref *ref, const roaring_bitmap_t *allowed,
   return 1;
 }
 
+/* One IVF pass for query x into h (reset first when again), counting
+ * its work into the running totals.  0 or a negative warden code. */
+typedef struct probe_acc {
+  uint64_t lists, visited;
+} probe_acc;
+
+static int probe(warden *db, const wd_ann_ref *ref, const float *x,
+                 const roaring_bitmap_t *allowed, const wd_ivf_params *p,
+                 const wd_vecsrc *src, int again, wd_topk *h, wd_ivf_stats *st,
+                 probe_acc *acc, wd_search_info *info) {
+  if (again) wd_topk_reset(h);
+  int r = wd_ivf_search(ref->ix, ref->ex, x, allowed, p, src, h, st);
+  if (r) return r == -1 ? wd_err(db, WARDEN_ENOMEM, "out of memory") : r;
+  acc->lists += st->lists;
+  acc->visited += st->visited;
+  info->scanned += st->scanned + st->reranked;
+  return 0;
+}
+
 static int run_exact(warden *db, wd_txn *tx, const float *qv, size_t nq,
                      const roaring_bitmap_t *allowed, wd_topk *heaps,
                      wd_search_info *info) {
@@ -302,7 +321,8 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
   wd_plan_choose(&pin, &po);
   int rc = 0;
   uint64_t *bits = NULL;
-  uint64_t lists = 0, visited = 0, fallbacks = 0, bound = 0, widened = 0;
+  uint64_t fallbacks = 0, bound = 0, widened = 0;
+  probe_acc acc = {0, 0};
   int unfiltered = 0;
   if (!po.use_ivf) {
     info->strategy = "exact";
@@ -323,19 +343,8 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
     for (size_t q = 0; q < nq && !rc; q++) {
       wd_ivf_stats st;
       const float *x = qv + q * db->cfg.dim;
-      int r = wd_ivf_search(ref.ix, ref.ex, x, unfiltered ? NULL : allowed, &po.ivf, &src,
-                            &heaps[q], &st);
-      if (r == -1) {
-        rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-        break;
-      }
-      if (r) {
-        rc = r;
-        break;
-      }
-      lists += st.lists;
-      visited += st.visited;
-      info->scanned += st.scanned + st.reranked;
+      const roaring_bitmap_t *filt = unfiltered ? NULL : allowed;
+      if ((rc = probe(db, &ref, x, filt, &po.ivf, &src, 0, &heaps[q], &st, &acc, info))) break;
       bound += st.bound_hit;
       /* filter-starved: widen the probe (below); short: answer this query
        * from every list (SQ8) or exactly (flat, or still short).  Starved also
@@ -365,15 +374,7 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
         e.max_lists = ref.ix->nlist;
         e.max_visited = UINT64_MAX; /* at worst every list: the old fallback */
         widened++;
-        wd_topk_reset(&heaps[q]);
-        r = wd_ivf_search(ref.ix, ref.ex, x, unfiltered ? NULL : allowed, &e, &src, &heaps[q], &st);
-        if (r) {
-          rc = r == -1 ? wd_err(db, WARDEN_ENOMEM, "out of memory") : r;
-          break;
-        }
-        lists += st.lists;
-        visited += st.visited;
-        info->scanned += st.scanned + st.reranked;
+        if ((rc = probe(db, &ref, x, filt, &e, &src, 1, &heaps[q], &st, &acc, info))) break;
         redo = heaps[q].n < want_n;
       }
       /* all SQ8 lists when that is priced below the exact scan (large
@@ -388,15 +389,7 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
         all.want_allowed = 0;
         all.max_visited = UINT64_MAX;
         all.rerank = all.rerank * 2;
-        wd_topk_reset(&heaps[q]);
-        r = wd_ivf_search(ref.ix, ref.ex, x, allowed, &all, &src, &heaps[q], &st);
-        if (r) {
-          rc = r == -1 ? wd_err(db, WARDEN_ENOMEM, "out of memory") : r;
-          break;
-        }
-        lists += st.lists;
-        visited += st.visited;
-        info->scanned += st.scanned + st.reranked;
+        if ((rc = probe(db, &ref, x, filt, &all, &src, 1, &heaps[q], &st, &acc, info))) break;
         fallbacks++;
         redo = heaps[q].n < want_n;
       }
@@ -412,7 +405,7 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
     /* bytes read: the scanned vectors (codes) and, for IVF, the visited ids */
     double vb = (double)db->cfg.dim * (po.use_ivf && ref.ix->sq8 ? 1 : 4);
     hot_record(db, set_key, !po.use_ivf, (double)info->scanned / (double)(nq ? nq : 1) * vb +
-                                (double)visited * 4);
+                                (double)acc.visited * 4);
   }
   wd_ann_release(&ref);
   wd_free(bits);
@@ -436,7 +429,7 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
              ",\"ivf\":{\"lists_probed\":%.1f,\"visited\":%.0f,\"min_lists\":%zu,"
              "\"want_allowed\":%llu,\"bitset\":%s,\"all_allowed\":%s,\"bound_hit\":%llu,"
              "\"widened\":%llu,\"exact_fallbacks\":%llu}",
-             (double)lists / nqq, (double)visited / nqq, po.ivf.min_lists,
+             (double)acc.lists / nqq, (double)acc.visited / nqq, po.ivf.min_lists,
              (unsigned long long)po.ivf.want_allowed, po.use_bits ? "true" : "false",
              unfiltered ? "true" : "false",
              (unsigned long long)bound, (unsigned long long)widened,
