@@ -63,6 +63,9 @@ typedef struct wd_plan_out {
   int use_bits;      /* expand allowed to a dense bitset for the probe */
   double est_exact_us, est_ivf_us; /* per query */
   double est_all_us;   /* SQ8: every list, the fallback of a starved probe */
+  double est_wide_us;  /* the widened probe of a starved query at its worst
+                          (every list, filtered): above est_exact_us a
+                          starved query goes straight to the exact scan */
   double est_visited;               /* ids the IVF probe should look at */
   const char *reason;               /* static string */
   wd_ivf_params ivf;                /* probe bounds when use_ivf */

@@ -600,6 +600,11 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
     if (s.lists == p->min_lists) {
       s.visited_min = s.visited;
       s.scanned_min = allowed_seen;
+      if (p->starve_below > 0 && s.visited > 0 &&
+          (double)allowed_seen < p->starve_below * (double)s.visited) {
+        s.starved = 1;
+        break;
+      }
     }
     if (s.lists >= p->min_lists && allowed_seen >= p->want_allowed && eff >= p->min_eff) break;
     if (s.lists >= p->max_lists || (s.lists > 0 && s.visited >= p->max_visited)) {
@@ -674,7 +679,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
     s.visited_min = s.visited;
     s.scanned_min = allowed_seen;
   }
-  if (ix->sq8) {
+  if (ix->sq8 && !s.starved) {
     /* re-rank the approximate candidates with the exact vectors */
     wd_hit_i *c = wd_malloc((cand.n ? cand.n : 1) * sizeof *c);
     if (!c) {

@@ -157,6 +157,11 @@ typedef struct wd_ivf_params {
    * the collection's share of allowed vectors counts as one, a list
    * holding none as zero.  0: off. */
   double min_eff, sel;
+  /* Optional: when the first min_lists lists are done and the allowed
+   * share of the ids they held is below this, stop there and set
+   * wd_ivf_stats.starved (the caller answers exactly instead of reading
+   * on through allowed-poor lists).  0: off. */
+  double starve_below;
 } wd_ivf_params;
 
 /* A dense bitset of allowed (ids < roaring max + 1), *nbits set to its
@@ -174,6 +179,7 @@ typedef struct wd_ivf_stats {
    * calibrated region around the query): their ratio is the allowed
    * density near the query */
   uint64_t visited_min, scanned_min;
+  int starved;        /* stopped by starve_below; the heap is partial */
 } wd_ivf_stats;
 
 /* Push the nearest allowed vectors of one query q (dim floats, unit for
