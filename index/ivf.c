@@ -491,6 +491,26 @@ static inline int is_allowed(const filt *f, uint32_t id) {
 /* Longest run of consecutive allowed list entries per kernel call. */
 #define RUN_MAX 128
 
+/* offer_run() for a block of list entries of which only the allowed ones
+ * may enter the heap; returns how many were allowed.  The count is
+ * branch-free; the allowed test gates only candidates that beat the
+ * heap's worst. */
+static inline uint64_t offer_run_allowed(wd_topk *t, const float *v, size_t len, float a,
+                                         float b, const uint32_t *ids, const filt *f) {
+  float thr = t->n < t->k ? INFINITY : t->h[0].dist;
+  uint64_t n = 0;
+  for (size_t r = 0; r < len; r++) {
+    int ok = is_allowed(f, ids[r]);
+    n += (uint64_t)ok;
+    float d = a + b * v[r];
+    if (ok && d <= thr) {
+      offer(t, d, ids[r]);
+      thr = t->n < t->k ? INFINITY : t->h[0].dist;
+    }
+  }
+  return n;
+}
+
 static inline float flat_dist(int metric, const float *q, const float *x,
                               size_t dim) {
   return metric == WD_METRIC_L2 ? wd_l2sq(q, x, dim) : -wd_dot(q, x, dim);
@@ -523,6 +543,36 @@ static int centroid_dots_i8(const wd_ivf *ix, const float *q, float *cd) {
   wd_free(qi);
   wd_free(acc);
   return 0;
+}
+
+/* Kernel values of list entries [i, i + len) into run: the distance of
+ * entry r is the returned offset plus (l2) or minus (inner product)
+ * run[r].  qs, qi: the shifted/scaled and byte queries of an SQ8 list
+ * (qi NULL without VNNI); irun: scratch for the byte kernel. */
+static inline float list_dists(const wd_ivf *ix, const float *q, const float *qs,
+                               const int8_t *qi, float qiscale, float qconst, uint64_t i,
+                               size_t len, float *run, int32_t *irun) {
+  const size_t dim = ix->dim;
+  const int l2 = ix->metric == WD_METRIC_L2;
+  if (!ix->sq8) {
+    if (l2)
+      wd_l2sq_rows(q, ix->vecs + i * dim, len, dim, run);
+    else
+      wd_dot_rows(q, ix->vecs + i * dim, len, dim, run);
+    return 0.0f;
+  }
+  const uint8_t *c = ix->codes + i * dim;
+  if (l2) {
+    wd_sq8_l2_rows(qs, ix->sqscale, c, len, dim, run);
+    return 0.0f;
+  }
+  if (qi) {
+    wd_sq8_i8_dot_rows(qi, c, len, dim, irun);
+    for (size_t r = 0; r < len; r++) run[r] = (float)irun[r] * qiscale;
+  } else {
+    wd_sq8_dot_rows(qs, c, len, dim, run);
+  }
+  return -qconst;
 }
 
 int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
@@ -619,6 +669,18 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
     s.visited += e - b;
     uint64_t seen0 = allowed_seen, len0 = e - b;
     uint64_t i = b;
+    if (p->whole_lists && p->bits) {
+      /* dense filters: every entry through the kernel in RUN_MAX blocks,
+       * the allowed test only on the way into the heap -- no branch per
+       * entry on a coin-flip bit, no kernel call per short run */
+      while (i < e) {
+        size_t len = e - i < RUN_MAX ? (size_t)(e - i) : RUN_MAX;
+        float a = list_dists(ix, q, qs, qi, qiscale, qconst, i, len, run, irun);
+        allowed_seen += offer_run_allowed(out, run, len, a, l2 ? 1.0f : -1.0f, ix->ids + i,
+                                          allowed_f);
+        i += len;
+      }
+    }
     while (i < e) {
       if (!is_allowed(allowed_f, ix->ids[i])) {
         i++;
@@ -636,24 +698,8 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         j++;
       }
       size_t len = (size_t)(j - i);
-      if (!ix->sq8) {
-        if (l2)
-          wd_l2sq_rows(q, ix->vecs + i * dim, len, dim, run);
-        else
-          wd_dot_rows(q, ix->vecs + i * dim, len, dim, run);
-        offer_run(out, run, len, 0.0f, l2 ? 1.0f : -1.0f, ix->ids + i);
-      } else {
-        const uint8_t *c = ix->codes + i * dim;
-        if (l2) {
-          wd_sq8_l2_rows(qs, ix->sqscale, c, len, dim, run);
-        } else if (qi) {
-          wd_sq8_i8_dot_rows(qi, c, len, dim, irun);
-          for (size_t r = 0; r < len; r++) run[r] = (float)irun[r] * qiscale;
-        } else {
-          wd_sq8_dot_rows(qs, c, len, dim, run);
-        }
-        offer_run(out, run, len, l2 ? 0.0f : -qconst, l2 ? 1.0f : -1.0f, ix->ids + i);
-      }
+      float a = list_dists(ix, q, qs, qi, qiscale, qconst, i, len, run, irun);
+      offer_run(out, run, len, a, l2 ? 1.0f : -1.0f, ix->ids + i);
       allowed_seen += len;
       i = stopped ? j + 1 : j;
     }

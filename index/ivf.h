@@ -162,6 +162,10 @@ typedef struct wd_ivf_params {
    * wd_ivf_stats.starved (the caller answers exactly instead of reading
    * on through allowed-poor lists).  0: off. */
   double starve_below;
+  /* Optional (needs bits): run every list entry through the kernel and
+   * test the filter only on the way into the heap -- for dense filters,
+   * where allowed and filtered-out entries alternate.  0: off. */
+  int whole_lists;
 } wd_ivf_params;
 
 /* A dense bitset of allowed (ids < roaring max + 1), *nbits set to its

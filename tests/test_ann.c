@@ -269,6 +269,9 @@ static void module_recall(int sq8) {
     wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8, 0};
     wd_plan_out po;
     wd_plan_choose(&pin, &po);
+    uint64_t nbits = 0;
+    uint64_t *bits = wd_ivf_bits(al, &nbits);
+    assert_non_null(bits);
     double rsum = 0;
     for (size_t q = 0; q < nq; q++) {
       wd_topk h;
@@ -289,7 +292,31 @@ static void module_recall(int sq8) {
        * must still have what it scanned */
       if (!st.bound_hit) assert_int_equal(ng, nt);
       rsum += overlap(truth, nt, got, ng);
+      /* the dense bitset, scanned run by run and whole-list, finds the
+       * same hits with the same counts as the roaring bitmap above */
+      for (int whole = 0; whole < 2; whole++) {
+        wd_ivf_params pb = po.ivf;
+        pb.bits = bits;
+        pb.nbits = nbits;
+        pb.whole_lists = whole;
+        wd_topk hb;
+        assert_int_equal(wd_topk_init(&hb, K), 0);
+        wd_ivf_stats sb;
+        assert_int_equal(wd_ivf_search(&ix, NULL, qs + q * DIM, al, &pb, &src, &hb, &sb), 0);
+        wd_hit_i hb_hits[K];
+        size_t nb = wd_topk_drain_sorted(&hb, hb_hits);
+        wd_topk_free(&hb);
+        assert_int_equal(nb, ng);
+        for (size_t i = 0; i < nb; i++) {
+          assert_int_equal(hb_hits[i].id, hits[i].id);
+          assert_true(hb_hits[i].dist == hits[i].dist);
+        }
+        assert_int_equal(sb.scanned, st.scanned);
+        assert_int_equal(sb.visited, st.visited);
+        assert_int_equal(sb.lists, st.lists);
+      }
     }
+    wd_free(bits);
     double rec = rsum / (double)nq;
     if (rec < 0.95) fail_msg("sq8=%d selectivity %g: recall@10 %.3f < 0.95", sq8, sels[si], rec);
     roaring_bitmap_free(al);
