@@ -114,13 +114,17 @@
 #define WIDE_EFF 3.0
 
 /* Dense filters scan whole lists and test the filter only on the way into
- * the heap (wd_ivf_params.whole_lists).  Measured, forced IVF, 1000
+ * the heap (wd_ivf_params.whole_from).  Measured, forced IVF, 1000
  * queries, off/on: synthetic-384 50 % uncorrelated 1,644-1,718 ->
  * 2,647-2,821 QPS (allowed and filtered-out entries alternate at random:
  * a mispredicted branch and a kernel call per short run), ACL principal
  * u1027 (31 %) 2,307-2,647 -> 2,637-2,783, glove-100 50 % 1,675 -> 1,715;
  * at 10 % it loses (synthetic 3,758-4,211 -> 2,964-3,086, glove-100
- * 2,599 -> 1,967): the filtered-out codes cost more than they save. */
+ * 2,599 -> 1,967): the filtered-out codes cost more than they save.  The
+ * same holds list by list, so a list is scanned whole only while the list
+ * before it was dense: with every list of a 50 % anti-correlated probe
+ * scanned whole, forced IVF fell from 509 to 416 QPS (synthetic-384) and
+ * from 782 to 503 (glove-100). */
 #define WHOLE_SEL 0.25
 
 static int get_block(void *ctx, uint32_t b, const float **base) {
@@ -364,7 +368,7 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
      * and then scanning; exact alone 2,258).  A forced ANN query keeps to
      * the index. */
     /* dense filters: whole lists through the kernel (wd_ivf_params) */
-    if (po.use_bits && sel >= WHOLE_SEL) po.ivf.whole_lists = 1;
+    if (po.use_bits && sel >= WHOLE_SEL) po.ivf.whole_from = WHOLE_SEL;
     wd_ivf_params first = po.ivf;
     if (force != WARDEN_STRATEGY_ANN && sel < 0.95 && po.est_exact_us <= po.est_wide_us)
       first.starve_below = STARVED * sel;

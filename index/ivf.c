@@ -656,7 +656,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
   const filt fl = {allowed, p->bits, p->nbits}, *allowed_f = &fl;
   size_t hn = nlist;
   uint64_t allowed_seen = 0;
-  double eff = 0;
+  double eff = 0, last_dens = 1.0; /* allowed share of the list before */
   while (hn > 0) {
     if (s.lists == p->min_lists) {
       s.visited_min = s.visited;
@@ -680,7 +680,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
     s.visited += e - b;
     uint64_t seen0 = allowed_seen, len0 = e - b;
     uint64_t i = b;
-    if (p->whole_lists && p->bits) {
+    if (p->whole_from > 0 && p->bits && last_dens >= p->whole_from) {
       /* dense filters: every entry through the kernel in RUN_MAX blocks,
        * the allowed test only on the way into the heap -- no branch per
        * entry on a coin-flip bit, no kernel call per short run */
@@ -731,6 +731,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         allowed_seen += len;
       }
     }
+    if (e > b) last_dens = (double)(allowed_seen - seen0) / (double)(e - b);
     if (ex && l < ex->nlist) {
       s.visited += ex->cnt[l];
       for (uint32_t i = 0; i < ex->cnt[l]; i++) {

@@ -162,10 +162,14 @@ typedef struct wd_ivf_params {
    * wd_ivf_stats.starved (the caller answers exactly instead of reading
    * on through allowed-poor lists).  0: off. */
   double starve_below;
-  /* Optional (needs bits): run every list entry through the kernel and
-   * test the filter only on the way into the heap -- for dense filters,
-   * where allowed and filtered-out entries alternate.  0: off. */
-  int whole_lists;
+  /* Optional (needs bits): run every entry of a list through the kernel
+   * and test the filter only on the way into the heap, for dense filters
+   * where allowed and filtered-out entries alternate -- while the list
+   * probed before held at least this share of allowed entries (the first
+   * list always): an allowed set lying away from the query leaves the
+   * lists near it sparse, and there the run-by-run scan is cheaper.
+   * 0: off. */
+  double whole_from;
 } wd_ivf_params;
 
 /* A dense bitset of allowed (ids < roaring max + 1), *nbits set to its

@@ -298,7 +298,7 @@ static void module_recall(int sq8) {
         wd_ivf_params pb = po.ivf;
         pb.bits = bits;
         pb.nbits = nbits;
-        pb.whole_lists = whole;
+        pb.whole_from = whole ? 0.25 : 0;
         wd_topk hb;
         assert_int_equal(wd_topk_init(&hb, K), 0);
         wd_ivf_stats sb;
