@@ -360,6 +360,8 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
     }
     wd_vecsrc src = {db->cfg.dim, db->cfg.metric, get_block, tx};
     double sel = pin.nindexed ? (double)nallowed / (double)pin.nindexed : 1.0;
+    /* dense filters: whole lists through the kernel (wd_ivf_params) */
+    if (po.use_bits && sel >= WHOLE_SEL) po.ivf.whole_from = WHOLE_SEL;
     /* A starved probe (below) would widen, at worst to every list.  When
      * the exact scan is priced below that worst case, the first probe
      * stops as soon as its calibrated region shows starvation and the
@@ -367,8 +369,6 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
      * (synthetic-384 1 %: 1,077 QPS widened; 1,092 probing on to want
      * and then scanning; exact alone 2,258).  A forced ANN query keeps to
      * the index. */
-    /* dense filters: whole lists through the kernel (wd_ivf_params) */
-    if (po.use_bits && sel >= WHOLE_SEL) po.ivf.whole_from = WHOLE_SEL;
     wd_ivf_params first = po.ivf;
     if (force != WARDEN_STRATEGY_ANN && sel < 0.95 && po.est_exact_us <= po.est_wide_us)
       first.starve_below = STARVED * sel;
@@ -379,7 +379,9 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
       if ((rc = probe(db, &ref, x, filt, &first, &src, 0, &heaps[q], &st, &acc, info))) break;
       bound += st.bound_hit;
       if (st.starved) {
+        /* counted like the late case below: an exact fallback, starved */
         starved_exact++;
+        fallbacks++;
         wd_topk_reset(&heaps[q]);
         if ((rc = run_exact(db, tx, x, 1, allowed, &heaps[q], info))) break;
         continue;

@@ -20,7 +20,7 @@ typedef struct wd_search_info {
   const char *strategy; /* "exact", "ivf", ... (static string) */
   int path;             /* exact scan path (index/scan.h stats.path) */
   uint64_t scanned;     /* distance computations, summed over queries */
-  int fell_back;        /* ANN gave fewer than k: exact was run */
+  int fell_back;        /* exact was run for a query the IVF pass left short or starved */
   char detail[512];     /* extra JSON members for --explain, e.g.
                            "\"nprobe\":12,\"lists_scanned\":40" (no braces);
                            empty when none */
