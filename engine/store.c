@@ -893,6 +893,11 @@ static wd_blktab *blktab_acquire(wd_txn *tx) {
     tx->blk = t;
   } else if (!t || tx->rev > t->rev) {
     uint64_t nb = store_meta_u64(tx, "next_slot") / WD_BLOCK + 1;
+    /* no more blocks than the map can hold: next_slot comes from the file,
+     * and a damaged one asked for a 32 GiB table (fuzz_records, OOM);
+     * blocks past the table are looked up in LMDB as before */
+    uint64_t cap = db->mapsize / (block_floats(db) * sizeof(float)) + 1;
+    if (nb > cap) nb = cap;
     wd_blktab *nt = nb <= UINT32_MAX ? wd_calloc(1, sizeof *nt) : NULL;
     if (nt && !(nt->off = wd_calloc((size_t)nb, sizeof *nt->off))) {
       wd_free(nt);
