@@ -223,6 +223,17 @@ void warden_close(warden *db) {
 }
 
 unsigned warden_dimension(const warden *db) { return db ? db->cfg.dim : 0; }
+
+int warden_revision(warden *db, uint64_t *out) {
+  if (!db || !out) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_txn tx;
+  if ((rc = store_read_begin(db, &tx))) return rc;
+  *out = store_meta_u64(&tx, "revision");
+  store_read_end(&tx);
+  return 0;
+}
 int warden_metric(const warden *db) { return db ? db->cfg.metric : -1; }
 
 int warden_embed(warden *db, const char *text, float *out) {

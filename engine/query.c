@@ -405,6 +405,13 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
                     o->groups && o->groups[i] ? "expected group:NAME" : "NULL");
   if (o->nnamespaces && !o->namespaces) return wd_err(db, WARDEN_EINVAL, "query: namespaces is NULL");
   if (o->k > WD_MAX_K) return wd_err(db, WARDEN_EINVAL, "query: k must be 1..%d", WD_MAX_K);
+  /* Fields of warden_query_opts this build does not implement yet. */
+  if (o->agent || o->nagent_groups)
+    return wd_err(db, WARDEN_EINVAL, "query: agent: not supported by this build");
+  if (o->target_recall != 0)
+    return wd_err(db, WARDEN_EINVAL, "query: target_recall: not supported by this build");
+  if (o->mode != WARDEN_MODE_SEMANTIC || o->text)
+    return wd_err(db, WARDEN_EINVAL, "query: mode: only semantic is supported by this build");
   if (o->strategy < WARDEN_STRATEGY_AUTO || o->strategy > WARDEN_STRATEGY_ANN)
     return wd_err(db, WARDEN_EINVAL, "query: unknown strategy %d", o->strategy);
   if (nq == 0 || nq > WD_MAX_NQ || !vecs)

@@ -167,6 +167,68 @@ int warden_ingest_buffer(warden *db, const char *name, const char *buf,
                          size_t len, const warden_ingest_opts *opts,
                          warden_ingest_report *report);
 
+/* ------------------------------------------------------- typed upsert */
+
+/* Metadata value types of warden_meta. */
+#define WARDEN_META_STRING 1
+#define WARDEN_META_INT 2
+#define WARDEN_META_FLOAT 3
+#define WARDEN_META_BOOL 4
+#define WARDEN_META_STRING_LIST 5
+
+/* One metadata field of a typed document.  Only the member of its type is
+ * read: str (STRING), i (INT; BOOL as 0/1), f (FLOAT), list/nlist
+ * (STRING_LIST). */
+typedef struct warden_meta {
+  const char *key;
+  int type;                 /* WARDEN_META_* */
+  const char *str;
+  int64_t i;
+  double f;
+  const char *const *list;
+  size_t nlist;
+} warden_meta;
+
+/* One document of a typed upsert: the fields of an ingest line (SPEC
+ * section 3) with chunk texts and without embeddings.  All pointers are
+ * borrowed for the duration of the call. */
+typedef struct warden_doc {
+  const char *doc_id;       /* required, 1..1024 bytes of UTF-8 */
+  const char *source;       /* required, a URI */
+  const char *namespace_;   /* NULL = "/" */
+  const warden_meta *metadata;
+  size_t nmetadata;
+  int has_acl;              /* 0: the collection's default_acl applies
+                             * (an error when it has none) */
+  const char *const *allow;
+  size_t nallow;
+  const char *const *deny;
+  size_t ndeny;
+  const char *const *texts; /* the chunk texts, nchunks >= 1 */
+  size_t nchunks;
+} warden_doc;
+
+typedef struct warden_upsert_opts {
+  int keep_going; /* nonzero: commit the good documents, report the bad */
+  /* Called now and then (may be NULL): documents done, documents total. */
+  void (*progress)(void *ctx, uint64_t done, uint64_t total);
+  void *progress_ctx;
+} warden_upsert_opts;
+
+/* Upsert ndocs documents (by doc_id) in one transaction, with the same
+ * validation, limits and atomicity as warden_ingest.  embeddings is
+ * row-major float32, one row of warden_dimension() floats per chunk, in
+ * document order and chunk order within a document; nrows must equal the
+ * sum of the documents' nchunks.  embeddings may be NULL (nrows 0) when the
+ * collection has an embedder: the texts are embedded.  Errors: WARDEN_EDATA
+ * with "docs[I].FIELD: reason" in warden_errmsg() (I the index in docs),
+ * nothing committed unless keep_going; WARDEN_EINVAL for NULL arguments or
+ * a row count that does not match.  opts and report may be NULL; report as
+ * for warden_ingest (free report->errors). */
+int warden_upsert(warden *db, const warden_doc *docs, size_t ndocs,
+                  const float *embeddings, size_t nrows,
+                  const warden_upsert_opts *opts, warden_ingest_report *report);
+
 /* ---------------------------------------------------- writes and reports */
 
 typedef struct warden_write_report {
@@ -233,7 +295,25 @@ typedef struct warden_query_opts {
   int strategy;         /* WARDEN_STRATEGY_* */
   uint64_t min_revision; /* fail with WARDEN_ESTALE if snapshot is older */
   int explain;          /* nonzero: fill the plan (warden_results_plan) */
+  /* On-behalf-of (an agent acting for the principal): when agent is set, a
+   * chunk is returned only if both the principal and the agent may read
+   * it.  agent: user:NAME | group:NAME; agent_groups as groups. */
+  const char *agent;
+  const char *const *agent_groups;
+  size_t nagent_groups;
+  /* Recall the ANN search aims for, in (0, 1]; 0 = the collection's
+   * index.target_recall (default 0.95). */
+  float target_recall;
+  /* WARDEN_MODE_*: semantic (vectors, the default), lexical (BM25 over
+   * text) or hybrid (both, fused). */
+  int mode;
+  /* The lexical query text (lexical and hybrid modes). */
+  const char *text;
 } warden_query_opts;
+
+#define WARDEN_MODE_SEMANTIC 0
+#define WARDEN_MODE_LEXICAL 1
+#define WARDEN_MODE_HYBRID 2
 
 /* Search nq query vectors (row-major, nq * dimension floats) for the
  * opts->k nearest chunks each that the principal may read and that pass the
@@ -268,6 +348,8 @@ typedef struct warden_hit {
   const char *source;
   const char *namespace_;
   const char *metadata_json; /* the document's metadata as a JSON object */
+  uint32_t semantic_rank;    /* 1-based rank on the vector side; 0 = none */
+  uint32_t lexical_rank;     /* 1-based rank on the lexical side; 0 = none */
 } warden_hit;
 
 uint64_t warden_results_revision(const warden_results *r);
@@ -290,6 +372,9 @@ void warden_results_free(warden_results *r);
 /* Embed text with the collection's embedder into out (dimension floats).
  * WARDEN_EINVAL when the collection has no embedder. */
 int warden_embed(warden *db, const char *text, float *out);
+
+/* The collection's newest committed revision (reads a fresh snapshot). */
+int warden_revision(warden *db, uint64_t *out);
 
 /* Dimension and metric of an open collection. */
 unsigned warden_dimension(const warden *db);
