@@ -66,8 +66,8 @@ build/san/%.o: %.cpp
 build/libwarden.a: $(REL_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
-build/libwarden.so: $(REL_LIB_OBJS)
-	$(CXX) -shared -o $@ $^ $(LIBS)
+build/libwarden.so: $(REL_LIB_OBJS) engine/libwarden.map
+	$(CXX) -shared -o $@ $(REL_LIB_OBJS) -Wl,--version-script=engine/libwarden.map $(LIBS)
 build/san/libwarden.a: $(SAN_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

@@ -36,6 +36,8 @@ for t in tests/cli/*.sh; do
   [ -f "$t" ] || continue
   run "san/cli/$(basename "$t")" env WARDEN=build/san/warden WARDEN_TEST_QUICK=1 sh "$t"
 done
+# libwarden.so exports warden_* only, and all of warden.h
+run "symbols" sh tests/symbols.sh build/libwarden.so
 # the short reliability run (crash, fuzz replay + 10 s per target, TSan,
 # full disk): see tests/reliability.mk
 run "reliability-short" sh tests/reliability/short.sh
