@@ -321,7 +321,9 @@ typedef struct warden_query_opts {
  * allows).  *out: free with warden_results_free; untouched on failure.
  * Thread-safe.  Errors:
  *   WARDEN_EINVAL   bad principal/groups/namespace syntax, k > 10000, no
- *                   vectors, unknown strategy;
+ *                   vectors, unknown strategy; an agent or agent_groups
+ *                   entry not in the principal/group grammar, or
+ *                   agent_groups without an agent;
  *   WARDEN_EDATA    a non-finite or (cosine) all-zero vector; a malformed
  *                   filter or one whose types do not match the fields;
  *   WARDEN_ESTALE   the snapshot is older than opts->min_revision;
@@ -329,7 +331,15 @@ typedef struct warden_query_opts {
  *                   record does not allow it (the query fails closed);
  *   WARDEN_EIO      storage error, or the audit line could not be written
  *                   (an audited query never answers unaudited);
- *   WARDEN_ENOMEM. */
+ *   WARDEN_ENOMEM.
+ * On-behalf-of (opts->agent set): the allowed set is what the principal
+ * may read intersected with what the agent may read (each with its
+ * asserted groups and the directory's, deny winning for either); a
+ * resolver is asked for the principal and then, for the documents it
+ * allowed, for the agent -- a document passes only if both are allowed,
+ * and a failure of either check is a deny that marks the answer degraded;
+ * the plan (explain) names the agent and the audit line records both
+ * identities with the evidence for each. */
 int warden_query(warden *db, const float *vectors, size_t nq,
                  const warden_query_opts *opts, warden_results **out);
 
