@@ -449,6 +449,40 @@ int warden_grant_remove(warden *db, const char *principal, const char *prefix,
  * warden_free. */
 int warden_grant_list(warden *db, char **json_out);
 
+/* ------------------------------------------------- for FFI bindings */
+
+/* The calls a binding runs on a worker thread (koffi's async calls, N-API
+ * async work, a thread pool), each exactly the plain call of the same name
+ * without "_e", plus: on failure the message warden_errmsg() would give on
+ * that thread is copied into errbuf (at most errlen bytes, NUL-terminated;
+ * errbuf may be NULL); on success errbuf is set to "".  warden_errmsg() is
+ * per thread, so a binding that reads it from its main thread after the
+ * worker returned would get nothing.  Errors and ownership: as the plain
+ * call's. */
+int warden_query_e(warden *db, const float *vectors, size_t nq,
+                   const warden_query_opts *opts, warden_results **out,
+                   char *errbuf, size_t errlen);
+int warden_query_text_e(warden *db, const char *text,
+                        const warden_query_opts *opts, warden_results **out,
+                        char *errbuf, size_t errlen);
+int warden_upsert_e(warden *db, const warden_doc *docs, size_t ndocs,
+                    const float *embeddings, size_t nrows,
+                    const warden_upsert_opts *opts,
+                    warden_ingest_report *report, char *errbuf, size_t errlen);
+int warden_ingest_buffer_e(warden *db, const char *name, const char *buf,
+                           size_t len, const warden_ingest_opts *opts,
+                           warden_ingest_report *report, char *errbuf,
+                           size_t errlen);
+int warden_delete_e(warden *db, const char *const *doc_ids, size_t n,
+                    warden_write_report *report, char *errbuf, size_t errlen);
+int warden_acl_set_e(warden *db, const char *doc_id, const char *const *allow,
+                     size_t nallow, const char *const *deny, size_t ndeny,
+                     warden_write_report *report, char *errbuf, size_t errlen);
+int warden_principal_set_e(warden *db, const char *principal,
+                           const char *const *groups, size_t ngroups,
+                           warden_write_report *report, char *errbuf,
+                           size_t errlen);
+
 /* -------------------------------------------------------- test hooks */
 
 /* Allocation hook used by every allocation libwarden makes itself (not by
