@@ -23,6 +23,11 @@ int warden_query_e(warden *db, const float *vectors, size_t nq, const warden_que
   return copy_msg(db, warden_query(db, vectors, nq, opts, out), errbuf, errlen);
 }
 
+int warden_fetch_e(warden *db, const char *doc_id, const warden_query_opts *opts,
+                   warden_results **out, char *errbuf, size_t errlen) {
+  return copy_msg(db, warden_fetch(db, doc_id, opts, out), errbuf, errlen);
+}
+
 int warden_query_text_e(warden *db, const char *text, const warden_query_opts *opts,
                         warden_results **out, char *errbuf, size_t errlen) {
   return copy_msg(db, warden_query_text(db, text, opts, out), errbuf, errlen);

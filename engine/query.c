@@ -654,8 +654,19 @@ static char *plan_agent(const warden_query_opts *o, const wd_strlist *agent) {
   return s;
 }
 
+/* warden_query, or with only_doc set (warden_fetch) the same query with
+ * the allowed set narrowed to that document's chunks. */
+static int query_run(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
+                     const char *only_doc, warden_results **out);
+static int only_doc_slots(wd_txn *tx, const char *id, roaring_bitmap_t *allowed);
+
 int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
                  warden_results **out) {
+  return query_run(db, vecs, nq, o, NULL, out);
+}
+
+static int query_run(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
+                     const char *only_doc, warden_results **out) {
   if (!db || !out) return WARDEN_EINVAL;
   int rc = wd_check_pid(db);
   if (rc) return rc;
@@ -773,6 +784,7 @@ allowed_out:
     roaring_bitmap_and_inplace(allowed, ab);
     roaring_bitmap_free(ab);
   }
+  if (only_doc && (rc = only_doc_slots(&tx, only_doc, allowed))) goto out; /* warden_fetch */
   if (active) { /* grants: a pre-filter superset, still post-checked */
     roaring_bitmap_t *pf = NULL;
     if ((rc = wd_resolver_prefilter(db->resolver, &tx, &who, &pf))) goto out;
@@ -958,6 +970,49 @@ out:
   }
   *out = r;
   return 0;
+}
+
+/* ------------------------------------------------------------ fetch */
+
+/* Narrow allowed to the slots of document id in tx's snapshot (empty when
+ * there is no such document: a fetch does not tell "unknown" from "not
+ * yours"). */
+static int only_doc_slots(wd_txn *tx, const char *id, roaring_bitmap_t *allowed) {
+  json_t *rec = NULL;
+  roaring_bitmap_t *mine = roaring_bitmap_create();
+  if (!mine) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+  int rc = store_doc_get(tx, id, strlen(id), &rec);
+  if (rc == WARDEN_ENOTFOUND) rc = 0;
+  size_t i;
+  const json_t *v;
+  if (!rc && rec)
+    json_array_foreach(json_object_get(rec, "slots"), i, v) roaring_bitmap_add(mine, (uint32_t)json_integer_value(v));
+  json_decref(rec);
+  if (!rc) roaring_bitmap_and_inplace(allowed, mine);
+  roaring_bitmap_free(mine);
+  return rc;
+}
+
+static int cmp_chunk(const void *a, const void *b) {
+  const warden_hit *x = a, *y = b;
+  return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
+}
+
+int warden_fetch(warden *db, const char *doc_id, const warden_query_opts *opts,
+                 warden_results **out) {
+  if (!db || !out) return WARDEN_EINVAL;
+  if (!doc_id || !*doc_id) return wd_err(db, WARDEN_EINVAL, "fetch: a doc_id is required");
+  if (!opts) return wd_err(db, WARDEN_EINVAL, "query: a principal is required");
+  warden_query_opts o = *opts;
+  o.k = WD_MAX_K; /* every chunk of the document (at most WD_MAX_K) */
+  o.strategy = WARDEN_STRATEGY_EXACT;
+  float *v = wd_calloc(db->cfg.dim ? db->cfg.dim : 1, sizeof(float));
+  if (!v) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  v[0] = 1; /* any valid vector: the allowed set holds only this document */
+  int rc = query_run(db, v, 1, &o, doc_id, out);
+  wd_free(v);
+  if (!rc && (*out)->q[0].n > 1) qsort((*out)->q[0].hits, (*out)->q[0].n, sizeof(warden_hit), cmp_chunk);
+  return rc;
 }
 
 int warden_query_text(warden *db, const char *text, const warden_query_opts *o,

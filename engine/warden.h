@@ -343,6 +343,17 @@ typedef struct warden_query_opts {
 int warden_query(warden *db, const float *vectors, size_t nq,
                  const warden_query_opts *opts, warden_results **out);
 
+/* Every chunk of document doc_id that opts->principal (and, when set,
+ * opts->agent) may read -- the same allowed set, resolver checks, record
+ * re-check and audit line as warden_query -- as one query's results
+ * (warden_results_count(r, 0) hits, in chunk order; their scores mean
+ * nothing).  opts->k and opts->strategy are ignored (at most 10000
+ * chunks); the filter and namespaces apply.  An unknown doc_id and one the
+ * caller may not read both give zero hits (not an error), so a fetch does
+ * not reveal that a document exists.  Errors as warden_query. */
+int warden_fetch(warden *db, const char *doc_id, const warden_query_opts *opts,
+                 warden_results **out);
+
 /* The same for one query text, embedded by the collection's embedder
  * (WARDEN_EINVAL when the collection has none). */
 int warden_query_text(warden *db, const char *text,
@@ -460,6 +471,9 @@ int warden_grant_list(warden *db, char **json_out);
  * worker returned would get nothing.  Errors and ownership: as the plain
  * call's. */
 int warden_query_e(warden *db, const float *vectors, size_t nq,
+                   const warden_query_opts *opts, warden_results **out,
+                   char *errbuf, size_t errlen);
+int warden_fetch_e(warden *db, const char *doc_id,
                    const warden_query_opts *opts, warden_results **out,
                    char *errbuf, size_t errlen);
 int warden_query_text_e(warden *db, const char *text,
