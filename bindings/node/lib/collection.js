@@ -396,6 +396,20 @@ export class Collection {
     return this.#collect(out[0])[0];
   }
 
+  /**
+   * Every chunk of one document (in chunk order) that the principal -- and,
+   * with options.agent, the agent -- may read, under the same checks as a
+   * query (filter and namespaces apply; k is ignored).  An unknown doc_id
+   * and an unreadable one both give no hits.
+   */
+  async fetch(docId, options) {
+    checkStr(docId, 'fetch: docId');
+    const qo = this.#queryOpts({ ...options, k: 1 });
+    const out = [null];
+    await this.#call(C.fetchE, docId, qo, out);
+    return this.#collect(out[0])[0];
+  }
+
   #collect(r) {
     try {
       const revision = Number(C.resultsRevision(r));

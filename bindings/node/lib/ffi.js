@@ -125,6 +125,7 @@ export const C = {
   // the calls run on libuv's pool (.async) take an error buffer: the
   // message is per thread in libwarden (engine/ffi.c)
   queryE: f('int warden_query_e(warden *db, const float *vectors, size_t nq, const warden_query_opts *opts, _Out_ warden_results **out, _Out_ uint8_t *errbuf, size_t errlen)'),
+  fetchE: f('int warden_fetch_e(warden *db, const char *doc_id, const warden_query_opts *opts, _Out_ warden_results **out, _Out_ uint8_t *errbuf, size_t errlen)'),
   queryTextE: f('int warden_query_text_e(warden *db, const char *text, const warden_query_opts *opts, _Out_ warden_results **out, _Out_ uint8_t *errbuf, size_t errlen)'),
   upsertE: f('int warden_upsert_e(warden *db, const warden_doc *docs, size_t ndocs, const float *embeddings, size_t nrows, const warden_upsert_opts *opts, _Out_ warden_ingest_report *report, _Out_ uint8_t *errbuf, size_t errlen)'),
   ingestBufferE: f('int warden_ingest_buffer_e(warden *db, const char *name, const char *buf, size_t len, const warden_ingest_opts *opts, _Out_ warden_ingest_report *report, _Out_ uint8_t *errbuf, size_t errlen)'),
