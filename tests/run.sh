@@ -42,7 +42,7 @@ done
 # warden-mcp with the MCP SDK's own client).  Needs the npm registry and
 # build/libwarden.so.
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
-  run "node/npm-ci" sh -c 'cd bindings/node && npm ci --no-audit --no-fund'
+  run "node/npm-ci" sh -c 'cd bindings/node && npm ci --no-audit --no-fund --prefer-offline'
   run "node/test" sh -c 'cd bindings/node && WARDEN_LIB="$(pwd)/../../build/libwarden.so" node --test --test-concurrency=1 test/'
 else
   fail=$((fail+1)); failed="$failed node(missing)"; echo "FAIL node: node or npm not found"

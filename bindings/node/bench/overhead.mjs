@@ -31,7 +31,8 @@ const docs = Array.from({ length: n }, (_, i) => ({
   doc_id: `d${i}`, source: `s3://b/d${i}`, acl: { allow: [i % 2 ? 'user:alice' : 'group:eng'] }, chunks: [`chunk ${i}`],
 }));
 await coll.upsert(docs, emb);
-// the handle as the BigInt koffi uses (private field: reopen through C)
+await coll.close(); // one LMDB environment open per process at a time
+// a raw handle (the BigInt koffi uses) for the direct calls
 const out = [null];
 const eb = Buffer.alloc(256);
 C.open(join(tmp, 'c'), null, out, eb, 256);
@@ -75,9 +76,10 @@ timeSync('query (exact, 5,000 allowed), koffi sync, no decode', 2000, () => {
   C.queryE(db, q, 1, qo, ro, eb, 256);
   C.resultsFree(ro[0]);
 });
-const opts = { principal: 'user:alice', k: 10, strategy: 'exact' };
-await timeAsync('query, Collection.query (async + decode)', 2000, 1, () => coll.query(q, opts));
-await timeAsync('query, Collection.query (async + decode)', 4000, 4, () => coll.query(q, opts));
 C.close(db);
-await coll.close();
+const coll2 = await Collection.open(join(tmp, 'c'));
+const opts = { principal: 'user:alice', k: 10, strategy: 'exact' };
+await timeAsync('query, Collection.query (async + decode)', 2000, 1, () => coll2.query(q, opts));
+await timeAsync('query, Collection.query (async + decode)', 4000, 4, () => coll2.query(q, opts));
+await coll2.close();
 rmSync(tmp, { recursive: true, force: true });

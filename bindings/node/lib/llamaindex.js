@@ -75,7 +75,7 @@ export class WardenLlamaIndexStore extends BaseVectorStore {
     const byId = new Map();
     const ids = [];
     for (const [i, n] of nodes.entries()) {
-      const emb = n.getEmbedding?.() ?? n.embedding;
+      const emb = n.embedding; // (getEmbedding() throws when unset)
       if (!emb || !emb.length) throw invalid(`add: node ${i} (${n.id_}) has no embedding`);
       const md = { ...(n.metadata ?? {}) };
       const docId = md.doc_id ?? n.sourceNode?.nodeId ?? n.id_;
