@@ -240,3 +240,21 @@ test('stdio: one local user fixed at start', async () => {
     await c.close();
   }
 });
+
+test('concurrent tool calls from different users each get their own answer', async () => {
+  const users = [
+    [{ sub: 'hanna', groups: ['hr'] }, ['handbook', 'payroll']],
+    [{ sub: 'erik', groups: ['eng'] }, ['handbook', 'roadmap']],
+    [{ sub: 'hanna', groups: ['hr'], azp: 'summarizer-bot' }, ['handbook']],
+    [{ sub: 'nobody' }, ['handbook']],
+  ];
+  const clients = await Promise.all(users.map(async ([claims]) => client(await token(claims))));
+  try {
+    const calls = [];
+    for (let round = 0; round < 10; round++)
+      clients.forEach((c, i) => calls.push(searchIds(c, 'payroll roadmap handbook').then((ids) => [i, ids])));
+    for (const [i, ids] of await Promise.all(calls)) assert.deepEqual(ids, users[i][1], JSON.stringify(users[i][0]));
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+});
