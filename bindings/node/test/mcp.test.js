@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -177,6 +177,16 @@ test("an agent whose own permissions exclude a document never returns it, even f
   assert.deepEqual(await as({ sub: 'nobody', azp: 'hr-bot' }, (c) => searchIds(c, 'payroll')), ['handbook']);
   // deny for the agent wins over the user's allow
   assert.deepEqual(await as({ sub: 'erik', groups: ['eng'], azp: 'intern-bot' }, (c) => searchIds(c, 'roadmap')), ['handbook']);
+  // the audit log records both identities and the evidence for each
+  const lines = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rec = lines.find((r) => r.principal === 'user:hanna' && r.agent === 'user:hr-bot' &&
+    r.results.some((h) => h.doc_id === 'payroll'));
+  assert.ok(rec, 'an audit line for hanna via hr-bot');
+  assert.deepEqual(rec.groups, ['group:hr']);
+  assert.deepEqual(rec.agent_groups, ['group:hr']);
+  const h = rec.results.find((x) => x.doc_id === 'payroll');
+  assert.equal(h.acl, 'group:hr');
+  assert.equal(h.agent_acl, 'group:hr via user:hr-bot');
 });
 
 test('fetch returns a whole document under the same two checks', async () => {
