@@ -44,13 +44,14 @@ if (a.help) {
 if (!a.collection) die('--collection is required');
 if (!!a.http === !!a.stdio) die('give exactly one of --http HOST:PORT and --stdio');
 
+const memory = !a['no-memory'];
 let collection;
 try {
-  collection = await Collection.open(a.collection, { readOnly: false });
+  // without the memory tools nothing writes: open read-only
+  collection = await Collection.open(a.collection, { readOnly: !memory });
 } catch (e) {
   die(`${a.collection}: ${e.message}`, 1);
 }
-const memory = !a['no-memory'];
 
 if (a.stdio) {
   if (!a.user) die('--stdio needs --user NAME (the one local user)');

@@ -268,3 +268,19 @@ test('concurrent tool calls from different users each get their own answer', asy
     await Promise.all(clients.map((c) => c.close()));
   }
 });
+
+test('--no-memory: no memory tools, and the collection is opened read-only', async () => {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [BIN, '--collection', dir, '--stdio', '--user', 'erik', '--groups', 'eng', '--no-memory'],
+    stderr: 'ignore',
+  });
+  const c = new Client({ name: 'stdio-test', version: '1.0.0' });
+  await c.connect(transport);
+  try {
+    assert.deepEqual((await c.listTools()).tools.map((t) => t.name).sort(), ['fetch', 'search']);
+    assert.deepEqual(await searchIds(c, 'roadmap'), ['handbook', 'roadmap']);
+  } finally {
+    await c.close();
+  }
+});
