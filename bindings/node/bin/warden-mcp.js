@@ -52,6 +52,8 @@ try {
 } catch (e) {
   die(`${a.collection}: ${e.message}`, 1);
 }
+if (collection.stats().embedder === 'none')
+  die(`${a.collection}: the tools embed query text: set embedder.type (e.g. hash) in its warden.yaml`, 1);
 
 if (a.stdio) {
   if (!a.user) die('--stdio needs --user NAME (the one local user)');

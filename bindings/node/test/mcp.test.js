@@ -9,7 +9,7 @@
 // arguments the schemas do not declare (a principal, say) are refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -283,4 +283,21 @@ test('--no-memory: no memory tools, and the collection is opened read-only', asy
   } finally {
     await c.close();
   }
+});
+
+test('bad command lines and a collection without an embedder are refused at start', () => {
+  const run = (args) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  let r = run(['--collection', dir, '--http', '127.0.0.1:0']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--jwks is required/);
+  r = run(['--collection', dir, '--stdio']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--user/);
+  r = run(['--collection', dir, '--stdio', '--user', 'a', '--principal', 'user:b']);
+  assert.equal(r.status, 2, 'an unknown option is refused');
+  const plain = join(tmp, 'plain');
+  execFileSync(WARDEN, ['init', plain, '--dim', '4']);
+  r = run(['--collection', plain, '--stdio', '--user', 'a']);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /embedder/);
 });
