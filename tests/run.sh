@@ -38,6 +38,18 @@ for t in tests/cli/*.sh; do
 done
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
+# ---- bindings/node (issues 17, 20): `npm ci` from the committed lockfile,
+# then node's own test runner over bindings/node/test (the Collection, the
+# LangChain.js and LlamaIndex.TS stores inside the real frameworks, and
+# warden-mcp with the MCP SDK's own client).  Needs the npm registry and
+# build/libwarden.so.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  run "node/npm-ci" sh -c 'cd bindings/node && npm ci --no-audit --no-fund --prefer-offline'
+  run "node/test" sh -c 'cd bindings/node && WARDEN_LIB="$(pwd)/../../build/libwarden.so" node --test --test-concurrency=1 test/'
+else
+  fail=$((fail+1)); failed="$failed node(missing)"; echo "FAIL node: node or npm not found"
+fi
+# ---- end bindings/node
 # the short reliability run (crash, fuzz replay + 10 s per target, TSan,
 # full disk): see tests/reliability.mk
 run "reliability-short" sh tests/reliability/short.sh

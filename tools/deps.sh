@@ -16,11 +16,15 @@
 #   lmdb-utils        mdb_stat / mdb_dump for debugging collections
 #   python3-faiss python3-numpy python3-matplotlib   bench baselines and plots
 #   npm               fetching the GloVe-derived bench vectors
+#   nodejs npm        bindings/node tests (only when no node is installed)
 set -e
 what=${1:-build}
 pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjansson-dev g++ make pkg-config"
 case "$what" in
-  test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3" ;;
+  test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3"
+        # bindings/node tests (npm ci + node --test): Node.js >= 20 is on
+        # the machine image; ask Debian for one only when there is none
+        command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm" ;;
   demo) pkgs="$pkgs python3" ;;
   bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib"
          # npm may come from elsewhere than Debian (e.g. a Node.js install):
