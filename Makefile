@@ -29,7 +29,7 @@ else
 FAISS_LIBS := -lfaiss
 CXX_SRCS := $(wildcard index/*.cpp)
 endif
-LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lopenblas -fopenmp -lstdc++ -lm -pthread
+LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lstemmer -licuuc -lopenblas -fopenmp -lstdc++ -lm -pthread
 
 LIB_SRCS := $(wildcard engine/*.c index/*.c acl/*.c)
 CLI_SRCS := $(wildcard tools/*.c)

@@ -60,6 +60,7 @@ typedef struct wd_txn {
   uint64_t rev;      /* read txn: the snapshot's revision (bitmap cache key) */
   struct wd_blktab *blk; /* read txn: block locations of rev (see store.c) */
   int blk_tried;
+  struct wd_lexw *lex;   /* write txn: dirty lexical entries (lexical.c) */
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read
@@ -184,5 +185,19 @@ int store_vec_put(wd_txn *tx, uint32_t slot, const float *v);
 int store_vec_zero(wd_txn *tx, uint32_t slot);
 /* Block b (0 found, 1 absent, <0 error); *base valid until txn end. */
 int store_block_get(wd_txn *tx, uint32_t b, const float **base);
+
+/* The lexicon database (engine/lexical.h holds its layout).  get:
+ * WARDEN_ENOTFOUND when absent (always, for a collection opened read-only
+ * that has no lexicon yet); the value's CRC is checked; *data borrowed
+ * until the end of the transaction.  walk: every key starting with prefix,
+ * in key order, fn(key, klen, val, vlen, ctx) with val CRC-checked (NULL,
+ * vlen 0 when it fails its checksum); fn returns 0 to go on, nonzero to
+ * stop (a negative value is returned as the error). */
+int store_lex_get(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len);
+int store_lex_put(wd_txn *tx, const void *key, size_t klen, const void *data, size_t len);
+int store_lex_del(wd_txn *tx, const void *key, size_t klen);
+int store_lex_walk(wd_txn *tx, const void *prefix, size_t plen,
+                   int (*fn)(const void *key, size_t klen, const void *val, size_t vlen, void *ctx),
+                   void *ctx);
 
 #endif
