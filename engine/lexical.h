@@ -120,6 +120,11 @@ typedef struct wd_lex_info {
   double ms;
 } wd_lex_info;
 
+/* The distinct tokens of a query text, in first-occurrence order (at most
+ * 1024): *terms (each and the array wd_free), *lens.  0 or WARDEN_ENOMEM
+ * (no message). */
+int wd_lex_query_terms(warden *db, const char *text, char ***terms, size_t **lens, size_t *n);
+
 /* BM25 top-k of text over allowed (the candidate set of this round):
  * *hits (wd_free) best first, ties by slot (the older chunk first), *n of
  * them (<= k).  Statistics over allowed only.  Returns 0 or a negative
