@@ -1070,17 +1070,24 @@ static char *render(const wd_config *cfg, size_t *len, int *bad, int *oom) {
   }
   sb_printf(&b, "  timeout_ms: %u\n", cfg->resolver_timeout_ms);
   sb_printf(&b, "embedder:\n  type: %s\n", embedder_names[cfg->embedder]);
-  if (cfg->lex_language != 0 || cfg->lex_fusion != WD_FUSION_RRF || cfg->lex_rrf_k != 60 ||
-      cfg->lex_weight != 0.5) {
+  /* the lexical section only when it says something (a zeroed config's
+   * rrf_k 0 and weight 0 mean the defaults) */
+  if (cfg->lex_language != 0 || cfg->lex_fusion != WD_FUSION_RRF ||
+      (cfg->lex_rrf_k != 0 && cfg->lex_rrf_k != 60) ||
+      (cfg->lex_weight != 0 && cfg->lex_weight != 0.5)) {
     int nl = 0;
     while (wd_lex_languages[nl]) nl++;
     if (cfg->lex_language < 0 || cfg->lex_language >= nl || cfg->lex_fusion < 0 ||
-        cfg->lex_fusion > 1) {
+        cfg->lex_fusion > 1 || !(cfg->lex_weight >= 0 && cfg->lex_weight <= 1) ||
+        cfg->lex_rrf_k > 100000) {
       *bad = 1;
     } else {
-      sb_printf(&b, "lexical:\n  language: %s\n  fusion: %s\n  rrf_k: %u\n  semantic_weight: %.17g\n",
+      char wb[40];
+      snprintf(wb, sizeof wb, "%.15g", cfg->lex_weight); /* shortest that reads back */
+      if (strtod(wb, NULL) != cfg->lex_weight) snprintf(wb, sizeof wb, "%.17g", cfg->lex_weight);
+      sb_printf(&b, "lexical:\n  language: %s\n  fusion: %s\n  rrf_k: %u\n  semantic_weight: %s\n",
                 wd_lex_languages[cfg->lex_language], cfg->lex_fusion ? "weighted" : "rrf",
-                cfg->lex_rrf_k, cfg->lex_weight);
+                cfg->lex_rrf_k ? cfg->lex_rrf_k : 60, wb);
     }
   }
   if (cfg->audit_path) {
