@@ -37,6 +37,8 @@ int wd_lexer_init(wd_lexer *lx, int language) {
 
 void wd_lexer_free(wd_lexer *lx) {
   if (lx->st) sb_stemmer_delete(lx->st);
+  WD_HMAP_FOREACH(&lx->stems, e) wd_free(e->val);
+  wd_hmap_free(&lx->stems);
   wd_free(lx->buf);
   memset(lx, 0, sizeof *lx);
 }
@@ -96,9 +98,18 @@ static size_t utf8_put(char *o, uint32_t cp) {
   return 4;
 }
 
-static int is_word(int32_t c) { return c >= 0 && u_isalnum(c); }
+static int is_word(int32_t c) {
+  if (c < 0x80) /* ASCII without ICU (and -1, an invalid byte) */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  return u_isalnum(c);
+}
+static int is_digit(int32_t c) { return c < 0x80 ? c >= '0' && c <= '9' : u_isdigit(c); }
+static uint32_t fold(int32_t c) {
+  if (c < 0x80) return (uint32_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return (uint32_t)u_foldCase(c, U_FOLD_CASE_DEFAULT);
+}
 static int is_mark(int32_t c) {
-  if (c < 0) return 0;
+  if (c < 0x80) return 0;
   int8_t t = u_charType(c);
   return t == U_NON_SPACING_MARK || t == U_ENCLOSING_MARK || t == U_COMBINING_SPACING_MARK;
 }
@@ -115,13 +126,31 @@ static size_t cut(const char *s, size_t n, size_t max) {
 }
 
 /* Emit one word (folded bytes w[0..n)): stemmed unless it has a digit. */
+/* Stems already computed by this lexer: word -> [u8 len][stem], at most
+ * STEM_CACHE words (natural text repeats its words; Snowball costs more
+ * than a hash lookup). */
+#define STEM_CACHE 65536
+
 static int emit_word(wd_lexer *lx, const char *w, size_t n, int digit,
                      int (*fn)(const char *, size_t, void *), void *ctx) {
   if (lx->st && !digit) {
+    const unsigned char *c = n <= 64 ? wd_hmap_get(&lx->stems, w, n) : NULL;
+    if (c) return fn((const char *)c + 1, c[0], ctx);
     const sb_symbol *s = sb_stemmer_stem(lx->st, (const sb_symbol *)w, (int)n);
     if (!s) return WARDEN_ENOMEM;
     int sl = sb_stemmer_length(lx->st);
-    if (sl > 0) return fn((const char *)s, cut((const char *)s, (size_t)sl, WD_LEX_MAXTERM), ctx);
+    if (sl > 0) {
+      size_t cl = cut((const char *)s, (size_t)sl, WD_LEX_MAXTERM);
+      if (n <= 64 && cl <= 255 && lx->stems.n < STEM_CACHE) {
+        unsigned char *e = wd_malloc(cl + 1);
+        if (e) {
+          e[0] = (unsigned char)cl;
+          memcpy(e + 1, s, cl);
+          if (wd_hmap_put(&lx->stems, w, n, e, NULL)) wd_free(e); /* uncached: fine */
+        }
+      }
+      return fn((const char *)s, cl, ctx);
+    }
   }
   return fn(w, cut(w, n, WD_LEX_MAXTERM), ctx);
 }
@@ -154,8 +183,8 @@ int wd_lex_tokens(wd_lexer *lx, const char *text, size_t n,
       size_t ql = 0;
       int32_t d = q < e ? utf8_next(q, e, &ql) : -1;
       if (q < e && (is_word(d) || (is_mark(d) && cl > wstart))) {
-        if (u_isdigit(d)) digit = 1;
-        cl += utf8_put(lx->buf + cl, (uint32_t)u_foldCase(d, U_FOLD_CASE_DEFAULT));
+        if (is_digit(d)) digit = 1;
+        cl += utf8_put(lx->buf + cl, fold(d));
         q += ql;
         continue;
       }
@@ -478,50 +507,99 @@ static int posting_del(wd_txn *tx, const char *t, size_t tl, uint32_t slot) {
   return 0;
 }
 
-/* Per chunk: distinct terms with their counts. */
+/* Per chunk: distinct terms with their counts.  Tokens go to one arena
+ * (reused from chunk to chunk), then sorted and grouped: no allocation per
+ * token. */
 typedef struct tcount {
-  wd_hmap m; /* term -> (void*)(uintptr_t)count */
-  uint32_t ntok;
-  char **order; /* distinct terms in first-occurrence order (keys of m) */
-  size_t *olen;
-  size_t n, cap;
+  char *arena;
+  size_t alen, acap;
+  uint32_t *off, *len; /* per token */
+  size_t ntok, captok;
+  uint32_t *dtok, *dcnt; /* per distinct term: a token of it, its count */
+  size_t nd, capd;
 } tcount;
+
+#define TC_TERM(c, j) ((c)->arena + (c)->off[(c)->dtok[j]])
+#define TC_LEN(c, j) ((c)->len[(c)->dtok[j]])
 
 static int count_tok(const char *t, size_t l, void *ctx) {
   tcount *c = ctx;
-  c->ntok++;
-  uintptr_t v = (uintptr_t)wd_hmap_get(&c->m, t, l);
-  if (v == 0) {
-    if (c->n == c->cap) {
-      size_t nc = c->cap ? c->cap * 2 : 64;
-      char **no = wd_realloc(c->order, nc * sizeof *no);
-      if (!no) return WARDEN_ENOMEM;
-      c->order = no;
-      size_t *nl = wd_realloc(c->olen, nc * sizeof *nl);
-      if (!nl) return WARDEN_ENOMEM;
-      c->olen = nl;
-      c->cap = nc;
-    }
-    char *d = wd_strndup(t, l);
-    if (!d) return WARDEN_ENOMEM;
-    c->order[c->n] = d;
-    c->olen[c->n++] = l;
+  if (c->alen + l > c->acap) {
+    size_t nc = c->acap ? c->acap * 2 : 4096;
+    while (nc < c->alen + l) nc *= 2;
+    char *na = wd_realloc(c->arena, nc);
+    if (!na) return WARDEN_ENOMEM;
+    c->arena = na;
+    c->acap = nc;
   }
-  return wd_hmap_put(&c->m, t, l, (void *)(v + 1), NULL) ? WARDEN_ENOMEM : 0;
+  if (c->ntok == c->captok) {
+    size_t nc = c->captok ? c->captok * 2 : 256;
+    uint32_t *no = wd_realloc(c->off, nc * sizeof *no);
+    if (!no) return WARDEN_ENOMEM;
+    c->off = no;
+    uint32_t *nl = wd_realloc(c->len, nc * sizeof *nl);
+    if (!nl) return WARDEN_ENOMEM;
+    c->len = nl;
+    c->captok = nc;
+  }
+  if (c->alen > UINT32_MAX - l) return WARDEN_ENOMEM; /* > 4 GiB of tokens */
+  memcpy(c->arena + c->alen, t, l);
+  c->off[c->ntok] = (uint32_t)c->alen;
+  c->len[c->ntok++] = (uint32_t)l;
+  c->alen += l;
+  return 0;
+}
+
+static __thread const tcount *tls_tc;
+
+static int tok_cmp(const void *a, const void *b) {
+  const tcount *c = tls_tc;
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  if (c->len[x] != c->len[y]) return c->len[x] < c->len[y] ? -1 : 1;
+  int r = memcmp(c->arena + c->off[x], c->arena + c->off[y], c->len[x]);
+  return r ? r : (x < y ? -1 : x > y);
 }
 
 static void tcount_free(tcount *c) {
-  for (size_t i = 0; i < c->n; i++) wd_free(c->order[i]);
-  wd_free(c->order);
-  wd_free(c->olen);
-  wd_hmap_free(&c->m);
+  wd_free(c->arena);
+  wd_free(c->off);
+  wd_free(c->len);
+  wd_free(c->dtok);
+  wd_free(c->dcnt);
   memset(c, 0, sizeof *c);
 }
 
-/* Tokens of a chunk text counted into c (reset first). */
+/* Tokens of a chunk text counted into c (its previous content dropped). */
 static int count_text(wd_lexer *lx, const char *text, size_t tl, tcount *c) {
-  tcount_free(c);
-  return wd_lex_tokens(lx, text, tl, count_tok, c);
+  c->alen = c->ntok = c->nd = 0;
+  int rc = wd_lex_tokens(lx, text, tl, count_tok, c);
+  if (rc) return rc;
+  if (c->ntok > c->capd) {
+    uint32_t *nt = wd_realloc(c->dtok, c->ntok * sizeof *nt);
+    if (!nt) return WARDEN_ENOMEM;
+    c->dtok = nt;
+    uint32_t *nc = wd_realloc(c->dcnt, c->ntok * sizeof *nc);
+    if (!nc) return WARDEN_ENOMEM;
+    c->dcnt = nc;
+    c->capd = c->ntok;
+  }
+  /* sort token indices (in dtok as scratch), then group equal terms */
+  for (size_t i = 0; i < c->ntok; i++) c->dtok[i] = (uint32_t)i;
+  tls_tc = c;
+  qsort(c->dtok, c->ntok, sizeof *c->dtok, tok_cmp);
+  size_t nd = 0;
+  for (size_t i = 0; i < c->ntok; i++) {
+    uint32_t t = c->dtok[i];
+    if (nd && c->len[c->dtok[nd - 1]] == c->len[t] &&
+        memcmp(c->arena + c->off[c->dtok[nd - 1]], c->arena + c->off[t], c->len[t]) == 0) {
+      c->dcnt[nd - 1]++;
+      continue;
+    }
+    c->dtok[nd] = t;
+    c->dcnt[nd++] = 1;
+  }
+  c->nd = nd;
+  return 0;
 }
 
 static int lexw_get(wd_txn *tx, wd_lexw **out) {
@@ -561,14 +639,13 @@ int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set) {
     }
     uint32_t *lens = NULL;
     if ((rc = lens_mut(tx, slots[i] / WD_LEX_WIN, &lens))) break;
-    lens[slots[i] % WD_LEX_WIN] = set ? c.ntok : 0;
+    uint32_t ntok = c.ntok > UINT32_MAX ? UINT32_MAX : (uint32_t)c.ntok;
+    lens[slots[i] % WD_LEX_WIN] = set ? ntok : 0;
     tx->changed = 1;
-    for (size_t j = 0; j < c.n && !rc; j++) {
-      const char *t = c.order[j];
-      size_t l = c.olen[j];
-      rc = set ? posting_add(tx, t, l, slots[i], (uint32_t)(uintptr_t)wd_hmap_get(&c.m, t, l),
-                             c.ntok)
-               : posting_del(tx, t, l, slots[i]);
+    for (size_t j = 0; j < c.nd && !rc; j++) {
+      const char *t = TC_TERM(&c, j);
+      size_t l = TC_LEN(&c, j);
+      rc = set ? posting_add(tx, t, l, slots[i], c.dcnt[j], ntok) : posting_del(tx, t, l, slots[i]);
     }
   }
   tcount_free(&c);
@@ -765,10 +842,10 @@ int wd_lex_check(warden *db, wd_txn *tx, const roaring_bitmap_t *live, json_t *p
     uint32_t dl = 0;
     if (lens) memcpy(&dl, lens + s % WD_LEX_WIN, 4);
     if (!lens_ok || dl != tc.ntok)
-      prob(&c, "lexical index: length of slot %u is %u, its text has %u tokens", s, dl, tc.ntok);
-    for (size_t j = 0; j < tc.n && !rc; j++) {
+      prob(&c, "lexical index: length of slot %u is %u, its text has %zu tokens", s, dl, tc.ntok);
+    for (size_t j = 0; j < tc.nd && !rc; j++) {
       char kb[WD_LEX_MAXTERM + 8];
-      size_t kl = pkey(kb, tc.order[j], tc.olen[j], w);
+      size_t kl = pkey(kb, TC_TERM(&tc, j), TC_LEN(&tc, j), w);
       lblock *b = wd_hmap_get(&c.want, kb, kl);
       if (!b) {
         if (!(b = wd_calloc(1, sizeof *b)) || wd_hmap_put(&c.want, kb, kl, b, NULL)) {
@@ -793,7 +870,7 @@ int wd_lex_check(warden *db, wd_txn *tx, const roaring_bitmap_t *live, json_t *p
         b->tf = nt;
         b->cap = nc;
       }
-      uintptr_t tf = (uintptr_t)wd_hmap_get(&tc.m, tc.order[j], tc.olen[j]);
+      uintptr_t tf = tc.dcnt[j];
       b->off[b->n] = (uint16_t)(s % WD_LEX_WIN);
       b->tf[b->n++] = (uint16_t)(tf > 65535 ? 65535 : tf);
     }

@@ -62,6 +62,7 @@ typedef struct wd_lexer {
   struct sb_stemmer *st; /* NULL: no stemming */
   char *buf;             /* scratch for one compound token */
   size_t cap;
+  wd_hmap stems;         /* word -> [u8 len][stem] (lexical.c) */
 } wd_lexer;
 /* 0, or WARDEN_ENOMEM (with no message: callers add it). */
 int wd_lexer_init(wd_lexer *lx, int language);
