@@ -195,8 +195,9 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
   if (rc) return wd_err(db, WARDEN_ENOMEM, "out of memory");
   info->terms = nt;
   uint64_t N = roaring_bitmap_get_cardinality(allowed);
-  uint64_t *bits = NULL;
-  unsigned char *winok = NULL;
+  uint32_t *wa = NULL, *wl = NULL; /* per window: allowed / live slots */
+  roaring_bitmap_t *live = NULL;
+  uint64_t wbits[WD_LEX_WIN / 64]; /* the allowed slots of a partly allowed window */
   double *idf = wd_calloc(nt ? nt : 1, sizeof *idf);
   went *ents = NULL;
   size_t nents = 0, capents = 0;
@@ -210,30 +211,41 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
   roaring_uint32_iterator_t *it = NULL;
   if (!idf || !heap || !acc || !mark || !touched) goto nomem;
   if (N == 0 || nt == 0 || !db->have_lex) goto done;
-  /* 1. the allowed set as a bitset, its windows and its total length */
+  /* 1. per window: how many slots are allowed and live; the total length
+   * of the allowed chunks.  A window whose live slots are all allowed
+   * (allowed is a subset of live) is summed straight from its length
+   * block and later scored without testing postings; only partly allowed
+   * windows are walked slot by slot. */
   uint32_t maxs = roaring_bitmap_maximum(allowed);
-  size_t nwords = (size_t)maxs / 64 + 1, nwin = (size_t)maxs / WD_LEX_WIN + 1;
-  bits = wd_calloc(nwords, sizeof *bits);
-  winok = wd_calloc(nwin, 1);
+  size_t nwin = (size_t)maxs / WD_LEX_WIN + 1;
+  wa = wd_calloc(nwin, sizeof *wa);
+  wl = wd_calloc(nwin, sizeof *wl);
+  live = roaring_bitmap_create();
   it = roaring_create_iterator(allowed);
-  if (!bits || !winok || !it) goto nomem;
-  uint64_t sumdl = 0;
+  if (!wa || !wl || !live || !it) goto nomem;
   {
-    uint32_t buf[1024], curw = UINT32_MAX;
-    const unsigned char *lens = NULL;
-    for (;;) {
-      uint32_t got = roaring_read_uint32_iterator(it, buf, 1024);
-      if (got == 0) break;
-      for (uint32_t i = 0; i < got; i++) {
-        uint32_t s = buf[i], w = s / WD_LEX_WIN;
-        bits[s >> 6] |= 1ull << (s & 63);
-        if (w != curw) {
-          curw = w;
-          winok[w] = 1;
-          if ((rc = get_lens(tx, w, &lens))) goto done;
-        }
-        sumdl += len_at(lens, s % WD_LEX_WIN);
-      }
+    char lk[1] = {'L'};
+    if ((rc = store_bm_or(tx, lk, 1, live))) goto done;
+  }
+  uint64_t sumdl = 0;
+  for (size_t w = 0; w < nwin; w++) {
+    uint64_t lo = (uint64_t)w * WD_LEX_WIN, hi = lo + WD_LEX_WIN;
+    wa[w] = (uint32_t)roaring_bitmap_range_cardinality(allowed, lo, hi);
+    if (!wa[w]) continue;
+    wl[w] = (uint32_t)roaring_bitmap_range_cardinality(live, lo, hi);
+    const unsigned char *lens;
+    if ((rc = get_lens(tx, (uint32_t)w, &lens))) goto done;
+    if (!lens) continue;
+    if (wa[w] == wl[w]) {
+      uint32_t l4[WD_LEX_WIN];
+      memcpy(l4, lens, sizeof l4);
+      uint64_t s = 0;
+      for (size_t i = 0; i < WD_LEX_WIN; i++) s += l4[i];
+      sumdl += s;
+    } else {
+      roaring_move_uint32_iterator_equalorlarger(it, (uint32_t)lo);
+      for (; it->has_value && it->current_value < hi; roaring_advance_uint32_iterator(it))
+        sumdl += len_at(lens, it->current_value % WD_LEX_WIN);
     }
   }
   double avgdl = sumdl ? (double)sumdl / (double)N : 1.0;
@@ -278,7 +290,7 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
       memcpy(&max_tf, p + 6, 2);
       memcpy(&min_dl, p + 8, 4);
       info->windows++;
-      if (w >= nwin || !winok[w]) {
+      if (w >= nwin || !wa[w]) {
         info->win_disallowed++;
         continue;
       }
@@ -325,6 +337,15 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
     epoch++;
     size_t ntouch = 0;
     uint32_t base = W->w * WD_LEX_WIN;
+    int full = wa[W->w] == wl[W->w]; /* every live slot allowed: no test */
+    if (!full) {
+      memset(wbits, 0, sizeof wbits);
+      roaring_move_uint32_iterator_equalorlarger(it, base);
+      for (; it->has_value && it->current_value < base + WD_LEX_WIN; roaring_advance_uint32_iterator(it)) {
+        uint32_t o = it->current_value - base;
+        wbits[o >> 6] |= 1ull << (o & 63);
+      }
+    }
     for (size_t e = W->first; e < W->first + W->n; e++) {
       uint32_t t = ents[e].t;
       char kb[WD_LEX_MAXTERM + 8];
@@ -351,8 +372,7 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
         uint16_t off, tf;
         memcpy(&off, po + 2 * i, 2);
         if (off >= WD_LEX_WIN) continue;
-        uint32_t s = base + off;
-        if (s > maxs || !(bits[s >> 6] >> (s & 63) & 1)) continue; /* not allowed */
+        if (!full && !(wbits[off >> 6] >> (off & 63) & 1)) continue; /* not allowed */
         memcpy(&tf, pt + 2 * i, 2);
         if (mark[off] != epoch) {
           mark[off] = epoch;
@@ -377,8 +397,9 @@ done:
   for (size_t i = 0; i < nt; i++) wd_free(terms[i]);
   wd_free(terms);
   wd_free(tlen);
-  wd_free(bits);
-  wd_free(winok);
+  wd_free(wa);
+  wd_free(wl);
+  if (live) roaring_bitmap_free(live);
   wd_free(idf);
   wd_free(ents);
   wd_free(wins);

@@ -305,14 +305,14 @@ static int term_mut(wd_txn *tx, const char *t, size_t tl, lterm **out) {
   const void *v;
   size_t vl;
   if (!(lt = wd_calloc(1, sizeof *lt))) return oom(tx);
-  int rc = store_lex_get(tx, kb, tkey(kb, 'B', t, tl), &v, &vl);
+  int rc = store_lex_get(tx, kb, tkey(kb, 'B', t, tl), &v, &vl), rc0 = rc;
   if (rc == 0) {
     lt->bm = roaring_bitmap_portable_deserialize_safe(v, vl);
     if (!lt->bm) rc = corrupt(tx->db, "slot bitmap", t, tl);
   } else if (rc == WARDEN_ENOTFOUND) {
     rc = (lt->bm = roaring_bitmap_create()) ? 0 : oom(tx);
   }
-  if (!rc) {
+  if (!rc && rc0 == 0) { /* a term without a slot bitmap has no directory */
     int r2 = store_lex_get(tx, kb, tkey(kb, 'T', t, tl), &v, &vl);
     if (r2 == 0) {
       if (vl % 12) {
@@ -341,7 +341,9 @@ static int term_mut(wd_txn *tx, const char *t, size_t tl, lterm **out) {
   return 0;
 }
 
-static int block_mut(wd_txn *tx, const char *t, size_t tl, uint32_t w, lblock **out) {
+/* stored: the term's directory names window w (else there is nothing in
+ * LMDB to load) */
+static int block_mut(wd_txn *tx, const char *t, size_t tl, uint32_t w, int stored, lblock **out) {
   wd_lexw *x = tx->lex;
   char kb[WD_LEX_MAXTERM + 8];
   size_t kl = pkey(kb, t, tl, w);
@@ -353,7 +355,7 @@ static int block_mut(wd_txn *tx, const char *t, size_t tl, uint32_t w, lblock **
   if (!(b = wd_calloc(1, sizeof *b))) return oom(tx);
   const void *v;
   size_t vl;
-  int rc = store_lex_get(tx, kb, kl, &v, &vl);
+  int rc = stored ? store_lex_get(tx, kb, kl, &v, &vl) : WARDEN_ENOTFOUND;
   if (rc == 0) {
     if (vl % 4) {
       rc = corrupt(tx->db, "postings", t, tl);
@@ -428,14 +430,15 @@ static int posting_add(wd_txn *tx, const char *t, size_t tl, uint32_t slot, uint
                        uint32_t dl) {
   lterm *lt;
   lblock *b;
-  int rc = term_mut(tx, t, tl, &lt);
+  int rc = term_mut(tx, t, tl, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
-  if (rc || (rc = block_mut(tx, t, tl, w, &b))) return rc;
+  if (rc) return rc;
+  dir_find(lt, w, &found);
+  if ((rc = block_mut(tx, t, tl, w, found, &b))) return rc;
   uint16_t off = (uint16_t)(slot % WD_LEX_WIN), tf16 = (uint16_t)(tf > 65535 ? 65535 : tf);
   size_t pos = b->n;
   while (pos > 0 && b->off[pos - 1] >= off) pos--;
   if (pos < b->n && b->off[pos] == off) return 0; /* already there */
-  int found;
   size_t di = dir_find(lt, w, &found);
   if (!found && lt->ndir == lt->capdir) {
     size_t nc = lt->capdir ? lt->capdir * 2 : 4;
@@ -479,9 +482,11 @@ static int posting_add(wd_txn *tx, const char *t, size_t tl, uint32_t slot, uint
 static int posting_del(wd_txn *tx, const char *t, size_t tl, uint32_t slot) {
   lterm *lt;
   lblock *b;
-  int rc = term_mut(tx, t, tl, &lt);
+  int rc = term_mut(tx, t, tl, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
-  if (rc || (rc = block_mut(tx, t, tl, w, &b))) return rc;
+  if (rc) return rc;
+  dir_find(lt, w, &found);
+  if ((rc = block_mut(tx, t, tl, w, found, &b))) return rc;
   uint16_t off = (uint16_t)(slot % WD_LEX_WIN);
   size_t pos = 0;
   while (pos < b->n && b->off[pos] < off) pos++;
@@ -491,7 +496,6 @@ static int posting_del(wd_txn *tx, const char *t, size_t tl, uint32_t slot) {
   memmove(b->off + pos, b->off + pos + 1, (b->n - pos - 1) * 2);
   memmove(b->tf + pos, b->tf + pos + 1, (b->n - pos - 1) * 2);
   b->n--;
-  int found;
   size_t di = dir_find(lt, w, &found);
   if (!found) return 0;
   if (b->n == 0) {
