@@ -165,7 +165,7 @@ static int get_lens(wd_txn *tx, uint32_t w, const unsigned char **lens) {
   be32(kb + 1, w);
   const void *v;
   size_t vl;
-  int rc = store_lex_get(tx, kb, 5, &v, &vl);
+  int rc = store_lex_get_fast(tx, kb, 5, &v, &vl); /* CRC: warden check */
   if (rc == WARDEN_ENOTFOUND) {
     *lens = NULL;
     return 0;
@@ -355,7 +355,7 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
       be32((unsigned char *)kb + 2 + tlen[t], W->w);
       const void *v;
       size_t vl;
-      if ((rc = store_lex_get(tx, kb, tlen[t] + 6, &v, &vl))) {
+      if ((rc = store_lex_get_fast(tx, kb, tlen[t] + 6, &v, &vl))) { /* CRC: warden check */
         if (rc == WARDEN_ENOTFOUND)
           rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: a directory names missing postings");
         goto done;

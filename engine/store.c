@@ -1025,6 +1025,19 @@ int store_lex_get(wd_txn *tx, const void *key, size_t klen, const void **data, s
   return store_get_val(tx, tx->db->dbi_lex, key, klen, data, len, "lexical index");
 }
 
+int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len) {
+  if (!tx->db->have_lex) return WARDEN_ENOTFOUND;
+  MDB_val k = {klen, (void *)key}, d;
+  int rc = mdb_get(tx->t, tx->db->dbi_lex, &k, &d);
+  if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
+  if (rc) return store_mdb_err(tx->db, rc, "lexical index");
+  if (d.mv_size < 4 || !store_val_in_map(tx->db, &d))
+    return wd_err(tx->db, WARDEN_ECORRUPT, "lexical index: a stored value is damaged");
+  *data = d.mv_data;
+  *len = d.mv_size - 4;
+  return 0;
+}
+
 int store_lex_put(wd_txn *tx, const void *key, size_t klen, const void *data, size_t len) {
   if (!tx->db->have_lex) return wd_err(tx->db, WARDEN_EIO, "lexical index: not open");
   return store_put_val(tx, tx->db->dbi_lex, key, klen, data, len, "write lexical index");

@@ -194,6 +194,12 @@ int store_block_get(wd_txn *tx, uint32_t b, const float **base);
  * vlen 0 when it fails its checksum); fn returns 0 to go on, nonzero to
  * stop (a negative value is returned as the error). */
 int store_lex_get(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len);
+/* The same without verifying the CRC (the value is bounds-checked; *len
+ * excludes the CRC): for posting blocks and chunk lengths on the query
+ * path, which like embedding blocks are read in bulk per query.  Damage
+ * there can change a score, never which chunks may be returned (the
+ * allowed set gates every posting); warden check verifies their CRCs. */
+int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len);
 int store_lex_put(wd_txn *tx, const void *key, size_t klen, const void *data, size_t len);
 int store_lex_del(wd_txn *tx, const void *key, size_t klen);
 int store_lex_walk(wd_txn *tx, const void *prefix, size_t plen,
