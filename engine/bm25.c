@@ -243,9 +243,10 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
       for (size_t i = 0; i < WD_LEX_WIN; i++) s += l4[i];
       sumdl += s;
     } else {
+      uint32_t b[WD_LEX_WIN], got = 0;
       roaring_move_uint32_iterator_equalorlarger(it, (uint32_t)lo);
-      for (; it->has_value && it->current_value < hi; roaring_advance_uint32_iterator(it))
-        sumdl += len_at(lens, it->current_value % WD_LEX_WIN);
+      if (it->has_value) got = roaring_read_uint32_iterator(it, b, wa[w]); /* all in w */
+      for (uint32_t i = 0; i < got && b[i] < hi; i++) sumdl += len_at(lens, b[i] % WD_LEX_WIN);
     }
   }
   double avgdl = sumdl ? (double)sumdl / (double)N : 1.0;
@@ -340,9 +341,11 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
     int full = wa[W->w] == wl[W->w]; /* every live slot allowed: no test */
     if (!full) {
       memset(wbits, 0, sizeof wbits);
+      uint32_t b[WD_LEX_WIN], got = 0;
       roaring_move_uint32_iterator_equalorlarger(it, base);
-      for (; it->has_value && it->current_value < base + WD_LEX_WIN; roaring_advance_uint32_iterator(it)) {
-        uint32_t o = it->current_value - base;
+      if (it->has_value) got = roaring_read_uint32_iterator(it, b, wa[W->w]);
+      for (uint32_t i = 0; i < got && b[i] < base + WD_LEX_WIN; i++) {
+        uint32_t o = b[i] - base;
         wbits[o >> 6] |= 1ull << (o & 63);
       }
     }
