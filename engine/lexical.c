@@ -812,7 +812,8 @@ static int chk_term(const void *k, size_t kl, const void *v, size_t vl, void *ct
 }
 
 int wd_lex_check(warden *db, wd_txn *tx, const roaring_bitmap_t *live, json_t *probs) {
-  if (!db->have_lex) return 0;
+  /* a store that predates the lexical index: nothing to hold against it */
+  if (!db->have_lex || store_meta_u64(tx, "lexicon") != 1) return 0;
   chk c;
   memset(&c, 0, sizeof c);
   c.db = db;

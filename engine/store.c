@@ -117,7 +117,18 @@ int store_open(warden *db, const char *dir, int create, char *err,
     /* the lexical index: created on first write access by this build; a
      * read-only handle on an older store has none (lexical queries then
      * find nothing) */
-    rc = mdb_dbi_open(t, "lexicon", db->read_only ? 0 : MDB_CREATE, &db->dbi_lex);
+    rc = mdb_dbi_open(t, "lexicon", 0, &db->dbi_lex);
+    if (rc == MDB_NOTFOUND && !db->read_only) {
+      rc = mdb_dbi_open(t, "lexicon", MDB_CREATE, &db->dbi_lex);
+      /* "lexicon" = 1: the lexical index covers every chunk (it was created
+       * with the store, or before any chunk); a store that predates it has
+       * none, and warden check does not hold its absence against it */
+      MDB_val k = {9, "next_slot"}, v, lk = {7, "lexicon"};
+      uint64_t one = 1, ns = 0;
+      if (mdb_get(t, db->dbi_meta, &k, &v) == 0 && v.mv_size == 8) memcpy(&ns, v.mv_data, 8);
+      MDB_val lv = {8, &one};
+      if (rc == 0 && ns == 0) rc = mdb_put(t, db->dbi_meta, &lk, &lv, 0);
+    }
     db->have_lex = rc == 0;
     if (rc != 0 && rc != MDB_NOTFOUND) {
       mdb_txn_abort(t);

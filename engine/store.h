@@ -2,7 +2,8 @@
  * store.h -- the collection's LMDB environment: the one door to LMDB.
  *
  * Layout (named databases in DIR/store/):
- *   meta     "revision" u64, "next_slot" u64, "docs" u64, "chunks" u64,
+ *   meta     "revision" u64, "next_slot" u64, "docs" u64, "chunks" u64, "lexicon" u64
+ *            (1: the lexical index covers every chunk, engine/lexical.h),
  *            "format" u64, "t:<field>" one byte wd_type (fixed field types)
  *   docs     doc key -> document record, JSON:
  *            {"doc_id","source","namespace","metadata","allow","deny","slots"}
