@@ -14,6 +14,8 @@
  *     and `warden check` clean after each round;
  *   - a callback resolver: hits of lexical and hybrid queries all pass it,
  *     and exactly k come back while enough chunks are readable;
+ *   - weighted fusion against the two sides queried on their own;
+ *   - the N-th allocation failing, for every N;
  *   - warden check notices postings that disagree with the chunk texts.
  */
 #include <math.h>
@@ -749,6 +751,83 @@ static void test_check_and_refusals(void **st) {
   destroy(db);
 }
 
+/* ------------------------------------------------ weighted fusion */
+
+/* lexical.fusion: weighted: each side min-max normalised over its own top
+ * k, semantic_weight * sem + (1 - semantic_weight) * lex, checked against
+ * the two sides queried on their own. */
+static void test_weighted_fusion(void **st) {
+  (void)st;
+  warden *db = make("dimension: 4\nmetric: l2\nlexical:\n  fusion: weighted\n  semantic_weight: 0.3\n");
+  size_t o = 0;
+  for (int i = 0; i < 40; i++)
+    o += (size_t)sprintf(buf + o,
+                         "{\"doc_id\":\"d%d\",\"source\":\"s3://b/d%d\",\"namespace\":\"/\",\"acl\":{\"allow\":[\"*\"]},"
+                         "\"chunks\":[{\"text\":\"%s %s %d\",\"embedding\":[%d,%d,0,1]}]}\n",
+                         i, i, i % 3 ? "disk" : "quota", i % 4 ? "full" : "disk disk", i, i % 7, i % 5);
+  buf[o] = 0;
+  ingest(db, buf);
+  float q[4] = {2, 3, 0, 1};
+  warden_query_opts qo;
+  memset(&qo, 0, sizeof qo);
+  qo.principal = "user:x";
+  qo.k = 8;
+  qo.text = "disk full";
+  qo.strategy = WARDEN_STRATEGY_EXACT;
+  warden_results *lr, *sr, *hr;
+  qo.mode = WARDEN_MODE_LEXICAL;
+  assert_int_equal(warden_query(db, NULL, 1, &qo, &lr), 0);
+  qo.mode = WARDEN_MODE_SEMANTIC;
+  const char *t = qo.text;
+  qo.text = NULL;
+  assert_int_equal(warden_query(db, q, 1, &qo, &sr), 0);
+  qo.text = t;
+  qo.mode = WARDEN_MODE_HYBRID;
+  assert_int_equal(warden_query(db, q, 1, &qo, &hr), 0);
+  size_t nl = warden_results_count(lr, 0), ns = warden_results_count(sr, 0);
+  assert_int_equal(nl, 8);
+  assert_int_equal(ns, 8);
+  double lmin = 1e300, lmax = -1e300, smin = 1e300, smax = -1e300;
+  for (size_t i = 0; i < nl; i++) {
+    double x = warden_results_hit(lr, 0, i)->score;
+    lmin = x < lmin ? x : lmin;
+    lmax = x > lmax ? x : lmax;
+  }
+  for (size_t i = 0; i < ns; i++) {
+    double x = -(double)warden_results_hit(sr, 0, i)->score; /* l2: lower is better */
+    smin = x < smin ? x : smin;
+    smax = x > smax ? x : smax;
+  }
+  size_t nh = warden_results_count(hr, 0);
+  assert_int_equal(nh, 8);
+  double prev = 1e300;
+  for (size_t i = 0; i < nh; i++) {
+    const warden_hit *h = warden_results_hit(hr, 0, i);
+    double want = 0;
+    if (h->semantic_rank) {
+      const warden_hit *s = warden_results_hit(sr, 0, h->semantic_rank - 1);
+      assert_string_equal(s->doc_id, h->doc_id);
+      want += 0.3 * (smax > smin ? (-(double)s->score - smin) / (smax - smin) : 1.0);
+    }
+    if (h->lexical_rank) {
+      const warden_hit *l = warden_results_hit(lr, 0, h->lexical_rank - 1);
+      assert_string_equal(l->doc_id, h->doc_id);
+      want += 0.7 * (lmax > lmin ? ((double)l->score - lmin) / (lmax - lmin) : 1.0);
+    }
+    assert_true(h->semantic_rank || h->lexical_rank);
+    /* the sides' scores reach the caller as floats: compare loosely */
+    assert_true(fabs(h->score - want) < 1e-5);
+    assert_true(h->score <= prev + 1e-6);
+    prev = h->score;
+  }
+  const char *plan = NULL;
+  (void)plan;
+  warden_results_free(lr);
+  warden_results_free(sr);
+  warden_results_free(hr);
+  destroy(db);
+}
+
 /* ------------------------------------------- allocation failures */
 
 static long nallocs, fail_at;
@@ -836,6 +915,7 @@ int main(void) {
       cmocka_unit_test(test_oracle_lexical_windows),
       cmocka_unit_test(test_resolver_rounds),
       cmocka_unit_test(test_check_and_refusals),
+      cmocka_unit_test(test_weighted_fusion),
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_report),
   };
