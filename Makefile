@@ -29,7 +29,7 @@ else
 FAISS_LIBS := -lfaiss
 CXX_SRCS := $(wildcard index/*.cpp)
 endif
-LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lopenblas -fopenmp -lstdc++ -lm -pthread
+LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lstemmer -licuuc -lopenblas -fopenmp -lstdc++ -lm -pthread
 
 LIB_SRCS := $(wildcard engine/*.c index/*.c acl/*.c)
 CLI_SRCS := $(wildcard tools/*.c)
@@ -84,6 +84,8 @@ build/warden_bench: bench/warden_bench.c build/libwarden.a
 build/exact_scan: bench/exact_scan.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/perm_bench: bench/perm_bench.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+build/lexical_bench: bench/lexical_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/check-access: tools/resolvers/check_access.c
 	$(CC) $(CFLAGS_ALL) -o $@ $< -ljansson

@@ -17,6 +17,7 @@
 #include "audit.h"
 #include "doc.h"
 #include "indexer.h"
+#include "lexical.h"
 #include "resolver.h"
 #include "search.h"
 #include "embed.h"
@@ -624,6 +625,15 @@ int warden_check(warden *db, char **json_out) {
       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
     }
     mdb_cursor_close(c);
+  }
+  /* the lexical postings against the chunk texts (engine/lexical.c) */
+  if (!rc) {
+    char lk[2] = "L";
+    roaring_bitmap_t *lv = roaring_bitmap_create();
+    int lrc = lv ? store_bm_or(&tx, lk, 1, lv) : WARDEN_ENOMEM;
+    if (!lrc) lrc = wd_lex_check(db, &tx, lv, probs);
+    if (lv) roaring_bitmap_free(lv);
+    if (lrc < 0) rc = lrc;
   }
   WD_HMAP_FOREACH(&want, e) {
     roaring_bitmap_t *bm = e->val;

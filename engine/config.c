@@ -625,10 +625,58 @@ static int parse_audit(ctx *c, wd_config *cfg, yaml_node_t *n) {
   return 0;
 }
 
+/* lexical: language, fusion, rrf_k, semantic_weight (engine/lexical.h) */
+static int parse_lexical(ctx *c, wd_config *cfg, yaml_node_t *n) {
+  static const char *const keys[] = {"language", "fusion", "rrf_k", "semantic_weight"};
+  static const char *const fusions[] = {"rrf", "weighted"};
+  yaml_node_pair_t *b, *e;
+  if (want_mapping(c, n, "lexical", &b, &e) || check_keys(c, "lexical", b, e)) return -1;
+  for (yaml_node_pair_t *p = b; p < e; p++) {
+    yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+    int w = known_key(c, k, "lexical", keys, NELEM(keys));
+    if (w < 0) return -1;
+    if (w == 0) {
+      /* (not want_enum: its message buffer is too small for ~30 names) */
+      char *s = dup_string(c, v, "lexical.language");
+      if (!s) return -1;
+      int li = -1;
+      for (int i = 0; wd_lex_languages[i]; i++)
+        if (strcmp(wd_lex_languages[i], s) == 0) li = i;
+      if (li < 0) {
+        set_err(c, WARDEN_ECONFIG, line_of(v), "lexical.language",
+                "unknown language \"%.64s\" (english, none, or a Snowball stemmer name: "
+                "french, german, russian, spanish, ...)", s);
+        wd_free(s);
+        return -1;
+      }
+      wd_free(s);
+      cfg->lex_language = li;
+    } else if (w == 1) {
+      if (want_enum(c, v, "lexical.fusion", fusions, NELEM(fusions), &cfg->lex_fusion)) return -1;
+    } else if (w == 2) {
+      if (want_uint(c, v, "lexical.rrf_k", 1, 100000, &cfg->lex_rrf_k)) return -1;
+    } else {
+      char *s = dup_string(c, v, "lexical.semantic_weight");
+      if (!s) return -1;
+      char *end;
+      double x = strtod(s, &end);
+      int ok = *s && !*end && x >= 0 && x <= 1;
+      wd_free(s);
+      if (!ok) {
+        set_err(c, WARDEN_ECONFIG, line_of(v), "lexical.semantic_weight",
+                "expected a number in [0, 1]");
+        return -1;
+      }
+      cfg->lex_weight = x;
+    }
+  }
+  return 0;
+}
+
 static int parse_root(ctx *c, wd_config *cfg, yaml_node_t *root) {
   static const char *const keys[] = {"dimension", "metric",  "metadata",
                                      "default_acl", "index", "resolver",
-                                     "embedder",  "audit"};
+                                     "embedder",  "audit", "lexical"};
   char b[128];
   if (root->type != YAML_MAPPING_NODE) {
     set_err(c, WARDEN_ECONFIG, line_of(root), NULL,
@@ -658,6 +706,7 @@ static int parse_root(ctx *c, wd_config *cfg, yaml_node_t *root) {
     case 5: r = parse_resolver(c, cfg, v); break;
     case 6: r = parse_embedder(c, cfg, v); break;
     case 7: r = parse_audit(c, cfg, v); break;
+    case 8: r = parse_lexical(c, cfg, v); break;
     default: r = -1;
     }
     if (r) return -1;
@@ -708,6 +757,10 @@ void wd_config_defaults(wd_config *cfg) {
   cfg->resolver_type = WD_RESOLVER_NONE;
   cfg->resolver_timeout_ms = 500;
   cfg->embedder = WD_EMBEDDER_NONE;
+  cfg->lex_language = 0; /* english */
+  cfg->lex_fusion = WD_FUSION_RRF;
+  cfg->lex_rrf_k = 60;
+  cfg->lex_weight = 0.5;
 }
 
 int wd_config_parse(const char *buf, size_t len, const char *name,
@@ -1017,6 +1070,26 @@ static char *render(const wd_config *cfg, size_t *len, int *bad, int *oom) {
   }
   sb_printf(&b, "  timeout_ms: %u\n", cfg->resolver_timeout_ms);
   sb_printf(&b, "embedder:\n  type: %s\n", embedder_names[cfg->embedder]);
+  /* the lexical section only when it says something (a zeroed config's
+   * rrf_k 0 and weight 0 mean the defaults) */
+  if (cfg->lex_language != 0 || cfg->lex_fusion != WD_FUSION_RRF ||
+      (cfg->lex_rrf_k != 0 && cfg->lex_rrf_k != 60) ||
+      (cfg->lex_weight != 0 && cfg->lex_weight != 0.5)) {
+    int nl = 0;
+    while (wd_lex_languages[nl]) nl++;
+    if (cfg->lex_language < 0 || cfg->lex_language >= nl || cfg->lex_fusion < 0 ||
+        cfg->lex_fusion > 1 || !(cfg->lex_weight >= 0 && cfg->lex_weight <= 1) ||
+        cfg->lex_rrf_k > 100000) {
+      *bad = 1;
+    } else {
+      char wb[40];
+      snprintf(wb, sizeof wb, "%.15g", cfg->lex_weight); /* shortest that reads back */
+      if (strtod(wb, NULL) != cfg->lex_weight) snprintf(wb, sizeof wb, "%.17g", cfg->lex_weight);
+      sb_printf(&b, "lexical:\n  language: %s\n  fusion: %s\n  rrf_k: %u\n  semantic_weight: %s\n",
+                wd_lex_languages[cfg->lex_language], cfg->lex_fusion ? "weighted" : "rrf",
+                cfg->lex_rrf_k ? cfg->lex_rrf_k : 60, wb);
+    }
+  }
   if (cfg->audit_path) {
     sb_printf(&b, "audit:\n  path: ");
     sb_quote(&b, cfg->audit_path, bad);

@@ -18,6 +18,9 @@
 #define WD_RESOLVER_GRANTS 1
 #define WD_RESOLVER_COMMAND 2
 
+#define WD_FUSION_RRF 0
+#define WD_FUSION_WEIGHTED 1
+
 #define WD_EMBEDDER_NONE 0
 #define WD_EMBEDDER_HASH 1
 
@@ -47,9 +50,17 @@ typedef struct wd_config {
   unsigned resolver_timeout_ms; /* default 500 */
   /* embedder: */
   int embedder;       /* WD_EMBEDDER_*, default none */
+  /* lexical: (engine/lexical.h) */
+  int lex_language;   /* index into wd_lex_languages; 0 = english */
+  int lex_fusion;     /* WD_FUSION_*: how hybrid mode fuses the two sides */
+  unsigned lex_rrf_k; /* reciprocal rank fusion constant, default 60 */
+  double lex_weight;  /* weighted fusion: weight of the semantic side */
   /* audit: */
   char *audit_path;   /* NULL = no audit log; relative to the collection */
 } wd_config;
+
+/* lexical.language names (engine/lexical.c), NULL-terminated. */
+extern const char *const wd_lex_languages[];
 
 /* The defaults of every key (what an absent key means). */
 void wd_config_defaults(wd_config *cfg);

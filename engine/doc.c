@@ -3,6 +3,8 @@
  */
 #include "doc.h"
 
+#include "lexical.h"
+
 #include <string.h>
 
 int doc_slots(warden *db, const json_t *rec, uint32_t **slots, size_t *n) {
@@ -141,6 +143,8 @@ int doc_index(wd_txn *tx, const json_t *rec, int set) {
   char kb[512];
   size_t kl = store_key(kb, 'L', "", 0);
   if ((rc = bits_key(tx, kb, kl, s, n, set))) goto out;
+  /* the lexical postings of the chunk texts (engine/lexical.c) */
+  if ((rc = wd_lex_doc(tx, s, n, set))) goto out;
   if ((rc = acl_bits(tx, rec, s, n, set))) goto out;
   const json_t *ns = json_object_get(rec, "namespace");
   kl = store_key(kb, 'N', json_string_value(ns), json_string_length(ns));

@@ -28,6 +28,7 @@
 #include "resolver.h"
 #include "search.h"
 #include "filter.h"
+#include "hybrid.h"
 #include "kernels.h"
 #include "scan.h"
 #include "store.h"
@@ -420,8 +421,16 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
   /* Fields of warden_query_opts this build does not implement yet. */
   if (o->target_recall != 0)
     return wd_err(db, WARDEN_EINVAL, "query: target_recall: not supported by this build");
-  if (o->mode != WARDEN_MODE_SEMANTIC || o->text)
-    return wd_err(db, WARDEN_EINVAL, "query: mode: only semantic is supported by this build");
+  /* lexical / hybrid modes (engine/hybrid.h): one query text */
+  if (o->mode < WARDEN_MODE_SEMANTIC || o->mode > WARDEN_MODE_HYBRID)
+    return wd_err(db, WARDEN_EINVAL, "query: mode: expected semantic, lexical or hybrid (%d)", o->mode);
+  if (o->mode != WARDEN_MODE_SEMANTIC) {
+    if (!o->text)
+      return wd_err(db, WARDEN_EINVAL, "query: mode: lexical and hybrid need a query text");
+    if (nq > 1)
+      return wd_err(db, WARDEN_EINVAL, "query: mode: lexical and hybrid take one query, not a batch");
+    if (o->mode == WARDEN_MODE_LEXICAL || !vecs) return 0; /* no vector to check */
+  }
   if (o->strategy < WARDEN_STRATEGY_AUTO || o->strategy > WARDEN_STRATEGY_ANN)
     return wd_err(db, WARDEN_EINVAL, "query: unknown strategy %d", o->strategy);
   if (nq == 0 || nq > WD_MAX_NQ || !vecs)
@@ -672,13 +681,35 @@ static int query_run(warden *db, const float *vecs, size_t nq, const warden_quer
   if (rc) return rc;
   wd_err_clear(db);
   if ((rc = validate(db, vecs, nq, o))) return rc;
+  /* lexical mode needs no vector; hybrid without one embeds the text */
+  float *own_vec = NULL;
+  if (o->mode != WARDEN_MODE_SEMANTIC && (o->mode == WARDEN_MODE_LEXICAL || !vecs)) {
+    if (o->mode == WARDEN_MODE_HYBRID && db->cfg.embedder != WD_EMBEDDER_HASH)
+      return wd_err(db, WARDEN_EINVAL,
+                    "query: hybrid mode needs a query vector or an embedder (embedder.type)");
+    own_vec = wd_calloc(db->cfg.dim, sizeof(float));
+    if (!own_vec) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+    if (o->mode == WARDEN_MODE_HYBRID) wd_embed_hash(o->text, strlen(o->text), own_vec, db->cfg.dim);
+    if (o->mode == WARDEN_MODE_LEXICAL || db->cfg.metric == WD_METRIC_COSINE) {
+      double n2 = 0;
+      for (size_t i = 0; i < db->cfg.dim; i++) n2 += (double)own_vec[i] * own_vec[i];
+      if (!(n2 > 0)) own_vec[0] = 1; /* a vector without words: any non-zero one */
+    }
+    vecs = own_vec;
+    nq = 1;
+  }
+  wd_fused fz;
+  memset(&fz, 0, sizeof fz);
   double t0 = now_ms();
   size_t k = o->k ? o->k : 10, dim = db->cfg.dim;
   char ferr[512];
   wd_filter *flt = NULL;
   if (o->filter) {
     int frc = wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr);
-    if (frc) return wd_err(db, frc == WARDEN_ENOMEM ? WARDEN_ENOMEM : WARDEN_EDATA, "%s", ferr);
+    if (frc) {
+      wd_free(own_vec);
+      return wd_err(db, frc == WARDEN_ENOMEM ? WARDEN_ENOMEM : WARDEN_EDATA, "%s", ferr);
+    }
   }
   int active = wd_resolver_active(db->resolver);
   size_t kmax = active ? work_bound(k) + k : k;
@@ -807,8 +838,11 @@ allowed_out:
   memset(&si, 0, sizeof si);
   /* 3: nearest allowed vectors */
   if (!active) {
-    if ((rc = wd_search(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, set_key, heaps, &si)))
-      goto out;
+    if (o->mode != WARDEN_MODE_SEMANTIC)
+      rc = wd_hybrid_round(db, &tx, o, qv, allowed, nallowed, nlive, set_key, heaps, &si, &fz);
+    else
+      rc = wd_search(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, set_key, heaps, &si);
+    if (rc) goto out;
   }
   double t_scan = now_ms();
   for (size_t q = 0; q < nq && !rc; q++) {
@@ -833,7 +867,9 @@ allowed_out:
           rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
           break;
         }
-        rc = wd_search(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, 0, &h, &si);
+        rc = o->mode != WARDEN_MODE_SEMANTIC
+                 ? wd_hybrid_round(db, &tx, o, qv + q * dim, cand, ncand, nlive, 0, &h, &si, &fz)
+                 : wd_search(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, 0, &h, &si);
         roaring_bitmap_free(cand);
         if (!rc) n = wd_topk_drain_sorted(&h, sorted);
         wd_topk_free(&h);
@@ -883,6 +919,8 @@ allowed_out:
       warden_hit *h = &r->q[q].hits[i];
       rc = materialise(&tx, r, sorted[i].id, wd_dist_to_score(db->cfg.metric, sorted[i].dist), h);
       if (rc) break;
+      if (o->mode != WARDEN_MODE_SEMANTIC) /* fused score, each side's rank */
+        wd_fused_apply(&fz, (size_t)sorted[i].dist, sorted[i].id, h);
       docinfo *dinf = wd_hmap_get(&r->docs, h->doc_id, strlen(h->doc_id));
       if (!dinf || !record_allows2(&who, o->agent ? &awho : NULL, dinf, o)) {
         rc = wd_err(db, WARDEN_ECORRUPT,
@@ -960,6 +998,8 @@ out:
   wd_free(heaps);
   wd_free(sorted);
   wd_free(qv);
+  wd_free(own_vec);
+  wd_fused_free(&fz);
   wd_filter_free(flt);
   if (rc) {
     warden_results_free(r);

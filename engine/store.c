@@ -18,6 +18,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "lexical.h"
 #include "scan.h"
 
 #define NDBI 7
@@ -112,6 +113,26 @@ int store_open(warden *db, const char *dir, int create, char *err,
         }
         goto lmdb_fail;
       }
+    }
+    /* the lexical index: created on first write access by this build; a
+     * read-only handle on an older store has none (lexical queries then
+     * find nothing) */
+    rc = mdb_dbi_open(t, "lexicon", 0, &db->dbi_lex);
+    if (rc == MDB_NOTFOUND && !db->read_only) {
+      rc = mdb_dbi_open(t, "lexicon", MDB_CREATE, &db->dbi_lex);
+      /* "lexicon" = 1: the lexical index covers every chunk (it was created
+       * with the store, or before any chunk); a store that predates it has
+       * none, and warden check does not hold its absence against it */
+      MDB_val k = {9, "next_slot"}, v, lk = {7, "lexicon"};
+      uint64_t one = 1, ns = 0;
+      if (mdb_get(t, db->dbi_meta, &k, &v) == 0 && v.mv_size == 8) memcpy(&ns, v.mv_data, 8);
+      MDB_val lv = {8, &one};
+      if (rc == 0 && ns == 0) rc = mdb_put(t, db->dbi_meta, &lk, &lv, 0);
+    }
+    db->have_lex = rc == 0;
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+      mdb_txn_abort(t);
+      goto lmdb_fail;
     }
     if (create) {
       MDB_val k = {6, "format"}, v;
@@ -289,6 +310,7 @@ void store_read_end(wd_txn *tx) {
 }
 
 static void free_caches(wd_txn *tx) {
+  wd_lex_txn_free(tx);
   WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(e->val);
   wd_hmap_free(&tx->bms);
   WD_HMAP_FOREACH(&tx->blocks, e) wd_free(e->val);
@@ -304,7 +326,8 @@ static int put_u64(wd_txn *tx, const char *key, uint64_t v) {
 /* Write dirty bitmaps and blocks, counters and the new revision. */
 static int flush(wd_txn *tx) {
   warden *db = tx->db;
-  int rc = 0;
+  int rc = wd_lex_flush(tx); /* first: it may still dirty nothing else */
+  if (rc) return rc;
   char *buf = NULL;
   size_t bufcap = 0;
   WD_HMAP_FOREACH(&tx->bms, e) {
@@ -1004,4 +1027,65 @@ int store_vec_zero(wd_txn *tx, uint32_t slot) {
   blk[row] = 0;
   memset(blk + WD_BLOCK + row * dim, 0, dim * sizeof(float));
   return 0;
+}
+
+/* ------------------------------------------------------------ lexicon */
+
+int store_lex_get(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len) {
+  if (!tx->db->have_lex) return WARDEN_ENOTFOUND;
+  return store_get_val(tx, tx->db->dbi_lex, key, klen, data, len, "lexical index");
+}
+
+int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len) {
+  if (!tx->db->have_lex) return WARDEN_ENOTFOUND;
+  MDB_val k = {klen, (void *)key}, d;
+  int rc = mdb_get(tx->t, tx->db->dbi_lex, &k, &d);
+  if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
+  if (rc) return store_mdb_err(tx->db, rc, "lexical index");
+  if (d.mv_size < 4 || !store_val_in_map(tx->db, &d))
+    return wd_err(tx->db, WARDEN_ECORRUPT, "lexical index: a stored value is damaged");
+  *data = d.mv_data;
+  *len = d.mv_size - 4;
+  return 0;
+}
+
+int store_lex_put(wd_txn *tx, const void *key, size_t klen, const void *data, size_t len) {
+  if (!tx->db->have_lex) return wd_err(tx->db, WARDEN_EIO, "lexical index: not open");
+  return store_put_val(tx, tx->db->dbi_lex, key, klen, data, len, "write lexical index");
+}
+
+int store_lex_del(wd_txn *tx, const void *key, size_t klen) {
+  if (!tx->db->have_lex) return 0;
+  MDB_val k = {klen, (void *)key};
+  int rc = mdb_del(tx->t, tx->db->dbi_lex, &k, NULL);
+  tx->changed = 1;
+  return rc && rc != MDB_NOTFOUND ? store_mdb_err(tx->db, rc, "delete lexical entry") : 0;
+}
+
+int store_lex_walk(wd_txn *tx, const void *prefix, size_t plen,
+                   int (*fn)(const void *key, size_t klen, const void *val, size_t vlen, void *ctx),
+                   void *ctx) {
+  if (!tx->db->have_lex) return 0;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(tx->t, tx->db->dbi_lex, &c);
+  if (rc) return store_mdb_err(tx->db, rc, "open cursor");
+  MDB_val k = {plen, (void *)prefix}, d;
+  rc = plen ? mdb_cursor_get(c, &k, &d, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  int ret = 0;
+  while (rc == 0) {
+    if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) break;
+    size_t len = 0;
+    const void *v = NULL;
+    if (store_val_check(tx->db, &d, "lexical index", &len) == 0) v = d.mv_data;
+    else len = 0;
+    int r = fn(k.mv_data, k.mv_size, v, len, ctx);
+    if (r) {
+      ret = r < 0 ? r : 0;
+      break;
+    }
+    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+  }
+  if (!ret && rc && rc != MDB_NOTFOUND) ret = store_mdb_err(tx->db, rc, "walk lexical index");
+  mdb_cursor_close(c);
+  return ret;
 }

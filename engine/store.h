@@ -2,7 +2,8 @@
  * store.h -- the collection's LMDB environment: the one door to LMDB.
  *
  * Layout (named databases in DIR/store/):
- *   meta     "revision" u64, "next_slot" u64, "docs" u64, "chunks" u64,
+ *   meta     "revision" u64, "next_slot" u64, "docs" u64, "chunks" u64, "lexicon" u64
+ *            (1: the lexical index covers every chunk, engine/lexical.h),
  *            "format" u64, "t:<field>" one byte wd_type (fixed field types)
  *   docs     doc key -> document record, JSON:
  *            {"doc_id","source","namespace","metadata","allow","deny","slots"}
@@ -60,6 +61,7 @@ typedef struct wd_txn {
   uint64_t rev;      /* read txn: the snapshot's revision (bitmap cache key) */
   struct wd_blktab *blk; /* read txn: block locations of rev (see store.c) */
   int blk_tried;
+  struct wd_lexw *lex;   /* write txn: dirty lexical entries (lexical.c) */
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read
@@ -184,5 +186,25 @@ int store_vec_put(wd_txn *tx, uint32_t slot, const float *v);
 int store_vec_zero(wd_txn *tx, uint32_t slot);
 /* Block b (0 found, 1 absent, <0 error); *base valid until txn end. */
 int store_block_get(wd_txn *tx, uint32_t b, const float **base);
+
+/* The lexicon database (engine/lexical.h holds its layout).  get:
+ * WARDEN_ENOTFOUND when absent (always, for a collection opened read-only
+ * that has no lexicon yet); the value's CRC is checked; *data borrowed
+ * until the end of the transaction.  walk: every key starting with prefix,
+ * in key order, fn(key, klen, val, vlen, ctx) with val CRC-checked (NULL,
+ * vlen 0 when it fails its checksum); fn returns 0 to go on, nonzero to
+ * stop (a negative value is returned as the error). */
+int store_lex_get(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len);
+/* The same without verifying the CRC (the value is bounds-checked; *len
+ * excludes the CRC): for posting blocks and chunk lengths on the query
+ * path, which like embedding blocks are read in bulk per query.  Damage
+ * there can change a score, never which chunks may be returned (the
+ * allowed set gates every posting); warden check verifies their CRCs. */
+int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len);
+int store_lex_put(wd_txn *tx, const void *key, size_t klen, const void *data, size_t len);
+int store_lex_del(wd_txn *tx, const void *key, size_t klen);
+int store_lex_walk(wd_txn *tx, const void *prefix, size_t plen,
+                   int (*fn)(const void *key, size_t klen, const void *val, size_t vlen, void *ctx),
+                   void *ctx);
 
 #endif

@@ -319,11 +319,17 @@ typedef struct warden_query_opts {
  * opts->k nearest chunks each that the principal may read and that pass the
  * filter (and, when a resolver is configured or registered, that it
  * allows).  *out: free with warden_results_free; untouched on failure.
- * Thread-safe.  Errors:
+ * Thread-safe.  opts->mode LEXICAL ranks by BM25 over opts->text (vectors
+ * may be NULL, nq 1); HYBRID fuses BM25 with the vector side (vectors may
+ * be NULL when the collection has an embedder: opts->text is embedded);
+ * hits then carry the fused score and semantic_rank / lexical_rank (see
+ * README "Hybrid retrieval").  Errors:
  *   WARDEN_EINVAL   bad principal/groups/namespace syntax, k > 10000, no
  *                   vectors, unknown strategy; an agent or agent_groups
  *                   entry not in the principal/group grammar, or
- *                   agent_groups without an agent;
+ *                   agent_groups without an agent; an unknown mode, lexical or
+ *                   hybrid without a text or with a batch, hybrid without
+ *                   a vector on a collection without an embedder;
  *   WARDEN_EDATA    a non-finite or (cosine) all-zero vector; a malformed
  *                   filter or one whose types do not match the fields;
  *   WARDEN_ESTALE   the snapshot is older than opts->min_revision;

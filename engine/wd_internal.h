@@ -32,6 +32,8 @@ struct warden {
   MDB_dbi dbi_bitmaps;/* bitmap key -> CRoaring portable bitmap */
   MDB_dbi dbi_princ;  /* principal -> JSON array of groups */
   MDB_dbi dbi_grants; /* grant key -> "" (resolver issue) */
+  MDB_dbi dbi_lex;    /* lexical index (engine/lexical.h) */
+  int have_lex;       /* dbi_lex is open (not: read-only, older store) */
   wd_config cfg;
   char *dir;
   int read_only;

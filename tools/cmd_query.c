@@ -124,6 +124,10 @@ static json_t *hit_metadata(const warden_hit *h) {
   return m;
 }
 
+static int g_mode; /* WARDEN_MODE_* of this query (hybrid issue) */
+
+static json_t *rank_json(uint32_t r) { return r ? json_integer(r) : json_null(); }
+
 static json_t *hit_warden(const warden_hit *h) {
   json_t *o = json_object();
   json_object_set_new(o, "doc_id", jstr(h->doc_id));
@@ -133,6 +137,10 @@ static json_t *hit_warden(const warden_hit *h) {
   json_object_set_new(o, "source", jstr(h->source));
   json_object_set_new(o, "namespace", jstr(h->namespace_));
   json_object_set_new(o, "metadata", hit_metadata(h));
+  if (g_mode != WARDEN_MODE_SEMANTIC) { /* each side's 1-based rank, null: not ranked */
+    json_object_set_new(o, "semantic_rank", rank_json(h->semantic_rank));
+    json_object_set_new(o, "lexical_rank", rank_json(h->lexical_rank));
+  }
   return o;
 }
 
@@ -205,7 +213,7 @@ int cmd_query(int argc, char **argv) {
   const char *ctx = "query";
   const char *principal = NULL, *groups = NULL, *vector = NULL,
              *vector_file = NULL, *text = NULL, *k_s = NULL, *filter = NULL,
-             *format = NULL, *minrev_s = NULL;
+             *format = NULL, *minrev_s = NULL, *mode_s = NULL;
   const char *agent = NULL, *agent_groups = NULL; /* on-behalf-of */
   cli_list aglist = {0};
   int exact = 0, ann = 0, explain = 0;
@@ -230,6 +238,7 @@ int cmd_query(int argc, char **argv) {
       {"--min-revision", 0, CLI_STR, &minrev_s},
       {"--agent", 0, CLI_STR, &agent},
       {"--agent-groups", 0, CLI_STR, &agent_groups},
+      {"--mode", 0, CLI_STR, &mode_s},
       {NULL, 0, CLI_FLAG, NULL},
   };
   int rc = cli_parse(ctx, argc, argv, opts, &pos);
@@ -240,7 +249,32 @@ int cmd_query(int argc, char **argv) {
     rc = cli_usage(ctx, "--principal is required");
     goto done;
   }
-  if ((vector != NULL) + (vector_file != NULL) + (text != NULL) != 1) {
+  /* --mode semantic (default) | lexical | hybrid; Bedrock's
+   * overrideSearchType values SEMANTIC / HYBRID are accepted as well */
+  int mode = WARDEN_MODE_SEMANTIC;
+  if (mode_s) {
+    if (!strcmp(mode_s, "semantic") || !strcmp(mode_s, "SEMANTIC")) mode = WARDEN_MODE_SEMANTIC;
+    else if (!strcmp(mode_s, "lexical")) mode = WARDEN_MODE_LEXICAL;
+    else if (!strcmp(mode_s, "hybrid") || !strcmp(mode_s, "HYBRID")) mode = WARDEN_MODE_HYBRID;
+    else {
+      rc = cli_usage(ctx, "--mode: expected semantic, lexical or hybrid (or Bedrock's SEMANTIC, HYBRID), got '%s'",
+                     mode_s);
+      goto done;
+    }
+  }
+  g_mode = mode;
+  if (mode != WARDEN_MODE_SEMANTIC) {
+    if (!text) {
+      rc = cli_usage(ctx, "--mode %s needs --text (the lexical query)", mode_s);
+      goto done;
+    }
+    if (vector_file || (mode == WARDEN_MODE_LEXICAL && vector)) {
+      rc = cli_usage(ctx, "--mode %s: %s", mode_s,
+                     vector_file ? "--vector-file is for semantic batches"
+                                 : "lexical mode takes no vector");
+      goto done;
+    }
+  } else if ((vector != NULL) + (vector_file != NULL) + (text != NULL) != 1) {
     rc = cli_usage(ctx, "give exactly one of --vector, --vector-file, --text");
     goto done;
   }
@@ -292,9 +326,13 @@ int cmd_query(int argc, char **argv) {
       .agent = agent,
       .agent_groups = aglist.n ? aglist.v : NULL,
       .nagent_groups = aglist.n,
+      .mode = mode,
+      .text = mode != WARDEN_MODE_SEMANTIC ? text : NULL,
   };
   int wrc;
-  if (text) {
+  if (mode == WARDEN_MODE_LEXICAL || (mode == WARDEN_MODE_HYBRID && !vector)) {
+    wrc = warden_query(db, NULL, 1, &qo, &res);
+  } else if (text && mode == WARDEN_MODE_SEMANTIC) {
     wrc = warden_query_text(db, text, &qo, &res);
   } else {
     vb.dim = warden_dimension(db);

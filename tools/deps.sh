@@ -17,16 +17,21 @@
 #   python3-faiss python3-numpy python3-matplotlib   bench baselines and plots
 #   npm               fetching the GloVe-derived bench vectors
 #   nodejs npm        bindings/node tests (only when no node is installed)
+#   libstemmer-dev    Snowball stemmers for the lexical index (lexical.language)
+#   libicu-dev        ICU: Unicode letter/digit classes and case folding (tokenizer)
+#   python3-xapian    the Xapian peer of the lexical benchmark (bench/lexical_bench.py;
+#                     SQLite FTS5 comes with Python's sqlite3)
 set -e
 what=${1:-build}
 pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjansson-dev g++ make pkg-config"
+pkgs="$pkgs libstemmer-dev libicu-dev" # lexical index (hybrid retrieval)
 case "$what" in
   test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3"
         # bindings/node tests (npm ci + node --test): Node.js >= 20 is on
         # the machine image; ask Debian for one only when there is none
         command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm" ;;
   demo) pkgs="$pkgs python3" ;;
-  bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib"
+  bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib python3-xapian"
          # npm may come from elsewhere than Debian (e.g. a Node.js install):
          # only ask for Debian's when there is no npm command at all
          command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;

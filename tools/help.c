@@ -15,6 +15,7 @@ static const char main_help[] =
     "  warden ingest DIR [FILE ...|-] [--keep-going]\n"
     "  warden query DIR --principal P [--groups G1,G2] (--vector JSON | --vector-file F | --text STR)\n"
     "               [-k N] [--filter JSON|@FILE] [--namespace PREFIX ...] [--exact] [--explain]\n"
+    "               [--mode semantic|lexical|hybrid]\n"
     "  warden delete DIR DOC_ID ...\n"
     "  warden acl get DIR DOC_ID\n"
     "  warden acl set DIR DOC_ID [--allow P,...] [--deny P,...]\n"
@@ -76,8 +77,12 @@ static const struct {
      "  --agent P          on behalf of: agent P acts for the principal; a chunk\n"
      "                     is returned only if both may read it\n"
      "  --agent-groups G1,G2  groups asserted for the agent (needs --agent)\n"
+     "  --mode M           semantic (default), lexical (BM25 over --text) or hybrid\n"
+     "                     (both, fused; --text is also embedded when no --vector\n"
+     "                     is given); Bedrock's SEMANTIC / HYBRID are accepted\n"
      "Prints {\"revision\": R, \"results\": [{\"doc_id\", \"chunk\", \"score\", \"text\",\n"
-     "\"source\", \"namespace\", \"metadata\"}, ...]} per query.\n"},
+     "\"source\", \"namespace\", \"metadata\"}, ...]} per query; lexical and hybrid\n"
+     "hits add \"semantic_rank\" and \"lexical_rank\" (null: not ranked by that side).\n"},
     {"delete",
      "usage: warden delete DIR DOC_ID ...\n"
      "\n"

@@ -1,0 +1,420 @@
+/*
+ * bm25.c -- BM25 top-k over the lexical index with the allowed set inside
+ * the traversal (see lexical.h for the layout and the scoring formula).
+ *
+ * Statistics first, over the allowed set only: N = |allowed|, sum of the
+ * allowed chunks' lengths (one pass over allowed, which also expands it to
+ * a dense bitset), df(t) = |slots(t) AND allowed| (one AND-cardinality of
+ * the term's slot bitmap).  Nothing a caller cannot read enters N, df or
+ * avgdl, so a principal's scores are a function of what it may read.
+ *
+ * Traversal (block-max, score-at-a-time over 4096-slot windows): each
+ * query term's directory gives, per window, the number of postings and the
+ * bounds max_tf / min_dl, hence an upper bound of the term's weight in that
+ * window.  A window with no allowed slot is skipped without reading its
+ * postings; the others are visited in decreasing order of their summed
+ * bounds, and the walk stops at the first window whose bound is below the
+ * current k-th score -- no later window can hold a better hit.  In a
+ * visited window every posting is tested against the allowed bitset before
+ * it is scored.  The top-k is therefore exact over the allowed set and
+ * never trimmed afterwards: pruning only skips windows that cannot
+ * contribute.  Bounds are inflated by 1e-9 relative so rounding can never
+ * make a bound smaller than a score it covers.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lexical.h"
+
+#define MAX_QTERMS 1024
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+typedef struct qterms {
+  char **t;
+  size_t *l;
+  size_t n, cap;
+} qterms;
+
+static int add_qterm(const char *t, size_t l, void *ctx) {
+  qterms *q = ctx;
+  for (size_t i = 0; i < q->n; i++)
+    if (q->l[i] == l && memcmp(q->t[i], t, l) == 0) return 0;
+  if (q->n >= MAX_QTERMS) return 0;
+  if (q->n == q->cap) {
+    size_t nc = q->cap ? q->cap * 2 : 16;
+    char **nt = wd_realloc(q->t, nc * sizeof *nt);
+    if (!nt) return WARDEN_ENOMEM;
+    q->t = nt;
+    size_t *nl = wd_realloc(q->l, nc * sizeof *nl);
+    if (!nl) return WARDEN_ENOMEM;
+    q->l = nl;
+    q->cap = nc;
+  }
+  if (!(q->t[q->n] = wd_strndup(t, l))) return WARDEN_ENOMEM;
+  q->l[q->n++] = l;
+  return 0;
+}
+
+static void qterms_free(qterms *q) {
+  for (size_t i = 0; i < q->n; i++) wd_free(q->t[i]);
+  wd_free(q->t);
+  wd_free(q->l);
+}
+
+int wd_lex_query_terms(warden *db, const char *text, char ***terms, size_t **lens, size_t *n) {
+  wd_lexer lx;
+  qterms q;
+  memset(&q, 0, sizeof q);
+  if (wd_lexer_init(&lx, db->cfg.lex_language)) return WARDEN_ENOMEM;
+  int rc = wd_lex_tokens(&lx, text, strlen(text), add_qterm, &q);
+  wd_lexer_free(&lx);
+  if (rc) {
+    qterms_free(&q);
+    return WARDEN_ENOMEM;
+  }
+  *terms = q.t;
+  *lens = q.l;
+  *n = q.n;
+  return 0;
+}
+
+typedef struct went { /* one (window, term) pair of the directories */
+  uint32_t w, t;
+  double bound;
+} went;
+
+static int went_cmp(const void *a, const void *b) {
+  const went *x = a, *y = b;
+  if (x->w != y->w) return x->w < y->w ? -1 : 1;
+  return x->t < y->t ? -1 : x->t > y->t;
+}
+
+typedef struct win {
+  uint32_t w;
+  size_t first, n; /* its entries in the went array */
+  double ub;
+} win;
+
+static int win_cmp(const void *a, const void *b) {
+  const win *x = a, *y = b;
+  if (x->ub != y->ub) return x->ub > y->ub ? -1 : 1;
+  return x->w < y->w ? -1 : x->w > y->w;
+}
+
+/* Top-k heap, worst at [0]: worse = lower score, or equal and later slot. */
+static int worse(const wd_lex_hit *a, const wd_lex_hit *b) {
+  return a->score < b->score || (a->score == b->score && a->slot > b->slot);
+}
+
+static void sift_down(wd_lex_hit *h, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && worse(&h[l], &h[m])) m = l;
+    if (r < n && worse(&h[r], &h[m])) m = r;
+    if (m == i) return;
+    wd_lex_hit t = h[i];
+    h[i] = h[m];
+    h[m] = t;
+    i = m;
+  }
+}
+
+static void heap_push(wd_lex_hit *h, size_t *n, size_t k, uint32_t slot, double score) {
+  wd_lex_hit x = {slot, score};
+  if (*n < k) {
+    size_t i = (*n)++;
+    h[i] = x;
+    while (i > 0) {
+      size_t p = (i - 1) / 2;
+      if (!worse(&h[i], &h[p])) break;
+      wd_lex_hit t = h[i];
+      h[i] = h[p];
+      h[p] = t;
+      i = p;
+    }
+  } else if (worse(&h[0], &x)) {
+    h[0] = x;
+    sift_down(h, *n, 0);
+  }
+}
+
+static int hit_cmp(const void *a, const void *b) {
+  const wd_lex_hit *x = a, *y = b;
+  if (worse(x, y)) return 1;
+  if (worse(y, x)) return -1;
+  return 0;
+}
+
+static void be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+static int get_lens(wd_txn *tx, uint32_t w, const unsigned char **lens) {
+  unsigned char kb[5];
+  kb[0] = 'D';
+  be32(kb + 1, w);
+  const void *v;
+  size_t vl;
+  int rc = store_lex_get_fast(tx, kb, 5, &v, &vl); /* CRC: warden check */
+  if (rc == WARDEN_ENOTFOUND) {
+    *lens = NULL;
+    return 0;
+  }
+  if (rc) return rc;
+  if (vl != WD_LEX_WIN * 4)
+    return wd_err(tx->db, WARDEN_ECORRUPT, "lexical index: chunk lengths of window %u are damaged", w);
+  *lens = v;
+  return 0;
+}
+
+static uint32_t len_at(const unsigned char *lens, uint32_t off) {
+  uint32_t d = 0;
+  if (lens) memcpy(&d, lens + 4 * off, 4);
+  return d;
+}
+
+int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *allowed,
+                  size_t k, wd_lex_hit **hits, size_t *nout, wd_lex_info *info) {
+  double t0 = now_ms();
+  memset(info, 0, sizeof *info);
+  *hits = NULL;
+  *nout = 0;
+  char **terms = NULL;
+  size_t *tlen = NULL, nt = 0;
+  int rc = wd_lex_query_terms(db, text, &terms, &tlen, &nt);
+  if (rc) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  info->terms = nt;
+  uint64_t N = roaring_bitmap_get_cardinality(allowed);
+  uint32_t *wa = NULL, *wl = NULL; /* per window: allowed / live slots */
+  roaring_bitmap_t *live = NULL;
+  uint64_t wbits[WD_LEX_WIN / 64]; /* the allowed slots of a partly allowed window */
+  double *idf = wd_calloc(nt ? nt : 1, sizeof *idf);
+  went *ents = NULL;
+  size_t nents = 0, capents = 0;
+  win *wins = NULL;
+  size_t nwins = 0;
+  wd_lex_hit *heap = wd_calloc(k ? k : 1, sizeof *heap);
+  size_t hn = 0;
+  double *acc = wd_malloc(WD_LEX_WIN * sizeof *acc);
+  uint32_t *mark = wd_calloc(WD_LEX_WIN, sizeof *mark);
+  uint16_t *touched = wd_malloc(WD_LEX_WIN * sizeof *touched);
+  roaring_uint32_iterator_t *it = NULL;
+  if (!idf || !heap || !acc || !mark || !touched) goto nomem;
+  if (N == 0 || nt == 0 || !db->have_lex) goto done;
+  /* 1. per window: how many slots are allowed and live; the total length
+   * of the allowed chunks.  A window whose live slots are all allowed
+   * (allowed is a subset of live) is summed straight from its length
+   * block and later scored without testing postings; only partly allowed
+   * windows are walked slot by slot. */
+  uint32_t maxs = roaring_bitmap_maximum(allowed);
+  size_t nwin = (size_t)maxs / WD_LEX_WIN + 1;
+  wa = wd_calloc(nwin, sizeof *wa);
+  wl = wd_calloc(nwin, sizeof *wl);
+  live = roaring_bitmap_create();
+  it = roaring_create_iterator(allowed);
+  if (!wa || !wl || !live || !it) goto nomem;
+  {
+    char lk[1] = {'L'};
+    if ((rc = store_bm_or(tx, lk, 1, live))) goto done;
+  }
+  uint64_t sumdl = 0;
+  for (size_t w = 0; w < nwin; w++) {
+    uint64_t lo = (uint64_t)w * WD_LEX_WIN, hi = lo + WD_LEX_WIN;
+    wa[w] = (uint32_t)roaring_bitmap_range_cardinality(allowed, lo, hi);
+    if (!wa[w]) continue;
+    wl[w] = (uint32_t)roaring_bitmap_range_cardinality(live, lo, hi);
+    const unsigned char *lens;
+    if ((rc = get_lens(tx, (uint32_t)w, &lens))) goto done;
+    if (!lens) continue;
+    if (wa[w] == wl[w]) {
+      uint32_t l4[WD_LEX_WIN];
+      memcpy(l4, lens, sizeof l4);
+      uint64_t s = 0;
+      for (size_t i = 0; i < WD_LEX_WIN; i++) s += l4[i];
+      sumdl += s;
+    } else {
+      uint32_t b[WD_LEX_WIN], got = 0;
+      roaring_move_uint32_iterator_equalorlarger(it, (uint32_t)lo);
+      if (it->has_value) got = roaring_read_uint32_iterator(it, b, wa[w]); /* all in w */
+      for (uint32_t i = 0; i < got && b[i] < hi; i++) sumdl += len_at(lens, b[i] % WD_LEX_WIN);
+    }
+  }
+  double avgdl = sumdl ? (double)sumdl / (double)N : 1.0;
+  /* 2. per term: df over allowed, idf, the windows it may score in */
+  for (size_t t = 0; t < nt; t++) {
+    char kb[WD_LEX_MAXTERM + 8];
+    kb[0] = 'B';
+    memcpy(kb + 1, terms[t], tlen[t]);
+    const void *v;
+    size_t vl;
+    rc = store_lex_get(tx, kb, tlen[t] + 1, &v, &vl);
+    if (rc == WARDEN_ENOTFOUND) {
+      rc = 0;
+      continue;
+    }
+    if (rc) goto done;
+    roaring_bitmap_t *bm = roaring_bitmap_portable_deserialize_safe(v, vl);
+    if (!bm) {
+      rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: slot bitmap of a term is damaged");
+      goto done;
+    }
+    uint64_t df = roaring_bitmap_and_cardinality(bm, allowed);
+    roaring_bitmap_free(bm);
+    if (df == 0) continue;
+    info->terms_found++;
+    idf[t] = wd_bm25_idf((double)N, (double)df);
+    kb[0] = 'T';
+    if ((rc = store_lex_get(tx, kb, tlen[t] + 1, &v, &vl))) {
+      if (rc == WARDEN_ENOTFOUND)
+        rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: a term has slots but no directory");
+      goto done;
+    }
+    if (vl % 12) {
+      rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: directory of a term is damaged");
+      goto done;
+    }
+    for (size_t i = 0; i < vl / 12; i++) {
+      const unsigned char *p = (const unsigned char *)v + 12 * i;
+      uint32_t w, min_dl;
+      uint16_t max_tf;
+      memcpy(&w, p, 4);
+      memcpy(&max_tf, p + 6, 2);
+      memcpy(&min_dl, p + 8, 4);
+      info->windows++;
+      if (w >= nwin || !wa[w]) {
+        info->win_disallowed++;
+        continue;
+      }
+      if (nents == capents) {
+        size_t nc = capents ? capents * 2 : 256;
+        went *ne = wd_realloc(ents, nc * sizeof *ne);
+        if (!ne) goto nomem;
+        ents = ne;
+        capents = nc;
+      }
+      ents[nents].w = w;
+      ents[nents].t = (uint32_t)t;
+      ents[nents].bound =
+          wd_bm25_w(idf[t], (double)max_tf, (double)min_dl, avgdl) * (1.0 + 1e-9);
+      nents++;
+    }
+  }
+  /* 3. windows by decreasing bound */
+  if (nents) qsort(ents, nents, sizeof *ents, went_cmp);
+  wins = wd_calloc(nents ? nents : 1, sizeof *wins);
+  if (!wins) goto nomem;
+  for (size_t i = 0; i < nents;) {
+    size_t j = i;
+    double ub = 0;
+    while (j < nents && ents[j].w == ents[i].w) ub += ents[j++].bound;
+    wins[nwins].w = ents[i].w;
+    wins[nwins].first = i;
+    wins[nwins].n = j - i;
+    wins[nwins].ub = ub * (1.0 + 1e-9);
+    nwins++;
+    i = j;
+  }
+  if (nwins) qsort(wins, nwins, sizeof *wins, win_cmp);
+  /* 4. score window by window; stop once no window can beat the k-th */
+  uint32_t epoch = 0;
+  for (size_t wi = 0; wi < nwins; wi++) {
+    win *W = &wins[wi];
+    if (hn == k && W->ub < heap[0].score) {
+      info->win_pruned += nwins - wi;
+      break;
+    }
+    const unsigned char *lens;
+    if ((rc = get_lens(tx, W->w, &lens))) goto done;
+    epoch++;
+    size_t ntouch = 0;
+    uint32_t base = W->w * WD_LEX_WIN;
+    int full = wa[W->w] == wl[W->w]; /* every live slot allowed: no test */
+    if (!full) {
+      memset(wbits, 0, sizeof wbits);
+      uint32_t b[WD_LEX_WIN], got = 0;
+      roaring_move_uint32_iterator_equalorlarger(it, base);
+      if (it->has_value) got = roaring_read_uint32_iterator(it, b, wa[W->w]);
+      for (uint32_t i = 0; i < got && b[i] < base + WD_LEX_WIN; i++) {
+        uint32_t o = b[i] - base;
+        wbits[o >> 6] |= 1ull << (o & 63);
+      }
+    }
+    for (size_t e = W->first; e < W->first + W->n; e++) {
+      uint32_t t = ents[e].t;
+      char kb[WD_LEX_MAXTERM + 8];
+      kb[0] = 'P';
+      memcpy(kb + 1, terms[t], tlen[t]);
+      kb[1 + tlen[t]] = 0;
+      be32((unsigned char *)kb + 2 + tlen[t], W->w);
+      const void *v;
+      size_t vl;
+      if ((rc = store_lex_get_fast(tx, kb, tlen[t] + 6, &v, &vl))) { /* CRC: warden check */
+        if (rc == WARDEN_ENOTFOUND)
+          rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: a directory names missing postings");
+        goto done;
+      }
+      if (vl % 4 || !lens) {
+        rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: postings of window %u are damaged", W->w);
+        goto done;
+      }
+      size_t n = vl / 4;
+      const unsigned char *po = v, *pt = (const unsigned char *)v + 2 * n;
+      info->blocks++;
+      info->postings += n;
+      for (size_t i = 0; i < n; i++) {
+        uint16_t off, tf;
+        memcpy(&off, po + 2 * i, 2);
+        if (off >= WD_LEX_WIN) continue;
+        if (!full && !(wbits[off >> 6] >> (off & 63) & 1)) continue; /* not allowed */
+        memcpy(&tf, pt + 2 * i, 2);
+        if (mark[off] != epoch) {
+          mark[off] = epoch;
+          acc[off] = 0.0;
+          touched[ntouch++] = off;
+        }
+        acc[off] += wd_bm25_w(idf[t], (double)tf, (double)len_at(lens, off), avgdl);
+        info->scored++;
+      }
+    }
+    for (size_t i = 0; i < ntouch; i++) heap_push(heap, &hn, k, base + touched[i], acc[touched[i]]);
+  }
+  qsort(heap, hn, sizeof *heap, hit_cmp);
+  *hits = heap;
+  *nout = hn;
+  heap = NULL;
+  goto done;
+nomem:
+  rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+done:
+  if (it) roaring_free_uint32_iterator(it);
+  for (size_t i = 0; i < nt; i++) wd_free(terms[i]);
+  wd_free(terms);
+  wd_free(tlen);
+  wd_free(wa);
+  wd_free(wl);
+  if (live) roaring_bitmap_free(live);
+  wd_free(idf);
+  wd_free(ents);
+  wd_free(wins);
+  wd_free(heap);
+  wd_free(acc);
+  wd_free(mark);
+  wd_free(touched);
+  info->ms = now_ms() - t0;
+  if (rc && *hits) {
+    wd_free(*hits);
+    *hits = NULL;
+    *nout = 0;
+  }
+  return rc;
+}

@@ -1,0 +1,222 @@
+/*
+ * hybrid.c -- lexical and hybrid rounds, and their fusion (see hybrid.h).
+ */
+#include "hybrid.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lexical.h"
+#include "scan.h"
+
+void wd_fused_free(wd_fused *f) {
+  wd_free(f->slot);
+  wd_free(f->score);
+  wd_free(f->srank);
+  wd_free(f->lrank);
+  memset(f, 0, sizeof *f);
+}
+
+void wd_fused_apply(const wd_fused *f, size_t pos, uint32_t slot, warden_hit *h) {
+  size_t i = pos;
+  if (i >= f->n || f->slot[i] != slot)
+    for (i = 0; i < f->n && f->slot[i] != slot; i++) {
+    }
+  if (i >= f->n) return;
+  h->score = f->score[i];
+  h->semantic_rank = f->srank[i];
+  h->lexical_rank = f->lrank[i];
+}
+
+static int fz_alloc(warden *db, wd_fused *f, size_t n) {
+  wd_fused_free(f);
+  size_t m = n ? n : 1;
+  f->slot = wd_calloc(m, sizeof *f->slot);
+  f->score = wd_calloc(m, sizeof *f->score);
+  f->srank = wd_calloc(m, sizeof *f->srank);
+  f->lrank = wd_calloc(m, sizeof *f->lrank);
+  if (!f->slot || !f->score || !f->srank || !f->lrank) {
+    wd_fused_free(f);
+    return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+typedef struct cand_ {
+  uint32_t slot, srank, lrank;
+  double sem, lex; /* side scores, higher better */
+  double fused;
+} cand_;
+
+static int by_slot(const void *a, const void *b) {
+  const cand_ *x = a, *y = b;
+  return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+static int by_fused(const void *a, const void *b) {
+  const cand_ *x = a, *y = b;
+  if (x->fused != y->fused) return x->fused > y->fused ? -1 : 1;
+  return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+static void lex_plan(char *b, size_t n, const wd_lex_info *li, size_t k) {
+  snprintf(b, n,
+           "{\"strategy\":\"bm25-blockmax\",\"k\":%zu,\"terms\":%zu,\"terms_found\":%zu,"
+           "\"windows\":%llu,\"windows_disallowed\":%llu,\"windows_pruned\":%llu,"
+           "\"blocks_read\":%llu,\"postings_read\":%llu,\"postings_scored\":%llu,\"ms\":%.3f}",
+           k, li->terms, li->terms_found, (unsigned long long)li->windows,
+           (unsigned long long)li->win_disallowed, (unsigned long long)li->win_pruned,
+           (unsigned long long)li->blocks, (unsigned long long)li->postings,
+           (unsigned long long)li->scored, li->ms);
+}
+
+int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const float *qv,
+                    const roaring_bitmap_t *cand, uint64_t ncand, uint64_t nlive,
+                    uint64_t set_key, wd_topk *heap, wd_search_info *si, wd_fused *fz) {
+  size_t kk = heap->k;
+  wd_lex_hit *lh = NULL;
+  size_t nl = 0;
+  wd_lex_info li;
+  int rc = wd_lex_search(db, tx, o->text ? o->text : "", cand, kk, &lh, &nl, &li);
+  if (rc) return rc;
+  char lp[400];
+  lex_plan(lp, sizeof lp, &li, kk);
+  memset(si, 0, sizeof *si);
+  if (o->mode == WARDEN_MODE_LEXICAL) {
+    if ((rc = fz_alloc(db, fz, nl))) goto out;
+    for (size_t i = 0; i < nl; i++) {
+      fz->slot[i] = lh[i].slot;
+      fz->score[i] = (float)lh[i].score;
+      fz->lrank[i] = (uint32_t)(i + 1);
+      wd_topk_push(heap, (float)i, lh[i].slot);
+    }
+    fz->n = nl;
+    si->strategy = "lexical";
+    si->scanned = li.scored;
+    snprintf(si->detail, sizeof si->detail, "\"mode\":\"lexical\",\"lexical\":%s", lp);
+    goto out;
+  }
+  /* hybrid: the semantic side over the same candidates */
+  wd_topk sh;
+  if (wd_topk_init(&sh, kk)) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto out;
+  }
+  wd_search_info ss;
+  memset(&ss, 0, sizeof ss);
+  rc = wd_search(db, tx, qv, 1, cand, ncand, nlive, o->strategy, set_key, &sh, &ss);
+  wd_hit_i *sem = rc ? NULL : wd_malloc((sh.n ? sh.n : 1) * sizeof *sem);
+  size_t ns = 0;
+  if (!rc && !sem) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+  if (!rc) ns = wd_topk_drain_sorted(&sh, sem);
+  wd_topk_free(&sh);
+  cand_ *c = rc ? NULL : wd_calloc(ns + nl + 1, sizeof *c);
+  if (!rc && !c) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+  if (rc) {
+    wd_free(sem);
+    goto out;
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < ns; i++) {
+    c[m].slot = sem[i].id;
+    c[m].srank = (uint32_t)(i + 1);
+    c[m].sem = -(double)sem[i].dist; /* dist: lower is better */
+    m++;
+  }
+  for (size_t i = 0; i < nl; i++) {
+    c[m].slot = lh[i].slot;
+    c[m].lrank = (uint32_t)(i + 1);
+    c[m].lex = lh[i].score;
+    m++;
+  }
+  wd_free(sem);
+  qsort(c, m, sizeof *c, by_slot);
+  size_t u = 0;
+  for (size_t i = 0; i < m; i++) { /* merge the two sides' entries */
+    if (u && c[u - 1].slot == c[i].slot) {
+      if (c[i].srank) {
+        c[u - 1].srank = c[i].srank;
+        c[u - 1].sem = c[i].sem;
+      }
+      if (c[i].lrank) {
+        c[u - 1].lrank = c[i].lrank;
+        c[u - 1].lex = c[i].lex;
+      }
+    } else {
+      c[u++] = c[i];
+    }
+  }
+  int weighted = db->cfg.lex_fusion == WD_FUSION_WEIGHTED;
+  double smin = INFINITY, smax = -INFINITY, lmin = INFINITY, lmax = -INFINITY;
+  for (size_t i = 0; i < u; i++) {
+    if (c[i].srank) {
+      if (c[i].sem < smin) smin = c[i].sem;
+      if (c[i].sem > smax) smax = c[i].sem;
+    }
+    if (c[i].lrank) {
+      if (c[i].lex < lmin) lmin = c[i].lex;
+      if (c[i].lex > lmax) lmax = c[i].lex;
+    }
+  }
+  double rk = db->cfg.lex_rrf_k ? db->cfg.lex_rrf_k : 60, w = db->cfg.lex_weight;
+  for (size_t i = 0; i < u; i++) {
+    double f = 0;
+    if (!weighted) {
+      if (c[i].srank) f += 1.0 / (rk + (double)c[i].srank);
+      if (c[i].lrank) f += 1.0 / (rk + (double)c[i].lrank);
+    } else {
+      if (c[i].srank) f += w * (smax > smin ? (c[i].sem - smin) / (smax - smin) : 1.0);
+      if (c[i].lrank) f += (1.0 - w) * (lmax > lmin ? (c[i].lex - lmin) / (lmax - lmin) : 1.0);
+    }
+    c[i].fused = f;
+  }
+  qsort(c, u, sizeof *c, by_fused);
+  if (u > kk) u = kk;
+  if ((rc = fz_alloc(db, fz, u))) {
+    wd_free(c);
+    goto out;
+  }
+  for (size_t i = 0; i < u; i++) {
+    fz->slot[i] = c[i].slot;
+    fz->score[i] = (float)c[i].fused;
+    fz->srank[i] = c[i].srank;
+    fz->lrank[i] = c[i].lrank;
+    wd_topk_push(heap, (float)i, c[i].slot);
+  }
+  fz->n = u;
+  wd_free(c);
+  si->strategy = "hybrid";
+  si->path = ss.path;
+  si->scanned = ss.scanned;
+  si->fell_back = ss.fell_back;
+  {
+    static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
+    const char *st = ss.strategy ? ss.strategy : "exact";
+    char sp[512];
+    int exact = !strcmp(st, "exact");
+    int sn = snprintf(sp, sizeof sp, "{\"strategy\":\"%s\"%s%s%s,\"k\":%zu,\"scanned\":%llu%s%s}", st,
+                      exact ? ",\"path\":\"" : "",
+                      exact ? paths[ss.path < 0 || ss.path > 2 ? 0 : ss.path] : "",
+                      exact ? "\"" : "", kk, (unsigned long long)ss.scanned,
+                      ss.detail[0] ? "," : "", ss.detail);
+    if (sn < 0 || (size_t)sn >= sizeof sp) /* too long: without the details */
+      snprintf(sp, sizeof sp, "{\"strategy\":\"%s\",\"k\":%zu,\"scanned\":%llu}", st, kk,
+               (unsigned long long)ss.scanned);
+    char fu[64];
+    if (weighted)
+      snprintf(fu, sizeof fu, "\"fusion\":\"weighted\",\"semantic_weight\":%.6g", w);
+    else
+      snprintf(fu, sizeof fu, "\"fusion\":\"rrf\",\"rrf_k\":%.0f", rk);
+    int dn = snprintf(si->detail, sizeof si->detail, "\"mode\":\"hybrid\",%s,\"lexical\":%s,\"semantic\":%s",
+                      fu, lp, sp);
+    if (dn < 0 || (size_t)dn >= sizeof si->detail)
+      dn = snprintf(si->detail, sizeof si->detail,
+               "\"mode\":\"hybrid\",%s,\"lexical\":%s,\"semantic\":{\"strategy\":\"%s\"}", fu, lp, st);
+    if (dn < 0 || (size_t)dn >= sizeof si->detail) si->detail[0] = 0; /* never half a member */
+  }
+out:
+  wd_free(lh);
+  return rc;
+}

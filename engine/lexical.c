@@ -1,0 +1,906 @@
+/*
+ * lexical.c -- tokenizer and the postings' write path (see lexical.h).
+ */
+#include "lexical.h"
+
+#include <libstemmer.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unicode/uchar.h>
+
+const char *const wd_lex_languages[] = {
+    "english",  "none",       "arabic",   "armenian",  "basque",     "catalan",
+    "danish",   "dutch",      "finnish",  "french",    "german",     "greek",
+    "hindi",    "hungarian",  "indonesian", "irish",   "italian",    "lithuanian",
+    "nepali",   "norwegian",  "porter",   "portuguese", "romanian",  "russian",
+    "serbian",  "spanish",    "swedish",  "tamil",     "turkish",    "yiddish",
+    NULL};
+
+int wd_lex_language_parse(const char *name) {
+  for (int i = 0; wd_lex_languages[i]; i++)
+    if (strcmp(wd_lex_languages[i], name) == 0) return i;
+  return -1;
+}
+
+/* ----------------------------------------------------------- tokenizer */
+
+int wd_lexer_init(wd_lexer *lx, int language) {
+  memset(lx, 0, sizeof *lx);
+  if (language < 0 || language == 1 /* none */) return 0;
+  const char *name = wd_lex_languages[language];
+  lx->st = sb_stemmer_new(name, "UTF_8");
+  /* a language this libstemmer lacks is refused by config; NULL here is
+   * out of memory */
+  return lx->st ? 0 : WARDEN_ENOMEM;
+}
+
+void wd_lexer_free(wd_lexer *lx) {
+  if (lx->st) sb_stemmer_delete(lx->st);
+  WD_HMAP_FOREACH(&lx->stems, e) wd_free(e->val);
+  wd_hmap_free(&lx->stems);
+  wd_free(lx->buf);
+  memset(lx, 0, sizeof *lx);
+}
+
+/* Decode one UTF-8 code point at p (< e); *len its byte length.  Invalid
+ * sequences give -1 with len 1. */
+static int32_t utf8_next(const unsigned char *p, const unsigned char *e, size_t *len) {
+  unsigned c = p[0];
+  *len = 1;
+  if (c < 0x80) return (int32_t)c;
+  int n;
+  uint32_t cp;
+  if ((c & 0xe0) == 0xc0) {
+    n = 2;
+    cp = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    n = 3;
+    cp = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return -1;
+  }
+  if (e - p < n) return -1;
+  for (int i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80) return -1;
+    cp = (cp << 6) | (p[i] & 0x3f);
+  }
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+      cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return -1;
+  *len = (size_t)n;
+  return (int32_t)cp;
+}
+
+static size_t utf8_put(char *o, uint32_t cp) {
+  if (cp < 0x80) {
+    o[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (char)(0xc0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xe0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[2] = (char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  o[0] = (char)(0xf0 | (cp >> 18));
+  o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+  o[3] = (char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+static int is_word(int32_t c) {
+  if (c < 0x80) /* ASCII without ICU (and -1, an invalid byte) */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  return u_isalnum(c);
+}
+static int is_digit(int32_t c) { return c < 0x80 ? c >= '0' && c <= '9' : u_isdigit(c); }
+static uint32_t fold(int32_t c) {
+  if (c < 0x80) return (uint32_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return (uint32_t)u_foldCase(c, U_FOLD_CASE_DEFAULT);
+}
+static int is_mark(int32_t c) {
+  if (c < 0x80) return 0;
+  int8_t t = u_charType(c);
+  return t == U_NON_SPACING_MARK || t == U_ENCLOSING_MARK || t == U_COMBINING_SPACING_MARK;
+}
+static int is_joiner(int32_t c) {
+  return c == '-' || c == '_' || c == '.' || c == '/' || c == ':' || c == '@';
+}
+
+/* The length of s cut to at most max bytes at a character boundary. */
+static size_t cut(const char *s, size_t n, size_t max) {
+  if (n <= max) return n;
+  size_t m = max;
+  while (m > 0 && ((unsigned char)s[m] & 0xc0) == 0x80) m--;
+  return m;
+}
+
+/* Emit one word (folded bytes w[0..n)): stemmed unless it has a digit. */
+/* Stems already computed by this lexer: word -> [u8 len][stem], at most
+ * STEM_CACHE words (natural text repeats its words; Snowball costs more
+ * than a hash lookup). */
+#define STEM_CACHE 65536
+
+static int emit_word(wd_lexer *lx, const char *w, size_t n, int digit,
+                     int (*fn)(const char *, size_t, void *), void *ctx) {
+  if (lx->st && !digit) {
+    const unsigned char *c = n <= 64 ? wd_hmap_get(&lx->stems, w, n) : NULL;
+    if (c) return fn((const char *)c + 1, c[0], ctx);
+    const sb_symbol *s = sb_stemmer_stem(lx->st, (const sb_symbol *)w, (int)n);
+    if (!s) return WARDEN_ENOMEM;
+    int sl = sb_stemmer_length(lx->st);
+    if (sl > 0) {
+      size_t cl = cut((const char *)s, (size_t)sl, WD_LEX_MAXTERM);
+      if (n <= 64 && cl <= 255 && lx->stems.n < STEM_CACHE) {
+        unsigned char *e = wd_malloc(cl + 1);
+        if (e) {
+          e[0] = (unsigned char)cl;
+          memcpy(e + 1, s, cl);
+          if (wd_hmap_put(&lx->stems, w, n, e, NULL)) wd_free(e); /* uncached: fine */
+        }
+      }
+      return fn((const char *)s, cl, ctx);
+    }
+  }
+  return fn(w, cut(w, n, WD_LEX_MAXTERM), ctx);
+}
+
+int wd_lex_tokens(wd_lexer *lx, const char *text, size_t n,
+                  int (*fn)(const char *t, size_t len, void *ctx), void *ctx) {
+  const unsigned char *p = (const unsigned char *)text, *e = p + n;
+  /* the folded text of one compound is at most 4 bytes per input byte
+   * (folding never makes a code point longer than 4 bytes) */
+  while (p < e) {
+    size_t l;
+    int32_t c = utf8_next(p, e, &l);
+    if (!is_word(c)) {
+      p += l;
+      continue;
+    }
+    /* a compound: words separated by single joiners */
+    size_t cl = 0, wstart = 0, nparts = 0;
+    int digit = 0;
+    const unsigned char *q = p;
+    for (;;) {
+      if (lx->cap < cl + 8) {
+        size_t nc = lx->cap ? lx->cap * 2 : 256;
+        while (nc < cl + 8) nc *= 2;
+        char *nb = wd_realloc(lx->buf, nc);
+        if (!nb) return WARDEN_ENOMEM;
+        lx->buf = nb;
+        lx->cap = nc;
+      }
+      size_t ql = 0;
+      int32_t d = q < e ? utf8_next(q, e, &ql) : -1;
+      if (q < e && (is_word(d) || (is_mark(d) && cl > wstart))) {
+        if (is_digit(d)) digit = 1;
+        cl += utf8_put(lx->buf + cl, fold(d));
+        q += ql;
+        continue;
+      }
+      /* end of a word */
+      int rc = emit_word(lx, lx->buf + wstart, cl - wstart, digit, fn, ctx);
+      if (rc) return rc;
+      nparts++;
+      digit = 0;
+      size_t nl = 0;
+      if (q < e && is_joiner(d) && q + ql < e && is_word(utf8_next(q + ql, e, &nl))) {
+        lx->buf[cl++] = (char)d;
+        q += ql;
+        wstart = cl;
+        continue;
+      }
+      break;
+    }
+    if (nparts > 1) {
+      int rc = fn(lx->buf, cut(lx->buf, cl, WD_LEX_MAXTERM), ctx);
+      if (rc) return rc;
+    }
+    p = q;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------- the write path */
+
+typedef struct dirent_ {
+  uint32_t w;
+  uint16_t n, max_tf;
+  uint32_t min_dl;
+} dirent_;
+
+typedef struct lterm {
+  roaring_bitmap_t *bm;
+  dirent_ *dir;
+  size_t ndir, capdir;
+} lterm;
+
+typedef struct lblock {
+  uint16_t *off, *tf;
+  size_t n, cap;
+} lblock;
+
+typedef struct wd_lexw {
+  wd_lexer lx;
+  int lx_ok;
+  wd_hmap terms;  /* term -> lterm* */
+  wd_hmap blocks; /* P-key -> lblock* */
+  wd_hmap lens;   /* u32 window -> uint32_t[WD_LEX_WIN] */
+} wd_lexw;
+
+static void lterm_free(lterm *t) {
+  if (!t) return;
+  if (t->bm) roaring_bitmap_free(t->bm);
+  wd_free(t->dir);
+  wd_free(t);
+}
+
+static void lblock_free(lblock *b) {
+  if (!b) return;
+  wd_free(b->off);
+  wd_free(b->tf);
+  wd_free(b);
+}
+
+void wd_lex_txn_free(wd_txn *tx) {
+  wd_lexw *x = tx->lex;
+  if (!x) return;
+  WD_HMAP_FOREACH(&x->terms, e) lterm_free(e->val);
+  wd_hmap_free(&x->terms);
+  WD_HMAP_FOREACH(&x->blocks, e) lblock_free(e->val);
+  wd_hmap_free(&x->blocks);
+  WD_HMAP_FOREACH(&x->lens, e) wd_free(e->val);
+  wd_hmap_free(&x->lens);
+  if (x->lx_ok) wd_lexer_free(&x->lx);
+  wd_free(x);
+  tx->lex = NULL;
+}
+
+static void be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+static size_t tkey(char *kb, char kind, const char *t, size_t tl) {
+  kb[0] = kind;
+  memcpy(kb + 1, t, tl);
+  return tl + 1;
+}
+
+static size_t pkey(char *kb, const char *t, size_t tl, uint32_t w) {
+  kb[0] = 'P';
+  memcpy(kb + 1, t, tl);
+  kb[1 + tl] = 0;
+  be32((unsigned char *)kb + 2 + tl, w);
+  return tl + 6;
+}
+
+static int oom(wd_txn *tx) { return wd_err(tx->db, WARDEN_ENOMEM, "out of memory"); }
+
+static int corrupt(warden *db, const char *what, const char *t, size_t tl) {
+  return wd_err(db, WARDEN_ECORRUPT, "lexical index: %s of term \"%.*s\" is damaged", what,
+                (int)(tl > 60 ? 60 : tl), t);
+}
+
+static int term_mut(wd_txn *tx, const char *t, size_t tl, lterm **out) {
+  wd_lexw *x = tx->lex;
+  lterm *lt = wd_hmap_get(&x->terms, t, tl);
+  if (lt) {
+    *out = lt;
+    return 0;
+  }
+  char kb[WD_LEX_MAXTERM + 8];
+  const void *v;
+  size_t vl;
+  if (!(lt = wd_calloc(1, sizeof *lt))) return oom(tx);
+  int rc = store_lex_get(tx, kb, tkey(kb, 'B', t, tl), &v, &vl), rc0 = rc;
+  if (rc == 0) {
+    lt->bm = roaring_bitmap_portable_deserialize_safe(v, vl);
+    if (!lt->bm) rc = corrupt(tx->db, "slot bitmap", t, tl);
+  } else if (rc == WARDEN_ENOTFOUND) {
+    rc = (lt->bm = roaring_bitmap_create()) ? 0 : oom(tx);
+  }
+  if (!rc && rc0 == 0) { /* a term without a slot bitmap has no directory */
+    int r2 = store_lex_get(tx, kb, tkey(kb, 'T', t, tl), &v, &vl);
+    if (r2 == 0) {
+      if (vl % 12) {
+        rc = corrupt(tx->db, "directory", t, tl);
+      } else {
+        lt->ndir = lt->capdir = vl / 12;
+        if (lt->ndir && !(lt->dir = wd_calloc(lt->ndir, sizeof *lt->dir))) rc = oom(tx);
+        for (size_t i = 0; !rc && i < lt->ndir; i++) {
+          const unsigned char *p = (const unsigned char *)v + 12 * i;
+          memcpy(&lt->dir[i].w, p, 4);
+          memcpy(&lt->dir[i].n, p + 4, 2);
+          memcpy(&lt->dir[i].max_tf, p + 6, 2);
+          memcpy(&lt->dir[i].min_dl, p + 8, 4);
+        }
+      }
+    } else if (r2 != WARDEN_ENOTFOUND) {
+      rc = r2;
+    }
+  }
+  if (!rc && wd_hmap_put(&x->terms, t, tl, lt, NULL)) rc = oom(tx);
+  if (rc) {
+    lterm_free(lt);
+    return rc;
+  }
+  *out = lt;
+  return 0;
+}
+
+/* stored: the term's directory names window w (else there is nothing in
+ * LMDB to load) */
+static int block_mut(wd_txn *tx, const char *t, size_t tl, uint32_t w, int stored, lblock **out) {
+  wd_lexw *x = tx->lex;
+  char kb[WD_LEX_MAXTERM + 8];
+  size_t kl = pkey(kb, t, tl, w);
+  lblock *b = wd_hmap_get(&x->blocks, kb, kl);
+  if (b) {
+    *out = b;
+    return 0;
+  }
+  if (!(b = wd_calloc(1, sizeof *b))) return oom(tx);
+  const void *v;
+  size_t vl;
+  int rc = stored ? store_lex_get(tx, kb, kl, &v, &vl) : WARDEN_ENOTFOUND;
+  if (rc == 0) {
+    if (vl % 4) {
+      rc = corrupt(tx->db, "postings", t, tl);
+    } else {
+      b->n = b->cap = vl / 4;
+      b->off = wd_malloc((b->cap ? b->cap : 1) * 2);
+      b->tf = wd_malloc((b->cap ? b->cap : 1) * 2);
+      if (!b->off || !b->tf) rc = oom(tx);
+      if (!rc) {
+        memcpy(b->off, v, b->n * 2);
+        memcpy(b->tf, (const char *)v + b->n * 2, b->n * 2);
+      }
+    }
+  } else if (rc == WARDEN_ENOTFOUND) {
+    rc = 0;
+  }
+  if (!rc && wd_hmap_put(&x->blocks, kb, kl, b, NULL)) rc = oom(tx);
+  if (rc) {
+    lblock_free(b);
+    return rc;
+  }
+  *out = b;
+  return 0;
+}
+
+static int lens_mut(wd_txn *tx, uint32_t w, uint32_t **out) {
+  wd_lexw *x = tx->lex;
+  unsigned char kb[5];
+  kb[0] = 'D';
+  be32(kb + 1, w);
+  uint32_t *l = wd_hmap_get(&x->lens, kb, 5);
+  if (l) {
+    *out = l;
+    return 0;
+  }
+  if (!(l = wd_calloc(WD_LEX_WIN, sizeof *l))) return oom(tx);
+  const void *v;
+  size_t vl;
+  int rc = store_lex_get(tx, kb, 5, &v, &vl);
+  if (rc == 0) {
+    if (vl != WD_LEX_WIN * 4)
+      rc = wd_err(tx->db, WARDEN_ECORRUPT, "lexical index: chunk lengths of window %u are damaged", w);
+    else
+      memcpy(l, v, vl);
+  } else if (rc == WARDEN_ENOTFOUND) {
+    rc = 0;
+  }
+  if (!rc && wd_hmap_put(&x->lens, kb, 5, l, NULL)) rc = oom(tx);
+  if (rc) {
+    wd_free(l);
+    return rc;
+  }
+  *out = l;
+  return 0;
+}
+
+/* Index of window w in t's directory, or where it would go (*found 0). */
+static size_t dir_find(const lterm *t, uint32_t w, int *found) {
+  size_t lo = 0, hi = t->ndir;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (t->dir[mid].w < w)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = lo < t->ndir && t->dir[lo].w == w;
+  return lo;
+}
+
+static int posting_add(wd_txn *tx, const char *t, size_t tl, uint32_t slot, uint32_t tf,
+                       uint32_t dl) {
+  lterm *lt;
+  lblock *b;
+  int rc = term_mut(tx, t, tl, &lt), found;
+  uint32_t w = slot / WD_LEX_WIN;
+  if (rc) return rc;
+  dir_find(lt, w, &found);
+  if ((rc = block_mut(tx, t, tl, w, found, &b))) return rc;
+  uint16_t off = (uint16_t)(slot % WD_LEX_WIN), tf16 = (uint16_t)(tf > 65535 ? 65535 : tf);
+  size_t pos = b->n;
+  while (pos > 0 && b->off[pos - 1] >= off) pos--;
+  if (pos < b->n && b->off[pos] == off) return 0; /* already there */
+  size_t di = dir_find(lt, w, &found);
+  if (!found && lt->ndir == lt->capdir) {
+    size_t nc = lt->capdir ? lt->capdir * 2 : 4;
+    dirent_ *nd = wd_realloc(lt->dir, nc * sizeof *nd);
+    if (!nd) return oom(tx);
+    lt->dir = nd;
+    lt->capdir = nc;
+  }
+  if (b->n == b->cap) {
+    size_t nc = b->cap ? b->cap * 2 : 4;
+    uint16_t *no = wd_realloc(b->off, nc * 2);
+    if (!no) return oom(tx);
+    b->off = no;
+    uint16_t *nt = wd_realloc(b->tf, nc * 2);
+    if (!nt) return oom(tx);
+    b->tf = nt;
+    b->cap = nc;
+  }
+  roaring_bitmap_add(lt->bm, slot);
+  memmove(b->off + pos + 1, b->off + pos, (b->n - pos) * 2);
+  memmove(b->tf + pos + 1, b->tf + pos, (b->n - pos) * 2);
+  b->off[pos] = off;
+  b->tf[pos] = tf16;
+  b->n++;
+  if (!found) {
+    memmove(lt->dir + di + 1, lt->dir + di, (lt->ndir - di) * sizeof *lt->dir);
+    lt->ndir++;
+    lt->dir[di].w = w;
+    lt->dir[di].n = 0;
+    lt->dir[di].max_tf = 0;
+    lt->dir[di].min_dl = UINT32_MAX;
+  }
+  dirent_ *d = &lt->dir[di];
+  d->n++;
+  if (tf16 > d->max_tf) d->max_tf = tf16;
+  if (dl < d->min_dl) d->min_dl = dl;
+  tx->changed = 1;
+  return 0;
+}
+
+static int posting_del(wd_txn *tx, const char *t, size_t tl, uint32_t slot) {
+  lterm *lt;
+  lblock *b;
+  int rc = term_mut(tx, t, tl, &lt), found;
+  uint32_t w = slot / WD_LEX_WIN;
+  if (rc) return rc;
+  dir_find(lt, w, &found);
+  if ((rc = block_mut(tx, t, tl, w, found, &b))) return rc;
+  uint16_t off = (uint16_t)(slot % WD_LEX_WIN);
+  size_t pos = 0;
+  while (pos < b->n && b->off[pos] < off) pos++;
+  roaring_bitmap_remove(lt->bm, slot);
+  tx->changed = 1;
+  if (pos == b->n || b->off[pos] != off) return 0; /* not there: check reports */
+  memmove(b->off + pos, b->off + pos + 1, (b->n - pos - 1) * 2);
+  memmove(b->tf + pos, b->tf + pos + 1, (b->n - pos - 1) * 2);
+  b->n--;
+  size_t di = dir_find(lt, w, &found);
+  if (!found) return 0;
+  if (b->n == 0) {
+    memmove(lt->dir + di, lt->dir + di + 1, (lt->ndir - di - 1) * sizeof *lt->dir);
+    lt->ndir--;
+    return 0;
+  }
+  dirent_ *d = &lt->dir[di];
+  d->n = (uint16_t)b->n;
+  d->max_tf = 0;
+  for (size_t i = 0; i < b->n; i++)
+    if (b->tf[i] > d->max_tf) d->max_tf = b->tf[i];
+  return 0;
+}
+
+/* Per chunk: distinct terms with their counts.  Tokens go to one arena
+ * (reused from chunk to chunk), then sorted and grouped: no allocation per
+ * token. */
+typedef struct tcount {
+  char *arena;
+  size_t alen, acap;
+  uint32_t *off, *len; /* per token */
+  size_t ntok, captok;
+  uint32_t *dtok, *dcnt; /* per distinct term: a token of it, its count */
+  size_t nd, capd;
+} tcount;
+
+#define TC_TERM(c, j) ((c)->arena + (c)->off[(c)->dtok[j]])
+#define TC_LEN(c, j) ((c)->len[(c)->dtok[j]])
+
+static int count_tok(const char *t, size_t l, void *ctx) {
+  tcount *c = ctx;
+  if (c->alen + l > c->acap) {
+    size_t nc = c->acap ? c->acap * 2 : 4096;
+    while (nc < c->alen + l) nc *= 2;
+    char *na = wd_realloc(c->arena, nc);
+    if (!na) return WARDEN_ENOMEM;
+    c->arena = na;
+    c->acap = nc;
+  }
+  if (c->ntok == c->captok) {
+    size_t nc = c->captok ? c->captok * 2 : 256;
+    uint32_t *no = wd_realloc(c->off, nc * sizeof *no);
+    if (!no) return WARDEN_ENOMEM;
+    c->off = no;
+    uint32_t *nl = wd_realloc(c->len, nc * sizeof *nl);
+    if (!nl) return WARDEN_ENOMEM;
+    c->len = nl;
+    c->captok = nc;
+  }
+  if (c->alen > UINT32_MAX - l) return WARDEN_ENOMEM; /* > 4 GiB of tokens */
+  memcpy(c->arena + c->alen, t, l);
+  c->off[c->ntok] = (uint32_t)c->alen;
+  c->len[c->ntok++] = (uint32_t)l;
+  c->alen += l;
+  return 0;
+}
+
+static __thread const tcount *tls_tc;
+
+static int tok_cmp(const void *a, const void *b) {
+  const tcount *c = tls_tc;
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  if (c->len[x] != c->len[y]) return c->len[x] < c->len[y] ? -1 : 1;
+  int r = memcmp(c->arena + c->off[x], c->arena + c->off[y], c->len[x]);
+  return r ? r : (x < y ? -1 : x > y);
+}
+
+static void tcount_free(tcount *c) {
+  wd_free(c->arena);
+  wd_free(c->off);
+  wd_free(c->len);
+  wd_free(c->dtok);
+  wd_free(c->dcnt);
+  memset(c, 0, sizeof *c);
+}
+
+/* Tokens of a chunk text counted into c (its previous content dropped). */
+static int count_text(wd_lexer *lx, const char *text, size_t tl, tcount *c) {
+  c->alen = c->ntok = c->nd = 0;
+  int rc = wd_lex_tokens(lx, text, tl, count_tok, c);
+  if (rc) return rc;
+  if (c->ntok > c->capd) {
+    uint32_t *nt = wd_realloc(c->dtok, c->ntok * sizeof *nt);
+    if (!nt) return WARDEN_ENOMEM;
+    c->dtok = nt;
+    uint32_t *nc = wd_realloc(c->dcnt, c->ntok * sizeof *nc);
+    if (!nc) return WARDEN_ENOMEM;
+    c->dcnt = nc;
+    c->capd = c->ntok;
+  }
+  /* sort token indices (in dtok as scratch), then group equal terms */
+  for (size_t i = 0; i < c->ntok; i++) c->dtok[i] = (uint32_t)i;
+  tls_tc = c;
+  qsort(c->dtok, c->ntok, sizeof *c->dtok, tok_cmp);
+  size_t nd = 0;
+  for (size_t i = 0; i < c->ntok; i++) {
+    uint32_t t = c->dtok[i];
+    if (nd && c->len[c->dtok[nd - 1]] == c->len[t] &&
+        memcmp(c->arena + c->off[c->dtok[nd - 1]], c->arena + c->off[t], c->len[t]) == 0) {
+      c->dcnt[nd - 1]++;
+      continue;
+    }
+    c->dtok[nd] = t;
+    c->dcnt[nd++] = 1;
+  }
+  c->nd = nd;
+  return 0;
+}
+
+static int lexw_get(wd_txn *tx, wd_lexw **out) {
+  if (!tx->lex) {
+    wd_lexw *x = wd_calloc(1, sizeof *x);
+    if (!x) return oom(tx);
+    if (wd_lexer_init(&x->lx, tx->db->cfg.lex_language)) {
+      wd_free(x);
+      return oom(tx);
+    }
+    x->lx_ok = 1;
+    tx->lex = x;
+  }
+  *out = tx->lex;
+  return 0;
+}
+
+int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set) {
+  if (!tx->db->have_lex) return 0;
+  wd_lexw *x = NULL;
+  int rc = lexw_get(tx, &x);
+  if (rc) return rc;
+  tcount c;
+  memset(&c, 0, sizeof c);
+  for (size_t i = 0; i < n && !rc; i++) {
+    uint32_t ord;
+    const char *id, *text;
+    size_t il, tl;
+    if ((rc = store_chunk_get(tx, slots[i], &ord, &id, &il, &text, &tl))) {
+      if (rc == WARDEN_ENOTFOUND)
+        rc = wd_err(tx->db, WARDEN_ECORRUPT, "slot %u has no chunk record", slots[i]);
+      break;
+    }
+    if ((rc = count_text(&x->lx, text, tl, &c))) {
+      if (rc == WARDEN_ENOMEM) rc = oom(tx);
+      break;
+    }
+    uint32_t *lens = NULL;
+    if ((rc = lens_mut(tx, slots[i] / WD_LEX_WIN, &lens))) break;
+    uint32_t ntok = c.ntok > UINT32_MAX ? UINT32_MAX : (uint32_t)c.ntok;
+    lens[slots[i] % WD_LEX_WIN] = set ? ntok : 0;
+    tx->changed = 1;
+    for (size_t j = 0; j < c.nd && !rc; j++) {
+      const char *t = TC_TERM(&c, j);
+      size_t l = TC_LEN(&c, j);
+      rc = set ? posting_add(tx, t, l, slots[i], c.dcnt[j], ntok) : posting_del(tx, t, l, slots[i]);
+    }
+  }
+  tcount_free(&c);
+  return rc;
+}
+
+int wd_lex_flush(wd_txn *tx) {
+  wd_lexw *x = tx->lex;
+  if (!x) return 0;
+  int rc = 0;
+  char kb[WD_LEX_MAXTERM + 8];
+  unsigned char *buf = NULL;
+  size_t cap = 0;
+#define NEED(sz)                                \
+  do {                                          \
+    if ((sz) > cap) {                           \
+      size_t nc_ = (sz) * 2;                    \
+      unsigned char *nb_ = wd_realloc(buf, nc_); \
+      if (!nb_) {                               \
+        rc = oom(tx);                           \
+        goto out;                               \
+      }                                         \
+      buf = nb_;                                \
+      cap = nc_;                                \
+    }                                           \
+  } while (0)
+  WD_HMAP_FOREACH(&x->terms, e) {
+    lterm *t = e->val;
+    if (roaring_bitmap_is_empty(t->bm)) {
+      if ((rc = store_lex_del(tx, kb, tkey(kb, 'B', e->key, e->klen))) ||
+          (rc = store_lex_del(tx, kb, tkey(kb, 'T', e->key, e->klen))))
+        goto out;
+      continue;
+    }
+    roaring_bitmap_run_optimize(t->bm);
+    size_t sz = roaring_bitmap_portable_size_in_bytes(t->bm);
+    NEED(sz);
+    roaring_bitmap_portable_serialize(t->bm, (char *)buf);
+    if ((rc = store_lex_put(tx, kb, tkey(kb, 'B', e->key, e->klen), buf, sz))) goto out;
+    NEED(t->ndir * 12 + 1);
+    for (size_t i = 0; i < t->ndir; i++) {
+      unsigned char *p = buf + 12 * i;
+      memcpy(p, &t->dir[i].w, 4);
+      memcpy(p + 4, &t->dir[i].n, 2);
+      memcpy(p + 6, &t->dir[i].max_tf, 2);
+      memcpy(p + 8, &t->dir[i].min_dl, 4);
+    }
+    if ((rc = store_lex_put(tx, kb, tkey(kb, 'T', e->key, e->klen), buf, t->ndir * 12))) goto out;
+  }
+  WD_HMAP_FOREACH(&x->blocks, e) {
+    lblock *b = e->val;
+    if (b->n == 0) {
+      if ((rc = store_lex_del(tx, e->key, e->klen))) goto out;
+      continue;
+    }
+    NEED(b->n * 4);
+    memcpy(buf, b->off, b->n * 2);
+    memcpy(buf + b->n * 2, b->tf, b->n * 2);
+    if ((rc = store_lex_put(tx, e->key, e->klen, buf, b->n * 4))) goto out;
+  }
+  WD_HMAP_FOREACH(&x->lens, e) {
+    const uint32_t *l = e->val;
+    int any = 0;
+    for (size_t i = 0; i < WD_LEX_WIN && !any; i++) any = l[i] != 0;
+    rc = any ? store_lex_put(tx, e->key, e->klen, l, WD_LEX_WIN * 4)
+             : store_lex_del(tx, e->key, e->klen);
+    if (rc) goto out;
+  }
+#undef NEED
+out:
+  wd_free(buf);
+  return rc;
+}
+
+/* ---------------------------------------------------------- check */
+
+typedef struct chk {
+  warden *db;
+  json_t *probs;
+  int n;
+  wd_hmap want; /* P-key -> lblock* (expected postings) */
+} chk;
+
+static void prob(chk *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void prob(chk *c, const char *fmt, ...) {
+  c->n++;
+  if (json_array_size(c->probs) >= 100) return;
+  char b[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(b, sizeof b, fmt, ap);
+  va_end(ap);
+  json_array_append_new(c->probs, json_string(b));
+}
+
+static int chk_key(const void *k, size_t kl, const void *v, size_t vl, void *ctx) {
+  chk *c = ctx;
+  const char *key = k;
+  int kn = (int)(kl > 60 ? 60 : kl);
+  if (!v) {
+    prob(c, "lexical index: entry %.*s fails its checksum", kn, key);
+    return 0;
+  }
+  if (key[0] == 'P') {
+    lblock *b = wd_hmap_get(&c->want, k, kl);
+    int ok = b && vl == b->n * 4 && memcmp(v, b->off, b->n * 2) == 0 &&
+             memcmp((const char *)v + b->n * 2, b->tf, b->n * 2) == 0;
+    if (!ok) prob(c, "lexical index: postings %.*s disagree with the chunk texts", kn, key);
+    if (b) b->cap = SIZE_MAX; /* mark as seen */
+  }
+  return 0;
+}
+
+/* Directory and bitmap of one term against the expected blocks. */
+typedef struct tchk {
+  chk *c;
+  wd_txn *tx;
+} tchk;
+
+static int chk_term(const void *k, size_t kl, const void *v, size_t vl, void *ctx) {
+  tchk *tc = ctx;
+  chk *c = tc->c;
+  const char *key = k;
+  const char *t = key + 1;
+  size_t tl = kl - 1;
+  int kn = (int)(tl > 60 ? 60 : tl);
+  if (!v) return 0; /* reported by the key walk */
+  if (vl % 12) {
+    prob(c, "lexical index: directory of \"%.*s\" is damaged", kn, t);
+    return 0;
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < vl / 12; i++) {
+    dirent_ d;
+    const unsigned char *p = (const unsigned char *)v + 12 * i;
+    memcpy(&d.w, p, 4);
+    memcpy(&d.n, p + 4, 2);
+    memcpy(&d.max_tf, p + 6, 2);
+    memcpy(&d.min_dl, p + 8, 4);
+    char kb[WD_LEX_MAXTERM + 8];
+    size_t pl = pkey(kb, t, tl, d.w);
+    lblock *b = wd_hmap_get(&c->want, kb, pl);
+    uint16_t mt = 0;
+    for (size_t j = 0; b && j < b->n; j++)
+      if (b->tf[j] > mt) mt = b->tf[j];
+    if (!b || d.n != b->n || d.max_tf < mt)
+      prob(c, "lexical index: directory of \"%.*s\" disagrees at window %u", kn, t, d.w);
+    total += d.n;
+  }
+  char kb[WD_LEX_MAXTERM + 8];
+  const void *bv;
+  size_t bl;
+  int rc = store_lex_get(tc->tx, kb, tkey(kb, 'B', t, tl), &bv, &bl);
+  if (rc == WARDEN_ENOMEM) return rc;
+  roaring_bitmap_t *bm = rc ? NULL : roaring_bitmap_portable_deserialize_safe(bv, bl);
+  if (!bm || roaring_bitmap_get_cardinality(bm) != total)
+    prob(c, "lexical index: slot bitmap of \"%.*s\" disagrees with its postings", kn, t);
+  if (bm) roaring_bitmap_free(bm);
+  return 0;
+}
+
+int wd_lex_check(warden *db, wd_txn *tx, const roaring_bitmap_t *live, json_t *probs) {
+  /* a store that predates the lexical index: nothing to hold against it */
+  if (!db->have_lex || store_meta_u64(tx, "lexicon") != 1) return 0;
+  chk c;
+  memset(&c, 0, sizeof c);
+  c.db = db;
+  c.probs = probs;
+  wd_lexer lx;
+  if (wd_lexer_init(&lx, db->cfg.lex_language)) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  tcount tc;
+  memset(&tc, 0, sizeof tc);
+  int rc = 0;
+  roaring_uint32_iterator_t *it = roaring_create_iterator(live);
+  uint32_t *lens = NULL, lens_w = UINT32_MAX;
+  int lens_ok = 0;
+  for (; it && it->has_value && !rc; roaring_advance_uint32_iterator(it)) {
+    uint32_t s = it->current_value;
+    uint32_t ord;
+    const char *id, *text;
+    size_t il, tl;
+    if (store_chunk_get(tx, s, &ord, &id, &il, &text, &tl)) continue; /* reported elsewhere */
+    if ((rc = count_text(&lx, text, tl, &tc))) break;
+    uint32_t w = s / WD_LEX_WIN;
+    if (w != lens_w) {
+      const void *v;
+      size_t vl;
+      lens_w = w;
+      unsigned char kb[5];
+      kb[0] = 'D';
+      be32(kb + 1, w);
+      lens_ok = store_lex_get(tx, kb, 5, &v, &vl) == 0 && vl == WD_LEX_WIN * 4;
+      lens = lens_ok ? (uint32_t *)v : NULL;
+    }
+    uint32_t dl = 0;
+    if (lens) memcpy(&dl, lens + s % WD_LEX_WIN, 4);
+    if (!lens_ok || dl != tc.ntok)
+      prob(&c, "lexical index: length of slot %u is %u, its text has %zu tokens", s, dl, tc.ntok);
+    for (size_t j = 0; j < tc.nd && !rc; j++) {
+      char kb[WD_LEX_MAXTERM + 8];
+      size_t kl = pkey(kb, TC_TERM(&tc, j), TC_LEN(&tc, j), w);
+      lblock *b = wd_hmap_get(&c.want, kb, kl);
+      if (!b) {
+        if (!(b = wd_calloc(1, sizeof *b)) || wd_hmap_put(&c.want, kb, kl, b, NULL)) {
+          wd_free(b);
+          rc = WARDEN_ENOMEM;
+          break;
+        }
+      }
+      if (b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 4;
+        uint16_t *no = wd_realloc(b->off, nc * 2);
+        if (!no) {
+          rc = WARDEN_ENOMEM;
+          break;
+        }
+        b->off = no;
+        uint16_t *nt = wd_realloc(b->tf, nc * 2);
+        if (!nt) {
+          rc = WARDEN_ENOMEM;
+          break;
+        }
+        b->tf = nt;
+        b->cap = nc;
+      }
+      uintptr_t tf = tc.dcnt[j];
+      b->off[b->n] = (uint16_t)(s % WD_LEX_WIN);
+      b->tf[b->n++] = (uint16_t)(tf > 65535 ? 65535 : tf);
+    }
+  }
+  if (!it) rc = WARDEN_ENOMEM;
+  if (it) roaring_free_uint32_iterator(it);
+  if (!rc) rc = store_lex_walk(tx, "P", 1, chk_key, &c);
+  if (!rc) {
+    WD_HMAP_FOREACH(&c.want, e) {
+      lblock *b = e->val;
+      if (b->cap != SIZE_MAX)
+        prob(&c, "lexical index: postings %.*s are missing", (int)(e->klen > 60 ? 60 : e->klen),
+             e->key);
+    }
+    tchk t = {&c, tx};
+    rc = store_lex_walk(tx, "T", 1, chk_term, &t);
+  }
+  WD_HMAP_FOREACH(&c.want, e) {
+    lblock *b = e->val;
+    b->cap = 0;
+    lblock_free(b);
+  }
+  wd_hmap_free(&c.want);
+  tcount_free(&tc);
+  wd_lexer_free(&lx);
+  if (rc == WARDEN_ENOMEM) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  return rc ? rc : c.n;
+}
