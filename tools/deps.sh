@@ -15,12 +15,13 @@
 #   libomp-14-dev     OpenMP for the clang-built fuzz and TSan libraries (test)
 #   lmdb-utils        mdb_stat / mdb_dump for debugging collections
 #   python3-faiss python3-numpy python3-matplotlib   bench baselines and plots
+#   python3-numpy (test)   .npy files for tests/cli/npy.sh (warden ingest --vectors)
 #   npm               fetching the GloVe-derived bench vectors
 set -e
 what=${1:-build}
 pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjansson-dev g++ make pkg-config"
 case "$what" in
-  test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3" ;;
+  test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3 python3-numpy" ;;
   demo) pkgs="$pkgs python3" ;;
   bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib"
          # npm may come from elsewhere than Debian (e.g. a Node.js install):
