@@ -298,18 +298,30 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
         rc = bad(g, file, line, f, "expected an array of numbers");
         goto fail;
       }
-      if (json_array_size(e) != dim) {
+      if (json_array_size(e) == 0 && g->fe.next < g->fe.narr) {
+        /* parsed by wd_fastemb_scan, its text blanked to [] */
+        size_t cnt = g->fe.cnt[g->fe.next];
+        const float *src = g->fe.v + g->fe.off;
+        g->fe.next++;
+        g->fe.off += cnt;
+        if (cnt != dim) {
+          rc = bad(g, file, line, f, "has %zu values, the collection's dimension is %u", cnt, dim);
+          goto fail;
+        }
+        memcpy(out, src, dim * sizeof *out);
+      } else if (json_array_size(e) != dim) {
         rc = bad(g, file, line, f, "has %zu values, the collection's dimension is %u",
                  json_array_size(e), dim);
         goto fail;
-      }
-      for (size_t i = 0; i < dim; i++) {
-        json_t *x = json_array_get(e, i);
-        if (!json_is_number(x)) {
-          rc = bad(g, file, line, f, "value %zu is not a number", i);
-          goto fail;
+      } else {
+        for (size_t i = 0; i < dim; i++) {
+          json_t *x = json_array_get(e, i);
+          if (!json_is_number(x)) {
+            rc = bad(g, file, line, f, "value %zu is not a number", i);
+            goto fail;
+          }
+          out[i] = (float)json_number_value(x);
         }
-        out[i] = (float)json_number_value(x);
       }
     }
     /* one check for parsed, embedded and caller-supplied vectors */
@@ -390,8 +402,16 @@ int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
 
 static int handle_line(ingest *g, const char *file, uint64_t line,
                        const char *buf, size_t len) {
+  /* the embedding arrays are parsed on the side (fastemb.h); jansson
+   * reads the rest, or the whole line again when it refuses the rest */
   json_error_t je;
-  json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+  json_t *j = NULL;
+  if (wd_fastemb_scan(&g->fe, buf, len) == 0 && g->fe.len)
+    j = json_loadb(g->fe.line, g->fe.len, JSON_REJECT_DUPLICATES, &je);
+  if (!j) {
+    g->fe.narr = 0;
+    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+  }
   if (!j) {
     /* jansson says "end of file expected" etc.; keep its words */
     return bad(g, file, line, "json", "%s (column %d)", je.text, je.column);
@@ -411,52 +431,71 @@ static void progress(ingest *g, uint64_t lines, uint64_t bytes) {
  * WD_MAX_LINE are refused without being held in memory. */
 static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
                        size_t memlen) {
-  char *buf = NULL;
-  size_t cap = 0, len = 0, mpos = 0;
+  char *buf = NULL, *blk = NULL;
+  size_t cap = 0, len = 0, mpos = 0, bpos = 0, bfill = 0;
   uint64_t line = 0, nonblank = 0;
   int rc = 0, too_long = 0, eof = 0;
-  while (!eof && rc <= 0 && !(rc < 0)) {
+  const size_t BLK = (size_t)1 << 20;
+  while (!eof) {
     len = 0;
     too_long = 0;
     int got = 0;
-    for (;;) {
-      int c;
+    for (;;) { /* one line: pieces up to the next '\n' */
+      const char *src;
+      size_t avail;
       if (f) {
-        c = getc_unlocked(f);
-        if (c == EOF) {
-          if (ferror(f)) {
-            rc = wd_err(g->db, WARDEN_EIO, "%s: read error: %s", name, strerror(errno));
+        if (bpos == bfill) {
+          if (!blk && !(blk = wd_malloc(BLK))) {
+            rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
             goto out;
           }
-          eof = 1;
-          break;
+          bfill = fread(blk, 1, BLK, f);
+          bpos = 0;
+          if (bfill == 0) {
+            if (ferror(f)) {
+              rc = wd_err(g->db, WARDEN_EIO, "%s: read error: %s", name, strerror(errno));
+              goto out;
+            }
+            eof = 1;
+            break;
+          }
         }
+        src = blk + bpos;
+        avail = bfill - bpos;
       } else {
         if (mpos >= memlen) {
           eof = 1;
           break;
         }
-        c = (unsigned char)mem[mpos++];
+        src = mem + mpos;
+        avail = memlen - mpos;
       }
       got = 1;
-      g->bytes_total++;
-      if (c == '\n') break;
-      if (too_long) continue;
-      if (len + 1 >= cap) {
-        if (len >= WD_MAX_LINE) {
-          too_long = 1;
-          continue;
+      const char *nl = memchr(src, '\n', avail);
+      size_t take = nl ? (size_t)(nl - src) : avail, used = take + (nl != NULL);
+      g->bytes_total += used;
+      if (f) bpos += used;
+      else mpos += used;
+      if (!too_long) {
+        if (len + take > WD_MAX_LINE) {
+          too_long = 1; /* refused without being held in memory */
+        } else if (take) {
+          if (len + take + 1 > cap) {
+            size_t nc = cap ? cap : 4096;
+            while (nc < len + take + 1) nc *= 2;
+            char *nb = wd_realloc(buf, nc);
+            if (!nb) {
+              rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+              goto out;
+            }
+            buf = nb;
+            cap = nc;
+          }
+          memcpy(buf + len, src, take);
+          len += take;
         }
-        size_t nc = cap ? cap * 2 : 4096;
-        char *nb = wd_realloc(buf, nc);
-        if (!nb) {
-          rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
-          goto out;
-        }
-        buf = nb;
-        cap = nc;
       }
-      buf[len++] = (char)c;
+      if (nl) break;
     }
     if (!got) break;
     line++;
@@ -483,6 +522,7 @@ static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
   }
 out:
   wd_free(buf);
+  wd_free(blk);
   return rc < 0 ? rc : 0;
 }
 
@@ -652,6 +692,7 @@ void wd_ingest_free(ingest *g) {
   wd_free(g->errors);
   wd_free(g->wfirst);
   wd_free(g->wwhere);
+  wd_fastemb_free(&g->fe);
   memset(g, 0, sizeof *g);
 }
 

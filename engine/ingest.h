@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 
+#include "fastemb.h"
 #include "store.h"
 
 typedef struct wd_pdoc {
@@ -49,6 +50,7 @@ typedef struct wd_ingest {
   uint64_t start_slot; /* next_slot when the transaction began */
   uint64_t *wfirst, *wwhere; /* per written document: first slot, line */
   size_t nw, wcap;
+  wd_fastemb fe;      /* the current line's embedding arrays (fastemb.h) */
 } wd_ingest;
 
 /* Documents validated before they are applied and freed; bitmaps dirty
