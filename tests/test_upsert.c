@@ -756,6 +756,81 @@ static void test_jsonl_batches(void **state) {
   rm_tmp();
 }
 
+/* The JSONL path parses embedding arrays itself (engine/fastemb.c): its
+ * floats must be exactly (float)strtod of the text, as jansson's were.
+ * Tricky numbers ingested as JSONL and the same values computed here and
+ * upserted typed give byte-identical exports; numbers JSON forbids are
+ * still refused with jansson's words. */
+static void test_number_parsing(void **state) {
+  (void)state;
+  mk_tmp();
+  static const char *const nums[] = {
+      "1e-7", "-0.0", "123456789012345678", "1.00000000000000000000001", "3.4028234e38",
+      "1E+2", "0.1e1", "-12.5e-3", "0.000000000000000000000000000000000000000001",
+      "9007199254740993", "0.30000000000000004", "7", "-1", "2.5E-0", "1e22",
+      "1e23", "123.456e-30"};
+  const size_t nn = sizeof nums / sizeof *nums;
+  warden *a = fresh("na", NULL), *b = fresh("nb", NULL);
+  sbuf s = {0};
+  float rows[8 * DIM];
+  const char *t1[] = {"t"};
+  const char *allow[] = {"*"};
+  warden_doc d[8];
+  char ids[8][8];
+  for (int i = 0; i < 8; i++) {
+    char line[4096];
+    int o = snprintf(line, sizeof line, "{\"doc_id\":\"n%d\",\"source\":\"file:///n\",\"acl\":{\"allow\":[\"*\"]},"
+                     "\"chunks\":[{\"text\":\"t\",\"embedding\": [ ", i);
+    for (int x = 0; x < DIM; x++) {
+      const char *t = nums[(size_t)(i * DIM + x) % nn];
+      o += snprintf(line + o, sizeof line - (size_t)o, "%s%s", x ? " , " : "", t);
+      rows[i * DIM + x] = (float)strtod(t, NULL);
+    }
+    snprintf(line + o, sizeof line - (size_t)o, " ]}]}\n");
+    sbuf_write(&s, line, strlen(line));
+    snprintf(ids[i], 8, "n%d", i);
+    d[i] = (warden_doc){.doc_id = ids[i], .source = "file:///n", .has_acl = 1, .allow = allow,
+                        .nallow = 1, .texts = t1, .nchunks = 1};
+  }
+  if (warden_ingest_buffer(a, "n.jsonl", s.b, s.n, NULL, NULL)) fail_msg("%s", warden_errmsg(a));
+  if (warden_upsert(b, d, 8, rows, 8, NULL, NULL)) fail_msg("%s", warden_errmsg(b));
+  char *ea = export_all(a), *eb = export_all(b);
+  assert_string_equal(ea, eb);
+  free(ea);
+  free(eb);
+  free(s.b);
+  /* what JSON forbids: jansson's error, as before */
+  static const char *const badnum[] = {"01", "1.", "+1", ".5", "1e", "-", "1e400", "NaN",
+                                       "12345678901234567890123"};
+  for (size_t i = 0; i < sizeof badnum / sizeof *badnum; i++) {
+    char line[512];
+    snprintf(line, sizeof line,
+             "{\"doc_id\":\"x\",\"source\":\"file:///x\",\"acl\":{\"allow\":[\"*\"]},"
+             "\"chunks\":[{\"text\":\"t\",\"embedding\":[1,%s,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]}\n",
+             badnum[i]);
+    int rc = warden_ingest_buffer(a, "bad.jsonl", line, strlen(line), NULL, NULL);
+    if (rc != WARDEN_EDATA) fail_msg("%s: rc %d", badnum[i], rc);
+    if (strncmp(warden_errmsg(a), "bad.jsonl:1: json: ", 19))
+      fail_msg("%s: %s", badnum[i], warden_errmsg(a));
+  }
+  /* a string in the array: the validator's words */
+  const char *sline = "{\"doc_id\":\"x\",\"source\":\"file:///x\",\"acl\":{\"allow\":[\"*\"]},"
+                      "\"chunks\":[{\"text\":\"t\",\"embedding\":[1,\"2\",1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]}\n";
+  assert_int_equal(warden_ingest_buffer(a, "s.jsonl", sline, strlen(sline), NULL, NULL), WARDEN_EDATA);
+  assert_string_equal(warden_errmsg(a), "s.jsonl:1: chunks[0].embedding: value 1 is not a number");
+  /* an "embedding" key elsewhere (metadata) is left alone */
+  const char *mline = "{\"doc_id\":\"m\",\"source\":\"file:///m\",\"acl\":{\"allow\":[\"*\"]},"
+                      "\"metadata\":{\"embedding\":[\"a\",\"b\"]},"
+                      "\"chunks\":[{\"text\":\"t\",\"embedding\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]},"
+                      "{\"text\":\"u\",\"embedding\":[]}]}\n";
+  assert_int_equal(warden_ingest_buffer(a, "m.jsonl", mline, strlen(mline), NULL, NULL), WARDEN_EDATA);
+  assert_string_equal(warden_errmsg(a),
+                      "m.jsonl:1: chunks[1].embedding: has 0 values, the collection's dimension is 16");
+  warden_close(a);
+  warden_close(b);
+  rm_tmp();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_typed_equals_jsonl),
@@ -765,6 +840,7 @@ int main(void) {
       cmocka_unit_test(test_embedder),
       cmocka_unit_test(test_bulk),
       cmocka_unit_test(test_jsonl_batches),
+      cmocka_unit_test(test_number_parsing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
