@@ -298,18 +298,30 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
         rc = bad(g, file, line, f, "expected an array of numbers");
         goto fail;
       }
-      if (json_array_size(e) != dim) {
+      if (json_array_size(e) == 0 && g->fe.next < g->fe.narr) {
+        /* parsed by wd_fastemb_scan, its text blanked to [] */
+        size_t cnt = g->fe.cnt[g->fe.next];
+        const float *src = g->fe.v + g->fe.off;
+        g->fe.next++;
+        g->fe.off += cnt;
+        if (cnt != dim) {
+          rc = bad(g, file, line, f, "has %zu values, the collection's dimension is %u", cnt, dim);
+          goto fail;
+        }
+        memcpy(out, src, dim * sizeof *out);
+      } else if (json_array_size(e) != dim) {
         rc = bad(g, file, line, f, "has %zu values, the collection's dimension is %u",
                  json_array_size(e), dim);
         goto fail;
-      }
-      for (size_t i = 0; i < dim; i++) {
-        json_t *x = json_array_get(e, i);
-        if (!json_is_number(x)) {
-          rc = bad(g, file, line, f, "value %zu is not a number", i);
-          goto fail;
+      } else {
+        for (size_t i = 0; i < dim; i++) {
+          json_t *x = json_array_get(e, i);
+          if (!json_is_number(x)) {
+            rc = bad(g, file, line, f, "value %zu is not a number", i);
+            goto fail;
+          }
+          out[i] = (float)json_number_value(x);
         }
-        out[i] = (float)json_number_value(x);
       }
     }
     /* one check for parsed, embedded and caller-supplied vectors */
@@ -390,14 +402,23 @@ int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
 
 static int handle_line(ingest *g, const char *file, uint64_t line,
                        const char *buf, size_t len) {
+  /* the embedding arrays are parsed on the side (fastemb.h); jansson
+   * reads the rest, or the whole line again when it refuses the rest */
   json_error_t je;
-  json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+  json_t *j = NULL;
+  if (wd_fastemb_scan(&g->fe, buf, len) == 0 && g->fe.len)
+    j = json_loadb(g->fe.line, g->fe.len, JSON_REJECT_DUPLICATES, &je);
+  if (!j) {
+    g->fe.narr = 0;
+    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+  }
   if (!j) {
     /* jansson says "end of file expected" etc.; keep its words */
     return bad(g, file, line, "json", "%s (column %d)", je.text, je.column);
   }
   int rc = wd_ingest_doc(g, j, file, line, NULL);
   json_decref(j);
+  if (rc == 0 && g->ndocs >= WD_BATCH) rc = wd_ingest_drain(g);
   return rc;
 }
 
@@ -410,52 +431,71 @@ static void progress(ingest *g, uint64_t lines, uint64_t bytes) {
  * WD_MAX_LINE are refused without being held in memory. */
 static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
                        size_t memlen) {
-  char *buf = NULL;
-  size_t cap = 0, len = 0, mpos = 0;
+  char *buf = NULL, *blk = NULL;
+  size_t cap = 0, len = 0, mpos = 0, bpos = 0, bfill = 0;
   uint64_t line = 0, nonblank = 0;
   int rc = 0, too_long = 0, eof = 0;
-  while (!eof && rc <= 0 && !(rc < 0)) {
+  const size_t BLK = (size_t)1 << 20;
+  while (!eof) {
     len = 0;
     too_long = 0;
     int got = 0;
-    for (;;) {
-      int c;
+    for (;;) { /* one line: pieces up to the next '\n' */
+      const char *src;
+      size_t avail;
       if (f) {
-        c = getc_unlocked(f);
-        if (c == EOF) {
-          if (ferror(f)) {
-            rc = wd_err(g->db, WARDEN_EIO, "%s: read error: %s", name, strerror(errno));
+        if (bpos == bfill) {
+          if (!blk && !(blk = wd_malloc(BLK))) {
+            rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
             goto out;
           }
-          eof = 1;
-          break;
+          bfill = fread(blk, 1, BLK, f);
+          bpos = 0;
+          if (bfill == 0) {
+            if (ferror(f)) {
+              rc = wd_err(g->db, WARDEN_EIO, "%s: read error: %s", name, strerror(errno));
+              goto out;
+            }
+            eof = 1;
+            break;
+          }
         }
+        src = blk + bpos;
+        avail = bfill - bpos;
       } else {
         if (mpos >= memlen) {
           eof = 1;
           break;
         }
-        c = (unsigned char)mem[mpos++];
+        src = mem + mpos;
+        avail = memlen - mpos;
       }
       got = 1;
-      g->bytes_total++;
-      if (c == '\n') break;
-      if (too_long) continue;
-      if (len + 1 >= cap) {
-        if (len >= WD_MAX_LINE) {
-          too_long = 1;
-          continue;
+      const char *nl = memchr(src, '\n', avail);
+      size_t take = nl ? (size_t)(nl - src) : avail, used = take + (nl != NULL);
+      g->bytes_total += used;
+      if (f) bpos += used;
+      else mpos += used;
+      if (!too_long) {
+        if (len + take > WD_MAX_LINE) {
+          too_long = 1; /* refused without being held in memory */
+        } else if (take) {
+          if (len + take + 1 > cap) {
+            size_t nc = cap ? cap : 4096;
+            while (nc < len + take + 1) nc *= 2;
+            char *nb = wd_realloc(buf, nc);
+            if (!nb) {
+              rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+              goto out;
+            }
+            buf = nb;
+            cap = nc;
+          }
+          memcpy(buf + len, src, take);
+          len += take;
         }
-        size_t nc = cap ? cap * 2 : 4096;
-        char *nb = wd_realloc(buf, nc);
-        if (!nb) {
-          rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
-          goto out;
-        }
-        buf = nb;
-        cap = nc;
       }
-      buf[len++] = (char)c;
+      if (nl) break;
     }
     if (!got) break;
     line++;
@@ -482,17 +522,11 @@ static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
   }
 out:
   wd_free(buf);
+  wd_free(blk);
   return rc < 0 ? rc : 0;
 }
 
 /* ------------------------------------------------------------- phase 2 */
-
-typedef struct {
-  ingest *g;
-  pdoc *d;
-  const char *failed_field;
-  char why[400];
-} tcheck;
 
 /* Check (and fix, for new fields) metadata types of one document. */
 static int check_types(wd_txn *tx, pdoc *d, char *field, size_t fl, char *why,
@@ -520,100 +554,154 @@ static int check_types(wd_txn *tx, pdoc *d, char *field, size_t fl, char *why,
   return 0;
 }
 
-static int apply(wd_txn *tx, void *ctx) {
-  ingest *g = ctx;
+/* Remember that document d of this call now owns slots from first on, so
+ * that a later batch repeating its doc_id is told which line it repeats. */
+static int note_written(ingest *g, uint64_t first, uint64_t where) {
+  if (g->nw == g->wcap) {
+    size_t nc = g->wcap ? g->wcap * 2 : 1024;
+    uint64_t *f = wd_realloc(g->wfirst, nc * sizeof *f);
+    if (!f) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    g->wfirst = f;
+    uint64_t *w = wd_realloc(g->wwhere, nc * sizeof *w);
+    if (!w) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    g->wwhere = w;
+    g->wcap = nc;
+  }
+  g->wfirst[g->nw] = first;
+  g->wwhere[g->nw++] = where;
+  return 0;
+}
+
+/* The line (or index) of the document of this call whose first slot is
+ * first; 0 when none. */
+static int written_where(const ingest *g, uint64_t first, uint64_t *where) {
+  size_t lo = 0, hi = g->nw;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (g->wfirst[mid] < first) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < g->nw && g->wfirst[lo] == first) {
+    *where = g->wwhere[lo];
+    return 1;
+  }
+  return 0;
+}
+
+/* Apply the queued documents to the open transaction and free them. */
+static int apply_batch(ingest *g) {
+  wd_txn *tx = &g->tx;
   warden *db = g->db;
-  /* a rerun (after the map grew) starts from phase 1's results */
-  g->errlen = g->errmark;
-  if (g->errors) g->errors[g->errlen] = 0;
-  g->bad_lines = g->badmark;
-  g->written = g->replaced = g->chunks = 0;
-  for (size_t i = 0; i < g->ndocs; i++) {
+  int rc = 0;
+  for (size_t i = 0; i < g->ndocs && !rc; i++) {
     pdoc *d = &g->docs[i];
-    d->bad = 0;
     char field[WD_MAX_KEYLEN + 16], why[400];
-    int rc = check_types(tx, d, field, sizeof field, why, sizeof why);
-    if (rc < 0) return rc;
+    rc = check_types(tx, d, field, sizeof field, why, sizeof why);
     if (rc > 0) {
       rc = bad(g, d->file, d->line, field, "%s", why);
-      if (rc < 0) return rc;
-      d->bad = 1;
+      if (rc > 0) rc = 0;
       continue;
     }
+    if (rc) break;
     json_t *id = json_object_get(d->rec, "doc_id");
     const char *ids = json_string_value(id);
     size_t idl = json_string_length(id);
     json_t *old = NULL;
     rc = store_doc_get(tx, ids, idl, &old);
     if (rc == 0) {
+      /* written by an earlier batch of this same input? */
+      json_t *s0 = json_array_get(json_object_get(old, "slots"), 0);
+      uint64_t where;
+      if (json_is_integer(s0) && (uint64_t)json_integer_value(s0) >= g->start_slot &&
+          written_where(g, (uint64_t)json_integer_value(s0), &where)) {
+        json_decref(old);
+        if (g->typed)
+          rc = bad(g, d->file, d->line, "doc_id", "duplicate of docs[%llu] in this input",
+                   (unsigned long long)where);
+        else
+          rc = bad(g, d->file, d->line, "doc_id", "duplicate of line %llu in this input",
+                   (unsigned long long)where);
+        if (rc > 0) rc = 0;
+        continue;
+      }
       rc = doc_remove(tx, old);
       json_decref(old);
-      if (rc) return rc;
+      if (rc) break;
       g->replaced++;
     } else if (rc != WARDEN_ENOTFOUND) {
-      return rc;
+      break;
     }
-    if (tx->next_slot + d->nchunks > WD_MAX_SLOTS)
-      return wd_err(db, WARDEN_EIO, "collection is full (%u chunk slots used)",
-                    (unsigned)tx->next_slot);
+    rc = 0;
+    if (tx->next_slot + d->nchunks > WD_MAX_SLOTS) {
+      rc = wd_err(db, WARDEN_EIO, "collection is full (%u chunk slots used)",
+                  (unsigned)tx->next_slot);
+      break;
+    }
+    if ((rc = note_written(g, tx->next_slot, d->line))) break;
     json_t *slots = json_array();
-    for (size_t c = 0; c < d->nchunks; c++) {
+    for (size_t c = 0; c < d->nchunks && !rc; c++) {
       uint32_t s = (uint32_t)tx->next_slot++;
       json_array_append_new(slots, json_integer(s));
       json_t *t = json_array_get(d->texts, c);
-      if ((rc = store_chunk_put(tx, s, (uint32_t)c, ids, idl, json_string_value(t),
-                                json_string_length(t))) ||
-          (rc = store_vec_put(tx, s, d->emb + c * db->cfg.dim))) {
-        json_decref(slots);
-        return rc;
-      }
+      if (!(rc = store_chunk_put(tx, s, (uint32_t)c, ids, idl, json_string_value(t),
+                                 json_string_length(t))))
+        rc = store_vec_put(tx, s, d->emb + c * db->cfg.dim);
+    }
+    if (rc) {
+      json_decref(slots);
+      break;
     }
     json_object_set_new(d->rec, "slots", slots);
     rc = doc_index(tx, d->rec, 1);
     if (!rc) rc = store_doc_put(tx, ids, idl, d->rec);
     json_object_del(d->rec, "slots");
-    if (rc) return rc;
+    if (rc) break;
     tx->ndocs++;
     tx->nchunks += d->nchunks;
     g->written++;
     g->chunks += d->nchunks;
   }
+  for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
+  g->ndocs = 0;
+  wd_hmap_free(&g->ids);
+  /* blocks are written once full; bitmaps when many are dirty */
+  if (!rc) rc = store_write_spill(tx, WD_SPILL_BITMAPS);
+  return rc;
+}
+
+int wd_ingest_begin(ingest *g, uint64_t reserve) {
+  int rc = store_reserve(g->db, reserve);
+  if (!rc) rc = store_write_begin(g->db, &g->tx);
+  if (rc) return rc;
+  g->open = 1;
+  g->start_slot = g->tx.next_slot;
   return 0;
 }
 
-static int run(warden *db, ingest *g, const char *const *paths, size_t npaths,
-               const char *bufname, const char *buf, size_t buflen,
-               warden_ingest_report *report) {
-  int rc = 0;
-  if (paths) {
-    for (size_t i = 0; i < npaths; i++) {
-      struct stat st;
-      if (strcmp(paths[i], "-") && stat(paths[i], &st) == 0) g->size_total += (uint64_t)st.st_size;
-    }
-    for (size_t i = 0; i < npaths && !rc; i++) {
-      int is_stdin = strcmp(paths[i], "-") == 0;
-      FILE *f = is_stdin ? stdin : fopen(paths[i], "rb");
-      if (!f) {
-        rc = wd_err(db, WARDEN_EIO, "%s: %s", paths[i], strerror(errno));
-        break;
-      }
-      rc = read_stream(g, is_stdin ? "<stdin>" : paths[i], f, NULL, 0);
-      if (!is_stdin) fclose(f);
-    }
-  } else {
-    g->size_total = buflen;
-    rc = read_stream(g, bufname, NULL, buf, buflen);
-  }
-  progress(g, g->lines_total, g->bytes_total);
-  return wd_ingest_finish(g, rc, report);
+int wd_ingest_drain(ingest *g) {
+  if (!g->open) return wd_err(g->db, WARDEN_EINTERNAL, "ingest: no transaction");
+  return apply_batch(g);
+}
+
+void wd_ingest_free(ingest *g) {
+  if (g->open) store_write_abort(&g->tx);
+  g->open = 0;
+  for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
+  wd_free(g->docs);
+  wd_hmap_free(&g->ids);
+  wd_free(g->errors);
+  wd_free(g->wfirst);
+  wd_free(g->wwhere);
+  wd_fastemb_free(&g->fe);
+  memset(g, 0, sizeof *g);
 }
 
 int wd_ingest_finish(ingest *g, int rc, warden_ingest_report *report) {
   uint64_t rev = 0;
+  if (!rc && g->ndocs) rc = wd_ingest_drain(g);
   if (!rc) {
-    g->errmark = g->errlen;
-    g->badmark = g->bad_lines;
-    rc = store_write(g->db, apply, g, &rev);
+    rc = store_write_commit(&g->tx, &rev);
+    g->open = 0;
   }
   if (!rc && report) {
     memset(report, 0, sizeof *report);
@@ -625,11 +713,74 @@ int wd_ingest_finish(ingest *g, int rc, warden_ingest_report *report) {
     report->errors = g->errors;
     g->errors = NULL;
   }
-  for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
-  wd_free(g->docs);
-  wd_hmap_free(&g->ids);
-  wd_free(g->errors);
+  wd_ingest_free(g);
   return rc;
+}
+
+/* Bytes of map to reserve for an input of n bytes (JSONL or rows):
+ * embeddings as floats take less than their decimal text, records and
+ * bitmaps little; twice the input and 256 MiB covers it, and a replayable
+ * input that still outgrows it is replayed with a larger map. */
+static uint64_t reserve_for(uint64_t n, int attempt) {
+  uint64_t r = 2 * n + ((uint64_t)256 << 20);
+  return r << (attempt * 2);
+}
+
+static int run_once(warden *db, ingest *g, const char *const *paths, size_t npaths,
+                    const char *bufname, const char *buf, size_t buflen, uint64_t reserve) {
+  int rc = wd_ingest_begin(g, reserve);
+  if (rc) return rc;
+  if (paths) {
+    for (size_t i = 0; i < npaths && !rc; i++) {
+      int is_stdin = strcmp(paths[i], "-") == 0;
+      FILE *f = is_stdin ? stdin : fopen(paths[i], "rb");
+      if (!f) {
+        rc = wd_err(db, WARDEN_EIO, "%s: %s", paths[i], strerror(errno));
+        break;
+      }
+      rc = read_stream(g, is_stdin ? "<stdin>" : paths[i], f, NULL, 0);
+      if (!is_stdin) fclose(f);
+    }
+  } else {
+    rc = read_stream(g, bufname, NULL, buf, buflen);
+  }
+  progress(g, g->lines_total, g->bytes_total);
+  return rc;
+}
+
+static int run(warden *db, const warden_ingest_opts *opts, const char *const *paths,
+               size_t npaths, const char *bufname, const char *buf, size_t buflen,
+               warden_ingest_report *report) {
+  uint64_t size_total = 0;
+  int has_stdin = 0;
+  if (paths) {
+    for (size_t i = 0; i < npaths; i++) {
+      struct stat st;
+      if (strcmp(paths[i], "-") == 0)
+        has_stdin = 1;
+      else if (stat(paths[i], &st) == 0)
+        size_total += (uint64_t)st.st_size;
+    }
+  } else {
+    size_total = buflen;
+  }
+  for (int attempt = 0;; attempt++) {
+    ingest g;
+    memset(&g, 0, sizeof g);
+    g.db = db;
+    g.opts = opts;
+    g.keep_going = opts && opts->keep_going;
+    g.size_total = size_total;
+    /* standard input cannot be replayed: reserve generously up front */
+    uint64_t reserve = has_stdin ? ((uint64_t)64 << 30) : reserve_for(size_total, attempt);
+    int rc = run_once(db, &g, paths, npaths, bufname, buf, buflen, reserve);
+    rc = wd_ingest_finish(&g, rc, report);
+    if (rc != WD_EMAPFULL) return rc;
+    if (has_stdin || attempt >= 6)
+      return wd_err(db, WARDEN_EIO,
+                    "ingest: the input outgrew the %llu MiB of map reserved for it",
+                    (unsigned long long)(reserve >> 20));
+  }
 }
 
 int warden_ingest(warden *db, const char *const *paths, size_t npaths,
@@ -643,12 +794,7 @@ int warden_ingest(warden *db, const char *const *paths, size_t npaths,
     paths = dash;
     npaths = 1;
   }
-  ingest g;
-  memset(&g, 0, sizeof g);
-  g.db = db;
-  g.opts = opts;
-  g.keep_going = opts && opts->keep_going;
-  return run(db, &g, paths, npaths, NULL, NULL, 0, report);
+  return run(db, opts, paths, npaths, NULL, NULL, 0, report);
 }
 
 int warden_ingest_buffer(warden *db, const char *name, const char *buf,
@@ -658,10 +804,5 @@ int warden_ingest_buffer(warden *db, const char *name, const char *buf,
   int rc = wd_check_pid(db);
   if (rc) return rc;
   wd_err_clear(db);
-  ingest g;
-  memset(&g, 0, sizeof g);
-  g.db = db;
-  g.opts = opts;
-  g.keep_going = opts && opts->keep_going;
-  return run(db, &g, NULL, 0, name ? name : "<buffer>", buf ? buf : "", len, report);
+  return run(db, opts, NULL, 0, name ? name : "<buffer>", buf ? buf : "", len, report);
 }

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 
+#include "fastemb.h"
 #include "store.h"
 
 typedef struct wd_pdoc {
@@ -41,9 +42,21 @@ typedef struct wd_ingest {
   uint64_t lines_total, bytes_total, size_total;
   /* phase 2 results */
   uint64_t written, replaced, chunks;
-  size_t errmark;     /* errors length after phase 1 (phase 2 reruns) */
-  uint64_t badmark;
+  /* the one write transaction of the whole input, open from
+   * wd_ingest_begin to wd_ingest_finish; documents are applied to it in
+   * batches of WD_BATCH and then freed */
+  wd_txn tx;
+  int open;
+  uint64_t start_slot; /* next_slot when the transaction began */
+  uint64_t *wfirst, *wwhere; /* per written document: first slot, line */
+  size_t nw, wcap;
+  wd_fastemb fe;      /* the current line's embedding arrays (fastemb.h) */
 } wd_ingest;
+
+/* Documents validated before they are applied and freed; bitmaps dirty
+ * before they are written into the transaction and dropped. */
+#define WD_BATCH 2048
+#define WD_SPILL_BITMAPS 16384
 
 /* Report a bad document: with keep_going collect the message and return 1
  * (skip it), else set it as the handle's message and return WARDEN_EDATA.
@@ -59,9 +72,22 @@ int wd_ingest_bad(wd_ingest *g, const char *file, uint64_t line,
 int wd_ingest_doc(wd_ingest *g, json_t *j, const char *file, uint64_t line,
                   const float *rows);
 
-/* Apply the queued documents in one write transaction and fill report
- * (may be NULL); then free everything g holds.  rc: the result of phase 1
- * (nonzero: nothing is applied, only freed). */
+/* Reserve reserve bytes of map (store_reserve) and begin the write
+ * transaction.  Call before the first wd_ingest_drain. */
+int wd_ingest_begin(wd_ingest *g, uint64_t reserve);
+
+/* Apply the queued documents to the transaction and free them (0, or a
+ * negative error: then only wd_ingest_finish/free may follow).  Errors
+ * with keep_going are collected, as in phase 1. */
+int wd_ingest_drain(wd_ingest *g);
+
+/* rc == 0: drain what is queued and commit, fill report (may be NULL).
+ * Always: abort what is left open and free everything g holds.  Returns
+ * rc, or the error of the drain or commit (WD_EMAPFULL: the reservation
+ * was too small, nothing committed). */
 int wd_ingest_finish(wd_ingest *g, int rc, warden_ingest_report *report);
+
+/* Abort (if open) and free everything; g is zeroed. */
+void wd_ingest_free(wd_ingest *g);
 
 #endif

@@ -323,8 +323,9 @@ static int put_u64(wd_txn *tx, const char *key, uint64_t v) {
   return rc ? store_mdb_err(tx->db, rc, "write meta") : 0;
 }
 
-/* Write dirty bitmaps and blocks, counters and the new revision. */
-static int flush(wd_txn *tx) {
+/* Write the dirty bitmaps and drop them from the transaction's cache (a
+ * later store_bm_mut reads them back from the transaction's own view). */
+static int flush_bitmaps(wd_txn *tx) {
   warden *db = tx->db;
   int rc = wd_lex_flush(tx); /* first: it may still dirty nothing else */
   if (rc) return rc;
@@ -359,12 +360,46 @@ static int flush(wd_txn *tx) {
   }
   wd_free(buf);
   if (rc) return store_mdb_err(db, rc, "write bitmap");
+  WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(e->val);
+  wd_hmap_free(&tx->bms);
+  memset(&tx->bms, 0, sizeof tx->bms);
+  return 0;
+}
+
+/* Write the dirty blocks except block keep (UINT32_MAX: none) and drop
+ * them from the cache (block_mut reads them back from the transaction). */
+static int flush_blocks(wd_txn *tx, uint32_t keep) {
+  warden *db = tx->db;
   size_t bsz = block_floats(db) * sizeof(float);
+  unsigned char kk[4];
+  kk[0] = (unsigned char)(keep >> 24);
+  kk[1] = (unsigned char)(keep >> 16);
+  kk[2] = (unsigned char)(keep >> 8);
+  kk[3] = (unsigned char)keep;
+  float *kept = NULL;
   WD_HMAP_FOREACH(&tx->blocks, e) {
+    if (keep != UINT32_MAX && memcmp(e->key, kk, 4) == 0) {
+      kept = e->val;
+      continue;
+    }
     MDB_val k = {e->klen, e->key}, d = {bsz, e->val};
-    if ((rc = mdb_put(tx->t, db->dbi_blocks, &k, &d, 0)) != 0)
-      return store_mdb_err(db, rc, "write embeddings");
+    int rc = mdb_put(tx->t, db->dbi_blocks, &k, &d, 0);
+    if (rc) return store_mdb_err(db, rc, "write embeddings");
   }
+  WD_HMAP_FOREACH(&tx->blocks, e) if (e->val != kept) wd_free(e->val);
+  wd_hmap_free(&tx->blocks);
+  memset(&tx->blocks, 0, sizeof tx->blocks);
+  if (kept && wd_hmap_put(&tx->blocks, kk, 4, kept, NULL) != 0) {
+    wd_free(kept);
+    return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+/* Write dirty bitmaps and blocks, counters and the new revision. */
+static int flush(wd_txn *tx) {
+  int rc;
+  if ((rc = flush_bitmaps(tx)) || (rc = flush_blocks(tx, UINT32_MAX))) return rc;
   if ((rc = put_u64(tx, "next_slot", tx->next_slot)) ||
       (rc = put_u64(tx, "docs", tx->ndocs)) ||
       (rc = put_u64(tx, "chunks", tx->nchunks)))
@@ -414,6 +449,69 @@ int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
     int grc = grow_map(db, cur + (add > cur ? cur : add));
     if (grc) return store_mdb_err(db, grc, "grow map");
   }
+}
+
+/* ---------------------------------------- long write transactions (bulk) */
+
+int store_reserve(warden *db, uint64_t extra) {
+  mdb_filehandle_t fd;
+  struct stat fs;
+  uint64_t used = 0;
+  if (mdb_env_get_fd(db->env, &fd) == 0 && fstat(fd, &fs) == 0) used = (uint64_t)fs.st_size;
+  uint64_t want = used + extra;
+  want = (want + ((uint64_t)1 << 20) - 1) & ~(((uint64_t)1 << 20) - 1);
+  if (want <= db->mapsize) return 0;
+  int rc = grow_map(db, (size_t)want);
+  return rc ? store_mdb_err(db, rc, "grow map") : 0;
+}
+
+int store_write_begin(warden *db, wd_txn *tx) {
+  if (db->read_only)
+    return wd_err(db, WARDEN_EINVAL, "collection was opened read-only");
+  memset(tx, 0, sizeof *tx);
+  tx->db = db;
+  tx->write = 1;
+  int rc = begin(db, 0, &tx->t);
+  if (rc) return rc;
+  tx->next_slot = store_meta_u64(tx, "next_slot");
+  tx->ndocs = store_meta_u64(tx, "docs");
+  tx->nchunks = store_meta_u64(tx, "chunks");
+  return 0;
+}
+
+int store_write_spill(wd_txn *tx, size_t max_bitmaps) {
+  int rc = flush_blocks(tx, (uint32_t)(tx->next_slot / WD_BLOCK));
+  if (!rc && tx->bms.n > max_bitmaps) rc = flush_bitmaps(tx);
+  return rc;
+}
+
+int store_write_commit(wd_txn *tx, uint64_t *revision) {
+  warden *db = tx->db;
+  uint64_t rev = store_meta_u64(tx, "revision");
+  int rc = 0;
+  if (tx->changed) {
+    rc = flush(tx);
+    rev++;
+  }
+  free_caches(tx);
+  if (rc) {
+    mdb_txn_abort(tx->t);
+  } else {
+    int mrc = mdb_txn_commit(tx->t);
+    if (mrc) rc = store_mdb_err(db, mrc, "commit");
+  }
+  tx->t = NULL;
+  pthread_rwlock_unlock(&db->maplock);
+  if (!rc && revision) *revision = rev;
+  return rc;
+}
+
+void store_write_abort(wd_txn *tx) {
+  if (!tx->t) return;
+  free_caches(tx);
+  mdb_txn_abort(tx->t);
+  tx->t = NULL;
+  pthread_rwlock_unlock(&tx->db->maplock);
 }
 
 /* A value LMDB hands back must lie inside the used part of the map: a

@@ -99,6 +99,23 @@ void store_read_end(wd_txn *tx);
 int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
                 uint64_t *revision);
 
+/* A write transaction held open across calls (bulk loads: engine/ingest.c).
+ * store_reserve grows the map, before the transaction begins, so that the
+ * file may grow by extra bytes without MDB_MAP_FULL (address space only:
+ * the file grows as pages are written).  A long transaction cannot be
+ * rerun, so WD_EMAPFULL from it is final for it.  store_write_spill writes
+ * the dirty blocks (all but the one next_slot falls in) and, when more
+ * than max_bitmaps are dirty, the dirty bitmaps into the transaction and
+ * frees their copies: what the transaction holds in memory stays bounded
+ * (LMDB keeps its own dirty pages; see README "Bulk ingest").  commit
+ * flushes, bumps the revision when something changed and commits; abort
+ * discards.  Both end the transaction. */
+int store_reserve(warden *db, uint64_t extra);
+int store_write_begin(warden *db, wd_txn *tx);
+int store_write_spill(wd_txn *tx, size_t max_bitmaps);
+int store_write_commit(wd_txn *tx, uint64_t *revision);
+void store_write_abort(wd_txn *tx);
+
 /* Values of docs, chunks, bitmaps, principals and grants end with a
  * CRC-32C of the bytes before it, so a flipped byte on disk is refused
  * (WARDEN_ECORRUPT) instead of being returned as data.  Embedding blocks

@@ -146,13 +146,18 @@ fail:
   return rc;
 }
 
-int warden_upsert(warden *db, const warden_doc *docs, size_t ndocs,
-                  const float *embeddings, size_t nrows,
-                  const warden_upsert_opts *opts, warden_ingest_report *report) {
-  if (!db) return WARDEN_EINVAL;
-  int rc = wd_check_pid(db);
-  if (rc) return rc;
-  wd_err_clear(db);
+struct warden_bulk {
+  warden *db;      /* g.db, which wd_ingest_free clears */
+  wd_ingest g;
+  uint64_t base;   /* documents given by earlier calls (for docs[I]) */
+  uint64_t reserve;
+  int failed;      /* an error ended the transaction: commit returns it */
+  const warden_upsert_opts *opts;
+};
+
+/* Rows and NULLs; WARDEN_EINVAL before anything is looked at. */
+static int check_args(warden *db, const warden_doc *docs, size_t ndocs,
+                      const float *embeddings, size_t nrows) {
   if (!docs && ndocs) return wd_err(db, WARDEN_EINVAL, "upsert: docs is NULL with ndocs = %zu", ndocs);
   size_t total = 0;
   for (size_t i = 0; i < ndocs; i++) total += docs[i].nchunks;
@@ -168,24 +173,132 @@ int warden_upsert(warden *db, const warden_doc *docs, size_t ndocs,
                     "upsert: embeddings is NULL and the collection has no embedder");
   }
   if (db->read_only) return wd_err(db, WARDEN_EINVAL, "collection was opened read-only");
-  wd_ingest g;
-  memset(&g, 0, sizeof g);
-  g.db = db;
-  g.typed = 1;
-  g.keep_going = opts && opts->keep_going;
+  return 0;
+}
+
+static int bulk_open(warden *db, const warden_upsert_opts *opts, uint64_t reserve,
+                     warden_bulk **out) {
+  warden_bulk *b = wd_calloc(1, sizeof *b);
+  if (!b) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  b->db = db;
+  b->g.db = db;
+  b->g.typed = 1;
+  b->g.keep_going = opts && opts->keep_going;
+  b->opts = opts;
+  b->reserve = reserve;
+  int rc = wd_ingest_begin(&b->g, reserve);
+  if (rc) {
+    wd_ingest_free(&b->g);
+    wd_free(b);
+    return rc;
+  }
+  *out = b;
+  return 0;
+}
+
+/* Validate and apply docs; may return WD_EMAPFULL. */
+static int bulk_add(warden_bulk *b, const warden_doc *docs, size_t ndocs,
+                    const float *embeddings) {
+  warden *db = b->g.db;
   size_t row = 0, dim = db->cfg.dim;
-  rc = 0;
+  int rc = 0;
   for (size_t i = 0; i < ndocs && rc >= 0; i++) {
     json_t *j = NULL;
     const float *rows = embeddings ? embeddings + row * dim : NULL;
     row += docs[i].nchunks;
-    rc = doc_json(&g, &docs[i], i, &j);
+    uint64_t at = b->base + i;
+    rc = doc_json(&b->g, &docs[i], at, &j);
     if (rc == 0) {
-      rc = wd_ingest_doc(&g, j, NULL, i, rows);
+      rc = wd_ingest_doc(&b->g, j, NULL, at, rows);
       json_decref(j);
     }
-    if (opts && opts->progress && ((i + 1) % 1024 == 0 || i + 1 == ndocs))
-      opts->progress(opts->progress_ctx, i + 1, ndocs);
+    /* the rows are borrowed for this call only: apply before returning */
+    if (rc >= 0 && (b->g.ndocs >= WD_BATCH || i + 1 == ndocs)) rc = wd_ingest_drain(&b->g);
+    if (b->opts && b->opts->progress && ((i + 1) % 1024 == 0 || i + 1 == ndocs))
+      b->opts->progress(b->opts->progress_ctx, at + 1, b->base + ndocs);
   }
-  return wd_ingest_finish(&g, rc < 0 ? rc : 0, report);
+  b->base += ndocs;
+  return rc < 0 ? rc : 0;
+}
+
+static int public_code(warden_bulk *b, int rc) {
+  if (rc == WD_EMAPFULL)
+    return wd_err(b->db, WARDEN_EIO,
+                  "bulk load: outgrew the %llu MiB of map reserved for it (pass a larger "
+                  "expected_bytes to warden_bulk_begin)",
+                  (unsigned long long)(b->reserve >> 20));
+  return rc;
+}
+
+int warden_bulk_begin(warden *db, const warden_upsert_opts *opts, uint64_t expected_bytes,
+                      warden_bulk **out) {
+  if (!db || !out) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  if (db->read_only) return wd_err(db, WARDEN_EINVAL, "collection was opened read-only");
+  uint64_t reserve = expected_bytes ? 2 * expected_bytes + ((uint64_t)1 << 30) : (uint64_t)64 << 30;
+  return bulk_open(db, opts, reserve, out);
+}
+
+int warden_bulk_upsert(warden_bulk *b, const warden_doc *docs, size_t ndocs,
+                       const float *embeddings, size_t nrows) {
+  if (!b) return WARDEN_EINVAL;
+  warden *db = b->db;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  if (b->failed) return wd_err(db, b->failed, "bulk load: an earlier call failed; abort it");
+  if ((rc = check_args(db, docs, ndocs, embeddings, nrows))) return rc;
+  rc = bulk_add(b, docs, ndocs, embeddings);
+  if (rc) {
+    rc = public_code(b, rc);
+    b->failed = rc;
+    wd_ingest_free(&b->g); /* ends the transaction: nothing committed */
+  }
+  return rc;
+}
+
+int warden_bulk_commit(warden_bulk *b, warden_ingest_report *report) {
+  if (!b) return WARDEN_EINVAL;
+  int rc = b->failed;
+  if (!rc) {
+    rc = wd_ingest_finish(&b->g, 0, report);
+    if (rc) rc = public_code(b, rc);
+  }
+  wd_ingest_free(&b->g);
+  wd_free(b);
+  return rc;
+}
+
+void warden_bulk_abort(warden_bulk *b) {
+  if (!b) return;
+  wd_ingest_free(&b->g);
+  wd_free(b);
+}
+
+int warden_upsert(warden *db, const warden_doc *docs, size_t ndocs,
+                  const float *embeddings, size_t nrows,
+                  const warden_upsert_opts *opts, warden_ingest_report *report) {
+  if (!db) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  if ((rc = check_args(db, docs, ndocs, embeddings, nrows))) return rc;
+  /* the rows, texts and records, twice, and room for the bitmaps */
+  uint64_t bytes = (uint64_t)(embeddings ? nrows : 0) * db->cfg.dim * sizeof(float);
+  for (size_t i = 0; i < ndocs; i++) bytes += 512 + 64 * docs[i].nchunks;
+  for (int attempt = 0;; attempt++) {
+    uint64_t reserve = (2 * bytes + ((uint64_t)256 << 20)) << (2 * attempt);
+    warden_bulk *b;
+    if ((rc = bulk_open(db, opts, reserve, &b))) return rc;
+    rc = bulk_add(b, docs, ndocs, embeddings);
+    rc = wd_ingest_finish(&b->g, rc, report);
+    wd_free(b);
+    /* a call's whole input is at hand: replay it with a larger map */
+    if (rc != WD_EMAPFULL) return rc;
+    if (attempt >= 6)
+      return wd_err(db, WARDEN_EIO, "upsert: outgrew the %llu MiB of map reserved for it",
+                    (unsigned long long)(reserve >> 20));
+  }
 }

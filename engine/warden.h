@@ -229,6 +229,40 @@ int warden_upsert(warden *db, const warden_doc *docs, size_t ndocs,
                   const float *embeddings, size_t nrows,
                   const warden_upsert_opts *opts, warden_ingest_report *report);
 
+/* ------------------------------------------------------- bulk load */
+
+/* A bulk load: one write transaction that any number of
+ * warden_bulk_upsert() calls add to and warden_bulk_commit() commits, so
+ * that readers see none of it before the commit and all of it after, and
+ * a load of any size is all-or-nothing -- while each call's documents are
+ * validated, applied and freed before it returns (memory: README "Bulk
+ * ingest").  Validation, limits, keep_going and errors are warden_upsert's;
+ * I in "docs[I].FIELD: reason" counts documents across all calls of the
+ * load, and a doc_id given twice in one load is refused.
+ *
+ * The load holds the collection's writer lock from begin to commit/abort:
+ * other writers wait, readers do not.  It must be used from the thread
+ * that began it, which must make no other write to the collection (on any
+ * handle) until it commits or aborts; close the handle only after that.
+ * expected_bytes: roughly what the load brings (rows * dimension * 4 plus
+ * texts and metadata); 0 when unknown.  The map is reserved for it up
+ * front (address space, not disk): a load that outgrows the reservation
+ * fails with WARDEN_EIO and commits nothing.
+ *
+ * warden_bulk_upsert: as warden_upsert (embeddings borrowed for the call
+ * only).  WARDEN_EINVAL (bad arguments) leaves the load as it was; any
+ * other error ends it: nothing is committed, later calls return the same
+ * code, commit returns it and frees b.  warden_bulk_commit: commits and
+ * frees b (always); report as for warden_ingest.  warden_bulk_abort:
+ * discards everything and frees b (NULL is a no-op). */
+typedef struct warden_bulk warden_bulk;
+int warden_bulk_begin(warden *db, const warden_upsert_opts *opts, uint64_t expected_bytes,
+                      warden_bulk **out);
+int warden_bulk_upsert(warden_bulk *b, const warden_doc *docs, size_t ndocs,
+                       const float *embeddings, size_t nrows);
+int warden_bulk_commit(warden_bulk *b, warden_ingest_report *report);
+void warden_bulk_abort(warden_bulk *b);
+
 /* ---------------------------------------------------- writes and reports */
 
 typedef struct warden_write_report {

@@ -21,17 +21,30 @@ static void print_errors(const char *errors) {
   }
 }
 
+int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const char *vectors,
+                   int keep_going); /* tools/ingest_npy.c */
+
 int cmd_ingest(int argc, char **argv) {
   const char *ctx = "ingest";
   int keep_going = 0;
+  const char *vectors = NULL;
   cli_list pos = {0};
   const cli_opt opts[] = {
       {"--keep-going", 0, CLI_FLAG, &keep_going},
+      {"--vectors", 0, CLI_STR, &vectors},
       {NULL, 0, CLI_FLAG, NULL},
   };
   int rc = cli_parse(ctx, argc, argv, opts, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, -1, "DIR FILE");
   if (rc != 0) goto done;
+  if (vectors) { /* META.jsonl --vectors EMB.npy */
+    if (pos.n != 2 || strcmp(pos.v[1], "-") == 0) {
+      rc = cli_usage(ctx, "--vectors takes exactly one META.jsonl file (not standard input)");
+      goto done;
+    }
+    rc = cli_ingest_npy(ctx, pos.v[0], pos.v[1], vectors, keep_going);
+    goto done;
+  }
 
   static const char *const stdin_only[] = {"-"};
   const char *const *paths = pos.n > 1 ? pos.v + 1 : stdin_only;

@@ -15,6 +15,7 @@
 #   libomp-14-dev     OpenMP for the clang-built fuzz and TSan libraries (test)
 #   lmdb-utils        mdb_stat / mdb_dump for debugging collections
 #   python3-faiss python3-numpy python3-matplotlib   bench baselines and plots
+#   python3-numpy (test)   .npy files for tests/cli/npy.sh (warden ingest --vectors)
 #   npm               fetching the GloVe-derived bench vectors
 #   nodejs npm        bindings/node tests (only when no node is installed)
 #   libstemmer-dev    Snowball stemmers for the lexical index (lexical.language)
@@ -26,7 +27,7 @@ what=${1:-build}
 pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjansson-dev g++ make pkg-config"
 pkgs="$pkgs libstemmer-dev libicu-dev" # lexical index (hybrid retrieval)
 case "$what" in
-  test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3"
+  test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3 python3-numpy"
         # bindings/node tests (npm ci + node --test): Node.js >= 20 is on
         # the machine image; ask Debian for one only when there is none
         command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm" ;;

@@ -13,6 +13,7 @@ static const char main_help[] =
     "\n"
     "  warden init DIR --dim N [--metric cosine|l2|ip] [--config FILE]\n"
     "  warden ingest DIR [FILE ...|-] [--keep-going]\n"
+    "  warden ingest DIR META.jsonl --vectors EMB.npy [--keep-going]\n"
     "  warden query DIR --principal P [--groups G1,G2] (--vector JSON | --vector-file F | --text STR)\n"
     "               [-k N] [--filter JSON|@FILE] [--namespace PREFIX ...] [--exact] [--explain]\n"
     "               [--mode semantic|lexical|hybrid]\n"
@@ -47,6 +48,7 @@ static const struct {
      "Prints {\"created\": DIR, \"dimension\": N, \"metric\": M, \"revision\": 0}.\n"},
     {"ingest",
      "usage: warden ingest DIR [FILE ...|-] [--keep-going]\n"
+     "       warden ingest DIR META.jsonl --vectors EMB.npy [--keep-going]\n"
      "\n"
      "Upsert JSON Lines documents (one per line) from the FILEs, or standard\n"
      "input when none is given or FILE is '-'.  All inputs form one\n"
@@ -54,6 +56,10 @@ static const struct {
      "nothing is committed (exit 3).\n"
      "  --keep-going     commit the good lines; report every bad one (exit 3\n"
      "                   if any was bad)\n"
+     "  --vectors F      the embeddings are the rows of F, a 2-D float32 or\n"
+     "                   float16 .npy (C order), one row per chunk of META.jsonl\n"
+     "                   in file order; META's chunks have text, no embedding.\n"
+     "                   Rows and dimension are checked before anything is written\n"
      "Prints {\"documents\", \"replaced\", \"chunks\", \"bad_lines\", \"revision\"}.\n"},
     {"query",
      "usage: warden query DIR --principal P [--groups G1,G2] (--vector JSON | --vector-file F | --text STR)\n"

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """crash.py -- kill -9 the warden CLI at random points of ingest, acl sync and
 delete, then check that nothing committed was lost and nothing half-done
-survived.
+survived.  Two ingest kinds more: "bulk", JSONL inputs of 2100-3000
+documents (more than one 2048-document batch, so the kill can land after
+full embedding blocks were written into the still-open transaction), and
+"npy", `ingest META --vectors EMB.npy` (the .npy written here by hand).
 
 For each operation kind, ITERS times: a command is started on a collection
 whose exact contents this script knows (the model), SIGKILLed after a random
@@ -23,7 +26,7 @@ reopened:
     except for ties at the k-th distance).
 Usage: crash.py --warden build/warden [--iters 50] [--seed 1]
 """
-import argparse, json, os, random, shutil, signal, subprocess, sys, tempfile, time
+import argparse, json, os, random, shutil, signal, struct, subprocess, sys, tempfile, time
 
 DIM = 4
 USERS = ["user:u%d" % i for i in range(5)]
@@ -98,6 +101,53 @@ class Crash:
         for d in docs:
             after[d["doc_id"]] = d
         return ["ingest", self.coll, path], after
+
+    def make_docs(self, lo, hi):
+        docs, seen = [], set()
+        n = self.r.randint(lo, hi)
+        self.gen += 1
+        ids = list(self.model)
+        for _ in range(n):
+            if ids and self.r.random() < 0.3:
+                i = int(self.r.choice(ids)[4:])
+            else:
+                i = self.next_id
+                self.next_id += 1
+            if i in seen:
+                continue
+            seen.add(i)
+            docs.append(rand_doc(self.r, i, self.gen))
+        after = dict(self.model)
+        for d in docs:
+            after[d["doc_id"]] = d
+        return docs, after
+
+    def make_bulk(self):
+        docs, after = self.make_docs(2100, 3000)
+        path = os.path.join(self.tmp, "bulk.jsonl")
+        with open(path, "w") as f:
+            for d in docs:
+                f.write(json.dumps(d) + "\n")
+        return ["ingest", self.coll, path], after
+
+    def make_npy(self):
+        docs, after = self.make_docs(20, 2600)
+        meta = os.path.join(self.tmp, "meta.jsonl")
+        rows = []
+        with open(meta, "w") as f:
+            for d in docs:
+                m = json.loads(json.dumps(d))
+                for c in m["chunks"]:
+                    rows.append(c.pop("embedding"))
+                f.write(json.dumps(m) + "\n")
+        npy = os.path.join(self.tmp, "emb.npy")
+        hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (len(rows), DIM)
+        hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+        with open(npy, "wb") as f:
+            f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
+            for r in rows:
+                f.write(struct.pack("<%df" % DIM, *r))
+        return ["ingest", self.coll, meta, "--vectors", npy], after
 
     def make_sync(self):
         after = dict(self.model)
@@ -224,7 +274,8 @@ class Crash:
     # ------------------------------------------------------------ main
     def once(self, kind, kill):
         args, after = {"ingest": self.make_ingest, "sync": self.make_sync,
-                       "delete": self.make_delete}[kind]()
+                       "delete": self.make_delete, "bulk": self.make_bulk,
+                       "npy": self.make_npy}[kind]()
         if args is None:
             return False
         before = self.model
@@ -256,8 +307,10 @@ class Crash:
             self.once("ingest", False)
         self.once("sync", False)
         self.once("delete", False)
+        self.once("bulk", False)
+        self.once("npy", False)
         for i in range(iters):
-            for kind in ("ingest", "sync", "delete"):
+            for kind in ("ingest", "sync", "delete", "bulk", "npy"):
                 while not self.once(kind, True):
                     self.once("ingest", False)
         s = self.stats

@@ -1,0 +1,498 @@
+/*
+ * ingest_npy.c -- `warden ingest DIR META.jsonl --vectors EMB.npy`: ingest
+ * lines without embeddings whose chunks take their embeddings, in file
+ * order, from the rows of a float32 or float16 .npy array.
+ *
+ * Pass 1 reads META once to count its chunks (and refuses lines that
+ * cannot be read or that carry an embedding of their own), so that the row
+ * count and the dimension are checked against EMB.npy before anything is
+ * written.  Pass 2 turns each line into a warden_doc (strings borrowed
+ * from the parsed line) and feeds batches of them, with their rows as a
+ * pointer into the mapped file (float16 converted batch by batch), to one
+ * warden_bulk_* load: one transaction, all or nothing, validated by the
+ * library's one validator.  Its "docs[I].field: reason" errors are
+ * printed as "META:LINE: field: reason".  Memory: one batch of parsed
+ * lines, 8 bytes per document for the line map, the library's bounded
+ * batch; the mapping's pages are given back as rows are consumed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "npy.h"
+
+#define NPY_BATCH_DOCS 2048
+#define NPY_BATCH_ROWS 65536
+
+int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const char *vectors,
+                   int keep_going);
+
+/* A bump allocator for one batch's pointer arrays. */
+typedef struct arena {
+  char *buf;
+  size_t used, cap;
+  char **old; /* earlier buffers, freed with the arena */
+  size_t nold;
+} arena;
+
+static void *arena_get(arena *a, size_t n) {
+  n = (n + 15) & ~(size_t)15;
+  if (a->used + n > a->cap) {
+    if (a->buf) {
+      a->old = cli_xrealloc(a->old, (a->nold + 1) * sizeof *a->old);
+      a->old[a->nold++] = a->buf;
+    }
+    a->cap = n > (1u << 20) ? n : (1u << 20);
+    a->buf = cli_xmalloc(a->cap);
+    a->used = 0;
+  }
+  void *p = a->buf + a->used;
+  a->used += n;
+  return p;
+}
+
+static void arena_reset(arena *a) {
+  for (size_t i = 0; i < a->nold; i++) free(a->old[i]);
+  a->nold = 0;
+  a->used = 0;
+}
+
+static void arena_free(arena *a) {
+  arena_reset(a);
+  free(a->old);
+  free(a->buf);
+}
+
+/* One error line, kept with its line number so errors print in file order. */
+typedef struct err_list {
+  uint64_t *line;
+  char **msg;
+  size_t n, cap;
+} err_list;
+
+static void err_add(err_list *e, uint64_t line, char *msg) {
+  if (e->n == e->cap) {
+    e->cap = e->cap ? e->cap * 2 : 16;
+    e->line = cli_xrealloc(e->line, e->cap * sizeof *e->line);
+    e->msg = cli_xrealloc(e->msg, e->cap * sizeof *e->msg);
+  }
+  e->line[e->n] = line;
+  e->msg[e->n++] = msg;
+}
+
+static const char *str_of(const json_t *v, int *has_nul) {
+  const char *s = json_string_value(v);
+  *has_nul = strlen(s) != json_string_length(v);
+  return s;
+}
+
+/* Turn one parsed META line into d (pointers into j and the arena).
+ * Returns 0, or 1 with field/why set: a shape the JSON path refuses with
+ * the same words (the library checks everything else). */
+static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, char *why,
+                  size_t wl) {
+  memset(d, 0, sizeof *d);
+  int nul = 0;
+#define BAD(F, ...)                            \
+  do {                                         \
+    snprintf(field, fl, "%s", F);              \
+    snprintf(why, wl, __VA_ARGS__);            \
+    return 1;                                  \
+  } while (0)
+  if (!json_is_object(j)) BAD("document", "expected a JSON object");
+  const char *key;
+  json_t *v;
+  json_object_foreach(j, key, v) {
+    if (strcmp(key, "doc_id") && strcmp(key, "source") && strcmp(key, "namespace") &&
+        strcmp(key, "metadata") && strcmp(key, "acl") && strcmp(key, "chunks"))
+      BAD(key, "unknown field (expected doc_id, source, namespace, metadata, acl, chunks)");
+  }
+  static const char *const sf[3] = {"doc_id", "source", "namespace"};
+  const char **sd[3] = {&d->doc_id, &d->source, &d->namespace_};
+  for (int i = 0; i < 3; i++) {
+    v = json_object_get(j, sf[i]);
+    if (!v) continue;
+    if (!json_is_string(v)) BAD(sf[i], "expected a string");
+    *sd[i] = str_of(v, &nul);
+    if (nul) {
+      if (i == 0) BAD(sf[i], "contains a NUL character");
+      if (i == 1) BAD(sf[i], "expected a URI such as s3://bucket/key, file:///path or https://...");
+      BAD(sf[i], "control character in namespace");
+    }
+  }
+  json_t *m = json_object_get(j, "metadata");
+  if (m) {
+    if (!json_is_object(m)) BAD("metadata", "expected an object");
+    size_t n = json_object_size(m), k = 0;
+    warden_meta *mv = arena_get(ar, (n ? n : 1) * sizeof *mv);
+    json_object_foreach(m, key, v) {
+      warden_meta *e = &mv[k++];
+      memset(e, 0, sizeof *e);
+      e->key = key;
+      char f[200];
+      snprintf(f, sizeof f, "metadata.%.128s", key);
+      if (json_is_string(v)) {
+        e->type = WARDEN_META_STRING;
+        e->str = str_of(v, &nul);
+        if (nul) BAD(f, "string values must be at most 256 bytes, without NUL");
+      } else if (json_is_integer(v)) {
+        e->type = WARDEN_META_INT;
+        e->i = json_integer_value(v);
+      } else if (json_is_real(v)) {
+        e->type = WARDEN_META_FLOAT;
+        e->f = json_real_value(v);
+      } else if (json_is_boolean(v)) {
+        e->type = WARDEN_META_BOOL;
+        e->i = json_is_true(v);
+      } else if (json_is_array(v)) {
+        e->type = WARDEN_META_STRING_LIST;
+        e->nlist = json_array_size(v);
+        const char **l = arena_get(ar, (e->nlist ? e->nlist : 1) * sizeof *l);
+        for (size_t x = 0; x < e->nlist; x++) {
+          json_t *s = json_array_get(v, x);
+          l[x] = json_is_string(s) ? str_of(s, &nul) : NULL; /* NULL: "lists may only hold strings" */
+          if (json_is_string(s) && nul) BAD(f, "list strings must be at most 256 bytes, without NUL");
+        }
+        e->list = l;
+      } else {
+        BAD(f, "expected a string, number, boolean or list of strings");
+      }
+    }
+    d->metadata = mv;
+    d->nmetadata = n;
+  }
+  json_t *acl = json_object_get(j, "acl");
+  if (acl) {
+    if (!json_is_object(acl)) BAD("acl", "expected an object with allow and deny");
+    json_object_foreach(acl, key, v) if (strcmp(key, "allow") && strcmp(key, "deny"))
+      BAD("acl", "unknown field \"%s\" (expected allow, deny)", key);
+    d->has_acl = 1;
+    static const char *const af[2] = {"acl.allow", "acl.deny"};
+    for (int w = 0; w < 2; w++) {
+      json_t *a = json_object_get(acl, af[w] + 4);
+      if (!a) {
+        if (w == 0) BAD(af[w], "required field is missing");
+        continue;
+      }
+      if (!json_is_array(a)) BAD(af[w], "expected an array of principals");
+      size_t n = json_array_size(a);
+      const char **l = arena_get(ar, (n ? n : 1) * sizeof *l);
+      for (size_t x = 0; x < n; x++) {
+        json_t *s = json_array_get(a, x);
+        l[x] = json_is_string(s) ? json_string_value(s) : NULL; /* NULL: "expected a string" */
+      }
+      if (w == 0) {
+        d->allow = l;
+        d->nallow = n;
+      } else {
+        d->deny = l;
+        d->ndeny = n;
+      }
+    }
+  }
+  json_t *ch = json_object_get(j, "chunks");
+  if (!ch) BAD("chunks", "required field is missing");
+  if (!json_is_array(ch) || json_array_size(ch) == 0)
+    BAD("chunks", "expected a non-empty array of {text, embedding}");
+  size_t n = json_array_size(ch);
+  const char **t = arena_get(ar, n * sizeof *t);
+  for (size_t c = 0; c < n; c++) {
+    json_t *o = json_array_get(ch, c);
+    char f[64];
+    snprintf(f, sizeof f, "chunks[%zu]", c);
+    if (!json_is_object(o)) BAD(f, "expected an object {text, embedding}");
+    json_object_foreach(o, key, v) if (strcmp(key, "text"))
+      BAD(f, "unknown field \"%s\" (expected text)", key);
+    json_t *tx = json_object_get(o, "text");
+    snprintf(f, sizeof f, "chunks[%zu].text", c);
+    if (tx && !json_is_string(tx)) BAD(f, "expected a string");
+    t[c] = tx ? str_of(tx, &nul) : NULL;
+    if (tx && nul) BAD(f, "contains a NUL character (not supported with --vectors)");
+  }
+  d->texts = t;
+  d->nchunks = n;
+#undef BAD
+  return 0;
+}
+
+/* "docs[I].rest" -> "META:LINE: rest", and "docs[J]" inside rest -> "line L". */
+static char *map_msg(const char *meta, const char *msg, const uint64_t *lines, uint64_t nlines,
+                     uint64_t *line_out) {
+  unsigned long long i;
+  int off = 0;
+  *line_out = 0;
+  if (sscanf(msg, "docs[%llu].%n", &i, &off) != 1 || off == 0 || i >= nlines) {
+    char *s = cli_xmalloc(strlen(meta) + strlen(msg) + 4);
+    sprintf(s, "%s: %s", meta, msg);
+    return s;
+  }
+  *line_out = lines[i];
+  const char *rest = msg + off;
+  char tail[1200];
+  const char *dup = strstr(rest, "duplicate of docs[");
+  unsigned long long jx;
+  if (dup && sscanf(dup, "duplicate of docs[%llu]", &jx) == 1 && jx < nlines) {
+    snprintf(tail, sizeof tail, "%.*sduplicate of line %llu in this input", (int)(dup - rest),
+             rest, (unsigned long long)lines[jx]);
+    rest = tail;
+  }
+  char *s = cli_xmalloc(strlen(meta) + strlen(rest) + 32);
+  sprintf(s, "%s:%llu: %s", meta, (unsigned long long)lines[i], rest);
+  return s;
+}
+
+static int cmp_err(const void *a, const void *b, void *ctx) {
+  const uint64_t *ln = ctx;
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return ln[x] < ln[y] ? -1 : ln[x] > ln[y] ? 1 : (x < y ? -1 : x > y);
+}
+
+int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const char *vectors,
+                   int keep_going) {
+  char err[1024];
+  cli_npy npy;
+  int rc = cli_npy_open(vectors, &npy, err, sizeof err);
+  if (rc) {
+    cli_err(ctx, "%s", err);
+    return rc == 3 ? CLI_EXIT_DATA : CLI_EXIT_RUNTIME;
+  }
+  FILE *f = NULL;
+  warden *db = NULL;
+  warden_bulk *bulk = NULL;
+  char *line = NULL;
+  size_t lcap = 0;
+  uint64_t *lines = NULL, nlines = 0, lines_cap = 0;
+  err_list errs = {0};
+  arena ar = {0};
+  json_t **js = NULL;
+  warden_doc *docs = NULL;
+  float *conv = NULL;
+  uint64_t cli_bad = 0;
+  struct stat st;
+  uint64_t meta_size = stat(meta, &st) == 0 ? (uint64_t)st.st_size : 0;
+
+  if ((rc = cli_open(ctx, dir, 0, &db)) != 0) goto done;
+  if (npy.cols != warden_dimension(db)) {
+    cli_err(ctx, "%s: rows of %llu values, the collection's dimension is %u", vectors,
+            (unsigned long long)npy.cols, warden_dimension(db));
+    rc = CLI_EXIT_DATA;
+    goto done;
+  }
+  /* pass 1: count chunks; refuse what would leave the rows unaligned */
+  f = fopen(meta, "rb");
+  if (!f) {
+    cli_err(ctx, "%s: %s", meta, strerror(errno));
+    rc = CLI_EXIT_RUNTIME;
+    goto done;
+  }
+  uint64_t ln = 0, nchunks = 0, ndocs = 0;
+  ssize_t got;
+  while ((got = getline(&line, &lcap, f)) >= 0) {
+    ln++;
+    size_t s = 0, len = (size_t)got;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
+    if (s == len) continue;
+    json_error_t je;
+    json_t *j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+      cli_err(NULL, "%s:%llu: json: %s (column %d)", meta, (unsigned long long)ln, je.text,
+              je.column);
+      rc = CLI_EXIT_DATA;
+      goto done;
+    }
+    ndocs++;
+    json_t *ch = json_object_get(j, "chunks");
+    if (json_is_array(ch)) {
+      for (size_t c = 0; c < json_array_size(ch); c++)
+        if (json_object_get(json_array_get(ch, c), "embedding")) {
+          cli_err(NULL,
+                  "%s:%llu: chunks[%zu].embedding: not allowed with --vectors (the "
+                  "embeddings are the rows of %s)",
+                  meta, (unsigned long long)ln, c, vectors);
+          json_decref(j);
+          rc = CLI_EXIT_DATA;
+          goto done;
+        }
+      nchunks += json_array_size(ch);
+    }
+    json_decref(j);
+  }
+  if (ferror(f)) {
+    cli_err(ctx, "%s: read error: %s", meta, strerror(errno));
+    rc = CLI_EXIT_RUNTIME;
+    goto done;
+  }
+  if (ndocs == 0) {
+    cli_err(NULL, "%s:%llu: input: no documents (empty input)", meta,
+            (unsigned long long)(ln ? ln : 1));
+    rc = CLI_EXIT_DATA;
+    goto done;
+  }
+  if (nchunks != npy.rows) {
+    cli_err(ctx, "%s: %llu rows for the %llu chunks of %s (one row per chunk, in file order)",
+            vectors, (unsigned long long)npy.rows, (unsigned long long)nchunks, meta);
+    rc = CLI_EXIT_DATA;
+    goto done;
+  }
+  /* pass 2: batches into one bulk load */
+  rewind(f);
+  warden_upsert_opts uo = {.keep_going = keep_going};
+  uint64_t expect = npy.rows * npy.cols * 4 + meta_size;
+  int wrc = warden_bulk_begin(db, &uo, expect, &bulk);
+  if (wrc) {
+    rc = cli_lib_err(db, ctx, wrc);
+    goto done;
+  }
+  cli_progress prog;
+  cli_progress_init(&prog, ctx);
+  js = cli_xmalloc(NPY_BATCH_DOCS * sizeof *js);
+  docs = cli_xmalloc(NPY_BATCH_DOCS * sizeof *docs);
+  int need_conv = npy.itemsize != 4 || ((uintptr_t)npy.data & 3);
+  size_t conv_rows = 0, nb = 0;
+  uint64_t row = 0, batch_row = 0, batch_rows = 0, bytes = 0;
+  ln = 0;
+  for (;;) {
+    got = getline(&line, &lcap, f);
+    int eof = got < 0;
+    json_t *j = NULL;
+    uint64_t rows_of = 0;
+    if (!eof) {
+      ln++;
+      bytes += (uint64_t)got;
+      size_t s = 0, len = (size_t)got;
+      while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+      while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
+      if (s == len) continue;
+      json_error_t je;
+      j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
+      if (!j) { /* the file changed since pass 1 */
+        cli_err(NULL, "%s:%llu: json: %s (column %d)", meta, (unsigned long long)ln, je.text,
+                je.column);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+      json_t *ch = json_object_get(j, "chunks");
+      rows_of = json_is_array(ch) ? json_array_size(ch) : 0;
+    }
+    /* send the batch at the end, or when this line would overfill it */
+    int bad_doc = 0;
+    char field[256], why[512];
+    if (nb && (eof || nb >= NPY_BATCH_DOCS || batch_rows + rows_of > NPY_BATCH_ROWS)) {
+    send:
+      if (need_conv && batch_rows > conv_rows) {
+        conv_rows = batch_rows;
+        free(conv);
+        conv = cli_xmalloc(conv_rows * npy.cols * sizeof *conv);
+      }
+      const float *rows = cli_npy_rows(&npy, batch_row, batch_rows, conv);
+      wrc = warden_bulk_upsert(bulk, docs, nb, rows, batch_rows);
+      for (size_t i = 0; i < nb; i++) json_decref(js[i]);
+      nb = 0;
+      arena_reset(&ar);
+      if (wrc) {
+        json_decref(j);
+        if (wrc == WARDEN_EDATA) {
+          /* the message names docs[I]: say FILE:LINE instead */
+          uint64_t l;
+          char *m = map_msg(meta, warden_errmsg(db), lines, nlines, &l);
+          cli_err(NULL, "%s", m);
+          free(m);
+          rc = CLI_EXIT_DATA;
+        } else {
+          rc = cli_lib_err(db, ctx, wrc);
+        }
+        goto done;
+      }
+      batch_row += batch_rows;
+      batch_rows = 0;
+      cli_npy_release(&npy, batch_row);
+      cli_progress_cb(&prog, ln, bytes, meta_size);
+      if (bad_doc) goto skip;
+    }
+    if (eof) break;
+    if (to_doc(j, &ar, &docs[nb], field, sizeof field, why, sizeof why)) {
+      /* its rows are skipped: send what comes before them first (so that
+       * an earlier bad line is reported first, too) */
+      bad_doc = 1;
+      if (nb) goto send;
+    skip:;
+      char *msg = cli_xmalloc(strlen(meta) + strlen(field) + strlen(why) + 40);
+      sprintf(msg, "%s:%llu: %s: %s", meta, (unsigned long long)ln, field, why);
+      json_decref(j);
+      if (!keep_going) {
+        cli_err(NULL, "%s", msg);
+        free(msg);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+      err_add(&errs, ln, msg);
+      cli_bad++;
+      row += rows_of;
+      batch_row = row;
+      continue;
+    }
+    if (nlines == lines_cap) {
+      lines_cap = lines_cap ? lines_cap * 2 : 65536;
+      lines = cli_xrealloc(lines, lines_cap * sizeof *lines);
+    }
+    lines[nlines++] = ln;
+    js[nb++] = j;
+    row += rows_of;
+    batch_rows += rows_of;
+  }
+  cli_progress_done(&prog);
+  warden_ingest_report rep = {0};
+  wrc = warden_bulk_commit(bulk, &rep);
+  bulk = NULL;
+  if (wrc) {
+    rc = cli_lib_err(db, wrc == WARDEN_EDATA ? NULL : ctx, wrc);
+    goto done;
+  }
+  /* the library's errors, named by line, with ours, in file order */
+  const char *p = rep.errors;
+  while (p && *p) {
+    size_t len = strcspn(p, "\n");
+    char *one = cli_xmalloc(len + 1);
+    memcpy(one, p, len);
+    one[len] = 0;
+    uint64_t l;
+    err_add(&errs, 0, map_msg(meta, one, lines, nlines, &l));
+    errs.line[errs.n - 1] = l;
+    free(one);
+    p += len;
+    if (*p) p++;
+  }
+  warden_free(rep.errors);
+  size_t *order = cli_xmalloc((errs.n ? errs.n : 1) * sizeof *order);
+  for (size_t i = 0; i < errs.n; i++) order[i] = i;
+  qsort_r(order, errs.n, sizeof *order, cmp_err, errs.line);
+  for (size_t i = 0; i < errs.n; i++) cli_err(NULL, "%s", errs.msg[order[i]]);
+  free(order);
+  json_t *out = json_object();
+  json_object_set_new(out, "documents", json_integer((json_int_t)rep.documents));
+  json_object_set_new(out, "replaced", json_integer((json_int_t)rep.replaced));
+  json_object_set_new(out, "chunks", json_integer((json_int_t)rep.chunks));
+  json_object_set_new(out, "bad_lines", json_integer((json_int_t)(rep.bad_lines + cli_bad)));
+  json_object_set_new(out, "revision", json_integer((json_int_t)rep.revision));
+  rc = cli_print_json(out);
+  if (rc == 0 && rep.bad_lines + cli_bad > 0) rc = CLI_EXIT_DATA;
+done:
+  if (bulk) warden_bulk_abort(bulk);
+  if (db) warden_close(db);
+  if (f) fclose(f);
+  free(line);
+  free(lines);
+  for (size_t i = 0; i < errs.n; i++) free(errs.msg[i]);
+  free(errs.msg);
+  free(errs.line);
+  arena_free(&ar);
+  free(js);
+  free(docs);
+  free(conv);
+  cli_npy_close(&npy);
+  return rc;
+}
