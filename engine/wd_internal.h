@@ -81,9 +81,12 @@ struct json_t;
 char *wd_json_string(warden *db, struct json_t *o);
 int wd_json_return(warden *db, struct json_t *o, char **out);
 
-/* Principal syntax: user:NAME | group:NAME | "*" (when allow_star).
- * NAME: 1..256 bytes, no whitespace or control characters.  Returns 0 when
- * valid, else writes a reason into why. */
+/* Principal syntax (the one grammar, principal.c): user:NAME | group:NAME
+ * | "*" (when allow_star).  NAME: 1..WD_PRINCIPAL_MAX_NAME bytes of valid
+ * UTF-8 without whitespace, control, format or other invisible code points
+ * (Unicode ones included).  Returns 0 when valid, else writes a reason into
+ * why. */
+#define WD_PRINCIPAL_MAX_NAME 256
 int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
                        size_t whylen);
 
