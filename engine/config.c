@@ -400,7 +400,8 @@ static int want_strv(ctx *c, yaml_node_t *n, const char *path, char ***out,
     }
     char why[400];
     if (principals && wd_principal_check(s, len, allow_star, why, sizeof why)) {
-      set_err(c, WARDEN_ECONFIG, line_of(e), p, "invalid principal: %s", why);
+      set_err(c, WARDEN_ECONFIG, line_of(e), p, "invalid principal %s: %s",
+              describe(e, b, sizeof b), why);
       return -1;
     }
     if (!(v[i] = wd_strndup(s, len))) {
