@@ -572,8 +572,16 @@ int warden_check(warden *db, char **json_out) {
         }
         float inv = blk[s[i] % WD_BLOCK];
         float expect = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+        char why[200];
         if (!finite || fabsf(inv - expect) > 1e-5f * (expect > 1 ? expect : 1))
           problem(probs, "%s: chunk %zu (slot %u) embedding or its norm is damaged", id, i, s[i]);
+        else if (wd_vec_check(vec, db->cfg.dim, db->cfg.metric, why, sizeof why))
+          /* stored before ingest refused such vectors: it would score NaN
+           * or overflow, and k-means (warden index) would fail on it */
+          problem(probs,
+                  "%s: chunk %zu (slot %u) embedding cannot be scored: %s (re-ingest or delete "
+                  "the document)",
+                  id, i, s[i], why);
       }
     }
     wd_free(s);

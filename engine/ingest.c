@@ -325,11 +325,10 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
         out[i] = fv;
       }
     }
-    if (db->cfg.metric == WD_METRIC_COSINE) {
-      double n2 = 0;
-      for (size_t i = 0; i < dim; i++) n2 += (double)out[i] * out[i];
-      if (!(n2 > 0)) {
-        rc = bad(g, file, line, f, "is all zeros (cosine needs a non-zero vector)");
+    {
+      char why[200]; /* finite, not underflowing or overflowing (vecnorm.c) */
+      if (wd_vec_check(out, dim, db->cfg.metric, why, sizeof why)) {
+        rc = bad(g, file, line, f, "%s", why);
         goto fail;
       }
     }

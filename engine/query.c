@@ -417,16 +417,9 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
   if (nq == 0 || nq > WD_MAX_NQ || !vecs)
     return wd_err(db, WARDEN_EINVAL, "query: 1..%d query vectors required", WD_MAX_NQ);
   size_t d = db->cfg.dim;
-  for (size_t q = 0; q < nq; q++) {
-    double n2 = 0;
-    for (size_t i = 0; i < d; i++) {
-      float x = vecs[q * d + i];
-      if (!isfinite(x)) return wd_err(db, WARDEN_EDATA, "query %zu: value %zu is not finite", q, i);
-      n2 += (double)x * x;
-    }
-    if (db->cfg.metric == WD_METRIC_COSINE && !(n2 > 0))
-      return wd_err(db, WARDEN_EDATA, "query %zu: all zeros (cosine needs a non-zero vector)", q);
-  }
+  for (size_t q = 0; q < nq; q++)
+    if (wd_vec_check(vecs + q * d, d, db->cfg.metric, why, sizeof why))
+      return wd_err(db, WARDEN_EDATA, "query %zu: %s", q, why);
   return 0;
 }
 

@@ -90,4 +90,12 @@ int wd_json_return(warden *db, struct json_t *o, char **out);
 int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
                        size_t whylen);
 
+/* Vectors warden can score in float32 (vecnorm.c): every component finite,
+ * squared norm at most WD_VEC_MAX_NORM2, and for cosine a norm of at least
+ * WD_VEC_MIN_NORM.  Returns 0, or -1 with a reason ("value 3 is not ...",
+ * "norm ... is too small ...") in why. */
+#define WD_VEC_MIN_NORM 1e-30
+#define WD_VEC_MAX_NORM2 1e37
+int wd_vec_check(const float *v, size_t dim, int metric, char *why, size_t wl);
+
 #endif

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "store.h"
 #include "warden.h"
 
 /* ------------------------------------------------------------- fixture */
@@ -330,10 +331,114 @@ static void test_error_paths_read_no_freed_json(void **state) {
   fx_close(&f);
 }
 
+
+/* ------------------------------------------ vectors float32 can score */
+
+static int doc_line(char *buf, size_t cap, const char *id, const char *emb) {
+  return snprintf(buf, cap,
+                  "{\"doc_id\":\"%s\",\"source\":\"s3://b/%s\",\"acl\":{\"allow\":[\"*\"]},"
+                  "\"chunks\":[{\"text\":\"t\",\"embedding\":%s}]}\n",
+                  id, id, emb);
+}
+
+static int query1(warden *db, const float *q, float *score, size_t *n) {
+  warden_query_opts o = {0};
+  o.principal = "user:a";
+  o.k = 10;
+  o.strategy = WARDEN_STRATEGY_EXACT;
+  warden_results *r = NULL;
+  int rc = warden_query(db, q, 1, &o, &r);
+  if (rc) return rc;
+  *n = warden_results_count(r, 0);
+  if (*n) *score = warden_results_hit(r, 0, 0)->score;
+  warden_results_free(r);
+  return 0;
+}
+
+typedef struct raw_put {
+  uint32_t slot;
+  const float *v;
+} raw_put;
+static int raw_put_fn(wd_txn *tx, void *ctx) {
+  raw_put *p = ctx;
+  return store_vec_put(tx, p->slot, p->v);
+}
+
+static void test_norms(void **state) {
+  (void)state;
+  char buf[512];
+  /* cosine */
+  fx f;
+  fx_open(&f, 4, "cosine");
+  doc_line(buf, sizeof buf, "good", "[1,0.5,0,0]");
+  assert_int_equal(ingest(f.db, buf), 0);
+  uint64_t r0 = revision(f.db);
+  const char *bad_cos[] = {"[1e-40,0,0,0]", "[1e-31,1e-31,0,0]", "[0,0,0,0]",
+                           "[4e18,0,0,0]", "[3e38,3e38,3e38,3e38]"};
+  for (size_t i = 0; i < sizeof bad_cos / sizeof bad_cos[0]; i++) {
+    doc_line(buf, sizeof buf, "bad", bad_cos[i]);
+    assert_int_equal(ingest(f.db, buf), WARDEN_EDATA);
+    if (!strstr(warden_errmsg(f.db), "t.jsonl:1: chunks[0].embedding: "))
+      fail_msg("%s: %s", bad_cos[i], warden_errmsg(f.db));
+    assert_int_equal(revision(f.db), r0);
+  }
+  /* small but representable: scored exactly */
+  doc_line(buf, sizeof buf, "tiny", "[1e-29,0,0,0]");
+  assert_int_equal(ingest(f.db, buf), 0);
+  float sc = 0;
+  size_t n = 0;
+  float q[4] = {1, 0, 0, 0};
+  assert_int_equal(query1(f.db, q, &sc, &n), 0);
+  assert_int_equal(n, 2);
+  assert_true(fabsf(sc - 1.0f) < 1e-5f); /* tiny first, score 1, not NaN */
+  /* query vectors: the same rule */
+  float qbad[][4] = {{1e-40f, 0, 0, 0}, {0, 0, 0, 0}, {3e38f, 3e38f, 0, 0}, {NAN, 0, 0, 0}};
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(query1(f.db, qbad[i], &sc, &n), WARDEN_EDATA);
+    assert_non_null(strstr(warden_errmsg(f.db), "query 0: "));
+  }
+  float qtiny[4] = {1e-29f, 0, 0, 0};
+  assert_int_equal(query1(f.db, qtiny, &sc, &n), 0);
+  assert_int_equal(n, 2);
+  /* warden check finds a stored vector that cannot be scored (written
+   * below the ingest door, as an older build could) */
+  char *js = NULL;
+  assert_int_equal(warden_check(f.db, &js), 0);
+  warden_free(js);
+  float under[4] = {1e-40f, 0, 0, 0};
+  raw_put rp = {0, under};
+  uint64_t rv;
+  assert_int_equal(store_write(f.db, raw_put_fn, &rp, &rv), 0);
+  js = NULL;
+  assert_int_equal(warden_check(f.db, &js), WARDEN_ECORRUPT);
+  assert_non_null(js);
+  assert_non_null(strstr(js, "cannot be scored"));
+  warden_free(js);
+  fx_close(&f);
+
+  /* l2: squared distances that would overflow float32 are refused */
+  fx_open(&f, 4, "l2");
+  doc_line(buf, sizeof buf, "big", "[1e18,0,0,0]");
+  assert_int_equal(ingest(f.db, buf), 0);
+  doc_line(buf, sizeof buf, "huge", "[1e19,0,0,0]");
+  assert_int_equal(ingest(f.db, buf), WARDEN_EDATA);
+  doc_line(buf, sizeof buf, "zero", "[0,0,0,0]");
+  assert_int_equal(ingest(f.db, buf), 0); /* fine for l2 */
+  float qn[4] = {-3e18f, 0, 0, 0};
+  assert_int_equal(query1(f.db, qn, &sc, &n), 0);
+  assert_int_equal(n, 2);
+  assert_true(isfinite(sc));
+  assert_true(sc > 8e36f);
+  float qh[4] = {-1e19f, 0, 0, 0};
+  assert_int_equal(query1(f.db, qh, &sc, &n), WARDEN_EDATA);
+  fx_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_principal_grammar),
       cmocka_unit_test(test_error_paths_read_no_freed_json),
+      cmocka_unit_test(test_norms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
