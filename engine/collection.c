@@ -324,71 +324,8 @@ int warden_export(warden *db, int (*write)(void *ctx, const char *buf, size_t le
   if (!db || !write) return WARDEN_EINVAL;
   int rc = wd_check_pid(db);
   if (rc) return rc;
-  wd_txn tx;
-  if ((rc = store_read_begin(db, &tx))) return rc;
-  MDB_cursor *c;
-  if ((rc = mdb_cursor_open(tx.t, db->dbi_docs, &c))) {
-    rc = store_mdb_err(db, rc, "export");
-    store_read_end(&tx);
-    return rc;
-  }
-  MDB_val k, d;
-  int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
-  size_t dim = db->cfg.dim;
-  while (mrc == 0 && !rc) {
-    json_t *rec = NULL;
-    uint32_t *slots = NULL;
-    size_t ns = 0;
-    if ((rc = store_doc_decode(db, &d, &rec)) || (rc = doc_slots(db, rec, &slots, &ns))) {
-      json_decref(rec);
-      break;
-    }
-    json_t *chunks = json_array();
-    for (size_t i = 0; i < ns && !rc; i++) {
-      uint32_t ord;
-      const char *id, *text;
-      size_t il, tl;
-      const float *blk;
-      rc = store_chunk_get(&tx, slots[i], &ord, &id, &il, &text, &tl);
-      if (rc) break;
-      int br = store_block_get(&tx, slots[i] / WD_BLOCK, &blk);
-      if (br) {
-        rc = br < 0 ? br : wd_err(db, WARDEN_ECORRUPT, "export: embedding of slot %u missing", slots[i]);
-        break;
-      }
-      const float *v = blk + WD_BLOCK + (size_t)(slots[i] % WD_BLOCK) * dim;
-      json_t *e = json_array();
-      for (size_t j = 0; j < dim; j++) json_array_append_new(e, json_real((double)v[j]));
-      json_array_append_new(chunks, json_pack("{s:s%,s:o}", "text", text, tl, "embedding", e));
-    }
-    wd_free(slots);
-    if (!rc) {
-      json_t *acl = json_pack("{s:O,s:O}", "allow", json_object_get(rec, "allow"), "deny",
-                              json_object_get(rec, "deny"));
-      json_t *o = json_pack("{s:O,s:O,s:O,s:O,s:o,s:o}", "doc_id", json_object_get(rec, "doc_id"),
-                            "source", json_object_get(rec, "source"), "namespace",
-                            json_object_get(rec, "namespace"), "metadata",
-                            json_object_get(rec, "metadata"), "acl", acl, "chunks", chunks);
-      chunks = NULL;
-      char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-      json_decref(o);
-      if (!s)
-        rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-      else {
-        size_t sl = strlen(s);
-        s[sl] = '\n'; /* replace NUL: one line per document */
-        if (write(ctx, s, sl + 1)) rc = wd_err(db, WARDEN_EIO, "export: write failed");
-        free(s);
-      }
-    }
-    json_decref(chunks);
-    json_decref(rec);
-    mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-  }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export");
-  mdb_cursor_close(c);
-  store_read_end(&tx);
-  return rc;
+  /* restore.c: shortest round-trip floats, float fields printed as floats */
+  return wd_export_docs(db, write, ctx);
 }
 
 /* -------------------------------------------------------------- check */

@@ -131,6 +131,31 @@ int warden_export(warden *db, int (*write)(void *ctx, const char *buf,
                                            size_t len),
                   void *ctx);
 
+/* ------------------------------------------- full export and import */
+
+/* A full-fidelity export (restore.c): one JSON Lines stream, read from one
+ * snapshot, holding the configuration (warden.yaml as written), every
+ * metadata field type, the principals directory, the grants, every
+ * document (exact float32 embeddings in shortest round-trip form, metadata
+ * exactly as stored) and an end record with the counts.  Errors as for
+ * warden_export, plus WARDEN_EIO when warden.yaml cannot be read. */
+int warden_export_full(warden *db,
+                       int (*write)(void *ctx, const char *buf, size_t len),
+                       void *ctx);
+
+/* Build a new collection in dir (which must not exist or be an empty
+ * directory) from a full export at path ("-" = standard input).  The
+ * collection is built in a temporary directory next to dir and renamed into
+ * place only when everything was applied: on failure nothing is left.  Its
+ * revision continues above the export's.  Errors: WARDEN_EEXIST (dir holds
+ * something), WARDEN_EDATA ("FILE:LINE: field: reason"; a file without its
+ * end record or with other counts is refused as truncated), WARDEN_EIO,
+ * WARDEN_ECONFIG, WARDEN_ENOMEM; the message goes to errbuf.  *json_out
+ * (may be NULL) gets {"imported","documents","principals","grants",
+ * "revision","source_revision"}; free with warden_free. */
+int warden_import(const char *dir, const char *path, char *errbuf,
+                  size_t errlen, char **json_out);
+
 /* ---------------------------------------------------------------- ingest */
 
 typedef struct warden_ingest_opts {

@@ -98,4 +98,8 @@ int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
 #define WD_VEC_MAX_NORM2 1e37
 int wd_vec_check(const float *v, size_t dim, int metric, char *why, size_t wl);
 
+/* restore.c: every document as ingest lines from one snapshot (the body of
+ * warden_export). */
+int wd_export_docs(warden *db, int (*write)(void *ctx, const char *buf, size_t len), void *ctx);
+
 #endif
