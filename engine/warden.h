@@ -156,6 +156,16 @@ int warden_export_full(warden *db,
 int warden_import(const char *dir, const char *path, char *errbuf,
                   size_t errlen, char **json_out);
 
+/* An online, consistent, compacted copy of the collection into the new
+ * directory dest (backup.c): warden.yaml, the ANN index file, and the
+ * store copied from one read snapshot with LMDB's compacting copy (free
+ * pages are not copied), while queries and writes go on.  Built in a
+ * temporary directory next to dest and renamed: dest is absent or
+ * complete.  The audit log is not copied.  Errors: WARDEN_EEXIST (dest
+ * exists), WARDEN_EIO.  *json_out (may be NULL): {"backup","revision",
+ * "store_bytes"}; free with warden_free. */
+int warden_backup(warden *db, const char *dest, char **json_out);
+
 /* ---------------------------------------------------------------- ingest */
 
 typedef struct warden_ingest_opts {

@@ -27,6 +27,7 @@ static const char main_help[] =
     "  warden export DIR [FILE] [--full]\n"
     /* hardening (issue 13) */
     "  warden import DIR FILE\n"
+    "  warden backup DIR DEST\n"
     "\n"
     "Output: one JSON object per line on stdout.  Errors: `warden: CONTEXT: REASON`\n"
     "on stderr.  Exit codes: 0 success, 1 runtime or I/O error, 2 usage error,\n"
@@ -136,6 +137,12 @@ static const struct {
      "Create the collection DIR (it must not exist, or be an empty directory)\n"
      "from a full export (`warden export SRC FILE --full`; FILE - = stdin).\n"
      "Nothing is left behind on failure; a truncated file is refused.\n"},
+    {"backup",
+     "usage: warden backup DIR DEST\n"
+     "\n"
+     "Copy the collection DIR to the new directory DEST while queries and\n"
+     "writes go on: one consistent, compacted snapshot of the store plus\n"
+     "warden.yaml and the index file.  DEST opens as a collection.\n"},
 };
 
 const char *cli_help_main(void) { return main_help; }

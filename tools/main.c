@@ -18,7 +18,7 @@ static const struct {
     {"stats", cmd_stats},       {"check", cmd_check},
     {"export", cmd_export},
     /* hardening (issue 13) */
-    {"import", cmd_import},
+    {"import", cmd_import},     {"backup", cmd_backup},
 };
 
 int main(int argc, char **argv) {

@@ -148,4 +148,30 @@ for l in open(sys.argv[2]):
     assert n1 <= n0 + 8, (d["doc_id"], n0, n1, e1)
 PYEOF
 
+# 3. backup while writes go on
+( i=0; while [ $i -lt 30 ]; do
+    "$WARDEN" acl set "$D" "d0$((i % 10))" --allow "user:w$i" >/dev/null 2>&1
+    i=$((i + 1)); done ) &
+wpid=$!
+w backup "$D" "$T/b1"
+expect_rc 0 "backup during writes"
+wait $wpid
+w check "$T/b1"
+expect_rc 0 "check of the backup"
+# a quiet backup answers exactly as the original
+w backup "$D" "$T/b2"
+expect_rc 0 "backup"
+answers "$D" "$T/a.now"
+answers "$T/b2" "$T/a.b2"
+CHECKS=$((CHECKS + 1))
+cmp -s "$T/a.now" "$T/a.b2" || fail "backup answers differ: $(diff "$T/a.now" "$T/a.b2" | head -5)"
+w backup "$D" "$T/b2"
+expect_rc 1 "backup onto an existing directory" || true
+# compacted: deleting half the documents, the backup is smaller than the store
+i=0; while [ $i -lt 30 ]; do "$WARDEN" delete "$D" "d$(printf %02d $i)" >/dev/null; i=$((i + 1)); done
+w backup "$D" "$T/b3"
+expect_rc 0 "backup after deletes"
+CHECKS=$((CHECKS + 1))
+[ "$(stat -c %s "$T/b3/store/data.mdb")" -lt "$(stat -c %s "$D/store/data.mdb")" ] || fail "backup not smaller than the store"
+
 finish
