@@ -113,7 +113,8 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
       cfg.metric = m;
     }
   }
-  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+  int made_dir = mkdir(dir, 0755) == 0;
+  if (!made_dir && errno != EEXIST) {
     snprintf(msg, sizeof msg, "%s: %s", dir, strerror(errno));
     wd_config_free(&cfg);
     set_err(errbuf, errlen, msg);
@@ -144,6 +145,13 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
     rc = wd_config_write(&db->cfg, path, msg, sizeof msg);
   }
   handle_free(db);
+  if (!rc) {
+    /* a collection that cannot be opened (audit.path in a missing
+     * directory, a resolver that cannot start, ...) is a failed create */
+    warden *t = NULL;
+    rc = warden_open(dir, NULL, &t, msg, sizeof msg);
+    warden_close(t);
+  }
   if (rc) {
     /* leave nothing a retry would trip over */
     snprintf(path, sizeof path, "%s/store/data.mdb", dir);
@@ -152,6 +160,11 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
     unlink(path);
     snprintf(path, sizeof path, "%s/store", dir);
     rmdir(path);
+    snprintf(path, sizeof path, "%s/warden.yaml", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/index", dir);
+    rmdir(path);
+    if (made_dir) rmdir(dir);
     set_err(errbuf, errlen, msg);
   }
   return rc;

@@ -41,7 +41,7 @@ typedef struct ingest {
   const warden_ingest_opts *opts;
   pdoc *docs;
   size_t ndocs, cap;
-  wd_hmap ids;        /* doc_id -> line (as pointer-sized int) */
+  wd_hmap ids;        /* doc_id -> 1 + its index in docs (pointer-sized int) */
   char *errors;       /* keep_going: joined messages */
   size_t errlen, errcap;
   uint64_t bad_lines;
@@ -197,7 +197,11 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
     while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
                      (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.'))))
       i++;
-    if (i == 0 || i >= n || s[i] != ':' || n > 4096 || !valid_utf8_nonul(s, n))
+    if (n > 4096)
+      return bad(g, file, line, "source", "must be at most 4096 bytes (got %zu)", n);
+    if (!valid_utf8_nonul(s, n))
+      return bad(g, file, line, "source", "contains a NUL character");
+    if (i == 0 || i >= n || s[i] != ':')
       return bad(g, file, line, "source",
                  "expected a URI such as s3://bucket/key, file:///path or https://...");
   }
@@ -385,13 +389,14 @@ static int handle_line(ingest *g, const char *file, uint64_t line,
   if (rc) return rc;
   json_t *id = json_object_get(d->rec, "doc_id");
   uintptr_t prev = (uintptr_t)wd_hmap_get(&g->ids, json_string_value(id), json_string_length(id));
-  if (prev) {
+  if (prev) { /* prev: 1 + index in g->docs, which knows its file and line */
     pdoc_free(d);
-    return bad(g, file, line, "doc_id", "duplicate of line %llu in this input",
-               (unsigned long long)prev);
+    const pdoc *first = &g->docs[prev - 1];
+    return bad(g, file, line, "doc_id", "duplicate of %s:%llu in this input", first->file,
+               (unsigned long long)first->line);
   }
   if (wd_hmap_put(&g->ids, json_string_value(id), json_string_length(id),
-                  (void *)(uintptr_t)line, NULL)) {
+                  (void *)(uintptr_t)(g->ndocs + 1), NULL)) {
     pdoc_free(d);
     return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   }
@@ -439,12 +444,13 @@ static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
       g->bytes_total++;
       if (c == '\n') break;
       if (too_long) continue;
+      if (len >= WD_MAX_LINE) { /* the limit itself, not the buffer's next doubling */
+        too_long = 1;
+        continue;
+      }
       if (len + 1 >= cap) {
-        if (len >= WD_MAX_LINE) {
-          too_long = 1;
-          continue;
-        }
         size_t nc = cap ? cap * 2 : 4096;
+        if (nc > WD_MAX_LINE + 1) nc = WD_MAX_LINE + 1;
         char *nb = wd_realloc(buf, nc);
         if (!nb) {
           rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");

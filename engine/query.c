@@ -32,7 +32,7 @@
 #include "scan.h"
 #include "store.h"
 
-#define WD_MAX_K 10000
+#define WD_MAX_K WARDEN_MAX_K
 #define WD_MAX_NQ 100000
 
 /* What a query needs from a document record, decoded once.  Immutable

@@ -315,6 +315,9 @@ int warden_principals_sync(warden *db, const char *path,
 
 /* ---------------------------------------------------------------- query */
 
+/* The largest k a query may ask for (warden_query_opts.k, CLI -k). */
+#define WARDEN_MAX_K 10000
+
 #define WARDEN_STRATEGY_AUTO 0  /* the planner decides */
 #define WARDEN_STRATEGY_EXACT 1 /* exact scan over the allowed set */
 #define WARDEN_STRATEGY_ANN 2   /* the ANN index, with the allowed set */
