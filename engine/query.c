@@ -279,6 +279,14 @@ static wd_type fx_type(void *ctx, const char *key) {
   return store_field_type(((fx_ctx *)ctx)->tx, key);
 }
 
+/* Only keys declared in warden.yaml have a public type (filter.h). */
+static int fx_public(void *ctx, const char *key) {
+  const wd_config *cfg = &((fx_ctx *)ctx)->tx->db->cfg;
+  for (size_t i = 0; i < cfg->nmeta; i++)
+    if (strcmp(cfg->meta[i].key, key) == 0) return 1;
+  return 0;
+}
+
 static int fx_eq(void *ctx, const char *key, const wd_value *v, roaring_bitmap_t *acc) {
   fx_ctx *c = ctx;
   if (strlen(key) > WD_MAX_KEYLEN) return 0;
@@ -647,7 +655,7 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   }
   if (flt) {
     fx_ctx fc = {&tx};
-    wd_filter_index ix = {&fc, fx_type, fx_eq, fx_range, fx_prefix, fx_contains, live};
+    wd_filter_index ix = {&fc, fx_type, fx_eq, fx_range, fx_prefix, fx_contains, live, fx_public};
     roaring_bitmap_t *fb;
     if ((rc = wd_filter_eval(flt, &ix, &fb, ferr, sizeof ferr))) {
       if (rc == WARDEN_EDATA) wd_err(db, rc, "%s", ferr);
