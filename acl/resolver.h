@@ -56,5 +56,12 @@ int wd_resolver_prefilter(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
 int wd_resolver_check(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
                       const warden_resource *items, size_t n, unsigned char *out,
                       char **evidence);
+/* The same within a query's resolver budget: *budget_end (monotonic ms)
+ * is where the budget ends, 0 to start one now (RES_BUDGET x timeout_ms,
+ * resolver.c); it is written back so later checks of the same query share
+ * it.  NULL: a budget of its own. */
+int wd_resolver_check_until(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
+                            const warden_resource *items, size_t n, unsigned char *out,
+                            char **evidence, int64_t *budget_end);
 
 #endif

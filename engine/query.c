@@ -456,6 +456,7 @@ typedef struct rstate {     /* resolver state shared by a batch's queries */
   wd_hmap evidence;           /* doc_id -> evidence string (owned) */
   wd_hmap failed_docs;        /* doc_id -> (void*)1 failed (not denied) */
   uint64_t denied, errors, timeouts;
+  int64_t budget_end;         /* end of the call's resolver time (resolver.c) */
 } rstate;
 
 /* Check the candidates' documents not yet decided; update the state. */
@@ -489,7 +490,8 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
   }
   if (rc || m == 0) goto done;
   *checked += m;
-  if ((rc = wd_resolver_check(db->resolver, tx, who, items, m, out, ev))) goto done;
+  if ((rc = wd_resolver_check_until(db->resolver, tx, who, items, m, out, ev, &rs->budget_end)))
+    goto done;
   /* apply per document to every candidate chunk of it */
   for (size_t j = 0; j < m; j++) {
     int ok = out[j] == WD_RES_ALLOW;
@@ -702,6 +704,7 @@ allowed_out:
       /* over-fetch in rounds until k candidates pass the resolver or the
        * allowed set is exhausted; never pad */
       size_t kk = k;
+      rs.budget_end = 0; /* each query of a batch has its own resolver budget */
       for (;;) {
         rounds++;
         roaring_bitmap_t *cand = roaring_bitmap_andnot(allowed, rs.rejected);

@@ -451,12 +451,19 @@ typedef struct warden_resource {
   const char *source;
 } warden_resource;
 
-/* A resolver callback (SPEC section 6).  Fill allowed[i] with 1 (may read)
- * or 0 for each of the n resources and return 0.  A nonzero return means
- * the check failed: every resource of the batch counts as failed (denied,
- * and the query is marked degraded).  Called from query threads, possibly
- * concurrently: it must be thread-safe.  All pointers are borrowed for the
- * duration of the call. */
+/* A resolver callback (SPEC section 6).  Fill allowed[i] with 1 (may read),
+ * 0, or WARDEN_RESOLVER_UNDECIDED (could not decide: that resource fails
+ * alone -- denied, the query marked degraded) for each of the n resources
+ * and return 0.  A nonzero return means the call failed: warden then asks
+ * for each resource on its own, so only the resources it fails on again
+ * are denied.  Timeouts: warden cannot interrupt a callback; it must
+ * return within the collection's resolver.timeout_ms (default 500) by
+ * itself, marking what it could not decide in time UNDECIDED.  A query
+ * stops making new calls once its resolver budget (4 x timeout_ms) is
+ * spent; resources not answered by then are denied and the query is
+ * degraded.  Called from query threads, possibly concurrently: it must be
+ * thread-safe.  All pointers are borrowed for the duration of the call. */
+#define WARDEN_RESOLVER_UNDECIDED 2
 typedef int (*warden_resolver_fn)(void *ctx, const char *principal,
                                   const char *const *groups, size_t ngroups,
                                   const warden_resource *res, size_t n,

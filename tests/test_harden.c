@@ -434,11 +434,62 @@ static void test_norms(void **state) {
   fx_close(&f);
 }
 
+/* ------------------------------------ callback resolver isolation */
+
+static int hostile_cb(void *ctx, const char *principal, const char *const *groups,
+                      size_t ngroups, const warden_resource *res, size_t n,
+                      unsigned char *allowed) {
+  (void)ctx, (void)principal, (void)groups, (void)ngroups;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(res[i].doc_id, "bad-", 4) == 0) return -1; /* the whole call fails */
+  for (size_t i = 0; i < n; i++)
+    allowed[i] = strncmp(res[i].doc_id, "good-", 5) == 0        ? 1
+                 : strncmp(res[i].doc_id, "undecided-", 10) == 0 ? WARDEN_RESOLVER_UNDECIDED
+                                                                 : 0;
+  return 0;
+}
+
+static void test_callback_isolation(void **state) {
+  (void)state;
+  fx f;
+  fx_open(&f, 4, "l2");
+  char buf[400];
+  size_t cap = 1 << 16, len = 0;
+  char *all = malloc(cap);
+  int ngood = 0;
+  for (int i = 0; i < 60; i++) {
+    const char *kind = i % 10 == 3 ? "bad" : i % 10 == 7 ? "undecided" : i % 10 == 5 ? "no" : "good";
+    ngood += kind[0] == 'g';
+    snprintf(buf, sizeof buf, "%s-%d", kind, i);
+    char emb[64];
+    snprintf(emb, sizeof emb, "[1,%d,0,0]", i);
+    len += (size_t)doc_line(all + len, cap - len, buf, emb);
+  }
+  assert_int_equal(warden_ingest_buffer(f.db, "t", all, len, NULL, NULL), 0);
+  free(all);
+  assert_int_equal(warden_set_resolver(f.db, hostile_cb, NULL), 0);
+  float q[4] = {1, 0, 0, 0};
+  warden_query_opts o = {0};
+  o.principal = "user:a";
+  o.k = 100;
+  warden_results *r = NULL;
+  assert_int_equal(warden_query(f.db, q, 1, &o, &r), 0);
+  size_t n = warden_results_count(r, 0);
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(warden_results_hit(r, 0, i)->doc_id, "good-", 5) != 0)
+      fail_msg("returned %s", warden_results_hit(r, 0, i)->doc_id);
+  assert_int_equal(n, (size_t)ngood); /* every good one, although calls with a bad one fail */
+  assert_true(warden_results_degraded(r, 0));
+  warden_results_free(r);
+  fx_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_principal_grammar),
       cmocka_unit_test(test_error_paths_read_no_freed_json),
       cmocka_unit_test(test_norms),
+      cmocka_unit_test(test_callback_isolation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
