@@ -569,19 +569,29 @@ static int parse_embedder(ctx *c, wd_config *cfg, yaml_node_t *n) {
 }
 
 static int parse_audit(ctx *c, wd_config *cfg, yaml_node_t *n) {
-  static const char *const keys[] = {"path"};
+  static const char *const keys[] = {"path", "fsync"};
+  static const char *const bools[] = {"false", "true"};
   yaml_node_pair_t *b, *e;
   if (want_mapping(c, n, "audit", &b, &e) || check_keys(c, "audit", b, e))
     return -1;
   for (yaml_node_pair_t *p = b; p < e; p++) {
     yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
-    if (known_key(c, k, "audit", keys, NELEM(keys)) < 0) return -1;
+    int ki = known_key(c, k, "audit", keys, NELEM(keys));
+    if (ki < 0) return -1;
+    if (ki == 1) { /* hardening (issue 13): fsync each audit line */
+      if (want_enum(c, v, "audit.fsync", bools, NELEM(bools), &cfg->audit_fsync)) return -1;
+      continue;
+    }
     if (!(cfg->audit_path = dup_string(c, v, "audit.path"))) return -1;
     if (!cfg->audit_path[0]) {
       set_err(c, WARDEN_ECONFIG, line_of(v), "audit.path",
               "must not be empty");
       return -1;
     }
+  }
+  if (cfg->audit_fsync && !cfg->audit_path) {
+    set_err(c, WARDEN_ECONFIG, line_of(n), "audit.fsync", "needs audit.path");
+    return -1;
   }
   return 0;
 }
@@ -982,6 +992,7 @@ static char *render(const wd_config *cfg, size_t *len, int *bad, int *oom) {
     sb_printf(&b, "audit:\n  path: ");
     sb_quote(&b, cfg->audit_path, bad);
     sb_put(&b, "\n", 1);
+    if (cfg->audit_fsync) sb_printf(&b, "  fsync: true\n");
   }
   if (b.oom || *bad) {
     *oom = b.oom;

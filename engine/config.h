@@ -49,6 +49,7 @@ typedef struct wd_config {
   int embedder;       /* WD_EMBEDDER_*, default none */
   /* audit: */
   char *audit_path;   /* NULL = no audit log; relative to the collection */
+  int audit_fsync;    /* audit.fsync: fdatasync every line (default 0) */
 } wd_config;
 
 /* The defaults of every key (what an absent key means). */

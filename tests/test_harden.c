@@ -484,12 +484,67 @@ static void test_callback_isolation(void **state) {
   fx_close(&f);
 }
 
+/* ------------------------------------------------ audit.fsync option */
+
+static void test_audit_fsync(void **state) {
+  (void)state;
+  wd_config c;
+  char err[512];
+  const char y[] = "dimension: 4\naudit:\n  path: audit.jsonl\n  fsync: true\n";
+  assert_int_equal(wd_config_parse(y, sizeof y - 1, "warden.yaml", &c, err, sizeof err), 0);
+  assert_int_equal(c.audit_fsync, 1);
+  wd_config_free(&c);
+  const char y2[] = "dimension: 4\naudit:\n  fsync: true\n";
+  assert_int_equal(wd_config_parse(y2, sizeof y2 - 1, "warden.yaml", &c, err, sizeof err),
+                   WARDEN_ECONFIG);
+  assert_non_null(strstr(err, "audit.fsync: needs audit.path"));
+  const char y3[] = "dimension: 4\naudit:\n  path: a\n  fsync: sometimes\n";
+  assert_int_equal(wd_config_parse(y3, sizeof y3 - 1, "warden.yaml", &c, err, sizeof err),
+                   WARDEN_ECONFIG);
+  assert_non_null(strstr(err, "warden.yaml:4: audit.fsync: expected one of false, true"));
+  /* a collection created with it keeps it and audits every query */
+  char dir[64] = "/tmp/wd_harden_XXXXXX", sub[128], yp[128], ap[160];
+  assert_non_null(mkdtemp(dir));
+  snprintf(yp, sizeof yp, "%s/in.yaml", dir);
+  write_file(yp, y, sizeof y - 1);
+  snprintf(sub, sizeof sub, "%s/c", dir);
+  warden_create_opts co = {0, NULL, yp};
+  assert_int_equal(warden_create(sub, &co, err, sizeof err), 0);
+  snprintf(ap, sizeof ap, "%s/warden.yaml", sub);
+  assert_int_equal(wd_config_load(ap, &c, err, sizeof err), 0);
+  assert_int_equal(c.audit_fsync, 1); /* written back by the config writer */
+  wd_config_free(&c);
+  warden *db;
+  assert_int_equal(warden_open(sub, NULL, &db, err, sizeof err), 0);
+  assert_int_equal(ingest(db, "{\"doc_id\":\"a\",\"source\":\"s3://b/a\",\"acl\":{\"allow\":[\"*\"]},"
+                              "\"chunks\":[{\"text\":\"t\",\"embedding\":[1,0,0,0]}]}\n"),
+                   0);
+  float q[4] = {1, 0, 0, 0};
+  warden_query_opts o = {0};
+  o.principal = "user:a";
+  warden_results *r;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(warden_query(db, q, 1, &o, &r), 0);
+    warden_results_free(r);
+  }
+  warden_close(db);
+  snprintf(ap, sizeof ap, "%s/audit.jsonl", sub);
+  FILE *f = fopen(ap, "r");
+  assert_non_null(f);
+  int lines = 0, ch;
+  while ((ch = fgetc(f)) != EOF) lines += ch == '\n';
+  fclose(f);
+  assert_int_equal(lines, 3);
+  rm_rf(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_principal_grammar),
       cmocka_unit_test(test_error_paths_read_no_freed_json),
       cmocka_unit_test(test_norms),
       cmocka_unit_test(test_callback_isolation),
+      cmocka_unit_test(test_audit_fsync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
