@@ -10,6 +10,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +41,7 @@ static warden *handle_new(void) {
   pthread_mutex_init(&db->blklock, NULL);
   pthread_mutex_init(&db->annlock, NULL);
   db->pid = getpid();
+  db->lockfd = -1;
   return db;
 }
 
@@ -60,6 +63,7 @@ static void handle_free(warden *db) {
   pthread_mutex_destroy(&db->growlock);
   pthread_mutex_destroy(&db->blklock);
   pthread_mutex_destroy(&db->annlock);
+  if (db->lockfd >= 0) close(db->lockfd);
   wd_free(db);
 }
 
@@ -174,8 +178,21 @@ usage:
   return WARDEN_EINVAL;
 }
 
+static int open_impl(const char *dir, const warden_open_opts *opts, warden **out,
+                     char *errbuf, size_t errlen, int lock);
+
 int warden_open(const char *dir, const warden_open_opts *opts, warden **out,
                 char *errbuf, size_t errlen) {
+  return open_impl(dir, opts, out, errbuf, errlen, 1);
+}
+
+int wd_open_nolock(const char *dir, const warden_open_opts *opts, warden **out, char *errbuf,
+                   size_t errlen) {
+  return open_impl(dir, opts, out, errbuf, errlen, 0);
+}
+
+static int open_impl(const char *dir, const warden_open_opts *opts, warden **out,
+                     char *errbuf, size_t errlen, int lock) {
   char msg[1024], path[4096];
   if (!dir || !out) {
     set_err(errbuf, errlen, "open: NULL argument");
@@ -196,6 +213,28 @@ int warden_open(const char *dir, const warden_open_opts *opts, warden **out,
     rc = WARDEN_ENOTFOUND;
   }
   if (!rc) rc = wd_config_load(path, &db->cfg, msg, sizeof msg);
+  if (!rc && lock) {
+    /* shared while open; warden_compact takes it exclusively (compact.c) */
+    snprintf(path, sizeof path, "%s/store", dir);
+    for (int tries = 0; tries < 3 && !rc; tries++) {
+      db->lockfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (db->lockfd < 0) break; /* store_open reports it */
+      if (flock(db->lockfd, LOCK_SH | LOCK_NB) != 0) {
+        snprintf(msg, sizeof msg,
+                 "%s: being compacted (warden compact); try again when it is done", dir);
+        rc = WARDEN_EIO;
+        break;
+      }
+      /* locked the store that is in place, not one a compaction just
+       * swapped out? */
+      struct stat a, b;
+      if (fstat(db->lockfd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+          a.st_dev == b.st_dev)
+        break;
+      close(db->lockfd);
+      db->lockfd = -1;
+    }
+  }
   if (!rc) rc = store_open(db, dir, 0, msg, sizeof msg);
   if (!rc) {
     wd_txn tx;

@@ -166,6 +166,21 @@ int warden_import(const char *dir, const char *path, char *errbuf,
  * "store_bytes"}; free with warden_free. */
 int warden_backup(warden *db, const char *dest, char **json_out);
 
+/* Reclaim what deleted documents leave (zero rows, unused slots, free
+ * pages) and shrink the store file (compact.c): the collection is rebuilt
+ * from a full export into DIR/.compact (dense slots, insertion order kept,
+ * everything else identical, revision continuing above the current one,
+ * the ANN index rebuilt when there was one) and the stores are exchanged
+ * atomically; a kill at any moment leaves the old collection or the new
+ * one, never a mix, and leftovers are removed by the next compact.  Needs
+ * the collection to itself: it fails (WARDEN_EIO) while any handle has it
+ * open, and warden_open fails with "being compacted" meanwhile.  Needs free
+ * disk for the export and a second store.  *json_out (may be NULL):
+ * {"compacted","documents","bytes_before","bytes_after","revision_before",
+ * "revision","index_rebuilt"}; free with warden_free. */
+int warden_compact(const char *dir, char *errbuf, size_t errlen,
+                   char **json_out);
+
 /* ---------------------------------------------------------------- ingest */
 
 typedef struct warden_ingest_opts {

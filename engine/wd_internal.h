@@ -59,7 +59,16 @@ struct warden {
     _Atomic uint64_t mark; /* touched when it was last used */
     _Atomic int exact;     /* 1: its vectors were scanned then (exact) */
   } recent[64];
+  /* engine/compact.c: a shared flock on DIR/store held while the handle is
+   * open, so that warden_compact (which takes it exclusively) never swaps
+   * the store under an open handle; -1 when none */
+  int lockfd;
 };
+
+/* engine/collection.c: warden_open, without taking the shared lock
+ * (warden_compact holds it exclusively). */
+int wd_open_nolock(const char *dir, const warden_open_opts *opts, warden **out, char *errbuf,
+                   size_t errlen);
 
 /* engine/query.c: free the handle's document cache (NULL allowed). */
 void wd_doccache_free(struct wd_doccache *c);

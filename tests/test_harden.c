@@ -538,6 +538,30 @@ static void test_audit_fsync(void **state) {
   rm_rf(dir);
 }
 
+/* -------------------------------- compact needs the collection alone */
+
+static void test_compact_exclusive(void **state) {
+  (void)state;
+  fx f;
+  fx_open(&f, 4, "l2");
+  assert_int_equal(ingest(f.db, "{\"doc_id\":\"a\",\"source\":\"s3://b/a\",\"acl\":{\"allow\":[\"*\"]},"
+                                "\"chunks\":[{\"text\":\"t\",\"embedding\":[1,0,0,0]}]}\n"),
+                   0);
+  char err[1024] = "";
+  /* refused while a handle (here: this process's) has it open */
+  assert_int_equal(warden_compact(f.sub, err, sizeof err, NULL), WARDEN_EIO);
+  assert_non_null(strstr(err, "is open"));
+  uint64_t r0 = revision(f.db);
+  warden_close(f.db);
+  char *js = NULL;
+  assert_int_equal(warden_compact(f.sub, err, sizeof err, &js), 0);
+  assert_non_null(strstr(js, "\"documents\":1"));
+  warden_free(js);
+  assert_int_equal(warden_open(f.sub, NULL, &f.db, err, sizeof err), 0);
+  assert_true(revision(f.db) > r0);
+  fx_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_principal_grammar),
@@ -545,6 +569,7 @@ int main(void) {
       cmocka_unit_test(test_norms),
       cmocka_unit_test(test_callback_isolation),
       cmocka_unit_test(test_audit_fsync),
+      cmocka_unit_test(test_compact_exclusive),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@ static const char main_help[] =
     /* hardening (issue 13) */
     "  warden import DIR FILE\n"
     "  warden backup DIR DEST\n"
+    "  warden compact DIR\n"
     "\n"
     "Output: one JSON object per line on stdout.  Errors: `warden: CONTEXT: REASON`\n"
     "on stderr.  Exit codes: 0 success, 1 runtime or I/O error, 2 usage error,\n"
@@ -137,6 +138,14 @@ static const struct {
      "Create the collection DIR (it must not exist, or be an empty directory)\n"
      "from a full export (`warden export SRC FILE --full`; FILE - = stdin).\n"
      "Nothing is left behind on failure; a truncated file is refused.\n"},
+    {"compact",
+     "usage: warden compact DIR\n"
+     "\n"
+     "Reclaim what deleted documents left (zero rows, unused slots, free\n"
+     "pages) and shrink the store: the collection is rebuilt from one snapshot\n"
+     "and swapped in atomically (a kill at any moment leaves the old or the\n"
+     "new collection).  Needs the collection to itself: it fails while another\n"
+     "process has it open, and opens wait for it to finish.\n"},
     {"backup",
      "usage: warden backup DIR DEST\n"
      "\n"

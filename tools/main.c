@@ -19,6 +19,7 @@ static const struct {
     {"export", cmd_export},
     /* hardening (issue 13) */
     {"import", cmd_import},     {"backup", cmd_backup},
+    {"compact", cmd_compact},
 };
 
 int main(int argc, char **argv) {
