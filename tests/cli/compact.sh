@@ -7,6 +7,7 @@
 . "$(dirname "$0")/common.inc"
 
 ITERS=${WARDEN_COMPACT_KILLS:-10}
+[ -n "${WARDEN_TEST_QUICK:-}" ] && ITERS=${WARDEN_COMPACT_KILLS:-3}
 CHECKS=$((CHECKS + 1))
 "$PY" - "$WARDEN" "$T" "$ITERS" <<'PYEOF' || fail "compact test failed"
 import json, os, random, shutil, signal, subprocess, sys, time
