@@ -124,5 +124,7 @@ clean:
 	rm -rf build
 
 include tests/reliability.mk
+# hardening (issue 13): make arm64 / make arm64-test
+include arm64.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)

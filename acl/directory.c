@@ -389,9 +389,11 @@ int warden_principal_set(warden *db, const char *principal,
   size_t i;
   json_t *e;
   json_array_foreach(c.groups, i, e) if (strncmp(json_string_value(e), "group:", 6) != 0) {
+    /* format the message before the array (and e with it) is freed */
+    rc = wd_err(db, WARDEN_EDATA, "principals set: groups[%zu]: \"%s\" is not a group", i,
+                json_string_value(e));
     json_decref(c.groups);
-    return wd_err(db, WARDEN_EDATA, "principals set: groups[%zu]: \"%s\" is not a group", i,
-                  json_string_value(e));
+    return rc;
   }
   princ_op op = {&c, 1, 0, 0};
   uint64_t rev = 0;
@@ -468,9 +470,11 @@ static int psync_line(json_t *o, const char *file, uint64_t line, void *vctx) {
   size_t i;
   json_t *e;
   json_array_foreach(c.groups, i, e) if (strncmp(json_string_value(e), "group:", 6) != 0) {
+    /* format the message before the array (and e with it) is freed */
+    int erc = wd_err(db, WARDEN_EDATA, "%s:%llu: groups[%zu]: \"%s\" is not a group", file,
+                     ln, i, json_string_value(e));
     json_decref(c.groups);
-    return wd_err(db, WARDEN_EDATA, "%s:%llu: groups[%zu]: \"%s\" is not a group", file, ln, i,
-                  json_string_value(e));
+    return erc;
   }
   json_object_set_new(s->seen, json_string_value(p), json_integer((json_int_t)line));
   if (s->n == s->cap) {

@@ -25,17 +25,33 @@
  * with an older id are skipped anyway.
  *
  * Retry policy (SPEC: a failure affects only the resources it failed on):
- * a failed batch of n > 1 is split in halves and each half retried, down to
- * single resources, within a budget: at most 2*ceil(log2 n)+3 attempts
- * (enough to isolate one bad resource by bisection) and, for the command
- * resolver, a total of 2 x timeout_ms per check (a half started near the
- * end of the budget gets only what is left; a half never started takes the
- * failure of its parent).  The callback resolver has no timeout.
+ * a check first asks for the whole batch.  When that request fails (crash,
+ * garbage, wrong id or count, no answer within timeout_ms), every resource
+ * is asked again on its own, RES_POOL at a time on up to RES_POOL resolver
+ * processes (started on first need, kept for later checks), each request
+ * with its own timeout_ms, so instant failures are isolated exactly and a
+ * slow resource costs one timeout_ms on one process while the others go
+ * on.  An answer may also say per item that the resolver could not decide
+ * (null in "allowed"; WARDEN_RESOLVER_UNDECIDED from a callback): that
+ * item fails alone.  Everything a query asks its resolver shares one time
+ * budget, RES_BUDGET x timeout_ms from its first check: a request never
+ * outlives it, and resources not answered when it runs out fail
+ * (denied, the query marked degraded).  So a query is back within
+ * RES_BUDGET x timeout_ms of resolver time plus process start-up; with s
+ * slow resources among the failed batch's, the retries take about
+ * ceil(s / RES_POOL) x timeout_ms.
  *
- * Threading: check is thread-safe.  The child is used under r->lock, one
- * request at a time; grants and the callback run unlocked (the callback
- * must itself be thread-safe, warden.h says so).  set_callback must not
- * race with queries (warden.h).
+ * The callback resolver cannot be interrupted: it must return within
+ * timeout_ms by itself (marking what it could not decide in time as
+ * WARDEN_RESOLVER_UNDECIDED, or returning nonzero).  Its per-resource
+ * retries run one at a time in the query's thread and stop being started
+ * once the budget is spent; a callback that overruns delays the query by
+ * its overrun, never past the first call that returns after the budget.
+ *
+ * Threading: check is thread-safe.  Each resolver process is used under
+ * its own lock, one request at a time; grants and the callback run
+ * unlocked (the callback must itself be thread-safe, warden.h says so).
+ * set_callback must not race with queries (warden.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +74,18 @@ extern char **environ;
 
 #define RES_MAX_LINE (64u << 20) /* longest answer line accepted */
 #define RES_CLOSE_WAIT_MS 200    /* grace period for the child at close */
+#define RES_POOL 8               /* resolver processes one check may use */
+#define RES_BUDGET 4             /* a query's resolver time, x timeout_ms */
+
+/* One resolver process and its connection. */
+typedef struct kid {
+  pthread_mutex_t lock;  /* guards everything below */
+  pid_t pid;             /* the child, 0 when none */
+  int fd;                /* our end of the socketpair, -1 when none */
+  long long next_id;
+  char *buf;             /* bytes read from the child, not yet consumed */
+  size_t len, cap;
+} kid;
 
 struct wd_resolver {
   warden *db;
@@ -68,12 +96,7 @@ struct wd_resolver {
   char **argv;           /* NULL-terminated copy of resolver.command */
   char *cwd;             /* the collection directory, absolute */
   unsigned timeout_ms;
-  pthread_mutex_t lock;  /* guards everything below */
-  pid_t pid;             /* the child, 0 when none */
-  int fd;                /* our end of the socketpair, -1 when none */
-  long long next_id;
-  char *buf;             /* bytes read from the child, not yet consumed */
-  size_t len, cap;
+  kid kids[RES_POOL];    /* kids[0] takes first attempts */
 };
 
 static int64_t now_ms(void) {
@@ -90,8 +113,10 @@ int wd_resolver_open(warden *db, wd_resolver **out) {
   r->db = db;
   r->type = db->cfg.resolver_type;
   r->timeout_ms = db->cfg.resolver_timeout_ms ? db->cfg.resolver_timeout_ms : 500;
-  r->fd = -1;
-  pthread_mutex_init(&r->lock, NULL);
+  for (int i = 0; i < RES_POOL; i++) {
+    r->kids[i].fd = -1;
+    pthread_mutex_init(&r->kids[i].lock, NULL);
+  }
   if (r->type == WD_RESOLVER_COMMAND) {
     if (db->cfg.nresolver_cmd == 0 || !db->cfg.resolver_cmd || !db->cfg.resolver_cmd[0][0]) {
       wd_resolver_close(r);
@@ -122,7 +147,7 @@ int wd_resolver_open(warden *db, wd_resolver **out) {
 }
 
 /* Kill and reap the child at once (after a failed request). */
-static void child_kill(wd_resolver *r) {
+static void child_kill(kid *r) {
   if (r->fd >= 0) close(r->fd);
   r->fd = -1;
   if (r->pid > 0) {
@@ -135,7 +160,7 @@ static void child_kill(wd_resolver *r) {
 }
 
 /* Close the child's stdin, give it a moment to exit, then kill it. */
-static void child_stop(wd_resolver *r) {
+static void child_stop(kid *r) {
   if (r->pid <= 0) {
     child_kill(r);
     return;
@@ -157,13 +182,15 @@ static void child_stop(wd_resolver *r) {
 
 void wd_resolver_close(wd_resolver *r) {
   if (!r) return;
-  child_stop(r);
+  for (int i = 0; i < RES_POOL; i++) {
+    child_stop(&r->kids[i]);
+    wd_free(r->kids[i].buf);
+    pthread_mutex_destroy(&r->kids[i].lock);
+  }
   if (r->argv)
     for (size_t i = 0; r->argv[i]; i++) wd_free(r->argv[i]);
   wd_free(r->argv);
   wd_free(r->cwd);
-  wd_free(r->buf);
-  pthread_mutex_destroy(&r->lock);
   wd_free(r);
 }
 
@@ -317,7 +344,7 @@ int wd_resolver_prefilter(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
 
 /* ------------------------------------------------------ command resolver */
 
-static int child_start(wd_resolver *r, char *why, size_t wl) {
+static int child_start(const wd_resolver *rs, kid *r, char *why, size_t wl) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
     snprintf(why, wl, "socketpair: %s", strerror(errno));
@@ -330,7 +357,7 @@ static int child_start(wd_resolver *r, char *why, size_t wl) {
   posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
   posix_spawn_file_actions_adddup2(&fa, sv[1], 1);
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-  posix_spawn_file_actions_addchdir_np(&fa, r->cwd);
+  posix_spawn_file_actions_addchdir_np(&fa, rs->cwd);
   sigset_t none, dfl;
   sigemptyset(&none);
   sigemptyset(&dfl);
@@ -339,13 +366,13 @@ static int child_start(wd_resolver *r, char *why, size_t wl) {
   posix_spawnattr_setsigdefault(&at, &dfl);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid;
-  int e = posix_spawnp(&pid, r->argv[0], &fa, &at, r->argv, environ);
+  int e = posix_spawnp(&pid, rs->argv[0], &fa, &at, rs->argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   close(sv[1]);
   if (e) {
     close(sv[0]);
-    snprintf(why, wl, "cannot start %.200s: %s", r->argv[0], strerror(e));
+    snprintf(why, wl, "cannot start %.200s: %s", rs->argv[0], strerror(e));
     return -1;
   }
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
@@ -358,7 +385,7 @@ static int child_start(wd_resolver *r, char *why, size_t wl) {
 /* Read what is available now (wait at most wait_ms, -1: do not wait).
  * Returns bytes read (>0), 0 on timeout, -1 on EOF/error, -2 on OOM,
  * -3 when the buffer limit is hit. */
-static int child_read(wd_resolver *r, int wait_ms) {
+static int child_read(kid *r, int wait_ms) {
   if (wait_ms >= 0) {
     struct pollfd p = {r->fd, POLLIN, 0};
     int pr = poll(&p, 1, wait_ms);
@@ -382,7 +409,7 @@ static int child_read(wd_resolver *r, int wait_ms) {
   return -1;
 }
 
-static int send_all(wd_resolver *r, const char *p, size_t n, int64_t deadline) {
+static int send_all(kid *r, const char *p, size_t n, int64_t deadline) {
   while (n) {
     ssize_t k = send(r->fd, p, n, MSG_NOSIGNAL);
     if (k > 0) {
@@ -425,8 +452,10 @@ static int parse_answer(const char *line, size_t len, long long id, size_t n,
     ret = 0;
     for (size_t i = 0; i < n && !ret; i++) {
       json_t *b = json_array_get(al, i);
-      if (!json_is_boolean(b)) {
-        snprintf(why, wl, "allowed[%zu] is not a boolean", i);
+      if (json_is_null(b)) {
+        out[i] = WD_RES_ERROR; /* could not decide: this item fails alone */
+      } else if (!json_is_boolean(b)) {
+        snprintf(why, wl, "allowed[%zu] is not a boolean or null", i);
         ret = WD_RES_ERROR;
       } else {
         out[i] = json_is_true(b) ? WD_RES_ALLOW : WD_RES_DENY;
@@ -464,7 +493,7 @@ static json_t *build_request(const wd_strlist *who, const warden_resource *items
 
 /* One request to the child for n resources.  Returns 0 (out filled),
  * WD_RES_ERROR or WD_RES_TIMEOUT (why says what), or WARDEN_ENOMEM. */
-static int command_attempt(wd_resolver *r, const wd_strlist *who,
+static int command_attempt(wd_resolver *rs, kid *r, const wd_strlist *who,
                            const warden_resource *items, size_t n, unsigned char *out,
                            int timeout_ms, char *why, size_t wl) {
   json_t *req = build_request(who, items, n);
@@ -483,7 +512,7 @@ static int command_attempt(wd_resolver *r, const wd_strlist *who,
     r->len = 0;
     if (k == -1) child_kill(r);
   }
-  if (r->pid <= 0 && child_start(r, why, wl)) ret = WD_RES_ERROR;
+  if (r->pid <= 0 && child_start(rs, r, why, wl)) ret = WD_RES_ERROR;
   long long id = ++r->next_id;
   char *text = NULL;
   if (!ret) {
@@ -543,7 +572,10 @@ static int callback_attempt(wd_resolver *r, const wd_strlist *who,
   if (rc) {
     snprintf(why, wl, "callback returned %d", rc);
   } else {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] ? WD_RES_ALLOW : WD_RES_DENY;
+    for (size_t i = 0; i < n; i++)
+      out[i] = a[i] == WARDEN_RESOLVER_UNDECIDED ? WD_RES_ERROR
+               : a[i]                            ? WD_RES_ALLOW
+                                                 : WD_RES_DENY;
   }
   wd_free(a);
   return rc ? WD_RES_ERROR : 0;
@@ -558,58 +590,127 @@ typedef struct batch {
   const warden_resource *items;
   unsigned char *out;
   char **evidence;
-  int64_t deadline; /* command only */
-  int attempts_left;
+  int64_t deadline;   /* end of the query's resolver budget */
+  /* per-resource phase */
+  pthread_mutex_t lock;
+  size_t next, n;     /* next item to ask, items */
+  int fail_kind;      /* how the whole batch failed */
+  const char *fail_why;
+  int rc;             /* first ENOMEM of a worker */
 } batch;
 
-static int mark(batch *b, size_t lo, size_t n, int kind, const char *why) {
-  const char *name = b->callback ? "callback" : "command";
-  for (size_t i = lo; i < lo + n; i++) {
-    b->out[i] = (unsigned char)kind;
-    if (!b->evidence) continue;
-    if (kind == WD_RES_ALLOW || kind == WD_RES_DENY)
-      b->evidence[i] = wd_asprintf("%s: %s", name, kind == WD_RES_ALLOW ? "allowed" : "denied");
-    else
-      b->evidence[i] = wd_asprintf("%s: %s: %s", name, kind == WD_RES_TIMEOUT ? "timeout" : "error", why);
-    if (!b->evidence[i]) return WARDEN_ENOMEM;
-  }
-  return 0;
+static const char *res_name(const batch *b) { return b->callback ? "callback" : "command"; }
+
+static int evidence_of(batch *b, size_t i, int kind, const char *why) {
+  if (!b->evidence) return 0;
+  const char *name = res_name(b);
+  if (kind == WD_RES_ALLOW || kind == WD_RES_DENY)
+    b->evidence[i] = wd_asprintf("%s: %s", name, kind == WD_RES_ALLOW ? "allowed" : "denied");
+  else if (!why || !*why)
+    b->evidence[i] = wd_asprintf("%s: could not decide", name);
+  else
+    b->evidence[i] = wd_asprintf("%s: %s: %s", name, kind == WD_RES_TIMEOUT ? "timeout" : "error", why);
+  return b->evidence[i] ? 0 : WARDEN_ENOMEM;
 }
 
-/* Resolve items[lo, lo+n); parent_kind/parent_why: how the enclosing batch
- * failed (0 for the first attempt). */
-static int run(batch *b, size_t lo, size_t n, int parent_kind, const char *parent_why) {
-  int timeout = (int)b->r->timeout_ms;
-  if (!b->callback) {
-    int64_t left = b->deadline - now_ms();
-    if (left < timeout) timeout = (int)left;
+/* One request for items[lo, lo+n) on process k (command) or the callback.
+ * Returns 0 (out filled, items may be WD_RES_ERROR = undecided), a
+ * WD_RES_ERROR/TIMEOUT for the whole request, or WARDEN_ENOMEM. */
+static int attempt(batch *b, kid *k, size_t lo, size_t n, int timeout, char *why, size_t wl) {
+  return b->callback ? callback_attempt(b->r, b->who, b->items + lo, n, b->out + lo, why, wl)
+                     : command_attempt(b->r, k, b->who, b->items + lo, n, b->out + lo, timeout,
+                                       why, wl);
+}
+
+/* Time left of the budget for one request: at most timeout_ms. */
+static int request_timeout(const batch *b) {
+  int64_t left = b->deadline - now_ms();
+  if (left > (int64_t)b->r->timeout_ms) left = b->r->timeout_ms;
+  return left > 0 ? (int)left : 0;
+}
+
+/* Per-resource phase: a worker asks one item at a time on its process. */
+static void worker(batch *b, kid *k) {
+  for (;;) {
+    pthread_mutex_lock(&b->lock);
+    size_t i = b->next < b->n && !b->rc ? b->next++ : b->n;
+    pthread_mutex_unlock(&b->lock);
+    if (i >= b->n) return;
+    char why[256] = "";
+    int t = request_timeout(b), rc;
+    if (t <= 0) { /* budget spent: the item takes the batch's failure */
+      char w2[320];
+      snprintf(w2, sizeof w2, "resolver budget (%d x timeout_ms) spent after: %s", RES_BUDGET,
+               b->fail_why);
+      b->out[i] = (unsigned char)b->fail_kind;
+      rc = evidence_of(b, i, b->fail_kind, w2);
+    } else {
+      int a = attempt(b, k, i, 1, t, why, sizeof why);
+      if (a < 0) {
+        rc = a;
+      } else {
+        if (a) b->out[i] = (unsigned char)a;
+        rc = evidence_of(b, i, b->out[i], a ? why : "");
+      }
+    }
+    if (rc) {
+      pthread_mutex_lock(&b->lock);
+      if (!b->rc) b->rc = rc;
+      pthread_mutex_unlock(&b->lock);
+    }
   }
-  if (parent_kind && (b->attempts_left <= 0 || timeout <= 0))
-    return mark(b, lo, n, parent_kind, parent_why); /* budget spent */
-  b->attempts_left--;
+}
+
+typedef struct wargs {
+  batch *b;
+  kid *k;
+} wargs;
+
+static void *worker_main(void *p) {
+  wargs *w = p;
+  worker(w->b, w->k);
+  return NULL;
+}
+
+static int run(batch *b, size_t n) {
   char why[256] = "";
-  int k = b->callback ? callback_attempt(b->r, b->who, b->items + lo, n, b->out + lo, why, sizeof why)
-                      : command_attempt(b->r, b->who, b->items + lo, n, b->out + lo,
-                                        timeout > 0 ? timeout : 1, why, sizeof why);
+  int t = request_timeout(b);
+  int k = t > 0 ? attempt(b, &b->r->kids[0], 0, n, t, why, sizeof why) : WD_RES_TIMEOUT;
+  if (t <= 0) snprintf(why, sizeof why, "resolver budget (%d x timeout_ms) spent", RES_BUDGET);
   if (k < 0) return k;
-  if (k == 0) {
-    if (!b->evidence) return 0;
-    for (size_t i = lo; i < lo + n; i++) {
-      b->evidence[i] = wd_asprintf("%s: %s", b->callback ? "callback" : "command",
-                                   b->out[i] == WD_RES_ALLOW ? "allowed" : "denied");
-      if (!b->evidence[i]) return WARDEN_ENOMEM;
+  if (k == 0 || n == 1) {
+    for (size_t i = 0; i < n; i++) {
+      if (k) b->out[i] = (unsigned char)k;
+      int rc = evidence_of(b, i, b->out[i], k ? why : "");
+      if (rc) return rc;
     }
     return 0;
   }
-  if (n == 1) return mark(b, lo, 1, k, why);
-  size_t h = n / 2;
-  int rc = run(b, lo, h, k, why);
-  return rc ? rc : run(b, lo + h, n - h, k, why);
+  /* the batch failed as a whole: ask every item on its own */
+  pthread_mutex_init(&b->lock, NULL);
+  b->next = 0;
+  b->n = n;
+  b->fail_kind = k;
+  b->fail_why = why;
+  b->rc = 0;
+  pthread_t th[RES_POOL];
+  wargs wa[RES_POOL];
+  int nth = 0;
+  if (!b->callback && t > 0)
+    for (int w = 1; w < RES_POOL && (size_t)w < n; w++) {
+      wa[nth] = (wargs){b, &b->r->kids[w]};
+      if (pthread_create(&th[nth], NULL, worker_main, &wa[nth]) != 0) break;
+      nth++;
+    }
+  worker(b, &b->r->kids[0]); /* the calling thread works too */
+  for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
+  pthread_mutex_destroy(&b->lock);
+  return b->rc;
 }
 
-int wd_resolver_check(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
-                      const warden_resource *items, size_t n, unsigned char *out,
-                      char **evidence) {
+int wd_resolver_check_until(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
+                            const warden_resource *items, size_t n, unsigned char *out,
+                            char **evidence, int64_t *budget_end) {
   if (!r || !who || who->n == 0 || (n && (!items || !out))) return WARDEN_EINVAL;
   if (evidence)
     for (size_t i = 0; i < n; i++) evidence[i] = NULL;
@@ -621,11 +722,19 @@ int wd_resolver_check(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
   } else if (!r->fn && r->type != WD_RESOLVER_COMMAND) {
     for (size_t i = 0; i < n; i++) out[i] = WD_RES_ALLOW;
   } else {
-    int lg = 0;
-    while (((size_t)1 << lg) < n && lg < 62) lg++;
-    batch b = {r, r->fn != NULL, who, items, out, evidence,
-               now_ms() + 2 * (int64_t)r->timeout_ms, 2 * lg + 3};
-    rc = run(&b, 0, n, 0, "");
+    int64_t end = budget_end && *budget_end ? *budget_end
+                                            : now_ms() + RES_BUDGET * (int64_t)r->timeout_ms;
+    if (budget_end) *budget_end = end;
+    batch b;
+    memset(&b, 0, sizeof b);
+    b.r = r;
+    b.callback = r->fn != NULL;
+    b.who = who;
+    b.items = items;
+    b.out = out;
+    b.evidence = evidence;
+    b.deadline = end;
+    rc = run(&b, n);
     if (rc == WARDEN_ENOMEM) rc = wd_err(r->db, rc, "out of memory");
   }
   if (rc && evidence)
@@ -634,4 +743,10 @@ int wd_resolver_check(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
       evidence[i] = NULL;
     }
   return rc;
+}
+
+int wd_resolver_check(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
+                      const warden_resource *items, size_t n, unsigned char *out,
+                      char **evidence) {
+  return wd_resolver_check_until(r, tx, who, items, n, out, evidence, NULL);
 }

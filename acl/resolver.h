@@ -50,11 +50,18 @@ int wd_resolver_prefilter(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
  * a new string (wd_free) saying what allowed or denied item i, e.g.
  * "grant group:eng s3://bucket/eng/" or "command: allowed", or NULL.
  * A failure of the resolver as a whole is not an error return: it is
- * WD_RES_ERROR/TIMEOUT per affected item, after retrying the rest in
- * smaller batches.  Returns 0, or a negative code only for caller bugs or
+ * WD_RES_ERROR/TIMEOUT per affected item, after asking for each item of a
+ * failed batch on its own (resolver.c: the retry policy).  Returns 0, or a negative code only for caller bugs or
  * out-of-memory.  tx: the query snapshot (grants are read from it). */
 int wd_resolver_check(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
                       const warden_resource *items, size_t n, unsigned char *out,
                       char **evidence);
+/* The same within a query's resolver budget: *budget_end (monotonic ms)
+ * is where the budget ends, 0 to start one now (RES_BUDGET x timeout_ms,
+ * resolver.c); it is written back so later checks of the same query share
+ * it.  NULL: a budget of its own. */
+int wd_resolver_check_until(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
+                            const warden_resource *items, size_t n, unsigned char *out,
+                            char **evidence, int64_t *budget_end);
 
 #endif

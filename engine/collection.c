@@ -10,6 +10,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +42,7 @@ static warden *handle_new(void) {
   pthread_mutex_init(&db->blklock, NULL);
   pthread_mutex_init(&db->annlock, NULL);
   db->pid = getpid();
+  db->lockfd = -1;
   return db;
 }
 
@@ -61,6 +64,7 @@ static void handle_free(warden *db) {
   pthread_mutex_destroy(&db->growlock);
   pthread_mutex_destroy(&db->blklock);
   pthread_mutex_destroy(&db->annlock);
+  if (db->lockfd >= 0) close(db->lockfd);
   wd_free(db);
 }
 
@@ -114,7 +118,8 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
       cfg.metric = m;
     }
   }
-  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+  int made_dir = mkdir(dir, 0755) == 0;
+  if (!made_dir && errno != EEXIST) {
     snprintf(msg, sizeof msg, "%s: %s", dir, strerror(errno));
     wd_config_free(&cfg);
     set_err(errbuf, errlen, msg);
@@ -145,6 +150,13 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
     rc = wd_config_write(&db->cfg, path, msg, sizeof msg);
   }
   handle_free(db);
+  if (!rc) {
+    /* a collection that cannot be opened (audit.path in a missing
+     * directory, a resolver that cannot start, ...) is a failed create */
+    warden *t = NULL;
+    rc = warden_open(dir, NULL, &t, msg, sizeof msg);
+    warden_close(t);
+  }
   if (rc) {
     /* leave nothing a retry would trip over */
     snprintf(path, sizeof path, "%s/store/data.mdb", dir);
@@ -153,6 +165,11 @@ int warden_create(const char *dir, const warden_create_opts *opts, char *errbuf,
     unlink(path);
     snprintf(path, sizeof path, "%s/store", dir);
     rmdir(path);
+    snprintf(path, sizeof path, "%s/warden.yaml", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/index", dir);
+    rmdir(path);
+    if (made_dir) rmdir(dir);
     set_err(errbuf, errlen, msg);
   }
   return rc;
@@ -162,8 +179,21 @@ usage:
   return WARDEN_EINVAL;
 }
 
+static int open_impl(const char *dir, const warden_open_opts *opts, warden **out,
+                     char *errbuf, size_t errlen, int lock);
+
 int warden_open(const char *dir, const warden_open_opts *opts, warden **out,
                 char *errbuf, size_t errlen) {
+  return open_impl(dir, opts, out, errbuf, errlen, 1);
+}
+
+int wd_open_nolock(const char *dir, const warden_open_opts *opts, warden **out, char *errbuf,
+                   size_t errlen) {
+  return open_impl(dir, opts, out, errbuf, errlen, 0);
+}
+
+static int open_impl(const char *dir, const warden_open_opts *opts, warden **out,
+                     char *errbuf, size_t errlen, int lock) {
   char msg[1024], path[4096];
   if (!dir || !out) {
     set_err(errbuf, errlen, "open: NULL argument");
@@ -184,6 +214,28 @@ int warden_open(const char *dir, const warden_open_opts *opts, warden **out,
     rc = WARDEN_ENOTFOUND;
   }
   if (!rc) rc = wd_config_load(path, &db->cfg, msg, sizeof msg);
+  if (!rc && lock) {
+    /* shared while open; warden_compact takes it exclusively (compact.c) */
+    snprintf(path, sizeof path, "%s/store", dir);
+    for (int tries = 0; tries < 3 && !rc; tries++) {
+      db->lockfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (db->lockfd < 0) break; /* store_open reports it */
+      if (flock(db->lockfd, LOCK_SH | LOCK_NB) != 0) {
+        snprintf(msg, sizeof msg,
+                 "%s: being compacted (warden compact); try again when it is done", dir);
+        rc = WARDEN_EIO;
+        break;
+      }
+      /* locked the store that is in place, not one a compaction just
+       * swapped out? */
+      struct stat a, b;
+      if (fstat(db->lockfd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+          a.st_dev == b.st_dev)
+        break;
+      close(db->lockfd);
+      db->lockfd = -1;
+    }
+  }
   if (!rc) rc = store_open(db, dir, 0, msg, sizeof msg);
   if (!rc) {
     wd_txn tx;
@@ -325,71 +377,8 @@ int warden_export(warden *db, int (*write)(void *ctx, const char *buf, size_t le
   if (!db || !write) return WARDEN_EINVAL;
   int rc = wd_check_pid(db);
   if (rc) return rc;
-  wd_txn tx;
-  if ((rc = store_read_begin(db, &tx))) return rc;
-  MDB_cursor *c;
-  if ((rc = mdb_cursor_open(tx.t, db->dbi_docs, &c))) {
-    rc = store_mdb_err(db, rc, "export");
-    store_read_end(&tx);
-    return rc;
-  }
-  MDB_val k, d;
-  int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
-  size_t dim = db->cfg.dim;
-  while (mrc == 0 && !rc) {
-    json_t *rec = NULL;
-    uint32_t *slots = NULL;
-    size_t ns = 0;
-    if ((rc = store_doc_decode(db, &d, &rec)) || (rc = doc_slots(db, rec, &slots, &ns))) {
-      json_decref(rec);
-      break;
-    }
-    json_t *chunks = json_array();
-    for (size_t i = 0; i < ns && !rc; i++) {
-      uint32_t ord;
-      const char *id, *text;
-      size_t il, tl;
-      const float *blk;
-      rc = store_chunk_get(&tx, slots[i], &ord, &id, &il, &text, &tl);
-      if (rc) break;
-      int br = store_block_get(&tx, slots[i] / WD_BLOCK, &blk);
-      if (br) {
-        rc = br < 0 ? br : wd_err(db, WARDEN_ECORRUPT, "export: embedding of slot %u missing", slots[i]);
-        break;
-      }
-      const float *v = blk + WD_BLOCK + (size_t)(slots[i] % WD_BLOCK) * dim;
-      json_t *e = json_array();
-      for (size_t j = 0; j < dim; j++) json_array_append_new(e, json_real((double)v[j]));
-      json_array_append_new(chunks, json_pack("{s:s%,s:o}", "text", text, tl, "embedding", e));
-    }
-    wd_free(slots);
-    if (!rc) {
-      json_t *acl = json_pack("{s:O,s:O}", "allow", json_object_get(rec, "allow"), "deny",
-                              json_object_get(rec, "deny"));
-      json_t *o = json_pack("{s:O,s:O,s:O,s:O,s:o,s:o}", "doc_id", json_object_get(rec, "doc_id"),
-                            "source", json_object_get(rec, "source"), "namespace",
-                            json_object_get(rec, "namespace"), "metadata",
-                            json_object_get(rec, "metadata"), "acl", acl, "chunks", chunks);
-      chunks = NULL;
-      char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-      json_decref(o);
-      if (!s)
-        rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-      else {
-        size_t sl = strlen(s);
-        s[sl] = '\n'; /* replace NUL: one line per document */
-        if (write(ctx, s, sl + 1)) rc = wd_err(db, WARDEN_EIO, "export: write failed");
-        free(s);
-      }
-    }
-    json_decref(chunks);
-    json_decref(rec);
-    mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-  }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export");
-  mdb_cursor_close(c);
-  store_read_end(&tx);
-  return rc;
+  /* restore.c: shortest round-trip floats, float fields printed as floats */
+  return wd_export_docs(db, write, ctx);
 }
 
 /* -------------------------------------------------------------- check */
@@ -573,8 +562,16 @@ int warden_check(warden *db, char **json_out) {
         }
         float inv = blk[s[i] % WD_BLOCK];
         float expect = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+        char why[200];
         if (!finite || fabsf(inv - expect) > 1e-5f * (expect > 1 ? expect : 1))
           problem(probs, "%s: chunk %zu (slot %u) embedding or its norm is damaged", id, i, s[i]);
+        else if (wd_vec_check(vec, db->cfg.dim, db->cfg.metric, why, sizeof why))
+          /* stored before ingest refused such vectors: it would score NaN
+           * or overflow, and k-means (warden index) would fail on it */
+          problem(probs,
+                  "%s: chunk %zu (slot %u) embedding cannot be scored: %s (re-ingest or delete "
+                  "the document)",
+                  id, i, s[i], why);
       }
     }
     wd_free(s);

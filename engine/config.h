@@ -57,6 +57,7 @@ typedef struct wd_config {
   double lex_weight;  /* weighted fusion: weight of the semantic side */
   /* audit: */
   char *audit_path;   /* NULL = no audit log; relative to the collection */
+  int audit_fsync;    /* audit.fsync: fdatasync every line (default 0) */
 } wd_config;
 
 /* lexical.language names (engine/lexical.c), NULL-terminated. */

@@ -9,7 +9,9 @@
 #include "store.h"
 
 static uint32_t table[256];
+#if defined(__x86_64__)
 static int have_hw;
+#endif
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init(void) {

@@ -70,41 +70,7 @@ int wd_check_pid(warden *db) {
   return 0;
 }
 
-int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
-                       size_t whylen) {
-  if (len == 1 && p[0] == '*') {
-    if (allow_star) return 0;
-    snprintf(why, whylen, "\"*\" is not allowed here (use an empty allow list)");
-    return -1;
-  }
-  size_t pre;
-  if (len >= 5 && memcmp(p, "user:", 5) == 0)
-    pre = 5;
-  else if (len >= 6 && memcmp(p, "group:", 6) == 0)
-    pre = 6;
-  else {
-    snprintf(why, whylen,
-             "\"%.*s\" is not a principal (expected user:NAME, group:NAME or *)",
-             (int)(len > 80 ? 80 : len), p);
-    return -1;
-  }
-  size_t n = len - pre;
-  if (n == 0 || n > 256) {
-    snprintf(why, whylen, "\"%.*s\": name must be 1..256 bytes",
-             (int)(len > 80 ? 80 : len), p);
-    return -1;
-  }
-  for (size_t i = pre; i < len; i++) {
-    unsigned char c = (unsigned char)p[i];
-    if (c <= 0x20 || c == 0x7f) {
-      snprintf(why, whylen,
-               "\"%.*s\": name contains whitespace or a control character",
-               (int)(len > 80 ? 80 : len), p);
-      return -1;
-    }
-  }
-  return 0;
-}
+/* wd_principal_check: see principal.c */
 
 char *wd_json_string(warden *db, struct json_t *o) {
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -753,7 +753,16 @@ static int check_tree(evctx *E, const fnode *n) {
   if (n->kind == K_LEAF) {
     wd_type t = E->ix->field_type(E->ix->ctx, n->key);
     E->types[n->leaf] = t;
-    return check_leaf(E, n, t);
+    int rc = check_leaf(E, n, t);
+    if (rc == WARDEN_EDATA && t != WD_T_NONE && E->ix->is_public &&
+        !E->ix->is_public(E->ix->ctx, n->key)) {
+      /* an undeclared key's type is not public (see filter.h): answer as
+       * for a key no document has */
+      E->types[n->leaf] = WD_T_NONE;
+      if (E->err && E->errlen) E->err[0] = 0;
+      rc = 0;
+    }
+    return rc;
   }
   for (size_t i = 0; i < n->nkids; i++) {
     int rc = check_tree(E, n->kids[i]);

@@ -71,6 +71,13 @@ typedef struct wd_filter_index {
                   roaring_bitmap_t *acc);
   /* All live chunks (for negations).  Borrowed. */
   const roaring_bitmap_t *universe;
+  /* Is the key's type public (declared in warden.yaml)?  NULL: every key
+   * is.  A filter whose value or operator does not fit the type of a key
+   * that is not public is evaluated as if no document had the key (as for
+   * an unknown key), instead of failing with the type: the type of an
+   * undeclared key comes from documents the caller may not be able to
+   * read, and the answer must not depend on them. */
+  int (*is_public)(void *ctx, const char *key);
 } wd_filter_index;
 
 /* Evaluate f to a new bitmap (*out, free with roaring_bitmap_free).

@@ -183,7 +183,11 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
     while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
                      (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.'))))
       i++;
-    if (i == 0 || i >= n || s[i] != ':' || n > 4096 || !valid_utf8_nonul(s, n))
+    if (n > 4096)
+      return bad(g, file, line, "source", "must be at most 4096 bytes (got %zu)", n);
+    if (!valid_utf8_nonul(s, n))
+      return bad(g, file, line, "source", "contains a NUL character");
+    if (i == 0 || i >= n || s[i] != ':')
       return bad(g, file, line, "source",
                  "expected a URI such as s3://bucket/key, file:///path or https://...");
   }
@@ -324,17 +328,10 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
         }
       }
     }
-    /* one check for parsed, embedded and caller-supplied vectors */
-    for (size_t i = 0; i < dim; i++)
-      if (!isfinite(out[i])) {
-        rc = bad(g, file, line, f, "value %zu is not a finite float32", i);
-        goto fail;
-      }
-    if (db->cfg.metric == WD_METRIC_COSINE) {
-      double n2 = 0;
-      for (size_t i = 0; i < dim; i++) n2 += (double)out[i] * out[i];
-      if (!(n2 > 0)) {
-        rc = bad(g, file, line, f, "is all zeros (cosine needs a non-zero vector)");
+    {
+      char why[200]; /* finite, not underflowing or overflowing (vecnorm.c) */
+      if (wd_vec_check(out, dim, db->cfg.metric, why, sizeof why)) {
+        rc = bad(g, file, line, f, "%s", why);
         goto fail;
       }
     }
@@ -366,6 +363,46 @@ static void pdoc_free(pdoc *d) {
   if (!d->emb_borrowed) wd_free(d->emb);
 }
 
+/* Where a document of this call came from, as one nonzero number: the
+ * typed path's index + 1, or the JSONL path's input file (its position in
+ * g->files, which holds the caller's path strings) and line.  0 means out
+ * of memory.  A duplicate doc_id names the first copy's FILE:LINE with it,
+ * also when the first copy is in another input of the same call. */
+#define WD_WHERE_LINE_BITS 40
+#define WD_WHERE_LEN 64
+static uint64_t where_code(ingest *g, const char *file, uint64_t line) {
+  if (g->typed) return line + 1;
+  size_t fi = 0;
+  while (fi < g->nfiles && g->files[fi] != file) fi++;
+  if (fi == g->nfiles) {
+    if (g->nfiles == g->files_cap) {
+      size_t nc = g->files_cap ? g->files_cap * 2 : 4;
+      const char **nf = wd_realloc(g->files, nc * sizeof *nf);
+      if (!nf) return 0;
+      g->files = nf;
+      g->files_cap = nc;
+    }
+    g->files[g->nfiles++] = file;
+  }
+  return ((uint64_t)fi << WD_WHERE_LINE_BITS) | (line & ((1ull << WD_WHERE_LINE_BITS) - 1));
+}
+
+/* "FILE:LINE" or "docs[I]" for a where_code. */
+static const char *where_name(const ingest *g, uint64_t code, char *buf, size_t len) {
+  if (g->typed) {
+    snprintf(buf, len, "docs[%llu]", (unsigned long long)(code - 1));
+  } else {
+    size_t fi = (size_t)(code >> WD_WHERE_LINE_BITS);
+    const char *f = fi < g->nfiles ? g->files[fi] : "?";
+    size_t fl = strlen(f);
+    /* keep the end of a long path: it is the part that tells files apart */
+    int cut = fl > len - 24;
+    snprintf(buf, len, "%s%s:%llu", cut ? "..." : "", cut ? f + fl - (len - 27) : f,
+             (unsigned long long)(code & ((1ull << WD_WHERE_LINE_BITS) - 1)));
+  }
+  return buf;
+}
+
 int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
                   const float *rows) {
   if (g->ndocs == g->cap) {
@@ -380,19 +417,16 @@ int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
   int rc = parse_doc(g, j, file, line, rows, d);
   if (rc) return rc;
   json_t *id = json_object_get(d->rec, "doc_id");
-  /* the JSONL path keys by line (>= 1), the typed one by index + 1 */
-  uintptr_t key = g->typed ? (uintptr_t)line + 1 : (uintptr_t)line;
+  uintptr_t key = (uintptr_t)where_code(g, file, line); /* 0: out of memory */
   uintptr_t prev = (uintptr_t)wd_hmap_get(&g->ids, json_string_value(id), json_string_length(id));
   if (prev) {
     pdoc_free(d);
-    if (g->typed)
-      return bad(g, file, line, "doc_id", "duplicate of docs[%llu] in this input",
-                 (unsigned long long)(prev - 1));
-    return bad(g, file, line, "doc_id", "duplicate of line %llu in this input",
-               (unsigned long long)prev);
+    char at[WD_WHERE_LEN];
+    return bad(g, file, line, "doc_id", "duplicate of %s in this input",
+               where_name(g, prev, at, sizeof at));
   }
-  if (wd_hmap_put(&g->ids, json_string_value(id), json_string_length(id),
-                  (void *)key, NULL)) {
+  if (!key || wd_hmap_put(&g->ids, json_string_value(id), json_string_length(id),
+                          (void *)key, NULL)) {
     pdoc_free(d);
     return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   }
@@ -615,12 +649,9 @@ static int apply_batch(ingest *g) {
       if (json_is_integer(s0) && (uint64_t)json_integer_value(s0) >= g->start_slot &&
           written_where(g, (uint64_t)json_integer_value(s0), &where)) {
         json_decref(old);
-        if (g->typed)
-          rc = bad(g, d->file, d->line, "doc_id", "duplicate of docs[%llu] in this input",
-                   (unsigned long long)where);
-        else
-          rc = bad(g, d->file, d->line, "doc_id", "duplicate of line %llu in this input",
-                   (unsigned long long)where);
+        char at[WD_WHERE_LEN];
+        rc = bad(g, d->file, d->line, "doc_id", "duplicate of %s in this input",
+                 where_name(g, where, at, sizeof at));
         if (rc > 0) rc = 0;
         continue;
       }
@@ -637,7 +668,12 @@ static int apply_batch(ingest *g) {
                   (unsigned)tx->next_slot);
       break;
     }
-    if ((rc = note_written(g, tx->next_slot, d->line))) break;
+    uint64_t wcode = where_code(g, d->file, d->line);
+    if (!wcode) {
+      rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+      break;
+    }
+    if ((rc = note_written(g, tx->next_slot, wcode))) break;
     json_t *slots = json_array();
     for (size_t c = 0; c < d->nchunks && !rc; c++) {
       uint32_t s = (uint32_t)tx->next_slot++;
@@ -692,6 +728,7 @@ void wd_ingest_free(ingest *g) {
   wd_free(g->errors);
   wd_free(g->wfirst);
   wd_free(g->wwhere);
+  wd_free(g->files);
   wd_fastemb_free(&g->fe);
   memset(g, 0, sizeof *g);
 }

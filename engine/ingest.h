@@ -35,7 +35,7 @@ typedef struct wd_ingest {
   const warden_ingest_opts *opts; /* the JSONL path's progress; may be NULL */
   wd_pdoc *docs;
   size_t ndocs, cap;
-  wd_hmap ids;        /* doc_id -> line (or index + 1) as pointer-sized int */
+  wd_hmap ids;        /* doc_id -> where_code of its line (ingest.c) */
   char *errors;       /* keep_going: joined messages */
   size_t errlen, errcap;
   uint64_t bad_lines;
@@ -48,8 +48,11 @@ typedef struct wd_ingest {
   wd_txn tx;
   int open;
   uint64_t start_slot; /* next_slot when the transaction began */
-  uint64_t *wfirst, *wwhere; /* per written document: first slot, line */
+  uint64_t *wfirst, *wwhere; /* per written document: first slot, where
+                              * it came from (ingest.c where_code) */
   size_t nw, wcap;
+  const char **files; /* the JSONL inputs seen so far (borrowed paths) */
+  size_t nfiles, files_cap;
   wd_fastemb fe;      /* the current line's embedding arrays (fastemb.h) */
 } wd_ingest;
 

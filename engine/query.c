@@ -33,7 +33,7 @@
 #include "scan.h"
 #include "store.h"
 
-#define WD_MAX_K 10000
+#define WD_MAX_K WARDEN_MAX_K
 #define WD_MAX_NQ 100000
 
 /* What a query needs from a document record, decoded once.  Immutable
@@ -280,6 +280,14 @@ static wd_type fx_type(void *ctx, const char *key) {
   return store_field_type(((fx_ctx *)ctx)->tx, key);
 }
 
+/* Only keys declared in warden.yaml have a public type (filter.h). */
+static int fx_public(void *ctx, const char *key) {
+  const wd_config *cfg = &((fx_ctx *)ctx)->tx->db->cfg;
+  for (size_t i = 0; i < cfg->nmeta; i++)
+    if (strcmp(cfg->meta[i].key, key) == 0) return 1;
+  return 0;
+}
+
 static int fx_eq(void *ctx, const char *key, const wd_value *v, roaring_bitmap_t *acc) {
   fx_ctx *c = ctx;
   if (strlen(key) > WD_MAX_KEYLEN) return 0;
@@ -436,16 +444,9 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
   if (nq == 0 || nq > WD_MAX_NQ || !vecs)
     return wd_err(db, WARDEN_EINVAL, "query: 1..%d query vectors required", WD_MAX_NQ);
   size_t d = db->cfg.dim;
-  for (size_t q = 0; q < nq; q++) {
-    double n2 = 0;
-    for (size_t i = 0; i < d; i++) {
-      float x = vecs[q * d + i];
-      if (!isfinite(x)) return wd_err(db, WARDEN_EDATA, "query %zu: value %zu is not finite", q, i);
-      n2 += (double)x * x;
-    }
-    if (db->cfg.metric == WD_METRIC_COSINE && !(n2 > 0))
-      return wd_err(db, WARDEN_EDATA, "query %zu: all zeros (cosine needs a non-zero vector)", q);
-  }
+  for (size_t q = 0; q < nq; q++)
+    if (wd_vec_check(vecs + q * d, d, db->cfg.metric, why, sizeof why))
+      return wd_err(db, WARDEN_EDATA, "query %zu: %s", q, why);
   return 0;
 }
 
@@ -476,6 +477,7 @@ typedef struct rstate {     /* resolver state shared by a batch's queries */
   uint64_t denied, errors, timeouts;
   const wd_strlist *agent;    /* on-behalf-of: the agent's expanded set, or NULL */
   wd_hmap agent_evidence;     /* doc_id -> the agent's evidence (owned) */
+  int64_t budget_end;         /* end of the call's resolver time (resolver.c) */
 } rstate;
 
 /* On-behalf-of: the documents the principal's check allowed are checked
@@ -483,7 +485,8 @@ typedef struct rstate {     /* resolver state shared by a batch's queries */
  * failure of the agent's check is a failure (deny, degraded).  aev[j]
  * receives the agent's evidence for items[j]. */
 static int agent_round(warden *db, wd_txn *tx, const wd_strlist *agent,
-                       const warden_resource *items, size_t m, unsigned char *out, char **aev) {
+                       const warden_resource *items, size_t m, unsigned char *out, char **aev,
+                       int64_t *budget_end) {
   warden_resource *sub = wd_calloc(m ? m : 1, sizeof *sub);
   unsigned char *aout = wd_malloc(m ? m : 1);
   char **sev = wd_calloc(m ? m : 1, sizeof *sev);
@@ -499,7 +502,9 @@ static int agent_round(warden *db, wd_txn *tx, const wd_strlist *agent,
       at[ns] = j;
       sub[ns++] = items[j];
     }
-  if (ns && (rc = wd_resolver_check(db->resolver, tx, agent, sub, ns, aout, sev))) goto done;
+  /* the agent's check spends the same per-query resolver budget */
+  if (ns && (rc = wd_resolver_check_until(db->resolver, tx, agent, sub, ns, aout, sev, budget_end)))
+    goto done;
   for (size_t t = 0; t < ns; t++) {
     out[at[t]] = aout[t];
     aev[at[t]] = sev[t];
@@ -546,8 +551,10 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
   }
   if (rc || m == 0) goto done;
   *checked += m;
-  if ((rc = wd_resolver_check(db->resolver, tx, who, items, m, out, ev))) goto done;
-  if (rs->agent && (rc = agent_round(db, tx, rs->agent, items, m, out, aev))) goto done;
+  if ((rc = wd_resolver_check_until(db->resolver, tx, who, items, m, out, ev, &rs->budget_end)))
+    goto done;
+  if (rs->agent && (rc = agent_round(db, tx, rs->agent, items, m, out, aev, &rs->budget_end)))
+    goto done;
   /* apply per document to every candidate chunk of it */
   for (size_t j = 0; j < m; j++) {
     int ok = out[j] == WD_RES_ALLOW;
@@ -794,7 +801,7 @@ static int query_run(warden *db, const float *vecs, size_t nq, const warden_quer
   }
   if (flt) {
     fx_ctx fc = {&tx};
-    wd_filter_index ix = {&fc, fx_type, fx_eq, fx_range, fx_prefix, fx_contains, live};
+    wd_filter_index ix = {&fc, fx_type, fx_eq, fx_range, fx_prefix, fx_contains, live, fx_public};
     roaring_bitmap_t *fb;
     if ((rc = wd_filter_eval(flt, &ix, &fb, ferr, sizeof ferr))) {
       if (rc == WARDEN_EDATA) wd_err(db, rc, "%s", ferr);
@@ -857,6 +864,7 @@ allowed_out:
       /* over-fetch in rounds until k candidates pass the resolver or the
        * allowed set is exhausted; never pad */
       size_t kk = k;
+      rs.budget_end = 0; /* each query of a batch has its own resolver budget */
       for (;;) {
         rounds++;
         roaring_bitmap_t *cand = roaring_bitmap_andnot(allowed, rs.rejected);

@@ -131,6 +131,56 @@ int warden_export(warden *db, int (*write)(void *ctx, const char *buf,
                                            size_t len),
                   void *ctx);
 
+/* ------------------------------------------- full export and import */
+
+/* A full-fidelity export (restore.c): one JSON Lines stream, read from one
+ * snapshot, holding the configuration (warden.yaml as written), every
+ * metadata field type, the principals directory, the grants, every
+ * document (exact float32 embeddings in shortest round-trip form, metadata
+ * exactly as stored) and an end record with the counts.  Errors as for
+ * warden_export, plus WARDEN_EIO when warden.yaml cannot be read. */
+int warden_export_full(warden *db,
+                       int (*write)(void *ctx, const char *buf, size_t len),
+                       void *ctx);
+
+/* Build a new collection in dir (which must not exist or be an empty
+ * directory) from a full export at path ("-" = standard input).  The
+ * collection is built in a temporary directory next to dir and renamed into
+ * place only when everything was applied: on failure nothing is left.  Its
+ * revision continues above the export's.  Errors: WARDEN_EEXIST (dir holds
+ * something), WARDEN_EDATA ("FILE:LINE: field: reason"; a file without its
+ * end record or with other counts is refused as truncated), WARDEN_EIO,
+ * WARDEN_ECONFIG, WARDEN_ENOMEM; the message goes to errbuf.  *json_out
+ * (may be NULL) gets {"imported","documents","principals","grants",
+ * "revision","source_revision"}; free with warden_free. */
+int warden_import(const char *dir, const char *path, char *errbuf,
+                  size_t errlen, char **json_out);
+
+/* An online, consistent, compacted copy of the collection into the new
+ * directory dest (backup.c): warden.yaml, the ANN index file, and the
+ * store copied from one read snapshot with LMDB's compacting copy (free
+ * pages are not copied), while queries and writes go on.  Built in a
+ * temporary directory next to dest and renamed: dest is absent or
+ * complete.  The audit log is not copied.  Errors: WARDEN_EEXIST (dest
+ * exists), WARDEN_EIO.  *json_out (may be NULL): {"backup","revision",
+ * "store_bytes"}; free with warden_free. */
+int warden_backup(warden *db, const char *dest, char **json_out);
+
+/* Reclaim what deleted documents leave (zero rows, unused slots, free
+ * pages) and shrink the store file (compact.c): the collection is rebuilt
+ * from a full export into DIR/.compact (dense slots, insertion order kept,
+ * everything else identical, revision continuing above the current one,
+ * the ANN index rebuilt when there was one) and the stores are exchanged
+ * atomically; a kill at any moment leaves the old collection or the new
+ * one, never a mix, and leftovers are removed by the next compact.  Needs
+ * the collection to itself: it fails (WARDEN_EIO) while any handle has it
+ * open, and warden_open fails with "being compacted" meanwhile.  Needs free
+ * disk for the export and a second store.  *json_out (may be NULL):
+ * {"compacted","documents","bytes_before","bytes_after","revision_before",
+ * "revision","index_rebuilt"}; free with warden_free. */
+int warden_compact(const char *dir, char *errbuf, size_t errlen,
+                   char **json_out);
+
 /* ---------------------------------------------------------------- ingest */
 
 typedef struct warden_ingest_opts {
@@ -314,6 +364,9 @@ int warden_principals_sync(warden *db, const char *path,
 
 /* ---------------------------------------------------------------- query */
 
+/* The largest k a query may ask for (warden_query_opts.k, CLI -k). */
+#define WARDEN_MAX_K 10000
+
 #define WARDEN_STRATEGY_AUTO 0  /* the planner decides */
 #define WARDEN_STRATEGY_EXACT 1 /* exact scan over the allowed set */
 #define WARDEN_STRATEGY_ANN 2   /* the ANN index, with the allowed set */
@@ -474,12 +527,19 @@ typedef struct warden_resource {
   const char *source;
 } warden_resource;
 
-/* A resolver callback (SPEC section 6).  Fill allowed[i] with 1 (may read)
- * or 0 for each of the n resources and return 0.  A nonzero return means
- * the check failed: every resource of the batch counts as failed (denied,
- * and the query is marked degraded).  Called from query threads, possibly
- * concurrently: it must be thread-safe.  All pointers are borrowed for the
- * duration of the call. */
+/* A resolver callback (SPEC section 6).  Fill allowed[i] with 1 (may read),
+ * 0, or WARDEN_RESOLVER_UNDECIDED (could not decide: that resource fails
+ * alone -- denied, the query marked degraded) for each of the n resources
+ * and return 0.  A nonzero return means the call failed: warden then asks
+ * for each resource on its own, so only the resources it fails on again
+ * are denied.  Timeouts: warden cannot interrupt a callback; it must
+ * return within the collection's resolver.timeout_ms (default 500) by
+ * itself, marking what it could not decide in time UNDECIDED.  A query
+ * stops making new calls once its resolver budget (4 x timeout_ms) is
+ * spent; resources not answered by then are denied and the query is
+ * degraded.  Called from query threads, possibly concurrently: it must be
+ * thread-safe.  All pointers are borrowed for the duration of the call. */
+#define WARDEN_RESOLVER_UNDECIDED 2
 typedef int (*warden_resolver_fn)(void *ctx, const char *principal,
                                   const char *const *groups, size_t ngroups,
                                   const warden_resource *res, size_t n,

@@ -61,7 +61,16 @@ struct warden {
     _Atomic uint64_t mark; /* touched when it was last used */
     _Atomic int exact;     /* 1: its vectors were scanned then (exact) */
   } recent[64];
+  /* engine/compact.c: a shared flock on DIR/store held while the handle is
+   * open, so that warden_compact (which takes it exclusively) never swaps
+   * the store under an open handle; -1 when none */
+  int lockfd;
 };
+
+/* engine/collection.c: warden_open, without taking the shared lock
+ * (warden_compact holds it exclusively). */
+int wd_open_nolock(const char *dir, const warden_open_opts *opts, warden **out, char *errbuf,
+                   size_t errlen);
 
 /* engine/query.c: free the handle's document cache (NULL allowed). */
 void wd_doccache_free(struct wd_doccache *c);
@@ -83,10 +92,25 @@ struct json_t;
 char *wd_json_string(warden *db, struct json_t *o);
 int wd_json_return(warden *db, struct json_t *o, char **out);
 
-/* Principal syntax: user:NAME | group:NAME | "*" (when allow_star).
- * NAME: 1..256 bytes, no whitespace or control characters.  Returns 0 when
- * valid, else writes a reason into why. */
+/* Principal syntax (the one grammar, principal.c): user:NAME | group:NAME
+ * | "*" (when allow_star).  NAME: 1..WD_PRINCIPAL_MAX_NAME bytes of valid
+ * UTF-8 without whitespace, control, format or other invisible code points
+ * (Unicode ones included).  Returns 0 when valid, else writes a reason into
+ * why. */
+#define WD_PRINCIPAL_MAX_NAME 256
 int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
                        size_t whylen);
+
+/* Vectors warden can score in float32 (vecnorm.c): every component finite,
+ * squared norm at most WD_VEC_MAX_NORM2, and for cosine a norm of at least
+ * WD_VEC_MIN_NORM.  Returns 0, or -1 with a reason ("value 3 is not ...",
+ * "norm ... is too small ...") in why. */
+#define WD_VEC_MIN_NORM 1e-30
+#define WD_VEC_MAX_NORM2 1e37
+int wd_vec_check(const float *v, size_t dim, int metric, char *why, size_t wl);
+
+/* restore.c: every document as ingest lines from one snapshot (the body of
+ * warden_export). */
+int wd_export_docs(warden *db, int (*write)(void *ctx, const char *buf, size_t len), void *ctx);
 
 #endif

@@ -92,9 +92,8 @@ static void l2sq_rows_scalar(const float *q, const float *x, size_t n,
   for (size_t r = 0; r < n; r++) out[r] = l2sq_scalar(q, x + r * d, d);
 }
 
-#if WD_X86
-/* ---- AVX2 + FMA ----------------------------------------------------- */
-
+/* SQ8 row kernels, portable (the fallback everywhere, the only ones off
+ * x86) */
 static void sq8_dot_rows_scalar(const float *qs, const uint8_t *codes, size_t n,
                                 size_t d, float *out) {
   for (size_t r = 0; r < n; r++) {
@@ -142,6 +141,9 @@ static void sq8_i8_dot_rows_scalar(const int8_t *q, const uint8_t *codes, size_t
 }
 
 #define AVX2 __attribute__((target("avx2,fma")))
+
+#if WD_X86
+/* ---- AVX2 + FMA ----------------------------------------------------- */
 
 static inline AVX2 float hsum256(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v);

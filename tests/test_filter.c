@@ -188,7 +188,7 @@ static void fk_init(fake *fk, const fld *schema, int nf, const fdoc *docs,
 
 static wd_filter_index fk_index(fake *fk) {
   wd_filter_index ix = {fk,        fk_type,     fk_eq, fk_range,
-                        fk_prefix, fk_contains, fk->universe};
+                        fk_prefix, fk_contains, fk->universe, NULL};
   return ix;
 }
 

@@ -39,11 +39,13 @@ static float frand(void) { /* uniform in [-1, 1) */
  * independently of kernels.c. */
 static int expected_level(int want) {
   int best = WD_SIMD_SCALAR;
+#if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f"))
     best = WD_SIMD_AVX512;
   else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     best = WD_SIMD_AVX2;
+#endif /* elsewhere only the portable kernels exist */
   return want < best ? want : best;
 }
 

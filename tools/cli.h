@@ -181,5 +181,9 @@ int cmd_index(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+/* hardening (issue 13): cmd_import.c, cmd_backup.c */
+int cmd_import(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 #endif

@@ -291,7 +291,7 @@ int cmd_query(int argc, char **argv) {
     }
   }
   uint64_t k = 10, minrev = 0;
-  if (k_s && (rc = cli_parse_u64(ctx, "-k", k_s, 1, 1000000, &k)) != 0)
+  if (k_s && (rc = cli_parse_u64(ctx, "-k", k_s, 1, WARDEN_MAX_K, &k)) != 0)
     goto done;
   if (minrev_s && (rc = cli_parse_u64(ctx, "--min-revision", minrev_s, 0,
                                       UINT64_MAX, &minrev)) != 0)

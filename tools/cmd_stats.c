@@ -74,6 +74,13 @@ static int export_write(void *ctx, const char *buf, size_t len) {
   return 0;
 }
 
+/* --full: warden_export_full (configuration, directory, grants, types,
+ * documents), which `warden import` reads back. */
+static int export_full;
+static int export_any(warden *db, int (*w)(void *, const char *, size_t), void *ctx) {
+  return export_full ? warden_export_full(db, w, ctx) : warden_export(db, w, ctx);
+}
+
 /* Export into a temporary file next to path, then rename it over path. */
 static int export_file(warden *db, const char *path, export_sink *s) {
   const char *ctx = "export";
@@ -99,7 +106,7 @@ static int export_file(warden *db, const char *path, export_sink *s) {
     return CLI_EXIT_RUNTIME;
   }
   int rc = 0;
-  int wrc = warden_export(db, export_write, s);
+  int wrc = export_any(db, export_write, s);
   if (wrc != 0) {
     rc = cli_lib_err(db, ctx, wrc);
   } else if (fflush(s->f) != 0 || fsync(fileno(s->f)) != 0) {
@@ -133,7 +140,7 @@ static int export_file(warden *db, const char *path, export_sink *s) {
 int cmd_export(int argc, char **argv) {
   const char *ctx = "export";
   cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
+  const cli_opt opts[] = {{"--full", 0, CLI_FLAG, &export_full}, {NULL, 0, CLI_FLAG, NULL}};
   int rc = cli_parse(ctx, argc, argv, opts, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 2, "DIR FILE");
   if (rc != 0) goto done;
@@ -151,7 +158,7 @@ int cmd_export(int argc, char **argv) {
       rc = cli_print_json(out);
     }
   } else {
-    int wrc = warden_export(db, export_write, &s);
+    int wrc = export_any(db, export_write, &s);
     if (wrc != 0)
       rc = cli_lib_err(db, ctx, wrc);
     else

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks that the Debian packages warden needs are installed.  As root it
 # installs the missing ones with apt-get; otherwise it prints the exact
-# command and fails.  Usage: tools/deps.sh [build|test|demo|bench]
+# command and fails.  Usage: tools/deps.sh [build|test|demo|bench|arm64]
 #
 # Why each package:
 #   libfaiss-dev      FAISS C++ library + C API headers (ANN indexes)
@@ -22,6 +22,9 @@
 #   libicu-dev        ICU: Unicode letter/digit classes and case folding (tokenizer)
 #   python3-xapian    the Xapian peer of the lexical benchmark (bench/lexical_bench.py;
 #                     SQLite FTS5 comes with Python's sqlite3)
+#   arm64 (make arm64, make arm64-test): the aarch64 cross compilers,
+#     qemu-user to run the tests, and the arm64 -dev libraries (multiarch:
+#     dpkg --add-architecture arm64), plus libstdc++6/libgomp1 for arm64
 set -e
 what=${1:-build}
 pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjansson-dev g++ make pkg-config"
@@ -32,6 +35,15 @@ case "$what" in
         # the machine image; ask Debian for one only when there is none
         command -v npm >/dev/null 2>&1 || pkgs="$pkgs nodejs npm" ;;
   demo) pkgs="$pkgs python3" ;;
+  arm64) # hardening (issue 13): the cross build and its emulated tests
+         if [ "$(id -u)" = 0 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+           dpkg --add-architecture arm64
+         fi
+         pkgs="gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user libfaiss-dev:arm64
+               liblmdb-dev:arm64 libroaring-dev:arm64 libjansson-dev:arm64 libyaml-dev:arm64
+               libopenblas-dev:arm64 libcmocka-dev:arm64 libstdc++6:arm64 libgomp1:arm64
+               libstemmer-dev:arm64 libicu-dev:arm64
+               libcmocka-dev libjansson-dev" ;;
   bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib python3-xapian"
          # npm may come from elsewhere than Debian (e.g. a Node.js install):
          # only ask for Debian's when there is no npm command at all

@@ -26,7 +26,11 @@ static const char main_help[] =
     "  warden index DIR [--rebuild]\n"
     "  warden stats DIR\n"
     "  warden check DIR\n"
-    "  warden export DIR [FILE]\n"
+    "  warden export DIR [FILE] [--full]\n"
+    /* hardening (issue 13) */
+    "  warden import DIR FILE\n"
+    "  warden backup DIR DEST\n"
+    "  warden compact DIR\n"
     "\n"
     "Output: one JSON object per line on stdout.  Errors: `warden: CONTEXT: REASON`\n"
     "on stderr.  Exit codes: 0 success, 1 runtime or I/O error, 2 usage error,\n"
@@ -132,10 +136,36 @@ static const struct {
      "Verify the collection's internal consistency and print a JSON report.\n"
      "Exit 1 when a problem was found.\n"},
     {"export",
-     "usage: warden export DIR [FILE]\n"
+     "usage: warden export DIR [FILE] [--full]\n"
      "\n"
      "Write every document as JSON Lines that `warden ingest` reads back\n"
-     "unchanged, ordered by doc_id, to FILE (written atomically) or stdout.\n"},
+     "unchanged, ordered by doc_id, to FILE (written atomically) or stdout.\n"
+     "\n"
+     "  --full   a full-fidelity export from one snapshot: configuration,\n"
+     "           metadata field types, principals directory, grants and\n"
+     "           documents, ended by a record of the counts; `warden import`\n"
+     "           reads it back into an identical collection\n"},
+    /* hardening (issue 13) */
+    {"import",
+     "usage: warden import DIR FILE\n"
+     "\n"
+     "Create the collection DIR (it must not exist, or be an empty directory)\n"
+     "from a full export (`warden export SRC FILE --full`; FILE - = stdin).\n"
+     "Nothing is left behind on failure; a truncated file is refused.\n"},
+    {"compact",
+     "usage: warden compact DIR\n"
+     "\n"
+     "Reclaim what deleted documents left (zero rows, unused slots, free\n"
+     "pages) and shrink the store: the collection is rebuilt from one snapshot\n"
+     "and swapped in atomically (a kill at any moment leaves the old or the\n"
+     "new collection).  Needs the collection to itself: it fails while another\n"
+     "process has it open, and opens wait for it to finish.\n"},
+    {"backup",
+     "usage: warden backup DIR DEST\n"
+     "\n"
+     "Copy the collection DIR to the new directory DEST while queries and\n"
+     "writes go on: one consistent, compacted snapshot of the store plus\n"
+     "warden.yaml and the index file.  DEST opens as a collection.\n"},
 };
 
 const char *cli_help_main(void) { return main_help; }

@@ -17,6 +17,9 @@ static const struct {
     {"grants", cmd_grants},     {"index", cmd_index},
     {"stats", cmd_stats},       {"check", cmd_check},
     {"export", cmd_export},
+    /* hardening (issue 13) */
+    {"import", cmd_import},     {"backup", cmd_backup},
+    {"compact", cmd_compact},
 };
 
 int main(int argc, char **argv) {

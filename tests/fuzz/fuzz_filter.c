@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   roaring_bitmap_t *u = roaring_bitmap_create();
   roaring_bitmap_add_range(u, 0, NDOC - 2); /* two indexed chunks are dead */
-  wd_filter_index ix = {NULL, ftype, feq, frange, fprefix, fcontains, u};
+  wd_filter_index ix = {NULL, ftype, feq, frange, fprefix, fcontains, u, NULL};
   roaring_bitmap_t *r = NULL;
   int rc = wd_filter_eval(f, &ix, &r, err, sizeof err);
   if (rc == 0) {

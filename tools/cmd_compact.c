@@ -1,0 +1,27 @@
+/*
+ * cmd_compact.c -- `warden compact DIR`: reclaim deleted slots and rows and
+ * shrink the store (warden_compact).
+ */
+#include "cli.h"
+
+int cmd_compact(int argc, char **argv) {
+  const char *ctx = "compact";
+  cli_list pos = {0};
+  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
+  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
+  if (rc != 0) goto done;
+  char err[1024] = "";
+  char *js = NULL;
+  int wrc = warden_compact(pos.v[0], err, sizeof err, &js);
+  if (wrc != 0) {
+    cli_err(ctx, "%s", err[0] ? err : warden_strerror(wrc));
+    rc = cli_exit_code(wrc);
+    goto done;
+  }
+  rc = js ? cli_print_lib_json(js) : cli_flush_stdout();
+  warden_free(js);
+done:
+  cli_list_free(&pos);
+  return rc;
+}
