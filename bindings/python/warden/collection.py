@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import threading
 from ctypes import byref, c_char_p, c_float, c_size_t, c_uint64, c_ubyte, c_void_p
 from dataclasses import dataclass, field
@@ -455,8 +456,19 @@ class Collection:
         buf = ("\n".join(lines) + "\n").encode("utf-8")
         rep = L.IngestReport()
         io = L.IngestOpts(1 if keep_going else 0, None, None)
-        self._call(lib.warden_ingest_buffer, b"docs", buf, len(buf), byref(io), byref(rep))
-        return self._irev(rep)
+        try:
+            self._call(lib.warden_ingest_buffer, b"docs", buf, len(buf), byref(io), byref(rep))
+        except Error as e:  # "docs:LINE: field: reason" -> "docs[I].field: reason"
+            m = re.match(r"docs:(\d+): ([^:]+): (.*)", e.message, re.S)
+            if m:
+                e.message = f"docs[{int(m.group(1)) - 1}].{m.group(2)}: {m.group(3)}"
+                e.args = (e.message,)
+            raise
+        rev = self._irev(rep)
+        rev.report["errors"] = [re.sub(r"^docs:(\d+): ([^:]+):",
+                                       lambda m: f"docs[{int(m.group(1)) - 1}].{m.group(2)}:", x)
+                                for x in rev.report["errors"]]
+        return rev
 
     def ingest(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
                *, keep_going: bool = False) -> Revision:
