@@ -21,36 +21,14 @@
 
 #include "doc.h"
 #include "embed.h"
+#include "ingest.h"
 #include "store.h"
 
 #define WD_MAX_LINE (8u << 20) /* 8 MiB: larger lines are refused */
 #define WD_MAX_CHUNKS 100000
 
-typedef struct pdoc {
-  json_t *rec;        /* doc_id, source, namespace, metadata, allow, deny */
-  json_t *texts;      /* array of chunk texts */
-  float *emb;         /* nchunks * dim */
-  size_t nchunks;
-  const char *file;
-  uint64_t line;
-  int bad;            /* rejected in phase 2 (keep_going) */
-} pdoc;
-
-typedef struct ingest {
-  warden *db;
-  const warden_ingest_opts *opts;
-  pdoc *docs;
-  size_t ndocs, cap;
-  wd_hmap ids;        /* doc_id -> line (as pointer-sized int) */
-  char *errors;       /* keep_going: joined messages */
-  size_t errlen, errcap;
-  uint64_t bad_lines;
-  uint64_t lines_total, bytes_total, size_total;
-  /* phase 2 results */
-  uint64_t written, replaced, chunks;
-  size_t errmark;     /* errors length after phase 1 (phase 2 reruns) */
-  uint64_t badmark;
-} ingest;
+typedef wd_pdoc pdoc;
+typedef wd_ingest ingest;
 
 static int add_error(ingest *g, const char *msg) {
   size_t n = strlen(msg);
@@ -68,24 +46,32 @@ static int add_error(ingest *g, const char *msg) {
 }
 
 /* Report a bad line: with keep_going collect it, else fail. */
-static int bad(ingest *g, const char *file, uint64_t line, const char *field,
-               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int bad(ingest *g, const char *file, uint64_t line, const char *field,
-               const char *fmt, ...) {
+static int vbad(ingest *g, const char *file, uint64_t line, const char *field,
+                const char *fmt, va_list ap) {
   char reason[600], msg[900];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(reason, sizeof reason, fmt, ap);
-  va_end(ap);
-  snprintf(msg, sizeof msg, "%s:%llu: %s: %s", file, (unsigned long long)line,
-           field, reason);
-  if (g->opts && g->opts->keep_going) {
+  if (g->typed)
+    snprintf(msg, sizeof msg, "docs[%llu].%s: %s", (unsigned long long)line, field, reason);
+  else
+    snprintf(msg, sizeof msg, "%s:%llu: %s: %s", file, (unsigned long long)line,
+             field, reason);
+  if (g->keep_going) {
     g->bad_lines++;
     if (add_error(g, msg)) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
     return 1; /* skip the line */
   }
   return wd_err(g->db, WARDEN_EDATA, "%s", msg);
 }
+
+int wd_ingest_bad(ingest *g, const char *file, uint64_t line, const char *field,
+                  const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = vbad(g, file, line, field, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+#define bad(...) wd_ingest_bad(__VA_ARGS__)
 
 static int valid_utf8_nonul(const char *s, size_t n) {
   return memchr(s, 0, n) == NULL; /* jansson already checked UTF-8 */
@@ -168,7 +154,7 @@ static json_t *strv_json(char **v, size_t n) {
 /* Validate one decoded line into d.  Returns 0, 1 (skipped, keep_going) or
  * a negative error. */
 static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
-                     pdoc *d) {
+                     const float *rows, pdoc *d) {
   warden *db = g->db;
   unsigned dim = db->cfg.dim;
   int rc;
@@ -266,7 +252,12 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
     goto fail;
   }
   size_t nc = json_array_size(chunks);
-  d->emb = wd_malloc(nc * dim * sizeof(float));
+  if (rows) {
+    d->emb = (float *)rows;
+    d->emb_borrowed = 1;
+  } else {
+    d->emb = wd_malloc(nc * dim * sizeof(float));
+  }
   d->texts = json_array();
   if (!d->emb || !d->texts) {
     rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
@@ -294,7 +285,9 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
     json_t *e = json_object_get(ch, "embedding");
     snprintf(f, sizeof f, "chunks[%zu].embedding", c);
     float *out = d->emb + c * dim;
-    if (!e) {
+    if (rows) {
+      /* the typed path: the caller's row, checked below like a parsed one */
+    } else if (!e) {
       if (db->cfg.embedder == WD_EMBEDDER_NONE) {
         rc = bad(g, file, line, f, "missing, and the collection has no embedder");
         goto fail;
@@ -316,15 +309,15 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
           rc = bad(g, file, line, f, "value %zu is not a number", i);
           goto fail;
         }
-        double dv = json_number_value(x);
-        float fv = (float)dv;
-        if (!isfinite(dv) || !isfinite(fv)) {
-          rc = bad(g, file, line, f, "value %zu is not a finite float32", i);
-          goto fail;
-        }
-        out[i] = fv;
+        out[i] = (float)json_number_value(x);
       }
     }
+    /* one check for parsed, embedded and caller-supplied vectors */
+    for (size_t i = 0; i < dim; i++)
+      if (!isfinite(out[i])) {
+        rc = bad(g, file, line, f, "value %zu is not a finite float32", i);
+        goto fail;
+      }
     if (db->cfg.metric == WD_METRIC_COSINE) {
       double n2 = 0;
       for (size_t i = 0; i < dim; i++) n2 += (double)out[i] * out[i];
@@ -349,7 +342,7 @@ fail:
   json_decref(allow);
   json_decref(deny);
   json_decref(d->texts);
-  wd_free(d->emb);
+  if (!d->emb_borrowed) wd_free(d->emb);
   d->texts = NULL;
   d->emb = NULL;
   return rc;
@@ -358,7 +351,41 @@ fail:
 static void pdoc_free(pdoc *d) {
   json_decref(d->rec);
   json_decref(d->texts);
-  wd_free(d->emb);
+  if (!d->emb_borrowed) wd_free(d->emb);
+}
+
+int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
+                  const float *rows) {
+  if (g->ndocs == g->cap) {
+    size_t nc = g->cap ? g->cap * 2 : 64;
+    pdoc *nd = wd_realloc(g->docs, nc * sizeof *nd);
+    if (!nd) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    g->docs = nd;
+    g->cap = nc;
+  }
+  pdoc *d = &g->docs[g->ndocs];
+  memset(d, 0, sizeof *d);
+  int rc = parse_doc(g, j, file, line, rows, d);
+  if (rc) return rc;
+  json_t *id = json_object_get(d->rec, "doc_id");
+  /* the JSONL path keys by line (>= 1), the typed one by index + 1 */
+  uintptr_t key = g->typed ? (uintptr_t)line + 1 : (uintptr_t)line;
+  uintptr_t prev = (uintptr_t)wd_hmap_get(&g->ids, json_string_value(id), json_string_length(id));
+  if (prev) {
+    pdoc_free(d);
+    if (g->typed)
+      return bad(g, file, line, "doc_id", "duplicate of docs[%llu] in this input",
+                 (unsigned long long)(prev - 1));
+    return bad(g, file, line, "doc_id", "duplicate of line %llu in this input",
+               (unsigned long long)prev);
+  }
+  if (wd_hmap_put(&g->ids, json_string_value(id), json_string_length(id),
+                  (void *)key, NULL)) {
+    pdoc_free(d);
+    return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+  }
+  g->ndocs++;
+  return 0;
 }
 
 static int handle_line(ingest *g, const char *file, uint64_t line,
@@ -369,35 +396,9 @@ static int handle_line(ingest *g, const char *file, uint64_t line,
     /* jansson says "end of file expected" etc.; keep its words */
     return bad(g, file, line, "json", "%s (column %d)", je.text, je.column);
   }
-  if (g->ndocs == g->cap) {
-    size_t nc = g->cap ? g->cap * 2 : 64;
-    pdoc *nd = wd_realloc(g->docs, nc * sizeof *nd);
-    if (!nd) {
-      json_decref(j);
-      return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
-    }
-    g->docs = nd;
-    g->cap = nc;
-  }
-  pdoc *d = &g->docs[g->ndocs];
-  memset(d, 0, sizeof *d);
-  int rc = parse_doc(g, j, file, line, d);
+  int rc = wd_ingest_doc(g, j, file, line, NULL);
   json_decref(j);
-  if (rc) return rc;
-  json_t *id = json_object_get(d->rec, "doc_id");
-  uintptr_t prev = (uintptr_t)wd_hmap_get(&g->ids, json_string_value(id), json_string_length(id));
-  if (prev) {
-    pdoc_free(d);
-    return bad(g, file, line, "doc_id", "duplicate of line %llu in this input",
-               (unsigned long long)prev);
-  }
-  if (wd_hmap_put(&g->ids, json_string_value(id), json_string_length(id),
-                  (void *)(uintptr_t)line, NULL)) {
-    pdoc_free(d);
-    return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
-  }
-  g->ndocs++;
-  return 0;
+  return rc;
 }
 
 static void progress(ingest *g, uint64_t lines, uint64_t bytes) {
@@ -604,11 +605,15 @@ static int run(warden *db, ingest *g, const char *const *paths, size_t npaths,
     rc = read_stream(g, bufname, NULL, buf, buflen);
   }
   progress(g, g->lines_total, g->bytes_total);
+  return wd_ingest_finish(g, rc, report);
+}
+
+int wd_ingest_finish(ingest *g, int rc, warden_ingest_report *report) {
   uint64_t rev = 0;
   if (!rc) {
     g->errmark = g->errlen;
     g->badmark = g->bad_lines;
-    rc = store_write(db, apply, g, &rev);
+    rc = store_write(g->db, apply, g, &rev);
   }
   if (!rc && report) {
     memset(report, 0, sizeof *report);
@@ -642,6 +647,7 @@ int warden_ingest(warden *db, const char *const *paths, size_t npaths,
   memset(&g, 0, sizeof g);
   g.db = db;
   g.opts = opts;
+  g.keep_going = opts && opts->keep_going;
   return run(db, &g, paths, npaths, NULL, NULL, 0, report);
 }
 
@@ -656,5 +662,6 @@ int warden_ingest_buffer(warden *db, const char *name, const char *buf,
   memset(&g, 0, sizeof g);
   g.db = db;
   g.opts = opts;
+  g.keep_going = opts && opts->keep_going;
   return run(db, &g, NULL, 0, name ? name : "<buffer>", buf ? buf : "", len, report);
 }

@@ -1,0 +1,67 @@
+/*
+ * ingest.h -- the one document validator and applier shared by the JSON
+ * Lines path (ingest.c) and the typed upsert (upsert.c).
+ *
+ * Both paths hand each document to wd_ingest_doc() as a JSON object in the
+ * shape of an ingest line (SPEC section 3): the JSONL path straight from
+ * jansson, the typed path after upsert.c has built that object from a
+ * warden_doc (without embeddings, which it passes as float rows).  So every
+ * limit, message and duplicate check is the same code; only the location
+ * prefix differs: "FILE:LINE: field: reason" or "docs[I].field: reason".
+ */
+#ifndef WD_INGEST_H
+#define WD_INGEST_H
+#include <jansson.h>
+#include <stdarg.h>
+
+#include "store.h"
+
+typedef struct wd_pdoc {
+  json_t *rec;        /* doc_id, source, namespace, metadata, allow, deny */
+  json_t *texts;      /* array of chunk texts */
+  float *emb;         /* nchunks * dim */
+  int emb_borrowed;   /* emb points into the caller's rows: not freed */
+  size_t nchunks;
+  const char *file;
+  uint64_t line;      /* the typed path: the index in docs */
+  int bad;            /* rejected in phase 2 (keep_going) */
+} wd_pdoc;
+
+typedef struct wd_ingest {
+  warden *db;
+  int keep_going;
+  int typed;          /* errors read "docs[I].field: reason" */
+  const warden_ingest_opts *opts; /* the JSONL path's progress; may be NULL */
+  wd_pdoc *docs;
+  size_t ndocs, cap;
+  wd_hmap ids;        /* doc_id -> line (or index + 1) as pointer-sized int */
+  char *errors;       /* keep_going: joined messages */
+  size_t errlen, errcap;
+  uint64_t bad_lines;
+  uint64_t lines_total, bytes_total, size_total;
+  /* phase 2 results */
+  uint64_t written, replaced, chunks;
+  size_t errmark;     /* errors length after phase 1 (phase 2 reruns) */
+  uint64_t badmark;
+} wd_ingest;
+
+/* Report a bad document: with keep_going collect the message and return 1
+ * (skip it), else set it as the handle's message and return WARDEN_EDATA.
+ * line is the document's index on the typed path. */
+int wd_ingest_bad(wd_ingest *g, const char *file, uint64_t line,
+                  const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Validate document j (not consumed) and queue it for apply.  rows: NULL to
+ * take embeddings from j's chunks (or the embedder), else nchunks rows of
+ * the collection's dimension, borrowed until wd_ingest_finish.  Returns 0,
+ * 1 (skipped with keep_going) or a negative error. */
+int wd_ingest_doc(wd_ingest *g, json_t *j, const char *file, uint64_t line,
+                  const float *rows);
+
+/* Apply the queued documents in one write transaction and fill report
+ * (may be NULL); then free everything g holds.  rc: the result of phase 1
+ * (nonzero: nothing is applied, only freed). */
+int wd_ingest_finish(wd_ingest *g, int rc, warden_ingest_report *report);
+
+#endif
