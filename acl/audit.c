@@ -7,6 +7,9 @@
  *   filter as JSON when it parses, else the text, else null), revision,
  *   query (index in the batch), k, results [{doc_id, chunk, acl, resolver}],
  *   resolver {denied, error, timeout}, degraded, crc.
+ *   On-behalf-of queries (wd_audit_write_obo) add, after asserted_groups:
+ *   agent, agent_groups (expanded), agent_asserted_groups; and to each
+ *   result agent_acl and agent_resolver, the agent's evidence.
  * Never chunk text.  crc is the CRC-32 (IEEE, as zlib's crc32) of the line
  * as it would be without the crc member: the line is written as
  *   CONTENT-without-its-final-"}"  ,"crc":"xxxxxxxx"}  "\n"
@@ -125,7 +128,7 @@ static json_t *jstrv(const char *const *v, size_t n) {
   return a;
 }
 
-static json_t *build_record(const wd_audit_query *q) {
+static json_t *build_record(const wd_audit_query *q, const wd_audit_agent *ag) {
   const warden_query_opts *o = q->opts;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -144,6 +147,14 @@ static json_t *build_record(const wd_audit_query *q) {
                                               ? jstrv((const char *const *)q->who->v + 1, q->who->n - 1)
                                               : json_array());
   bad |= json_object_set_new(r, "asserted_groups", jstrv(o ? o->groups : NULL, o && o->groups ? o->ngroups : 0));
+  if (ag && ag->who && ag->who->n) { /* on-behalf-of */
+    const wd_strlist *w = ag->who;
+    bad |= json_object_set_new(r, "agent", jstr(w->v[0]));
+    bad |= json_object_set_new(r, "agent_groups",
+                               w->n > 1 ? jstrv((const char *const *)w->v + 1, w->n - 1) : json_array());
+    bad |= json_object_set_new(r, "agent_asserted_groups",
+                               jstrv(o ? o->agent_groups : NULL, o && o->agent_groups ? o->nagent_groups : 0));
+  }
   bad |= json_object_set_new(r, "namespaces",
                              jstrv(o ? o->namespaces : NULL, o && o->namespaces ? o->nnamespaces : 0));
   json_t *f = json_null();
@@ -169,6 +180,11 @@ static json_t *build_record(const wd_audit_query *q) {
     json_object_set_new(e, "chunk", json_integer(h->chunk));
     json_object_set_new(e, "acl", jstr(h->acl_evidence));
     json_object_set_new(e, "resolver", jstr(h->resolver_evidence));
+    if (ag && ag->who) {
+      json_object_set_new(e, "agent_acl", jstr(ag->acl_evidence ? ag->acl_evidence[i] : NULL));
+      json_object_set_new(e, "agent_resolver",
+                          jstr(ag->resolver_evidence ? ag->resolver_evidence[i] : NULL));
+    }
     bad |= json_array_append_new(res, e);
   }
   bad |= json_object_set_new(r, "results", res);
@@ -185,9 +201,14 @@ static json_t *build_record(const wd_audit_query *q) {
 }
 
 int wd_audit_write(wd_audit *a, warden *db, const wd_audit_query *q) {
+  return wd_audit_write_obo(a, db, q, NULL);
+}
+
+int wd_audit_write_obo(wd_audit *a, warden *db, const wd_audit_query *q,
+                       const wd_audit_agent *agent) {
   if (!a) return 0;
   if (!q) return wd_err(db, WARDEN_EINVAL, "audit: no record");
-  json_t *rec = build_record(q);
+  json_t *rec = build_record(q, agent);
   char *content = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
   json_decref(rec);
   size_t cl = content ? strlen(content) : 0;

@@ -42,6 +42,20 @@ void wd_audit_close(wd_audit *a);
 /* Append one record.  Thread-safe.  Returns 0 or WARDEN_EIO (the query
  * then fails: an audited deployment must not answer unaudited). */
 int wd_audit_write(wd_audit *a, warden *db, const wd_audit_query *q);
+/* On-behalf-of queries: the agent's expanded set and, per hit of the
+ * record (parallel to q->hits), the agent's ACL and resolver evidence
+ * (entries may be NULL). */
+typedef struct wd_audit_agent {
+  const wd_strlist *who;
+  const char *const *acl_evidence;
+  const char *const *resolver_evidence;
+} wd_audit_agent;
+/* wd_audit_write for an on-behalf-of query: the record also carries, after
+ * asserted_groups, agent, agent_groups (expanded) and
+ * agent_asserted_groups, and each result agent_acl and agent_resolver.
+ * agent NULL: exactly wd_audit_write. */
+int wd_audit_write_obo(wd_audit *a, warden *db, const wd_audit_query *q,
+                       const wd_audit_agent *agent);
 /* Verify a log file: returns the number of good lines, sets *torn when the
  * last line is incomplete or fails its CRC, *bad for damaged lines before
  * the last.  (For `warden check` and tests.) */

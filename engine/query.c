@@ -405,9 +405,19 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
                     o->groups && o->groups[i] ? "expected group:NAME" : "NULL");
   if (o->nnamespaces && !o->namespaces) return wd_err(db, WARDEN_EINVAL, "query: namespaces is NULL");
   if (o->k > WD_MAX_K) return wd_err(db, WARDEN_EINVAL, "query: k must be 1..%d", WD_MAX_K);
+  /* On-behalf-of: the agent follows the principal's grammar; its groups
+   * the groups' (agent_groups without an agent is a caller bug). */
+  if (o->agent && wd_principal_check(o->agent, strlen(o->agent), 0, why, sizeof why))
+    return wd_err(db, WARDEN_EINVAL, "query: agent: %s", why);
+  if (o->nagent_groups && !o->agent)
+    return wd_err(db, WARDEN_EINVAL, "query: agent_groups: given without an agent");
+  for (size_t i = 0; i < o->nagent_groups; i++)
+    if (!o->agent_groups || !o->agent_groups[i] ||
+        wd_principal_check(o->agent_groups[i], strlen(o->agent_groups[i]), 0, why, sizeof why) ||
+        strncmp(o->agent_groups[i], "group:", 6) != 0)
+      return wd_err(db, WARDEN_EINVAL, "query: agent_groups[%zu]: %s", i,
+                    o->agent_groups && o->agent_groups[i] ? "expected group:NAME" : "NULL");
   /* Fields of warden_query_opts this build does not implement yet. */
-  if (o->agent || o->nagent_groups)
-    return wd_err(db, WARDEN_EINVAL, "query: agent: not supported by this build");
   if (o->target_recall != 0)
     return wd_err(db, WARDEN_EINVAL, "query: target_recall: not supported by this build");
   if (o->mode != WARDEN_MODE_SEMANTIC || o->text)
@@ -455,7 +465,45 @@ typedef struct rstate {     /* resolver state shared by a batch's queries */
   wd_hmap evidence;           /* doc_id -> evidence string (owned) */
   wd_hmap failed_docs;        /* doc_id -> (void*)1 failed (not denied) */
   uint64_t denied, errors, timeouts;
+  const wd_strlist *agent;    /* on-behalf-of: the agent's expanded set, or NULL */
+  wd_hmap agent_evidence;     /* doc_id -> the agent's evidence (owned) */
 } rstate;
+
+/* On-behalf-of: the documents the principal's check allowed are checked
+ * again for the agent; a document passes only if both are allowed, and a
+ * failure of the agent's check is a failure (deny, degraded).  aev[j]
+ * receives the agent's evidence for items[j]. */
+static int agent_round(warden *db, wd_txn *tx, const wd_strlist *agent,
+                       const warden_resource *items, size_t m, unsigned char *out, char **aev) {
+  warden_resource *sub = wd_calloc(m ? m : 1, sizeof *sub);
+  unsigned char *aout = wd_malloc(m ? m : 1);
+  char **sev = wd_calloc(m ? m : 1, sizeof *sev);
+  size_t *at = wd_calloc(m ? m : 1, sizeof *at);
+  int rc = 0;
+  size_t ns = 0;
+  if (!sub || !aout || !sev || !at) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (size_t j = 0; j < m; j++)
+    if (out[j] == WD_RES_ALLOW) {
+      at[ns] = j;
+      sub[ns++] = items[j];
+    }
+  if (ns && (rc = wd_resolver_check(db->resolver, tx, agent, sub, ns, aout, sev))) goto done;
+  for (size_t t = 0; t < ns; t++) {
+    out[at[t]] = aout[t];
+    aev[at[t]] = sev[t];
+    sev[t] = NULL;
+  }
+done:
+  for (size_t t = 0; sev && t < m; t++) wd_free(sev[t]);
+  wd_free(sub);
+  wd_free(aout);
+  wd_free(sev);
+  wd_free(at);
+  return rc;
+}
 
 /* Check the candidates' documents not yet decided; update the state. */
 static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_strlist *who,
@@ -464,10 +512,11 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
   warden_resource *items = wd_calloc(n ? n : 1, sizeof *items);
   unsigned char *out = wd_malloc(n ? n : 1);
   char **ev = wd_calloc(n ? n : 1, sizeof *ev);
+  char **aev = wd_calloc(n ? n : 1, sizeof *aev);
   uint32_t *first = wd_calloc(n ? n : 1, sizeof *first);
   int rc = 0;
   size_t m = 0;
-  if (!items || !out || !ev || !first) {
+  if (!items || !out || !ev || !aev || !first) {
     rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     goto done;
   }
@@ -489,6 +538,7 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
   if (rc || m == 0) goto done;
   *checked += m;
   if ((rc = wd_resolver_check(db->resolver, tx, who, items, m, out, ev))) goto done;
+  if (rs->agent && (rc = agent_round(db, tx, rs->agent, items, m, out, aev))) goto done;
   /* apply per document to every candidate chunk of it */
   for (size_t j = 0; j < m; j++) {
     int ok = out[j] == WD_RES_ALLOW;
@@ -516,9 +566,20 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
       wd_free(old);
       ev[j] = NULL;
     }
+    if (aev[j]) {
+      void *old = NULL;
+      if (wd_hmap_put(&rs->agent_evidence, items[j].doc_id, strlen(items[j].doc_id), aev[j], &old)) {
+        rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+        goto done;
+      }
+      wd_free(old);
+      aev[j] = NULL;
+    }
   }
 done:
   for (size_t j = 0; ev && j < n; j++) wd_free(ev[j]);
+  for (size_t j = 0; aev && j < n; j++) wd_free(aev[j]);
+  wd_free(aev);
   wd_free(items);
   wd_free(out);
   wd_free(ev);
@@ -554,6 +615,12 @@ static int record_allows(const wd_strlist *who, const docinfo *d, const warden_q
   return 0;
 }
 
+/* On-behalf-of: the principal and the agent must both pass the record. */
+static int record_allows2(const wd_strlist *who, const wd_strlist *agent, const docinfo *d,
+                          const warden_query_opts *o) {
+  return record_allows(who, d, o) && (!agent || record_allows(agent, d, o));
+}
+
 /* The allow entry that admitted this document for who, as a chain. */
 static char *acl_evidence(const wd_strlist *who, const json_t *allow) {
   size_t i;
@@ -565,6 +632,26 @@ static char *acl_evidence(const wd_strlist *who, const json_t *allow) {
       if (strcmp(who->v[j], s) == 0) return acl_chain(who, j);
   }
   return NULL;
+}
+
+/* On-behalf-of, for --explain: {"principal":..,"groups":[expanded]} of
+ * the agent as JSON (wd_free), or NULL when out of memory. */
+static char *plan_agent(const warden_query_opts *o, const wd_strlist *agent) {
+  json_t *g = json_array();
+  for (size_t i = 1; g && i < agent->n; i++) json_array_append_new(g, json_string(agent->v[i]));
+  json_t *a = json_string(o->agent);
+  if (!a) a = json_string("(invalid UTF-8)");
+  json_t *j = json_object();
+  if (j && (json_object_set_new(j, "principal", a) | json_object_set_new(j, "groups", g))) {
+    json_decref(j);
+    j = NULL;
+  } else if (!j) {
+    json_decref(a);
+    json_decref(g);
+  }
+  char *s = j ? json_str(j) : NULL;
+  json_decref(j);
+  return s;
 }
 
 int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
@@ -594,8 +681,9 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   rs.rejected = roaring_bitmap_create();
   rs.failed = roaring_bitmap_create();
   rs.passed = roaring_bitmap_create();
-  wd_strlist who;
+  wd_strlist who, awho; /* awho: the agent's expanded set (on-behalf-of) */
   memset(&who, 0, sizeof who);
+  memset(&awho, 0, sizeof awho);
   wd_txn tx;
   int in_txn = 0;
   if (!qv || !r || !heaps || !sorted || !live || !rs.rejected || !rs.failed || !rs.passed) {
@@ -634,6 +722,10 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
    * caller's identity, the namespaces and the filter text: repeated
    * queries take it from the revision's cache (engine/store.c). */
   if ((rc = acl_expand(&tx, o->principal, o->groups, o->ngroups, &who))) goto out;
+  if (o->agent) {
+    if ((rc = acl_expand(&tx, o->agent, o->agent_groups, o->nagent_groups, &awho))) goto out;
+    rs.agent = &awho;
+  }
   char kb[8];
   if ((rc = store_bm_or(&tx, kb, store_key(kb, 'L', "", 0), live))) goto out;
   size_t akl = 0;
@@ -642,6 +734,12 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   if (akey) {
     set_key = 14695981039346656037ull;
     for (size_t i = 0; i < akl; i++) set_key = (set_key ^ (unsigned char)akey[i]) * 1099511628211ull;
+    /* on-behalf-of: the scanned set also depends on the agent; NUL-separated */
+    for (size_t i = 0; o->agent && i <= o->nagent_groups; i++) {
+      const char *p = i ? o->agent_groups[i - 1] : o->agent;
+      for (; *p; p++) set_key = (set_key ^ (unsigned char)*p) * 1099511628211ull;
+      set_key = (set_key ^ 0) * 1099511628211ull;
+    }
     if (!set_key) set_key = 1;
   }
   if (akey && store_derived_get(&tx, akey, akl, &allowed)) goto have_allowed;
@@ -669,9 +767,21 @@ have_allowed:
 allowed_out:
   wd_free(akey);
   if (rc) goto out;
+  if (o->agent) { /* on-behalf-of: what both may read (the cached set is the principal's) */
+    roaring_bitmap_t *ab = NULL;
+    if ((rc = acl_readable(&tx, &awho, &ab))) goto out;
+    roaring_bitmap_and_inplace(allowed, ab);
+    roaring_bitmap_free(ab);
+  }
   if (active) { /* grants: a pre-filter superset, still post-checked */
     roaring_bitmap_t *pf = NULL;
     if ((rc = wd_resolver_prefilter(db->resolver, &tx, &who, &pf))) goto out;
+    if (pf) {
+      roaring_bitmap_and_inplace(allowed, pf);
+      roaring_bitmap_free(pf);
+    }
+    pf = NULL;
+    if (o->agent && (rc = wd_resolver_prefilter(db->resolver, &tx, &awho, &pf))) goto out;
     if (pf) {
       roaring_bitmap_and_inplace(allowed, pf);
       roaring_bitmap_free(pf);
@@ -746,7 +856,13 @@ allowed_out:
     r->q[q].degraded = degraded;
     r->q[q].hits = wd_calloc(n ? n : 1, sizeof(warden_hit));
     wd_audit_hit *ah = db->audit ? wd_calloc(n ? n : 1, sizeof *ah) : NULL;
-    if (!r->q[q].hits || (db->audit && !ah)) {
+    /* on-behalf-of: the agent's evidence per hit, for the audit line */
+    int obo = db->audit && o->agent;
+    char **aacl = obo ? wd_calloc(n ? n : 1, sizeof *aacl) : NULL;
+    const char **ares = obo ? wd_calloc(n ? n : 1, sizeof *ares) : NULL;
+    if (!r->q[q].hits || (db->audit && !ah) || (obo && (!aacl || !ares))) {
+      wd_free(aacl);
+      wd_free((void *)ares);
       wd_free(ah);
       rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
       break;
@@ -756,7 +872,7 @@ allowed_out:
       rc = materialise(&tx, r, sorted[i].id, wd_dist_to_score(db->cfg.metric, sorted[i].dist), h);
       if (rc) break;
       docinfo *dinf = wd_hmap_get(&r->docs, h->doc_id, strlen(h->doc_id));
-      if (!dinf || !record_allows(&who, dinf, o)) {
+      if (!dinf || !record_allows2(&who, o->agent ? &awho : NULL, dinf, o)) {
         rc = wd_err(db, WARDEN_ECORRUPT,
                     "query: the bitmaps selected a chunk its document record does not "
                     "allow; refusing to answer (run warden check)");
@@ -769,24 +885,33 @@ allowed_out:
         docinfo *d = wd_hmap_get(&r->docs, h->doc_id, strlen(h->doc_id));
         ah[i].acl_evidence = d && d->allow ? acl_evidence(&who, d->allow) : NULL;
         ah[i].resolver_evidence = wd_hmap_get(&rs.evidence, h->doc_id, strlen(h->doc_id));
+        if (aacl) {
+          aacl[i] = d && d->allow ? acl_evidence(&awho, d->allow) : NULL;
+          ares[i] = wd_hmap_get(&rs.agent_evidence, h->doc_id, strlen(h->doc_id));
+        }
       }
     }
     if (!rc && db->audit) {
       wd_audit_query aq = {o, &who, r->revision, q, ah, r->q[q].n, rs.denied - denied0,
                            rs.errors - errors0, rs.timeouts - timeouts0, degraded};
-      rc = wd_audit_write(db->audit, db, &aq);
+      wd_audit_agent ag = {&awho, (const char *const *)aacl, ares};
+      rc = wd_audit_write_obo(db->audit, db, &aq, o->agent ? &ag : NULL);
     }
     for (size_t i = 0; ah && i < n; i++) wd_free((char *)ah[i].acl_evidence);
+    for (size_t i = 0; aacl && i < n; i++) wd_free(aacl[i]);
+    wd_free(aacl);
+    wd_free((void *)ares);
     wd_free(ah);
     if (!rc && o->explain) {
       static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
+      char *ajson = o->agent ? plan_agent(o, &awho) : NULL; /* on-behalf-of */
       r->q[q].plan = wd_asprintf(
           "{\"strategy\":\"%s\"%s%s%s,\"simd\":\"%s\",\"k\":%zu,"
           "\"live_chunks\":%llu,\"allowed\":%llu,\"selectivity\":%.6g,"
           "\"scanned\":%llu,\"resolver\":\"%s\",\"rounds\":%zu,\"checked\":%llu,"
           "\"dropped_by_resolver\":%llu,\"resolver_failed\":%llu,\"work_bound\":%zu,"
           "\"work_bound_hit\":%s,\"revision\":%llu,\"plan_ms\":%.3f,\"scan_ms\":%.3f,"
-          "\"batch\":%zu%s%s}",
+          "\"batch\":%zu%s%s%s%s}",
           si.strategy ? si.strategy : "exact",
           !si.strategy || !strcmp(si.strategy, "exact") ? ",\"path\":\"" : "",
           !si.strategy || !strcmp(si.strategy, "exact") ? paths[si.path < 0 || si.path > 2 ? 0 : si.path] : "",
@@ -799,13 +924,17 @@ allowed_out:
           (unsigned long long)(rs.errors - errors0 + rs.timeouts - timeouts0),
           active ? work_bound(k) : 0, work_hit ? "true" : "false",
           (unsigned long long)r->revision, t_plan - t0, (active ? now_ms() : t_scan) - t_plan, nq,
-          si.detail[0] ? "," : "", si.detail);
+          si.detail[0] ? "," : "", si.detail, ajson ? ",\"agent\":" : "", ajson ? ajson : "");
+      wd_free(ajson);
       if (!r->q[q].plan) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     }
   }
 out:
   if (in_txn) store_read_end(&tx);
   wd_strlist_free(&who);
+  wd_strlist_free(&awho);
+  WD_HMAP_FOREACH(&rs.agent_evidence, e) wd_free(e->val);
+  wd_hmap_free(&rs.agent_evidence);
   if (allowed) roaring_bitmap_free(allowed); /* CRoaring 0.2 rejects NULL */
   if (live) roaring_bitmap_free(live);
   if (rs.rejected) roaring_bitmap_free(rs.rejected);

@@ -321,7 +321,9 @@ typedef struct warden_query_opts {
  * allows).  *out: free with warden_results_free; untouched on failure.
  * Thread-safe.  Errors:
  *   WARDEN_EINVAL   bad principal/groups/namespace syntax, k > 10000, no
- *                   vectors, unknown strategy;
+ *                   vectors, unknown strategy; an agent or agent_groups
+ *                   entry not in the principal/group grammar, or
+ *                   agent_groups without an agent;
  *   WARDEN_EDATA    a non-finite or (cosine) all-zero vector; a malformed
  *                   filter or one whose types do not match the fields;
  *   WARDEN_ESTALE   the snapshot is older than opts->min_revision;
@@ -329,7 +331,15 @@ typedef struct warden_query_opts {
  *                   record does not allow it (the query fails closed);
  *   WARDEN_EIO      storage error, or the audit line could not be written
  *                   (an audited query never answers unaudited);
- *   WARDEN_ENOMEM. */
+ *   WARDEN_ENOMEM.
+ * On-behalf-of (opts->agent set): the allowed set is what the principal
+ * may read intersected with what the agent may read (each with its
+ * asserted groups and the directory's, deny winning for either); a
+ * resolver is asked for the principal and then, for the documents it
+ * allowed, for the agent -- a document passes only if both are allowed,
+ * and a failure of either check is a deny that marks the answer degraded;
+ * the plan (explain) names the agent and the audit line records both
+ * identities with the evidence for each. */
 int warden_query(warden *db, const float *vectors, size_t nq,
                  const warden_query_opts *opts, warden_results **out);
 
@@ -438,6 +448,40 @@ int warden_grant_remove(warden *db, const char *principal, const char *prefix,
 /* {"grants":[{"principal":..,"prefix":..}],"revision":R}; free with
  * warden_free. */
 int warden_grant_list(warden *db, char **json_out);
+
+/* ------------------------------------------------- for FFI bindings */
+
+/* The calls a binding runs on a worker thread (koffi's async calls, N-API
+ * async work, a thread pool), each exactly the plain call of the same name
+ * without "_e", plus: on failure the message warden_errmsg() would give on
+ * that thread is copied into errbuf (at most errlen bytes, NUL-terminated;
+ * errbuf may be NULL); on success errbuf is set to "".  warden_errmsg() is
+ * per thread, so a binding that reads it from its main thread after the
+ * worker returned would get nothing.  Errors and ownership: as the plain
+ * call's. */
+int warden_query_e(warden *db, const float *vectors, size_t nq,
+                   const warden_query_opts *opts, warden_results **out,
+                   char *errbuf, size_t errlen);
+int warden_query_text_e(warden *db, const char *text,
+                        const warden_query_opts *opts, warden_results **out,
+                        char *errbuf, size_t errlen);
+int warden_upsert_e(warden *db, const warden_doc *docs, size_t ndocs,
+                    const float *embeddings, size_t nrows,
+                    const warden_upsert_opts *opts,
+                    warden_ingest_report *report, char *errbuf, size_t errlen);
+int warden_ingest_buffer_e(warden *db, const char *name, const char *buf,
+                           size_t len, const warden_ingest_opts *opts,
+                           warden_ingest_report *report, char *errbuf,
+                           size_t errlen);
+int warden_delete_e(warden *db, const char *const *doc_ids, size_t n,
+                    warden_write_report *report, char *errbuf, size_t errlen);
+int warden_acl_set_e(warden *db, const char *doc_id, const char *const *allow,
+                     size_t nallow, const char *const *deny, size_t ndeny,
+                     warden_write_report *report, char *errbuf, size_t errlen);
+int warden_principal_set_e(warden *db, const char *principal,
+                           const char *const *groups, size_t ngroups,
+                           warden_write_report *report, char *errbuf,
+                           size_t errlen);
 
 /* -------------------------------------------------------- test hooks */
 

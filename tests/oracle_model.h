@@ -611,6 +611,117 @@ static void run_query(void) {
   nqueries++;
 }
 
+/* ------------------------------------------- on-behalf-of (agent) */
+/* A query as user u through an agent (another user of the directory, with
+ * its own asserted groups): the oracle says a chunk may come back only if
+ * both may read it under the stored-ACL rule (each with its groups, deny
+ * wins for either) and, with a resolver, the resolver allows both.  Same
+ * ranking and leak checks as run_query. */
+static long nagent_queries, nagent_hits;
+__attribute__((unused)) static void run_agent_query(void) {
+  int u = rr(NUSERS), a = rr(NUSERS);
+  int cg[2], ncg = rr(3) == 0 ? 1 + rr(2) : 0, ag[2], nag = rr(3) == 0 ? 1 + rr(2) : 0;
+  for (int i = 0; i < ncg; i++) cg[i] = rr(NGROUPS);
+  for (int i = 0; i < nag; i++) ag[i] = rr(NGROUPS);
+  int ing[NGROUPS], aing[NGROUPS];
+  expand(u, cg, ncg, ing);
+  expand(a, ag, nag, aing);
+  const char *nss[1];
+  int nns = rr(4) == 0;
+  if (nns) nss[0] = NS[rr(NNS)];
+  char ftext[8192] = "";
+  fnode *f = NULL;
+  npool = 0;
+  if (rr(3) == 0) {
+    gen_mongo = rr(2);
+    f = gen_filter(0);
+    render(f, gen_mongo, ftext);
+  }
+  int k = 1 + rr(12);
+  int nq = batch_mode ? 2 + rr(3) : 1;
+  float q[5][DIM];
+  for (int i = 0; i < nq; i++) {
+    int nz = 0;
+    for (int j = 0; j < DIM; j++) {
+      q[i][j] = (float)(rr(7) - 3);
+      nz |= (int)q[i][j];
+    }
+    if (!nz) q[i][1] = 2;
+  }
+  char up[16], ap[16], gbuf[2][16], abuf[2][16];
+  sprintf(up, "user:u%d", u);
+  sprintf(ap, "user:u%d", a);
+  const char *gs[2], *as[2];
+  for (int i = 0; i < ncg; i++) {
+    sprintf(gbuf[i], "group:g%d", cg[i]);
+    gs[i] = gbuf[i];
+  }
+  for (int i = 0; i < nag; i++) {
+    sprintf(abuf[i], "group:g%d", ag[i]);
+    as[i] = abuf[i];
+  }
+  warden_query_opts o;
+  memset(&o, 0, sizeof o);
+  o.principal = up;
+  o.groups = gs;
+  o.ngroups = (size_t)ncg;
+  o.agent = ap;
+  o.agent_groups = as;
+  o.nagent_groups = (size_t)nag;
+  o.namespaces = nss;
+  o.nnamespaces = (size_t)nns;
+  o.filter = f ? ftext : NULL;
+  o.k = (unsigned)k;
+  warden_results *r = NULL;
+  int rc = warden_query(db, &q[0][0], (size_t)nq, &o, &r);
+  if (rc) fail_msg("agent query failed: %d %s (filter %s)", rc, warden_errmsg(db), ftext);
+#define BOTH_MAY(d)                                                                          \
+  (readable((d), u, ing) && readable((d), a, aing) &&                                       \
+   (!use_resolver || (verdict(up, u, ing, (d)->id) && verdict(ap, a, aing, (d)->id))))
+  for (int qi = 0; qi < nq; qi++) {
+    int nc = 0;
+    for (int i = 0; i < ndocs_used; i++) {
+      odoc *d = &docs[i];
+      if (!d->live || !BOTH_MAY(d)) continue;
+      if (nns && !ns_under(NS[d->ns], nss[0])) continue;
+      if (f && !eval(f, d)) continue;
+      for (int c = 0; c < d->nch; c++) cands[nc++] = (cand){odist(d->vec[c], q[qi]), d->slot[c], i, c};
+    }
+    qsort(cands, (size_t)nc, sizeof *cands, cmpc);
+    size_t want = (size_t)(nc < k ? nc : k);
+    size_t got = warden_results_count(r, (size_t)qi);
+    int degraded = warden_results_degraded(r, (size_t)qi);
+    if (degraded && use_resolver != 1) fail_msg("agent query %ld: degraded without a failing resolver", nagent_queries);
+    if (degraded ? got > want : got != want)
+      fail_msg("agent query %ld: %zu results, oracle %zu (u%d via agent u%d, filter %s)", nagent_queries,
+               got, want, u, a, ftext);
+    int exact = metric != WARDEN_METRIC_COSINE && !batch_mode && !degraded;
+    for (size_t i = 0; i < got; i++) {
+      const warden_hit *h = warden_results_hit(r, (size_t)qi, i);
+      int di = find_doc(h->doc_id);
+      if (di < 0 || !BOTH_MAY(&docs[di]) || (f && !eval(f, &docs[di])) ||
+          (nns && !ns_under(NS[docs[di].ns], nss[0])) || (int)h->chunk >= docs[di].nch) {
+        nleaks++;
+        fail_msg("LEAK: %s#%u returned to u%d via agent u%d", h->doc_id, h->chunk, u, a);
+      }
+      double true_d = odist(docs[di].vec[h->chunk], q[qi]);
+      double rep_d = metric == WARDEN_METRIC_L2 ? h->score : -h->score;
+      double tol = exact ? 0 : 1e-4 * (1 + fabs(true_d));
+      if (fabs(rep_d - true_d) > tol)
+        fail_msg("agent: score of %s#%u: %g, oracle %g", h->doc_id, h->chunk, rep_d, true_d);
+      if (!degraded && fabs(rep_d - cands[i].dist) > tol)
+        fail_msg("agent: rank %zu: distance %g, oracle %g", i, rep_d, cands[i].dist);
+      if (exact && (di != cands[i].doc || (int)h->chunk != cands[i].ch))
+        fail_msg("agent: rank %zu: %s#%u, oracle %s#%d (tie order)", i, h->doc_id, h->chunk,
+                 docs[cands[i].doc].id, cands[i].ch);
+    }
+    nagent_hits += (long)got;
+  }
+#undef BOTH_MAY
+  warden_results_free(r);
+  nagent_queries++;
+}
+
 /* ---------------------------------------------------- mutations */
 static char *buf;
 

@@ -86,6 +86,7 @@ static void run_metric(int m, int rounds, int qper) {
     for (int i = 0; i < qper; i++) {
       batch_mode = rr(5) == 0;
       run_query();
+      if (rr(4) == 0) run_agent_query(); /* on-behalf-of */
     }
   }
   char *rep = NULL;
@@ -155,6 +156,9 @@ static void test_report(void **s) {
   printf("oracle: %ld queries compared, %ld leaks\n", nqueries, nleaks);
   assert_true(nqueries >= (quick() ? 1000 : 10000));
   assert_int_equal(nleaks, 0);
+  printf("oracle: %ld on-behalf-of (agent) queries compared, %ld hits\n", nagent_queries, nagent_hits);
+  assert_true(nagent_queries >= (quick() ? 200 : 2000));
+  assert_true(nagent_hits > 0);
 }
 
 int main(void) {

@@ -206,6 +206,8 @@ int cmd_query(int argc, char **argv) {
   const char *principal = NULL, *groups = NULL, *vector = NULL,
              *vector_file = NULL, *text = NULL, *k_s = NULL, *filter = NULL,
              *format = NULL, *minrev_s = NULL;
+  const char *agent = NULL, *agent_groups = NULL; /* on-behalf-of */
+  cli_list aglist = {0};
   int exact = 0, ann = 0, explain = 0;
   cli_list namespaces = {0}, pos = {0}, glist = {0};
   char *filter_buf = NULL;
@@ -226,6 +228,8 @@ int cmd_query(int argc, char **argv) {
       {"--explain", 0, CLI_FLAG, &explain},
       {"--format", 0, CLI_STR, &format},
       {"--min-revision", 0, CLI_STR, &minrev_s},
+      {"--agent", 0, CLI_STR, &agent},
+      {"--agent-groups", 0, CLI_STR, &agent_groups},
       {NULL, 0, CLI_FLAG, NULL},
   };
   int rc = cli_parse(ctx, argc, argv, opts, &pos);
@@ -265,6 +269,11 @@ int cmd_query(int argc, char **argv) {
     filter = filter_buf;
   }
   if (groups) cli_split(groups, &glist);
+  if (agent_groups && !agent) {
+    rc = cli_usage(ctx, "--agent-groups needs --agent");
+    goto done;
+  }
+  if (agent_groups) cli_split(agent_groups, &aglist);
 
   if ((rc = cli_open(ctx, pos.v[0], 1, &db)) != 0) goto done;
 
@@ -280,6 +289,9 @@ int cmd_query(int argc, char **argv) {
                         : ann ? WARDEN_STRATEGY_ANN : WARDEN_STRATEGY_AUTO,
       .min_revision = minrev,
       .explain = explain,
+      .agent = agent,
+      .agent_groups = aglist.n ? aglist.v : NULL,
+      .nagent_groups = aglist.n,
   };
   int wrc;
   if (text) {
@@ -319,6 +331,7 @@ done:
   free(filter_buf);
   cli_list_free(&namespaces);
   cli_list_free(&glist);
+  cli_list_free(&aglist);
   cli_list_free(&pos);
   return rc;
 }

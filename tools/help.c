@@ -73,6 +73,9 @@ static const struct {
      "  --explain          add the query plan to the output\n"
      "  --format F         json (default) or bedrock (Bedrock Retrieve shape)\n"
      "  --min-revision R   fail unless the snapshot has at least revision R\n"
+     "  --agent P          on behalf of: agent P acts for the principal; a chunk\n"
+     "                     is returned only if both may read it\n"
+     "  --agent-groups G1,G2  groups asserted for the agent (needs --agent)\n"
      "Prints {\"revision\": R, \"results\": [{\"doc_id\", \"chunk\", \"score\", \"text\",\n"
      "\"source\", \"namespace\", \"metadata\"}, ...]} per query.\n"},
     {"delete",
