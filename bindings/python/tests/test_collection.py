@@ -244,3 +244,21 @@ def test_library_override(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import warden"], cwd=pkg, env=env,
                        capture_output=True, text=True)
     assert r.returncode != 0 and "WARDEN_LIBRARY" in r.stderr and "nope.so" in r.stderr
+
+
+def test_json_fallback_gives_the_same_collection(tmp_path, monkeypatch):
+    """The JSON Lines fallback (for a libwarden without warden_upsert)
+    writes the same collection as the typed path, and names docs[I] too."""
+    from warden import _lib
+    rng = np.random.default_rng(3)
+    docs = [doc(i, ns="/n", chunks=("a", "b"), year=i, tag="t", f=0.25, ok=bool(i % 2),
+                tags=["x"]) for i in range(5)]
+    emb = rng.standard_normal((10, 4)).astype(np.float32)
+    typed = warden.Collection.create(tmp_path / "t", dim=4)
+    typed.upsert(docs, emb)
+    monkeypatch.setattr(_lib, "HAVE_UPSERT", False)
+    fb = warden.Collection.create(tmp_path / "f", dim=4)
+    fb.upsert(docs, emb)
+    assert fb.export() == typed.export()
+    with pytest.raises(warden.InvalidData, match=r"docs\[1\]\.source"):
+        fb.upsert([doc(1), {"doc_id": "x", "chunks": ["t"], "acl": {"allow": ["*"]}}], emb[:2])
