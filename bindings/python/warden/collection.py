@@ -818,7 +818,11 @@ def _fill_doc(s: L.Doc, d: Mapping[str, Any], i: int, keep: list) -> None:
             setattr(s, name, arr)
             setattr(s, "n" + name, len(items))
     texts = []
-    for j, c in enumerate(d["chunks"]):
+    chunks = d.get("chunks")
+    if not isinstance(chunks, (list, tuple)):
+        raise InvalidData(f"docs[{i}].chunks: expected a list of chunks", InvalidData.code,
+                          "WARDEN_EDATA")
+    for j, c in enumerate(chunks):
         t = c.get("text") if isinstance(c, Mapping) else c
         if not isinstance(t, str):
             raise InvalidData(f"docs[{i}].chunks[{j}].text: expected a string",
