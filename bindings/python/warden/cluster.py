@@ -175,14 +175,22 @@ class ShardServer:
                                InvalidInput.code, "WARDEN_EINVAL")
         self.col = Collection(path)
         self._lock = threading.Lock()
+        from concurrent.futures import ThreadPoolExecutor
+        self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                                        thread_name_prefix="warden-shard")
 
     def info(self) -> dict:
         return {"index": self.index, "pid": os.getpid(), "path": self.path,
                 "revision": self.col.revision, "max_seq": self.meta.get("max_seq", 0),
                 "meta": self.meta}
 
-    def query(self, vector, kwargs: dict):
-        return self.col.query(vector, **kwargs)
+    async def query(self, vector, kwargs: dict):
+        # a coroutine, so Dask does not queue it behind the worker's single
+        # actor thread: queries run on this shard's own pool, in parallel
+        # (the GIL is released inside libwarden)
+        import asyncio
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self.col.query(vector, **kwargs))
 
     def upsert(self, docs: list, emb, max_seq: int) -> Revision:
         return self._bump(self.col.upsert(docs, emb), max_seq)
@@ -226,6 +234,7 @@ class ShardServer:
         return getattr(self.col, name)(*args, **kwargs)
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self.col.close()
 
 
