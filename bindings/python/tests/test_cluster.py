@@ -279,3 +279,111 @@ def test_worker_killed_during_queries_and_writes(client, tmp_path):
         assert not same(sc.query(q, principal="user:u2", groups=["group:g2"], k=15),
                         one.query(q, principal="user:u2", groups=["group:g2"], k=15))
     sc.close()
+
+
+def test_distributed_ingest_syncs_and_stats(client, tmp_path):
+    import json
+    rng, nrng, dim = random.Random(21), np.random.default_rng(21), 8
+    sc = ShardedCollection.create(client, str(tmp_path / "s"), shards=3, dim=dim)
+    one = warden.Collection.create(tmp_path / "one", dim=dim)
+    m = Model(dim)
+    docs, emb = random_docs(rng, nrng, range(40), dim, [])
+    # JSON Lines with embeddings, split by shard and ingested by the workers
+    jl = tmp_path / "docs.jsonl"
+    r = 0
+    with open(jl, "w") as f:
+        for d in docs:
+            line = dict(d, chunks=[{"text": c["text"], "embedding": emb[r + j].tolist()}
+                                   for j, c in enumerate(d["chunks"])])
+            r += len(d["chunks"])
+            f.write(json.dumps(line) + "\n")
+    tok = sc.ingest(str(jl))
+    one.ingest(jl)
+    m.upsert(docs, emb)
+    # NumPy input: documents without embeddings + a .npy of their rows
+    docs2, emb2 = random_docs(rng, nrng, range(40, 70), dim, [])
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text("".join(json.dumps(d) + "\n" for d in docs2))
+    np.save(tmp_path / "emb.npy", emb2)
+    tok = tok | sc.ingest_numpy(str(meta), str(tmp_path / "emb.npy"), batch=7)
+    one.upsert(docs2, emb2)
+    m.upsert(docs2, emb2)
+    # acl sync split by shard; principals sync fanned out to every shard
+    acl = tmp_path / "acl.jsonl"
+    changes = [(f"doc{i}", rng.sample(USERS + ["*"], 1), rng.sample(GROUPS, 1)) for i in range(0, 70, 3)]
+    acl.write_text("".join(json.dumps({"doc_id": d, "allow": a, "deny": x}) + "\n"
+                           for d, a, x in changes))
+    tok = tok | sc.acl_sync(str(acl))
+    one.acl_sync(acl)
+    for d, a, x in changes:
+        m.set_acl(d, allow=a, deny=x)
+    pr = tmp_path / "principals.jsonl"
+    pr.write_text('{"principal": "user:u0", "groups": ["group:g1"]}\n'
+                  '{"principal": "group:g1", "groups": ["group:g2"]}\n')
+    t = sc.principals_sync(str(pr))
+    assert all(x > 0 for x in t)
+    tok = tok | t
+    one.principals_sync(pr)
+    m.set_groups("user:u0", ["group:g1"])
+    m.set_groups("group:g1", ["group:g2"])
+    st = sc.stats()
+    assert st["documents"] == 70 == one.stats()["documents"]
+    assert st["chunks"] == one.stats()["chunks"] and len(st["shards"]) == 3
+    for _ in range(30):
+        p, asserted, ns = random_query_args(rng)
+        q = nrng.standard_normal(dim).astype(np.float32)
+        got = sc.query(q, principal=p, groups=asserted, k=10, namespaces=ns, min_revision=tok)
+        assert not same(got, one.query(q, principal=p, groups=asserted, k=10, namespaces=ns))
+        exp, readable = m.answer(q, p, asserted, 10, None, ns)
+        assert not compare(got, exp, readable)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"doc_id": "x"\n')
+    with pytest.raises(warden.InvalidData, match="bad.jsonl:1"):
+        sc.ingest(str(bad))
+    sc.close()
+
+
+def _deny_hr(principal, groups, resources):  # module level: picklable for the workers
+    if any("/boom/" in r.source for r in resources):
+        raise RuntimeError("permission service down")
+    return ["/hr/" not in r.source for r in resources]
+
+
+def test_resolver_on_shards_and_move(client, tmp_path):
+    rng, nrng, dim = random.Random(8), np.random.default_rng(8), 8
+    sc = ShardedCollection.create(client, str(tmp_path / "s"), shards=2, dim=dim)
+    one = warden.Collection.create(tmp_path / "one", dim=dim)
+    docs, emb = random_docs(rng, nrng, range(50), dim, [])
+    for d in docs[:5]:
+        d["source"] = d["source"].replace("/hr/", "/boom/").replace("/eng/", "/boom/")
+    sc.upsert(docs, emb)
+    one.upsert(docs, emb)
+    sc.set_resolver(_deny_hr)
+    one.set_resolver(_deny_hr)
+    degraded = 0
+    for _ in range(20):
+        p, asserted, ns = random_query_args(rng)
+        q = nrng.standard_normal(dim).astype(np.float32)
+        got = sc.query(q, principal=p, groups=asserted, k=5, namespaces=ns)
+        want = one.query(q, principal=p, groups=asserted, k=5, namespaces=ns)
+        assert all("/hr/" not in h.source and "/boom/" not in h.source for h in got)
+        # a failed batch drops what was in it, and shards batch their own
+        # candidates: degraded answers may differ, clean ones may not; a
+        # sharded answer is degraded whenever one collection's is
+        if not want.degraded and not got.degraded:
+            assert not same(got, want)
+        assert got.degraded or not want.degraded
+        degraded += got.degraded
+    assert degraded, "a failing resolver marks merged answers degraded"
+    sc.set_resolver(None)
+    one.set_resolver(None)
+    q = nrng.standard_normal(dim).astype(np.float32)
+    assert not same(sc.query(q, principal="user:u0", groups=GROUPS, k=20),
+                    one.query(q, principal="user:u0", groups=GROUPS, k=20))
+    # move shard 0 to the other worker (LocalCluster: one shared disk)
+    other = [w for w in client.scheduler_info()["workers"] if w != sc.placement()[0]][0]
+    sc.move(0, other)
+    assert sc.placement()[0] == other
+    assert not same(sc.query(q, principal="user:u0", groups=GROUPS, k=20),
+                    one.query(q, principal="user:u0", groups=GROUPS, k=20))
+    sc.close()

@@ -514,6 +514,26 @@ class ShardedCollection:
             self._open_shard(i, w)
         return dead
 
+    def move(self, shard: int, worker: str) -> None:
+        """Serve ``shard`` from ``worker`` (which must see its directory:
+        a shared disk, or a copy made there from a backup).  The new actor
+        opens the shard before the old one is released, so queries keep
+        being answered."""
+        found = self._find_shards()
+        if worker not in [a for a, _ in found.get(shard, [])]:
+            raise NotFound(f"shard {shard}: {worker} does not hold {_shard_dir(self.root, shard)}",
+                           NotFound.code, "WARDEN_ENOTFOUND")
+        old = self._futures.get(shard)
+        old_actor = self._actors.get(shard)
+        self._open_shard(shard, worker)
+        if old_actor is not None:
+            try:
+                old_actor.close().result(timeout=self.timeout)
+            except Exception:
+                pass
+        if old is not None:
+            old.release()
+
     # ---- facts
 
     @property
