@@ -387,3 +387,29 @@ def test_resolver_on_shards_and_move(client, tmp_path):
     assert not same(sc.query(q, principal="user:u0", groups=GROUPS, k=20),
                     one.query(q, principal="user:u0", groups=GROUPS, k=20))
     sc.close()
+
+
+def test_ties_follow_global_insertion_order(client, tmp_path):
+    """Equal scores: one collection answers in insertion order (a replaced
+    document counts as new); the sharded merge must give the same order
+    although the tied documents live on different shards."""
+    sc = ShardedCollection.create(client, str(tmp_path / "s"), shards=3, dim=8)
+    one = warden.Collection.create(tmp_path / "one", dim=8)
+    v = np.random.default_rng(0).standard_normal(8).astype(np.float32)
+    docs = [{"doc_id": f"t{i}", "source": "s3://b/x", "acl": {"allow": ["*"]},
+             "chunks": ["x", "y"]} for i in range(12)]
+    emb = np.tile(v, (24, 1))
+    for part in (docs[:5], docs[5:]):
+        sc.upsert(part, emb[:2 * len(part)])
+        one.upsert(part, emb[:2 * len(part)])
+    sc.upsert([docs[3], docs[0]], emb[:4])   # replaced: now the newest
+    one.upsert([docs[3], docs[0]], emb[:4])
+    assert len({sc.shard_for(d["doc_id"]) for d in docs}) == 3
+    want = one.query(v, principal="user:a", k=24)
+    order = [(h.doc_id, h.chunk) for h in want]
+    assert order[:2] == [("t1", 0), ("t1", 1)] and order[-4:] == [
+        ("t3", 0), ("t3", 1), ("t0", 0), ("t0", 1)], order
+    assert [(h.doc_id, h.chunk) for h in sc.query(v, principal="user:a", k=24)] == order
+    for k in (1, 3, 7):
+        assert [(h.doc_id, h.chunk) for h in sc.query(v, principal="user:a", k=k)] == order[:k]
+    sc.close()
