@@ -711,11 +711,14 @@ class Collection:
         return out if batch else out[0]
 
 
+_DECODE = json.JSONDecoder().decode  # str in: skips json.loads' encoding sniffing
+
+
 def _collect(res: c_void_p) -> List[Hits]:
     rev = lib.warden_results_revision(res)
     answers = []
     hit_at = lib.warden_results_hit
-    loads = json.loads
+    loads = _DECODE
     for qi in range(lib.warden_results_nqueries(res)):
         n = lib.warden_results_count(res, qi)
         hits = []
@@ -725,10 +728,11 @@ def _collect(res: c_void_p) -> List[Hits]:
             hits.append(Hit(h.doc_id.decode("utf-8"), h.chunk, h.score,
                             (h.text or b"").decode("utf-8"), (h.source or b"").decode("utf-8"),
                             (h.namespace_ or b"/").decode("utf-8"),
-                            loads(md) if md else {}, h.semantic_rank, h.lexical_rank))
+                            loads(md.decode("utf-8")) if md and md != b"{}" else {},
+                            h.semantic_rank, h.lexical_rank))
         plan = lib.warden_results_plan(res, qi)
         answers.append(Hits(hits, rev, bool(lib.warden_results_degraded(res, qi)),
-                            loads(plan) if plan else None))
+                            loads(plan.decode("utf-8")) if plan else None))
     return answers
 
 
