@@ -5,8 +5,11 @@
 Builds a collection of N_CHUNKS random vectors (default 50,000 x 128, every
 chunk readable by user:a with a 1-in-4 ACL for user:b), then runs single
 k=10 queries (exact scans over the allowed set) from 1 and from 2 threads
-for SECONDS each and prints queries per second.  With the GIL held during
-the C call, 2 threads would give the QPS of 1.
+for SECONDS each and prints queries per second, with the library loaded as
+the package loads it (ctypes.CDLL: the GIL is released during each call)
+and, for contrast, as ctypes.PyDLL (the GIL held during each call).  Each
+figure is the median of 3 runs, the modes interleaved, so that load from
+other processes hits both alike.
 """
 import os
 import sys
@@ -57,10 +60,35 @@ def main():
         col.upsert(docs, emb[s:s + len(docs)])
     print(f"upsert {n} x {dim}: {time.perf_counter() - t:.2f} s ({warden.UPSERT_PATH})")
     qs = rng.standard_normal((256, dim)).astype(np.float32)
+    import ctypes
+    import statistics
+    from warden import _lib, collection
+    libs = {"CDLL (GIL released)": _lib.lib, "PyDLL (GIL held)": ctypes.PyDLL(_lib.LIBRARY_PATH)}
+    _lib.declare(libs["PyDLL (GIL held)"])
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
     for p in ("user:a", "user:b"):
-        q1 = run(col, qs, p, 1, secs)
-        q2 = run(col, qs, p, 2, secs)
-        print(f"{p}: 1 thread {q1:8.1f} QPS   2 threads {q2:8.1f} QPS   speed-up {q2 / q1:.2f}x")
+        res = {m: {1: [], 2: []} for m in libs}
+        for _ in range(3):
+            for mode, lib in libs.items():
+                collection.lib = lib
+                for th in (1, 2):
+                    res[mode][th].append(run(col, qs, p, th, secs / 3))
+        collection.lib = _lib.lib
+        for mode in libs:
+            q1, q2 = (statistics.median(res[mode][t]) for t in (1, 2))
+            print(f"{p} {mode:20s}: 1 thread {q1:8.1f} QPS   2 threads {q2:8.1f} QPS   "
+                  f"speed-up {q2 / q1:.2f}x")
+    # CPU used by the process while 2 threads query (process CPU seconds
+    # per wall second): at most 1 core when the GIL is held across the call.
+    for mode, lib in libs.items():
+        collection.lib = lib
+        c0, w0 = time.process_time(), time.perf_counter()
+        run(col, qs, "user:a", 2, secs / 2)
+        cores = (time.process_time() - c0) / (time.perf_counter() - w0)
+        print(f"{mode:20s}: 2 query threads used {cores:.2f} cores")
+    collection.lib = _lib.lib
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
 
 
 if __name__ == "__main__":

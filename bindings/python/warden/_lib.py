@@ -141,9 +141,9 @@ def _load():
 lib, LIBRARY_PATH = _load()
 
 
-def _proto(name, restype, *argtypes, optional=False):
+def _proto(l, name, restype, *argtypes, optional=False):
     try:
-        f = getattr(lib, name)
+        f = getattr(l, name)
     except AttributeError:
         if optional:
             return None
@@ -154,54 +154,65 @@ def _proto(name, restype, *argtypes, optional=False):
 
 
 P = c_void_p  # the opaque warden* / warden_results* handles
-_proto("warden_strerror", c_char_p, c_int)
-_proto("warden_free", None, c_void_p)
-_proto("warden_errmsg", c_char_p, P)
-_proto("warden_create", c_int, c_char_p, POINTER(CreateOpts), c_char_p, c_size_t)
-_proto("warden_open", c_int, c_char_p, POINTER(OpenOpts), POINTER(c_void_p),
-       c_char_p, c_size_t)
-_proto("warden_close", None, P)
-_proto("warden_stats", c_int, P, POINTER(c_void_p))
-_proto("warden_check", c_int, P, POINTER(c_void_p))
-_proto("warden_export", c_int, P, WRITE_FN, c_void_p)
-_proto("warden_ingest", c_int, P, c_char_pp, c_size_t, POINTER(IngestOpts),
-       POINTER(IngestReport))
-_proto("warden_ingest_buffer", c_int, P, c_char_p, c_char_p, c_size_t,
-       POINTER(IngestOpts), POINTER(IngestReport))
-# The typed upsert (engine/warden.h); optional so that a library built
-# before it landed still loads (Collection.upsert then uses the JSON path).
-HAVE_UPSERT = _proto("warden_upsert", c_int, P, POINTER(Doc), c_size_t,
-                     POINTER(c_float), c_size_t, POINTER(UpsertOpts),
-                     POINTER(IngestReport), optional=True) is not None
-_proto("warden_delete", c_int, P, c_char_pp, c_size_t, POINTER(WriteReport))
-_proto("warden_acl_get", c_int, P, c_char_p, POINTER(c_void_p))
-_proto("warden_acl_set", c_int, P, c_char_p, c_char_pp, c_size_t, c_char_pp,
-       c_size_t, POINTER(WriteReport))
-_proto("warden_acl_sync", c_int, P, c_char_p, POINTER(IngestOpts), POINTER(WriteReport))
-_proto("warden_principal_set", c_int, P, c_char_p, c_char_pp, c_size_t,
-       POINTER(WriteReport))
-_proto("warden_principal_get", c_int, P, c_char_p, POINTER(c_void_p))
-_proto("warden_principals_sync", c_int, P, c_char_p, POINTER(IngestOpts),
-       POINTER(WriteReport))
-_proto("warden_query", c_int, P, POINTER(c_float), c_size_t, POINTER(QueryOpts),
-       POINTER(c_void_p))
-_proto("warden_query_text", c_int, P, c_char_p, POINTER(QueryOpts), POINTER(c_void_p))
-_proto("warden_results_revision", c_uint64, P)
-_proto("warden_results_nqueries", c_size_t, P)
-_proto("warden_results_count", c_size_t, P, c_size_t)
-_proto("warden_results_hit", POINTER(HitStruct), P, c_size_t, c_size_t)
-_proto("warden_results_degraded", c_int, P, c_size_t)
-_proto("warden_results_plan", c_char_p, P, c_size_t)
-_proto("warden_results_free", None, P)
-_proto("warden_embed", c_int, P, c_char_p, POINTER(c_float))
-_proto("warden_revision", c_int, P, POINTER(c_uint64))
-_proto("warden_dimension", c_uint, P)
-_proto("warden_metric", c_int, P)
-_proto("warden_index_build", c_int, P, c_void_p, POINTER(c_void_p))
-_proto("warden_set_resolver", c_int, P, RESOLVER_FN, c_void_p)
-_proto("warden_grant_add", c_int, P, c_char_p, c_char_p, POINTER(WriteReport))
-_proto("warden_grant_remove", c_int, P, c_char_p, c_char_p, POINTER(WriteReport))
-_proto("warden_grant_list", c_int, P, POINTER(c_void_p))
+
+
+def declare(l):
+    """Set the prototypes of every function this package calls on the
+    library object l (a ctypes.CDLL; bench/threads.py also passes a
+    ctypes.PyDLL, which holds the GIL, for comparison).  Returns whether l
+    has warden_upsert."""
+    _proto(l, "warden_strerror", c_char_p, c_int)
+    _proto(l, "warden_free", None, c_void_p)
+    _proto(l, "warden_errmsg", c_char_p, P)
+    _proto(l, "warden_create", c_int, c_char_p, POINTER(CreateOpts), c_char_p, c_size_t)
+    _proto(l, "warden_open", c_int, c_char_p, POINTER(OpenOpts), POINTER(c_void_p),
+           c_char_p, c_size_t)
+    _proto(l, "warden_close", None, P)
+    _proto(l, "warden_stats", c_int, P, POINTER(c_void_p))
+    _proto(l, "warden_check", c_int, P, POINTER(c_void_p))
+    _proto(l, "warden_export", c_int, P, WRITE_FN, c_void_p)
+    _proto(l, "warden_ingest", c_int, P, c_char_pp, c_size_t, POINTER(IngestOpts),
+           POINTER(IngestReport))
+    _proto(l, "warden_ingest_buffer", c_int, P, c_char_p, c_char_p, c_size_t,
+           POINTER(IngestOpts), POINTER(IngestReport))
+    # The typed upsert (engine/warden.h); optional so that a library built
+    # before it landed still loads (Collection.upsert then uses the JSON path).
+    have_upsert = _proto(l, "warden_upsert", c_int, P, POINTER(Doc), c_size_t,
+                         POINTER(c_float), c_size_t, POINTER(UpsertOpts),
+                         POINTER(IngestReport), optional=True) is not None
+    _proto(l, "warden_delete", c_int, P, c_char_pp, c_size_t, POINTER(WriteReport))
+    _proto(l, "warden_acl_get", c_int, P, c_char_p, POINTER(c_void_p))
+    _proto(l, "warden_acl_set", c_int, P, c_char_p, c_char_pp, c_size_t, c_char_pp,
+           c_size_t, POINTER(WriteReport))
+    _proto(l, "warden_acl_sync", c_int, P, c_char_p, POINTER(IngestOpts), POINTER(WriteReport))
+    _proto(l, "warden_principal_set", c_int, P, c_char_p, c_char_pp, c_size_t,
+           POINTER(WriteReport))
+    _proto(l, "warden_principal_get", c_int, P, c_char_p, POINTER(c_void_p))
+    _proto(l, "warden_principals_sync", c_int, P, c_char_p, POINTER(IngestOpts),
+           POINTER(WriteReport))
+    _proto(l, "warden_query", c_int, P, POINTER(c_float), c_size_t, POINTER(QueryOpts),
+           POINTER(c_void_p))
+    _proto(l, "warden_query_text", c_int, P, c_char_p, POINTER(QueryOpts), POINTER(c_void_p))
+    _proto(l, "warden_results_revision", c_uint64, P)
+    _proto(l, "warden_results_nqueries", c_size_t, P)
+    _proto(l, "warden_results_count", c_size_t, P, c_size_t)
+    _proto(l, "warden_results_hit", POINTER(HitStruct), P, c_size_t, c_size_t)
+    _proto(l, "warden_results_degraded", c_int, P, c_size_t)
+    _proto(l, "warden_results_plan", c_char_p, P, c_size_t)
+    _proto(l, "warden_results_free", None, P)
+    _proto(l, "warden_embed", c_int, P, c_char_p, POINTER(c_float))
+    _proto(l, "warden_revision", c_int, P, POINTER(c_uint64))
+    _proto(l, "warden_dimension", c_uint, P)
+    _proto(l, "warden_metric", c_int, P)
+    _proto(l, "warden_index_build", c_int, P, c_void_p, POINTER(c_void_p))
+    _proto(l, "warden_set_resolver", c_int, P, RESOLVER_FN, c_void_p)
+    _proto(l, "warden_grant_add", c_int, P, c_char_p, c_char_p, POINTER(WriteReport))
+    _proto(l, "warden_grant_remove", c_int, P, c_char_p, c_char_p, POINTER(WriteReport))
+    _proto(l, "warden_grant_list", c_int, P, POINTER(c_void_p))
+    return have_upsert
+
+
+HAVE_UPSERT = declare(lib)
 
 
 def take_string(p: c_void_p) -> str:
