@@ -25,7 +25,7 @@ RESERVED = ("source", "namespace", "acl")
 #: LlamaIndex filter keys that carry identity instead of metadata
 PRINCIPAL_KEY, GROUPS_KEY = "warden_principal", "warden_groups"
 
-SEARCH_KEYS = ("principal", "groups", "filter", "namespaces", "min_revision",
+SEARCH_KEYS = ("principal", "groups", "k", "filter", "namespaces", "min_revision",
                "agent", "agent_groups", "strategy", "target_recall")
 
 
