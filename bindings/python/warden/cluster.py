@@ -441,7 +441,7 @@ class ShardedCollection:
         workers = sorted(client.scheduler_info()["workers"])
         if not workers:
             raise ShardUnavailable("create: the Dask cluster has no workers")
-        if client.run(_scan_root, root) and any(client.run(_scan_root, root).values()):
+        if any(client.run(_scan_root, root).values()):
             from .errors import AlreadyExists
             raise AlreadyExists(f"{root}: already holds shards", AlreadyExists.code,
                                 "WARDEN_EEXIST")
