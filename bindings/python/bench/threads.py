@@ -87,6 +87,29 @@ def main():
         cores = (time.process_time() - c0) / (time.perf_counter() - w0)
         print(f"{mode:20s}: 2 query threads used {cores:.2f} cores")
     collection.lib = _lib.lib
+    # Python running during one long C call (independent of how much CPU the
+    # machine gives us): while one thread is inside a batch query of 256
+    # vectors, how many times does a second thread wake from sleep(1 ms)?
+    for mode, lib in libs.items():
+        collection.lib = lib
+        ticks, stop = [], threading.Event()
+
+        def ticker():
+            while not stop.is_set():
+                time.sleep(0.001)
+                ticks.append(time.perf_counter())
+        t = threading.Thread(target=ticker)
+        t.start()
+        time.sleep(0.05)
+        t0 = time.perf_counter()
+        col.query(qs, principal="user:a", k=10)
+        t1 = time.perf_counter()
+        stop.set()
+        t.join()
+        inside = sum(1 for x in ticks if t0 < x < t1)
+        print(f"{mode:20s}: during one {1000 * (t1 - t0):.0f} ms batch query the other "
+              f"thread ran {inside} times")
+    collection.lib = _lib.lib
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
