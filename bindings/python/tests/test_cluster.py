@@ -259,6 +259,12 @@ def test_worker_killed_during_queries_and_writes(client, tmp_path):
     full = one.query(q, principal="user:u0", groups=GROUPS, k=10000)
     shard0 = [h for h in full if sc.shard_for(h.doc_id, h.namespace) == 0][:50]
     assert [(h.doc_id, h.chunk) for h in part] == [(h.doc_id, h.chunk) for h in shard0]
+    # a write to every shard: committed on the live one, named as failed on
+    # the dead one; the same call again after recovery settles it
+    with pytest.raises(ShardWriteError) as ei:
+        sc.set_groups("user:u1", ["group:g3"])
+    assert list(ei.value.failed) == [victim] and ei.value.committed[1 - victim] > 0
+    assert ei.value.committed[victim] == 0
     # the nanny restarts the worker; recover() reopens the shard; every
     # acknowledged write is there
     deadline = time.time() + 60
@@ -271,6 +277,8 @@ def test_worker_killed_during_queries_and_writes(client, tmp_path):
         got = sc.query(row, principal="user:zz", k=3, min_revision=tok)
         assert doc_id in {h.doc_id for h in got}, f"acknowledged {doc_id} lost"
     assert in_doubt, "some writes were refused while the shard was down"
+    sc.set_groups("user:u1", ["group:g3"])
+    one.set_groups("user:u1", ["group:g3"])
     for d, e in in_doubt:  # writes are idempotent: retrying settles them
         sc.upsert([d], e)
         one.upsert([d], e)
