@@ -421,3 +421,17 @@ def test_ties_follow_global_insertion_order(client, tmp_path):
     for k in (1, 3, 7):
         assert [(h.doc_id, h.chunk) for h in sc.query(v, principal="user:a", k=k)] == order[:k]
     sc.close()
+
+
+def test_shard_errors_name_the_input_document(client, tmp_path):
+    sc = ShardedCollection.create(client, str(tmp_path / "s"), shards=3, dim=4)
+    docs = [{"doc_id": f"d{i}", "source": "s3://b/x", "acl": {"allow": ["*"]}, "chunks": ["x"]}
+            for i in range(9)]
+    bad = next(i for i in range(9) if sc.shard_for(f"d{i}") == sc.shard_for("d8") and i != 8)
+    docs[8]["acl"] = {"allow": ["not a principal"]}   # caught by the shard, not the client
+    with pytest.raises((warden.InvalidData, ShardWriteError)) as ei:
+        sc.upsert(docs, np.ones((9, 4), np.float32))
+    assert "docs[8]" in str(ei.value) or "docs[8]" in str(
+        getattr(ei.value, "failed", {}).get(sc.shard_for("d8"), "")), str(ei.value)
+    assert bad != 8
+    sc.close()

@@ -357,7 +357,7 @@ class ShardedCollection:
                 sorted(down), list(down.values()))
         return (out, sorted(down)) if partial else out
 
-    def _write(self, fn, shards: Iterable[int]) -> "Token":
+    def _write(self, fn, shards: Iterable[int], renumber=None) -> "Token":
         shards = sorted(set(shards))
         pending, failed = {}, {}
         for i in shards:
@@ -370,6 +370,8 @@ class ShardedCollection:
             try:
                 revs[i] = int(f.result(timeout=self.timeout))
             except Exception as e:
+                if renumber is not None and isinstance(e, Error):
+                    renumber(i, e)
                 failed[i] = e
         tok = Token(revs)
         if failed:
@@ -593,8 +595,20 @@ class ShardedCollection:
             p[1].extend(range(row, row + nch[i]))
             row += nch[i]
         top = seqs[-1] if seqs else 0
+        gidx: Dict[int, List[int]] = {}
+        for i, d in enumerate(docs):
+            gidx.setdefault(self.shard_for(d["doc_id"], d.get("namespace")), []).append(i)
+
+        def renumber(shard: int, e: Error) -> None:
+            # the shard names docs[J] of its part: say which input document
+            import re
+            msg = re.sub(r"docs\[(\d+)\]",
+                         lambda m: f"docs[{gidx[shard][int(m.group(1))]}]"
+                         if int(m.group(1)) < len(gidx[shard]) else m.group(0), e.message)
+            e.message = msg
+            e.args = (msg,)
         return self._write(lambda i, a: a.upsert(
-            parts[i][0], emb[parts[i][1]] if emb is not None else None, top), parts)
+            parts[i][0], emb[parts[i][1]] if emb is not None else None, top), parts, renumber)
 
     def ingest(self, paths: Union[str, Sequence[str]], *, keep_going: bool = False) -> Token:
         """Distributed ingest of JSON Lines files (read here, split by
