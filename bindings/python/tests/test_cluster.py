@@ -267,8 +267,12 @@ def test_worker_killed_during_queries_and_writes(client, tmp_path):
     assert ei.value.committed[victim] == 0
     # the nanny restarts the worker; recover() reopens the shard; every
     # acknowledged write is there
-    deadline = time.time() + 60
-    while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+    dead_addr = sc.placement()[victim]
+    deadline = time.time() + 90
+    while time.time() < deadline:  # the dead worker gone, its replacement up
+        ws = client.scheduler_info()["workers"]
+        if len(ws) >= 2 and dead_addr not in ws:
+            break
         time.sleep(0.2)
     assert sc.recover() == [victim]
     assert len(set(_pids(sc).values()) - {pids[victim]}) >= 1

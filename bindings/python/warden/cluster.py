@@ -166,6 +166,7 @@ class ShardServer:
         if create is not None:
             args = dict(create)
             meta = args.pop("meta")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             Collection.create(path, **args).close()
             _write_json_atomic(meta_path, dict(meta, index=index, max_seq=0))
         with open(meta_path) as f:
@@ -300,7 +301,8 @@ class ShardedCollection:
     # ---- placement and plumbing
 
     def _find_shards(self) -> Dict[int, List[Tuple[str, dict]]]:
-        seen = self.client.run(_scan_root, self.root)
+        # a worker that just died may still be listed: skip what does not answer
+        seen = self.client.run(_scan_root, self.root, on_error="ignore")
         found: Dict[int, List[Tuple[str, dict]]] = {}
         for addr, items in seen.items():
             for path, meta in items:
@@ -443,7 +445,7 @@ class ShardedCollection:
         workers = sorted(client.scheduler_info()["workers"])
         if not workers:
             raise ShardUnavailable("create: the Dask cluster has no workers")
-        if any(client.run(_scan_root, root).values()):
+        if any(client.run(_scan_root, root, on_error="ignore").values()):
             from .errors import AlreadyExists
             raise AlreadyExists(f"{root}: already holds shards", AlreadyExists.code,
                                 "WARDEN_EEXIST")
@@ -456,7 +458,6 @@ class ShardedCollection:
         self.nshards, self.namespace_shards = shards, ns_map
         self.dim, self.metric = int(dim), metric
         self._last_seq = 0
-        client.run(os.makedirs, root, exist_ok=True)
         for i in range(shards):
             create = {"dim": int(dim), "metric": metric, "config": config, "meta": meta}
             self._open_shard(i, workers[i % len(workers)], create)
