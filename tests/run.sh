@@ -53,5 +53,10 @@ fi
 # the short reliability run (crash, fuzz replay + 10 s per target, TSan,
 # full disk): see tests/reliability.mk
 run "reliability-short" sh tests/reliability/short.sh
+# --- Python package (bindings/python): pytest suite, then an offline
+# `pip install` into a fresh venv as the README says ---
+run "python/pytest" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider bindings/python/tests
+run "python/install" sh bindings/python/tests/install.sh
+# --- end Python package ---
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ] || { echo "failed:$failed"; exit 1; }

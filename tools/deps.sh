@@ -49,6 +49,17 @@ case "$what" in
          # only ask for Debian's when there is no npm command at all
          command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
 esac
+# --- Python package (bindings/python, warden.cluster) ---
+#   python3-numpy python3-pytest   the package's arrays and its tests (make test)
+#   python3-venv python3-setuptools python3-pip   `pip install ./bindings/python`
+#                                  in a venv, offline (tests/run.sh checks it)
+#   python3-distributed            Dask, for warden.cluster and its tests
+#   python3-cffi                   the ctypes-vs-cffi overhead bench only
+case "$what" in
+  test) pkgs="$pkgs python3-numpy python3-pytest python3-venv python3-setuptools python3-pip python3-distributed" ;;
+  bench) pkgs="$pkgs python3-cffi" ;;
+esac
+# --- end Python package ---
 missing=""
 for p in $pkgs; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
