@@ -262,3 +262,27 @@ def test_json_fallback_gives_the_same_collection(tmp_path, monkeypatch):
     assert fb.export() == typed.export()
     with pytest.raises(warden.InvalidData, match=r"docs\[1\]\.source"):
         fb.upsert([doc(1), {"doc_id": "x", "chunks": ["t"], "acl": {"allow": ["*"]}}], emb[:2])
+
+
+def test_lexical_and_hybrid_modes(col):
+    """mode='lexical'/'hybrid' with text= reach the C library's BM25 side:
+    an identifier only the text carries is found, each side's rank is on
+    the hit, and a document the principal may not read never comes back
+    (neither side leaks it)."""
+    docs = [doc(1, allow=["user:a"], chunks=("ticket ERR-4521 crashed the build",)),
+            doc(2, allow=["user:a"], chunks=("the weather is fine",)),
+            doc(3, allow=["user:b"], chunks=("ERR-4521 also seen here",))]
+    e = np.eye(4, dtype=np.float32)[:3]
+    col.upsert(docs, e)
+    lex = col.query(None, principal="user:a", mode="lexical", text="err-4521", k=5)
+    assert [h.doc_id for h in lex] == ["d1"]
+    assert lex[0].lexical_rank == 1 and lex[0].semantic_rank == 0
+    hyb = col.query(e[1], principal="user:a", mode="hybrid", text="err-4521", k=5)
+    ids = [h.doc_id for h in hyb]
+    assert set(ids) == {"d1", "d2"}, ids
+    by = {h.doc_id: h for h in hyb}
+    assert by["d1"].lexical_rank == 1 and by["d2"].semantic_rank == 1
+    assert "d3" not in ids
+    # user:b reads only d3: the same text finds d3 and nothing of user:a's
+    assert [h.doc_id for h in col.query(None, principal="user:b", mode="lexical",
+                                        text="err-4521", k=5)] == ["d3"]

@@ -679,7 +679,20 @@ class Collection:
         keep.append(kg)
         res = c_void_p()
         batch = False
-        if vector is None or isinstance(vector, str):
+        if vector is None and qo.mode != MODES["semantic"]:
+            # lexical, or hybrid with the text embedded by the collection's
+            # embedder: the library takes the text alone (no vector)
+            if text is None:
+                raise InvalidInput("query: mode: lexical and hybrid need text=",
+                                   InvalidInput.code, "WARDEN_EINVAL")
+            g.enter()
+            try:
+                rc = lib.warden_query(self._db, None, 1, byref(qo), byref(res))
+                if rc:
+                    raise self._fail(rc)
+            finally:
+                g.leave()
+        elif vector is None or isinstance(vector, str):
             qtext = vector if isinstance(vector, str) else text
             if qtext is None:
                 raise InvalidInput("query: a vector or a text is required",
