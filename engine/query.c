@@ -408,8 +408,8 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
   /* Fields of warden_query_opts this build does not implement yet. */
   if (o->agent || o->nagent_groups)
     return wd_err(db, WARDEN_EINVAL, "query: agent: not supported by this build");
-  if (o->target_recall != 0)
-    return wd_err(db, WARDEN_EINVAL, "query: target_recall: not supported by this build");
+  if (!(o->target_recall >= 0 && o->target_recall <= 1)) /* 0: index.target_recall */
+    return wd_err(db, WARDEN_EINVAL, "query: target_recall: must be in (0, 1], or 0 for the default");
   if (o->mode != WARDEN_MODE_SEMANTIC || o->text)
     return wd_err(db, WARDEN_EINVAL, "query: mode: only semantic is supported by this build");
   if (o->strategy < WARDEN_STRATEGY_AUTO || o->strategy > WARDEN_STRATEGY_ANN)
@@ -685,7 +685,7 @@ allowed_out:
   memset(&si, 0, sizeof si);
   /* 3: nearest allowed vectors */
   if (!active) {
-    if ((rc = wd_search(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, set_key, heaps, &si)))
+    if ((rc = wd_search_t(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, o->target_recall, set_key, heaps, &si)))
       goto out;
   }
   double t_scan = now_ms();
@@ -711,7 +711,7 @@ allowed_out:
           rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
           break;
         }
-        rc = wd_search(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, 0, &h, &si);
+        rc = wd_search_t(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, o->target_recall, 0, &h, &si);
         roaring_bitmap_free(cand);
         if (!rc) n = wd_topk_drain_sorted(&h, sorted);
         wd_topk_free(&h);

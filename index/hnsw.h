@@ -54,6 +54,7 @@
 
 #define WD_HNSW_VERSION 1u
 #define WD_HNSW_HDR 128u
+#define WD_HNSW_MAXN 0x7fffffffu /* nodes (the top bit marks navigation-only) */
 /* header flag: walk on the float vectors, not the codes (set by the build
  * when the calibration shows the codes lose recall, e.g. heavy-tailed
  * norms, where one per-dimension byte range cannot resolve the small
@@ -161,9 +162,11 @@ typedef struct wd_hnsw_params {
 typedef struct wd_hnsw_stats {
   uint64_t ndist;    /* code distances */
   uint64_t hops;     /* nodes expanded */
-  uint64_t looked;   /* nodes looked at (visited marks) */
-  uint64_t allowed;  /* ... of which allowed: looked/allowed is the
-                        allowed density the walk saw near the query */
+  uint64_t looked;   /* direct neighbours of expanded nodes looked at */
+  uint64_t allowed;  /* ... of which allowed: allowed/looked is the
+                        allowed density the walk saw near the query
+                        (two-hop neighbours are not counted: only the
+                        allowed ones are ever looked at) */
   uint64_t reranked; /* float distances */
 } wd_hnsw_stats;
 

@@ -206,6 +206,7 @@ int cmd_query(int argc, char **argv) {
   const char *principal = NULL, *groups = NULL, *vector = NULL,
              *vector_file = NULL, *text = NULL, *k_s = NULL, *filter = NULL,
              *format = NULL, *minrev_s = NULL;
+  const char *recall_s = NULL; /* issue 14: --target-recall */
   int exact = 0, ann = 0, explain = 0;
   cli_list namespaces = {0}, pos = {0}, glist = {0};
   char *filter_buf = NULL;
@@ -226,6 +227,7 @@ int cmd_query(int argc, char **argv) {
       {"--explain", 0, CLI_FLAG, &explain},
       {"--format", 0, CLI_STR, &format},
       {"--min-revision", 0, CLI_STR, &minrev_s},
+      {"--target-recall", 0, CLI_STR, &recall_s},
       {NULL, 0, CLI_FLAG, NULL},
   };
   int rc = cli_parse(ctx, argc, argv, opts, &pos);
@@ -258,6 +260,15 @@ int cmd_query(int argc, char **argv) {
   if (minrev_s && (rc = cli_parse_u64(ctx, "--min-revision", minrev_s, 0,
                                       UINT64_MAX, &minrev)) != 0)
     goto done;
+  double target_recall = 0;
+  if (recall_s) {
+    char *e = NULL;
+    target_recall = strtod(recall_s, &e);
+    if (!*recall_s || *e || !(target_recall > 0 && target_recall <= 1)) {
+      rc = cli_usage(ctx, "--target-recall: expected a number in (0, 1], got '%s'", recall_s);
+      goto done;
+    }
+  }
   if (filter && filter[0] == '@') {
     size_t flen;
     if ((rc = cli_read_file(ctx, filter + 1, &filter_buf, &flen)) != 0)
@@ -280,6 +291,7 @@ int cmd_query(int argc, char **argv) {
                         : ann ? WARDEN_STRATEGY_ANN : WARDEN_STRATEGY_AUTO,
       .min_revision = minrev,
       .explain = explain,
+      .target_recall = (float)target_recall,
   };
   int wrc;
   if (text) {

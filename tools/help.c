@@ -73,6 +73,8 @@ static const struct {
      "  --explain          add the query plan to the output\n"
      "  --format F         json (default) or bedrock (Bedrock Retrieve shape)\n"
      "  --min-revision R   fail unless the snapshot has at least revision R\n"
+     "  --target-recall R  recall the ANN search aims for, in (0, 1] (default:\n"
+     "                     index.target_recall, 0.95); --explain shows the effort\n"
      "Prints {\"revision\": R, \"results\": [{\"doc_id\", \"chunk\", \"score\", \"text\",\n"
      "\"source\", \"namespace\", \"metadata\"}, ...]} per query.\n"},
     {"delete",
