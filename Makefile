@@ -85,6 +85,9 @@ build/exact_scan: bench/exact_scan.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/perm_bench: bench/perm_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+# issue 14: the graph-index bench driver (bench/graph_run.sh)
+build/graph_bench: bench/graph_bench.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/check-access: tools/resolvers/check_access.c
 	$(CC) $(CFLAGS_ALL) -o $@ $< -ljansson
 

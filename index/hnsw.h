@@ -162,11 +162,11 @@ typedef struct wd_hnsw_params {
 typedef struct wd_hnsw_stats {
   uint64_t ndist;    /* code distances */
   uint64_t hops;     /* nodes expanded */
-  uint64_t looked;   /* direct neighbours of expanded nodes looked at */
+  uint64_t looked;   /* neighbours of expanded nodes (visited or not) */
   uint64_t allowed;  /* ... of which allowed: allowed/looked is the
                         allowed density the walk saw near the query
-                        (two-hop neighbours are not counted: only the
-                        allowed ones are ever looked at) */
+                        (second hops are not counted: only the allowed
+                        ones are ever looked at) */
   uint64_t reranked; /* float distances */
 } wd_hnsw_stats;
 
