@@ -145,6 +145,11 @@
  * global share (anti-correlated filter): below this fraction of it the
  * query is re-planned at the local density (more effort, or exact). */
 #define GR_STARVED 0.5
+/* A walk may spend this many times its calibrated distances (at least
+ * GR_BUDGET_MIN) before it counts as lost (then: exact).  The calibrated
+ * figure is a mean; 4x leaves room for the slow queries of its tail. */
+#define GR_BUDGET 4.0
+#define GR_BUDGET_MIN 256.0
 
 static int get_block(void *ctx, uint32_t b, const float **base) {
   return store_block_get((wd_txn *)ctx, b, base);
@@ -382,7 +387,12 @@ static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t
   size_t dim = db->cfg.dim;
   for (size_t q = 0; q < nq && !rc; q++) {
     const float *x = qv + q * dim;
-    wd_hnsw_params p = {gp->ef, gp->two_hop, gp->ef, bits, nbits};
+    /* bounded: GR_BUDGET times the calibrated distances, and the density
+     * check after the first hops (index/hnsw.c STARVE_HOPS) */
+    double budget = gp->ndist * GR_BUDGET;
+    wd_hnsw_params p = {gp->ef, gp->two_hop, gp->ef, bits, nbits,
+                        (uint64_t)(budget > GR_BUDGET_MIN ? budget : GR_BUDGET_MIN),
+                        sel < 0.95 ? GR_STARVED * sel : 0};
     wd_hnsw_stats st;
     if ((rc = graph_pass(db, tx, g, x, &p, tail, &heaps[q], &st, info))) break;
     tot[0] += st.ndist;
@@ -390,7 +400,7 @@ static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t
     tot[2] += st.reranked;
     uint64_t want_n = nallowed < heaps[q].k ? nallowed : heaps[q].k;
     double local = st.looked ? (double)st.allowed / (double)st.looked : 1.0;
-    int anti = sel < 0.95 && local < GR_STARVED * sel;
+    int anti = st.starved || st.bound_hit || (sel < 0.95 && local < GR_STARVED * sel);
     if (heaps[q].n >= want_n && !anti) continue;
     tot[3] += (uint64_t)anti;
     /* short, or anti-correlated: the calibration was measured with filters

@@ -92,6 +92,7 @@ typedef struct wd_hnsw {
   const float *cnorm;
   const wd_hnsw_cal *cal;
   size_t ncal;
+  int ident; /* ids[i] == i for every node (set at open) */
   void *map; /* mmap of the file, or NULL */
   size_t maplen;
   /* visited-set pool */
@@ -157,6 +158,11 @@ typedef struct wd_hnsw_params {
    * given, else roaring allowed, else every node */
   const uint64_t *bits;
   uint64_t nbits;
+  /* optional bounds (0: off): stop after max_dist code distances
+   * (wd_hnsw_stats.bound_hit), or after the first hops when the allowed
+   * share of the neighbours seen is below starve_below (.starved) */
+  uint64_t max_dist;
+  double starve_below;
 } wd_hnsw_params;
 
 typedef struct wd_hnsw_stats {
@@ -168,6 +174,8 @@ typedef struct wd_hnsw_stats {
                         (second hops are not counted: only the allowed
                         ones are ever looked at) */
   uint64_t reranked; /* float distances */
+  int bound_hit;     /* stopped by max_dist */
+  int starved;       /* stopped by starve_below */
 } wd_hnsw_stats;
 
 /* Push the nearest allowed nodes' slots of query q (dim floats, unit for

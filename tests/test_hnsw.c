@@ -268,7 +268,7 @@ static double recall_at(built *b, const float *x, size_t n, size_t d, int metric
     size_t nt = oracle(metric, x, n, d, ok, q, truth);
     wd_topk h;
     assert_int_equal(wd_topk_init(&h, K), 0);
-    wd_hnsw_params p = {ef, two, ef, t % 2 ? bits : NULL, t % 2 ? nbits : 0};
+    wd_hnsw_params p = {ef, two, ef, t % 2 ? bits : NULL, t % 2 ? nbits : 0, 0, 0};
     wd_hnsw_stats st;
     assert_int_equal(wd_hnsw_search(&b->g, q, t % 2 ? NULL : al, &p, &b->src, &h, &st), 0);
     wd_hit_i res[K];
