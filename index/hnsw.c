@@ -42,8 +42,8 @@ static const char MAGIC[8] = {'W', 'D', 'H', 'N', 'S', '\r', '\n', 0x1a};
 #define NONE UINT32_MAX
 #define NAV 0x80000000u /* gathered node scored for navigation only */
 /* hops after which the walk's allowed density is compared with
- * wd_hnsw_params.starve_below (8 hops see ~250 neighbours at M0 32) */
-#define STARVE_HOPS 8
+ * wd_hnsw_params.starve_below (16 hops see ~500 neighbours at M0 32) */
+#define STARVE_HOPS 16
 #define MAXLEVEL 15
 
 static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }

@@ -57,6 +57,7 @@ static const struct {
     {"query",
      "usage: warden query DIR --principal P [--groups G1,G2] (--vector JSON | --vector-file F | --text STR)\n"
      "             [-k N] [--filter JSON|@FILE] [--namespace PREFIX ...] [--exact] [--explain]\n"
+     "             [--target-recall R]\n"
      "\n"
      "Top-k chunks nearest to the query that principal P may read.\n"
      "  --principal P      the caller (user:NAME or group:NAME); required\n"
