@@ -203,13 +203,18 @@ for cb in combos:
         sys.exit(1)
     w = json.loads(wj.stdout)
     f = run_faiss(cb, truth)
+    # the machine is shared: a few preempted calls dominate a mean, so the
+    # best configuration and the ratio are taken on median latencies
+    # (QPS = 1e6 / p50); mean QPS is kept next to them
     ok = [x for x in f if x["recall"] >= 0.95]
-    best = max(ok, key=lambda x: x["qps"]) if ok else None
+    best = min(ok, key=lambda x: x["p50_us"]) if ok else None
     pt = {"combo": cb["name"], "kind": cb["kind"], "selectivity": round(cb["sel"], 5),
           "warden": w, "faiss_all": f, "faiss_best": best,
-          "ratio": round(w["qps"] / best["qps"], 2) if best else None}
+          "ratio": round(best["p50_us"] / w["p50_us"], 2) if best else None,
+          "ratio_mean_qps": round(w["qps"] / best["qps"], 2) if best else None}
     res["points"].append(pt)
-    log("%-12s warden %8.0f (%.3f %s ef %s)  faiss %s %s  ratio %s" % (
-        cb["name"], w["qps"], w["recall"], w["strategy"], w["ef_search"],
-        best["system"] if best else "-", best["qps"] if best else "-", pt["ratio"]))
+    log("%-12s warden p50 %8.1f us (%.3f %s ef %s)  faiss %s p50 %s us  ratio %s (mean qps %s)" % (
+        cb["name"], w["p50_us"], w["recall"], w["strategy"], w["ef_search"],
+        best["system"] if best else "-", best["p50_us"] if best else "-", pt["ratio"],
+        pt["ratio_mean_qps"]))
 json.dump(res, open(a.out, "w"), indent=1)

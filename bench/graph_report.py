@@ -19,6 +19,9 @@ for r in runs:
     print("- FAISS: %s; Python call overhead %.1f us per call (included)" %
           (r["faiss"], r["python_call_us"]))
 print()
+print("QPS below = 1e6 / median latency (the machine was loaded: a few preempted "
+      "calls dominate a mean; mean QPS and every configuration are in the JSON).")
+print()
 hdr = "| filter | sel | warden QPS (recall, strategy) |"
 sep = "|---|---|---|"
 for r in runs:
@@ -30,7 +33,7 @@ print(sep)
 for i, p in enumerate(runs[0]["points"]):
     w = p["warden"]
     row = "| %s | %.3g %% | %.0f (%.3f, %s%s) |" % (
-        p["combo"], 100 * p["selectivity"], w["qps"], w["recall"], w["strategy"],
+        p["combo"], 100 * p["selectivity"], 1e6 / w["p50_us"], w["recall"], w["strategy"],
         " ef %s" % w["ef_search"] if w["strategy"] == "graph" else "")
     for r in runs:
         q = r["points"][i]
@@ -38,8 +41,8 @@ for i, p in enumerate(runs[0]["points"]):
         wr = q["warden"]
         if b:
             row += " %.0f %s (%.3f) | %.2fx%s |" % (
-                b["qps"], b["system"], b["recall"], q["ratio"],
-                "" if r is runs[0] else " (warden %.0f)" % wr["qps"])
+                1e6 / b["p50_us"], b["system"], b["recall"], q["ratio"],
+                "" if r is runs[0] else " (warden %.0f)" % (1e6 / wr["p50_us"]))
         else:
             row += " none reaches 0.95 | - |"
     print(row)
