@@ -15,8 +15,8 @@
  * one warden_query call with every query vector of a shared filter, or one
  * stream per core for per-query filters.
  *
- * Measured figures for the graph's build choices (M = 16, efConstruction
- * 64, index/hnsw.c): see the README section "Graph index".
+ * The graph's build choices (M, efConstruction) and their measurement are
+ * in index/hnsw.c; this bench's table is in the README.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
