@@ -44,7 +44,7 @@ REL_LIB_OBJS := $(call objs,rel,$(LIB_SRCS),$(CXX_SRCS))
 SAN_LIB_OBJS := $(call objs,san,$(LIB_SRCS),$(CXX_SRCS))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test demo bench bench-full clean
+.PHONY: all deps test demo bench bench-full bench-graph clean
 all: deps build/warden build/libwarden.a build/libwarden.so
 
 deps:
@@ -87,6 +87,9 @@ build/perm_bench: bench/perm_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/lexical_bench: bench/lexical_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+# issue 14: the graph-index bench driver (bench/graph_run.sh)
+build/graph_bench: bench/graph_bench.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/check-access: tools/resolvers/check_access.c
 	$(CC) $(CFLAGS_ALL) -o $@ $< -ljansson
 
@@ -128,3 +131,10 @@ include tests/reliability.mk
 include arm64.mk
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# issue 14: warden's graph index against FAISS 1.12 AVX-512 and 1.7.3 on the
+# image-784 workload (bench/graph_run.sh)
+bench-graph:
+	@sh tools/deps.sh bench
+	@$(MAKE) --no-print-directory all build/graph_bench
+	sh bench/graph_run.sh

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""FAISS baselines for the warden benchmark (Debian python3-faiss 1.7.3).
+"""FAISS baselines for the warden benchmark (FAISS 1.12 AVX-512 from
+../shared/anchors when it imports, else Debian python3-faiss 1.7.3).
 
 Systems, each measured on every combination (filter mode x selectivity and
 ACL-only principals) of every workload:
@@ -39,6 +40,24 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
+
+# Which FAISS (issue 14): FAISS 1.12 AVX-512 from ../shared/anchors (or
+# FAISS_PATH) when it imports, Debian's python3-faiss otherwise or with
+# WARDEN_BENCH_FAISS=debian; the version and compile options go into the
+# results (meta.faiss_version), so every table says which it was.
+if os.environ.get("WARDEN_BENCH_FAISS") != "debian":
+    _repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for _p in [os.environ.get("FAISS_PATH")] + [
+            os.path.join(os.path.dirname(_repo), *([".."] * up), "shared", "anchors",
+                         "faiss-1.12-avx512") for up in (0, 1)]:
+        if _p and os.path.isdir(_p):
+            sys.path.insert(0, os.path.abspath(_p))
+            try:
+                import faiss as _f  # noqa: F401
+            except Exception:  # does not import here: Debian's
+                sys.path.remove(os.path.abspath(_p))
+                sys.modules.pop("faiss", None)
+            break
 
 SYSTEMS = ("faiss-flat", "faiss-ivf", "faiss-hnsw", "postfilter-ivf",
            "postfilter-hnsw")
@@ -423,7 +442,8 @@ def main():
         doc = {"meta": {"kind": "baselines", "workload": w, "scale": scale,
                         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
                         "machine": C.machine_info(), "commit": C.git_commit(),
-                        "faiss_version": faiss.__version__,
+                        "faiss_version": "%s %s" % (faiss.__version__,
+                                                    faiss.get_compile_options()),
                         "n": m["n"], "d": m["d"], "nq": m["nq"], "k": C.K,
                         "seed": m["seed"], "data": m["data"],
                         "eval_queries": EVAL[scale][0],

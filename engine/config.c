@@ -44,6 +44,7 @@ static const char *const type_names[] = {"none", "string", "int",
                                          "float", "bool", "string_list"};
 static const char *const index_names[] = {"auto", "flat", "ivf"};
 static const char *const quant_names[] = {"none", "sq8"};
+static const char *const graph_names[] = {"off", "on"};
 static const char *const resolver_names[] = {"none", "grants", "command"};
 static const char *const embedder_names[] = {"none", "hash"};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -238,6 +239,25 @@ static int want_uint(ctx *c, yaml_node_t *n, const char *path, unsigned lo,
   char b[128];
   set_err(c, WARDEN_ECONFIG, line_of(n), path,
           "expected an integer %u..%u, got %s", lo, hi,
+          describe(n, b, sizeof b));
+  return -1;
+}
+
+/* A plain decimal number in (0, 1] (index.target_recall). */
+static int want_recall(ctx *c, yaml_node_t *n, const char *path, double *out) {
+  if (n->type == YAML_SCALAR_NODE && !is_null(n) &&
+      n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && n->data.scalar.length < 32) {
+    char buf[32], *e;
+    memcpy(buf, n->data.scalar.value, n->data.scalar.length);
+    buf[n->data.scalar.length] = 0;
+    double v = strtod(buf, &e);
+    if (e != buf && *e == 0 && v > 0 && v <= 1) {
+      *out = v;
+      return 0;
+    }
+  }
+  char b[128];
+  set_err(c, WARDEN_ECONFIG, line_of(n), path, "expected a number in (0, 1], got %s",
           describe(n, b, sizeof b));
   return -1;
 }
@@ -486,7 +506,7 @@ static int parse_acl(ctx *c, wd_config *cfg, yaml_node_t *n) {
 }
 
 static int parse_index(ctx *c, wd_config *cfg, yaml_node_t *n) {
-  static const char *const keys[] = {"type", "nlist", "quantizer"};
+  static const char *const keys[] = {"type", "nlist", "quantizer", "graph", "target_recall"};
   yaml_node_pair_t *b, *e;
   if (want_mapping(c, n, "index", &b, &e) || check_keys(c, "index", b, e))
     return -1;
@@ -500,6 +520,11 @@ static int parse_index(ctx *c, wd_config *cfg, yaml_node_t *n) {
         return -1;
     } else if (w == 1) {
       if (want_uint(c, v, "index.nlist", 1, 1048576, &cfg->nlist)) return -1;
+    } else if (w == 3) { /* issue 14: the graph index */
+      if (want_enum(c, v, "index.graph", graph_names, NELEM(graph_names), &cfg->graph))
+        return -1;
+    } else if (w == 4) {
+      if (want_recall(c, v, "index.target_recall", &cfg->target_recall)) return -1;
     } else if (want_enum(c, v, "index.quantizer", quant_names,
                          NELEM(quant_names), &cfg->sq8)) {
       return -1;
@@ -725,6 +750,8 @@ void wd_config_defaults(wd_config *cfg) {
    * with the exact vectors; measured faster than flat lists at every IVF
    * point of the bench, recall@10 >= 0.98 (see the README) */
   cfg->sq8 = 1;
+  cfg->graph = 1;
+  cfg->target_recall = 0.95;
   cfg->resolver_type = WD_RESOLVER_NONE;
   cfg->resolver_timeout_ms = 500;
   cfg->embedder = WD_EMBEDDER_NONE;
@@ -997,7 +1024,8 @@ static char *render(const wd_config *cfg, size_t *len, int *bad, int *oom) {
   sbuf b = {NULL, 0, 0, 0};
   if (!in_range(cfg->metric, NELEM(metric_names)) ||
       !in_range(cfg->index_type, NELEM(index_names)) ||
-      !in_range(cfg->sq8, NELEM(quant_names)) ||
+      !in_range(cfg->sq8, NELEM(quant_names)) || !in_range(cfg->graph, NELEM(graph_names)) ||
+      !(cfg->target_recall >= 0 && cfg->target_recall <= 1) || /* 0: the default */
       !in_range(cfg->resolver_type, NELEM(resolver_names)) ||
       !in_range(cfg->embedder, NELEM(embedder_names))) {
     *bad = 1;
@@ -1034,6 +1062,8 @@ static char *render(const wd_config *cfg, size_t *len, int *bad, int *oom) {
   sb_printf(&b, "index:\n  type: %s\n", index_names[cfg->index_type]);
   if (cfg->nlist) sb_printf(&b, "  nlist: %u\n", cfg->nlist);
   sb_printf(&b, "  quantizer: %s\n", quant_names[cfg->sq8]);
+  if (!cfg->graph) sb_printf(&b, "  graph: off\n");
+  if (cfg->target_recall > 0 && cfg->target_recall != 0.95) sb_printf(&b, "  target_recall: %.17g\n", cfg->target_recall);
   sb_printf(&b, "resolver:\n  type: %s\n", resolver_names[cfg->resolver_type]);
   if (cfg->nresolver_cmd) {
     sb_printf(&b, "  command: ");

@@ -43,6 +43,10 @@ typedef struct wd_config {
   int index_type;     /* WD_INDEX_*, default auto */
   unsigned nlist;     /* index.nlist, 0 = choose from collection size */
   int sq8;            /* index.quantizer: none (0) | sq8 (1) */
+  int graph;          /* index.graph: off (0) | on (1, default): build the
+                         filter-aware graph index (index/hnsw.h) */
+  double target_recall; /* index.target_recall in (0, 1], default 0.95
+                           (0 also means the default) */
   /* resolver: */
   int resolver_type;  /* WD_RESOLVER_*, default none */
   char **resolver_cmd; /* argv, NULL-terminated, nresolver_cmd entries */

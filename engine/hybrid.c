@@ -106,7 +106,8 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
   }
   wd_search_info ss;
   memset(&ss, 0, sizeof ss);
-  rc = wd_search(db, tx, qv, 1, cand, ncand, nlive, o->strategy, set_key, &sh, &ss);
+  rc = wd_search_t(db, tx, qv, 1, cand, ncand, nlive, o->strategy, o->target_recall, set_key,
+                   &sh, &ss);
   wd_hit_i *sem = rc ? NULL : wd_malloc((sh.n ? sh.n : 1) * sizeof *sem);
   size_t ns = 0;
   if (!rc && !sem) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ann_faiss.h"
+#include "graph_index.h"
 #include "ivf_build.h"
 
 /* Vectors compared with the store when an index file is loaded. */
@@ -62,7 +63,13 @@ struct wd_ann {
   ino_t ino;
   off_t size;
   struct timespec mtime;
+  void *graph; /* engine/graph_index.c's state (issue 14) */
 };
+
+void **wd_ann_graph_slot(warden *db) {
+  struct wd_ann *a = db->ann ? db->ann : (db->ann = wd_calloc(1, sizeof(struct wd_ann)));
+  return a ? &a->graph : NULL;
+}
 
 void wd_index_path(const warden *db, char *buf, size_t len) {
   snprintf(buf, len, "%s/index/ivf.wdx", db->dir);
@@ -363,6 +370,7 @@ void wd_ann_release(wd_ann_ref *ref) {
 
 void wd_ann_close(warden *db) {
   if (!db->ann) return;
+  wd_graph_state_free(db->ann->graph);
   snap_release(db->ann->cur);
   wd_free(db->ann);
   db->ann = NULL;
@@ -481,6 +489,7 @@ static int sweep_temp_files(const char *dir) {
   struct dirent *e;
   while ((e = readdir(d))) {
     const char *pre = "ivf.wdx.tmp.";
+    if (strncmp(e->d_name, "hnsw.wdx.tmp.", 13) == 0) pre = "hnsw.wdx.tmp."; /* the graph's */
     if (strncmp(e->d_name, pre, strlen(pre)) != 0) continue;
     char *end;
     long pid = strtol(e->d_name + strlen(pre), &end, 10);
@@ -574,6 +583,11 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
   }
   t_write = now_ms() - t_write;
   invalidate(db);
+  /* the filter-aware graph index (engine/graph_index.c), next to the IVF */
+  json_t *graph_rep = NULL;
+  if (db->cfg.graph && db->cfg.index_type != WD_INDEX_FLAT &&
+      (rc = wd_graph_build(db, &tx, live, o.rebuild, &graph_rep)))
+    goto done;
   uint64_t ntrained = reuse ? old.h.ntrained : n;
   if (json_out) {
     json_t *r = json_pack(
@@ -589,12 +603,14 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
       json_object_set_new(r, "calibrated_min_lists", json_integer((json_int_t)calib));
       json_object_set_new(r, "calibrate_ms", json_real(t_cal));
       json_object_set_new(r, "stale_temp_files_removed", json_integer(swept));
+      if (graph_rep) json_object_set(r, "graph", graph_rep);
     }
     if (r && old_why[0] && !have_old && orc != 1)
       json_object_set_new(r, "previous_index_problem", json_string(old_why));
     *json_out = wd_json_string(db, r);
     if (!*json_out) rc = WARDEN_ENOMEM;
   }
+  json_decref(graph_rep);
 done:
   if (have_old) wd_ivf_close(&old);
   wd_free(bo.image);
@@ -651,6 +667,8 @@ json_t *wd_index_stats(warden *db, wd_txn *tx) {
     json_object_set_new(o, "queries_use", json_string("exact scan"));
   }
   pthread_mutex_unlock(&db->annlock);
+  json_t *gs = wd_graph_stats(db, tx);
+  if (gs) json_object_set_new(o, "graph", gs);
   return o;
 }
 
@@ -740,6 +758,13 @@ out:
   }
   json_object_set_new(o, "checked", json_integer((json_int_t)checked));
   json_object_set_new(o, "problems", probs);
+  /* the graph file (issue 14), with or without an IVF file:
+   * report["index"]["graph"] */
+  int ng = wd_graph_check(db, tx, o);
+  if (ng < 0) {
+    json_decref(o);
+    return ng;
+  }
   json_object_set_new(report, "index", o);
-  return np;
+  return np + ng;
 }

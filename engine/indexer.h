@@ -54,6 +54,11 @@ json_t *wd_index_stats(warden *db, wd_txn *tx);
  * is optional), or a negative warden code (ENOMEM). */
 int wd_index_check(warden *db, wd_txn *tx, json_t *report);
 
+/* The graph index's state slot inside db->ann (engine/graph_index.c owns
+ * what it points to; wd_ann_close frees it).  NULL on allocation failure.
+ * Call under db->annlock. */
+void **wd_ann_graph_slot(warden *db);
+
 /* DIR/index/ivf.wdx into buf (>= 4096 bytes). */
 void wd_index_path(const warden *db, char *buf, size_t len);
 

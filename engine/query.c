@@ -427,8 +427,8 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
       return wd_err(db, WARDEN_EINVAL, "query: agent_groups[%zu]: %s", i,
                     o->agent_groups && o->agent_groups[i] ? "expected group:NAME" : "NULL");
   /* Fields of warden_query_opts this build does not implement yet. */
-  if (o->target_recall != 0)
-    return wd_err(db, WARDEN_EINVAL, "query: target_recall: not supported by this build");
+  if (!(o->target_recall >= 0 && o->target_recall <= 1)) /* 0: index.target_recall */
+    return wd_err(db, WARDEN_EINVAL, "query: target_recall: must be in (0, 1], or 0 for the default");
   /* lexical / hybrid modes (engine/hybrid.h): one query text */
   if (o->mode < WARDEN_MODE_SEMANTIC || o->mode > WARDEN_MODE_HYBRID)
     return wd_err(db, WARDEN_EINVAL, "query: mode: expected semantic, lexical or hybrid (%d)", o->mode);
@@ -848,7 +848,8 @@ allowed_out:
     if (o->mode != WARDEN_MODE_SEMANTIC)
       rc = wd_hybrid_round(db, &tx, o, qv, allowed, nallowed, nlive, set_key, heaps, &si, &fz);
     else
-      rc = wd_search(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, set_key, heaps, &si);
+      rc = wd_search_t(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, o->target_recall,
+                       set_key, heaps, &si);
     if (rc) goto out;
   }
   double t_scan = now_ms();
@@ -877,7 +878,8 @@ allowed_out:
         }
         rc = o->mode != WARDEN_MODE_SEMANTIC
                  ? wd_hybrid_round(db, &tx, o, qv + q * dim, cand, ncand, nlive, 0, &h, &si, &fz)
-                 : wd_search(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy, 0, &h, &si);
+                 : wd_search_t(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy,
+                               o->target_recall, 0, &h, &si);
         roaring_bitmap_free(cand);
         if (!rc) n = wd_topk_drain_sorted(&h, sorted);
         wd_topk_free(&h);

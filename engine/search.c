@@ -44,6 +44,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "graph_index.h"
 #include "indexer.h"
 #include "scan.h"
 
@@ -127,8 +128,52 @@
  * from 782 to 503 (glove-100). */
 #define WHOLE_SEL 0.25
 
+/* ---- the graph index (issue 14) ----
+ * Cost of a graph query: the calibrated code distances (wd_hnsw_plan's
+ * ndist, measured on this collection at build time) times the cost of one
+ * (a random SQ8 code: prefetched cache lines, the VNNI or float SQ8 kernel,
+ * a heap offer), the float re-rank of ef candidates, and the allowed set
+ * as a dense bitset.  GR_* measured with bench/graph_bench.c (see its
+ * header): synthetic 784-d L2 and 100-d cosine, one thread, loaded 2-core
+ * EPYC. */
+#define GR_FIXED 4000.0   /* per query: query codes, visited-set reuse, heaps */
+#define GR_DIST 40.0      /* per code distance: cache misses, heap work */
+#define GR_DIM 0.10       /* per code distance and dimension */
+#define GR_RERANK 1.5     /* a float re-rank distance costs this many exact-scan vectors
+                             (a random row, not a streamed block) */
+/* The walk saw fewer allowed nodes near the query than the filter's
+ * global share (anti-correlated filter): below this fraction of it the
+ * query is re-planned at the local density (more effort, or exact). */
+#define GR_STARVED 0.3
+/* A walk may spend this many times its calibrated distances (at least
+ * GR_BUDGET_MIN) before it counts as lost (then: exact).  The calibrated
+ * figure is a mean; 8x leaves room for the slow queries of its tail (4x
+ * and a 0.5 density threshold after 8 hops sent 2 of 50 uncorrelated
+ * image-784 10 % queries to the exact scan). */
+#define GR_BUDGET 8.0
+#define GR_BUDGET_MIN 256.0
+
 static int get_block(void *ctx, uint32_t b, const float **base) {
   return store_block_get((wd_txn *)ctx, b, base);
+}
+
+typedef struct graph_plan {
+  int ok;          /* calibrated for this selectivity and target */
+  size_t ef;
+  int two_hop;
+  double ndist, est_us;
+} graph_plan;
+
+static void plan_graph(const wd_hnsw *g, double sel, double target, size_t k, size_t dim,
+                       uint64_t nallowed, uint64_t range, uint64_t ntail, graph_plan *gp) {
+  memset(gp, 0, sizeof *gp);
+  gp->est_us = -1;
+  if (!g || !wd_hnsw_plan(g, sel, target, k, &gp->ef, &gp->two_hop, &gp->ndist)) return;
+  gp->ok = 1;
+  double bits = sel < 1.0 / 16 ? (double)nallowed * BITS_ID : (double)range * BITS_RANGE;
+  double ex_vec = EX_VEC + EX_DIM * (double)dim;
+  gp->est_us = (GR_FIXED + gp->ndist * (GR_DIST + GR_DIM * (double)dim) +
+                (double)gp->ef * GR_RERANK * ex_vec + bits + (double)ntail * ex_vec) / 1e3;
 }
 
 int wd_search_open(warden *db) {
@@ -311,11 +356,99 @@ static int run_exact(warden *db, wd_txn *tx, const float *qv, size_t nq,
   return 0;
 }
 
+/* One graph pass for query x into h (reset first): the walk over the
+ * graph's nodes, then the allowed slots added since the graph was written
+ * (tail, may be NULL) scanned exactly into the same heap. */
+static int graph_pass(warden *db, wd_txn *tx, wd_hnsw *g, const float *x,
+                      const wd_hnsw_params *p, const roaring_bitmap_t *tail, wd_topk *h,
+                      wd_hnsw_stats *st, wd_search_info *info) {
+  wd_topk_reset(h);
+  wd_vecsrc src = {db->cfg.dim, db->cfg.metric, get_block, tx};
+  int r = wd_hnsw_search(g, x, NULL, p, &src, h, st);
+  if (r) return r == -1 ? wd_err(db, WARDEN_ENOMEM, "out of memory") : r;
+  info->scanned += st->ndist + st->reranked;
+  if (tail) return run_exact(db, tx, x, 1, tail, h, info);
+  return 0;
+}
+
+/* The graph path of wd_search (issue 14): per query the planned walk, and
+ * the exact scan when the result is short or the walk found the filter
+ * anti-correlated with the query (far fewer allowed nodes near it than
+ * the filter's share). */
+/* internal strategy: the planner without the graph (exact or IVF) */
+#define WD_STRATEGY_NO_GRAPH 100
+
+static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t nq,
+                     const roaring_bitmap_t *allowed, uint64_t nallowed, uint64_t nlive,
+                     int force, double target, const graph_plan *gp, double sel,
+                     const roaring_bitmap_t *tail, wd_topk *heaps, wd_search_info *info,
+                     uint64_t *tot, int *bits_oom) {
+  uint64_t nbits = 0;
+  uint64_t *bits = wd_ivf_bits(allowed, &nbits);
+  if (!bits) {
+    *bits_oom = 1;
+    return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  }
+  int rc = 0;
+  size_t dim = db->cfg.dim;
+  for (size_t q = 0; q < nq && !rc; q++) {
+    const float *x = qv + q * dim;
+    /* bounded: GR_BUDGET times the calibrated distances, and the density
+     * check after the first hops (index/hnsw.c STARVE_HOPS) */
+    double budget = gp->ndist * GR_BUDGET;
+    wd_hnsw_params p = {gp->ef, gp->two_hop, gp->ef, bits, nbits,
+                        (uint64_t)(budget > GR_BUDGET_MIN ? budget : GR_BUDGET_MIN),
+                        sel < 0.95 ? GR_STARVED * sel : 0};
+    wd_hnsw_stats st;
+    if ((rc = graph_pass(db, tx, g, x, &p, tail, &heaps[q], &st, info))) break;
+    tot[0] += st.ndist;
+    tot[1] += st.hops;
+    tot[2] += st.reranked;
+    uint64_t want_n = nallowed < heaps[q].k ? nallowed : heaps[q].k;
+    double local = st.looked ? (double)st.allowed / (double)st.looked : 1.0;
+    int anti = st.starved || st.bound_hit || (sel < 0.95 && local < GR_STARVED * sel);
+    if (heaps[q].n >= want_n && !anti) continue;
+    tot[3] += (uint64_t)anti;
+    /* short, or anti-correlated: the calibration was measured with filters
+     * independent of the query, so it says nothing here; the exact scan
+     * does.  (Re-walking at the local density with the effort scaled by
+     * sel/local was tried: on tests/test_ann.c's half-space filter, 50 %
+     * allowed and none near the query, it reached recall 0.86-0.91 at
+     * efSearch 54-134.) */
+    tot[4]++;
+    wd_topk_reset(&heaps[q]);
+    if (force == WARDEN_STRATEGY_ANN) { /* forced ANN: exact stays the last resort */
+      if ((rc = run_exact(db, tx, x, 1, allowed, &heaps[q], info))) break;
+      continue;
+    }
+    /* the planner without the graph: exact, or the IVF with its own
+     * handling of anti-correlated filters (a widened probe on SQ8 codes).
+     * Measured, image-784 anti-correlated 10 %: exact 12.7 ms per query */
+    wd_search_info sub;
+    if ((rc = wd_search_t(db, tx, x, 1, allowed, nallowed, nlive, WD_STRATEGY_NO_GRAPH, target, 0,
+                          &heaps[q], &sub)))
+      break;
+    info->scanned += sub.scanned;
+  }
+  wd_free(bits);
+  return rc;
+}
+
 int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
               const roaring_bitmap_t *allowed, uint64_t nallowed,
               uint64_t nlive, int strategy, uint64_t set_key, wd_topk *heaps,
               wd_search_info *info) {
+  return wd_search_t(db, tx, qv, nq, allowed, nallowed, nlive, strategy, 0, set_key, heaps,
+                     info);
+}
+
+int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
+                const roaring_bitmap_t *allowed, uint64_t nallowed, uint64_t nlive,
+                int strategy, double target_recall, uint64_t set_key, wd_topk *heaps,
+                wd_search_info *info) {
   memset(info, 0, sizeof *info);
+  int no_graph = strategy == WD_STRATEGY_NO_GRAPH;
+  if (no_graph) strategy = WARDEN_STRATEGY_AUTO;
   int force = strategy;
   if (force == WARDEN_STRATEGY_AUTO)
     force = db->cfg.index_type == WD_INDEX_FLAT  ? WARDEN_STRATEGY_EXACT
@@ -338,12 +471,64 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
                     hot_lookup(db, set_key, (double)nallowed * (double)db->cfg.dim * 4)};
   wd_plan_out po;
   wd_plan_choose(&pin, &po);
+  /* the graph index (issue 14): priced from its build-time calibration at
+   * the recall target, against the exact scan and the IVF */
+  double target = target_recall > 0           ? target_recall
+                  : db->cfg.target_recall > 0 ? db->cfg.target_recall
+                                              : 0.95;
+  wd_graph_ref gref;
+  memset(&gref, 0, sizeof gref);
+  const char *gstate = "not consulted";
+  int have_g = 0, use_graph = 0;
+  graph_plan gp;
+  memset(&gp, 0, sizeof gp);
+  gp.est_us = -1;
+  uint64_t ntail = 0, range = 0, gtot[5] = {0, 0, 0, 0, 0};
+  double gsel = 0;
+  roaring_bitmap_t *tail = NULL;
+  if (force != WARDEN_STRATEGY_EXACT && nallowed > 0 && db->cfg.graph && !no_graph) {
+    int grc = wd_graph_acquire(db, &gref, &gstate);
+    if (grc < 0) {
+      wd_ann_release(&ref);
+      return grc;
+    }
+    have_g = grc == 0;
+  }
+  if (have_g) {
+    uint64_t in_g = roaring_bitmap_range_cardinality(allowed, 0, gref.next_slot);
+    ntail = nallowed > in_g ? nallowed - in_g : 0;
+    gsel = gref.g->n ? (double)in_g / (double)gref.g->n : 0;
+    if (gsel > 1) gsel = 1;
+    range = (uint64_t)roaring_bitmap_maximum(allowed) + 1;
+    plan_graph(gref.g, gsel, target, k, db->cfg.dim, nallowed, range, ntail, &gp);
+    if (gp.ok && nallowed > k) {
+      if (force == WARDEN_STRATEGY_ANN)
+        use_graph = !po.use_ivf || gp.est_us < po.est_ivf_us;
+      else
+        use_graph = gp.est_us < (po.use_ivf ? po.est_ivf_us : po.est_exact_us);
+    }
+  }
+  if (use_graph && ntail) {
+    tail = roaring_bitmap_copy(allowed);
+    if (!tail) {
+      wd_ann_release(&ref);
+      wd_graph_release(&gref);
+      return wd_err(db, WARDEN_ENOMEM, "out of memory");
+    }
+    roaring_bitmap_remove_range(tail, 0, gref.next_slot);
+  }
   int rc = 0;
   uint64_t *bits = NULL;
   uint64_t fallbacks = 0, bound = 0, widened = 0, starved_exact = 0;
   probe_acc acc = {0, 0};
   int unfiltered = 0;
-  if (!po.use_ivf) {
+  if (use_graph) {
+    info->strategy = "graph";
+    int boom = 0;
+    rc = run_graph(db, tx, gref.g, qv, nq, allowed, nallowed, nlive, force, target, &gp, gsel,
+                   tail, heaps, info, gtot, &boom);
+    info->fell_back = gtot[4] > 0;
+  } else if (!po.use_ivf) {
     info->strategy = "exact";
     rc = run_exact(db, tx, qv, nq, allowed, heaps, info);
   } else {
@@ -355,6 +540,8 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
       po.ivf.bits = bits = wd_ivf_bits(allowed, &po.ivf.nbits);
       if (!bits && po.ivf.nbits == 0 && nallowed > 0) {
         wd_ann_release(&ref);
+        wd_graph_release(&gref);
+        if (tail) roaring_bitmap_free(tail);
         return wd_err(db, WARDEN_ENOMEM, "out of memory");
       }
     }
@@ -446,30 +633,47 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
     }
     info->fell_back = fallbacks > 0;
   }
-  if (!rc) {
+  if (!rc && use_graph) {
+    hot_record(db, set_key, 0, (double)info->scanned / (double)(nq ? nq : 1) * (double)db->cfg.dim);
+  } else if (!rc) {
     /* bytes read: the scanned vectors (codes) and, for IVF, the visited ids */
     double vb = (double)db->cfg.dim * (po.use_ivf && ref.ix->sq8 ? 1 : 4);
     hot_record(db, set_key, !po.use_ivf, (double)info->scanned / (double)(nq ? nq : 1) * vb +
                                 (double)acc.visited * 4);
   }
   wd_ann_release(&ref);
+  wd_graph_release(&gref);
+  if (tail) roaring_bitmap_free(tail);
   wd_free(bits);
   if (rc) return rc;
   size_t nqq = nq ? nq : 1;
   int w = snprintf(info->detail, sizeof info->detail,
                    "\"planner\":{\"choice\":\"%s\",\"reason\":\"%s\",\"est_exact_us\":%.1f,"
-                   "\"est_ivf_us\":%.1f,\"est_all_lists_us\":%.1f,\"allowed_cached\":%s},"
-                   "\"index\":{\"state\":\"%s\"",
-                   po.use_ivf ? "ivf" : "exact", po.reason, po.est_exact_us, po.est_ivf_us,
-                   po.est_all_us, pin.hot ? "true" : "false",
-                   istate);
+                   "\"est_ivf_us\":%.1f,\"est_all_lists_us\":%.1f,\"est_graph_us\":%.1f,"
+                   "\"target_recall\":%.4g,\"allowed_cached\":%s},"
+                   "\"graph\":{\"state\":\"%s\",\"calibrated\":%s,\"selectivity\":%.4g,"
+                   "\"ef_search\":%zu,\"mode\":\"%s\",\"est_distances\":%.0f,\"pending_slots\":%llu",
+                   use_graph ? "graph" : po.use_ivf ? "ivf" : "exact",
+                   use_graph ? "cheapest at the calibrated effort" : po.reason, po.est_exact_us,
+                   po.est_ivf_us, po.est_all_us, gp.est_us, target, pin.hot ? "true" : "false",
+                   gstate, gp.ok ? "true" : "false", gsel, gp.ef,
+                   gp.two_hop ? "two_hop" : "expand", gp.ndist, (unsigned long long)ntail);
+  if (use_graph && w > 0 && (size_t)w < sizeof info->detail)
+    w += snprintf(info->detail + w, sizeof info->detail - (size_t)w,
+                  ",\"distances\":%.1f,\"hops\":%.1f,\"reranked\":%.1f,\"anticorrelated\":%llu,"
+                  "\"exact_fallbacks\":%llu",
+                  (double)gtot[0] / nqq, (double)gtot[1] / nqq, (double)gtot[2] / nqq,
+                  (unsigned long long)gtot[3], (unsigned long long)gtot[4]);
+  if (w > 0 && (size_t)w < sizeof info->detail)
+    w += snprintf(info->detail + w, sizeof info->detail - (size_t)w, "},\"index\":{\"state\":\"%s\"",
+                  istate);
   if (have && w > 0 && (size_t)w < sizeof info->detail)
     w += snprintf(info->detail + w, sizeof info->detail - (size_t)w,
                   ",\"nlist\":%zu,\"indexed\":%llu,\"caught_up\":%llu", ref.ix ? ref.ix->nlist : 0,
                   (unsigned long long)pin.nindexed, (unsigned long long)ref.caught_up);
   if (w > 0 && (size_t)w < sizeof info->detail)
     w += snprintf(info->detail + w, sizeof info->detail - (size_t)w, "}");
-  if (po.use_ivf && w > 0 && (size_t)w < sizeof info->detail)
+  if (po.use_ivf && !use_graph && w > 0 && (size_t)w < sizeof info->detail)
     snprintf(info->detail + w, sizeof info->detail - (size_t)w,
              ",\"ivf\":{\"lists_probed\":%.1f,\"visited\":%.0f,\"min_lists\":%zu,"
              "\"want_allowed\":%llu,\"bitset\":%s,\"all_allowed\":%s,\"bound_hit\":%llu,"

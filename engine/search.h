@@ -21,7 +21,7 @@ typedef struct wd_search_info {
   int path;             /* exact scan path (index/scan.h stats.path) */
   uint64_t scanned;     /* distance computations, summed over queries */
   int fell_back;        /* exact was run for a query the IVF pass left short or starved */
-  char detail[512];     /* extra JSON members for --explain, e.g.
+  char detail[1536];    /* extra JSON members for --explain, e.g.
                            "\"nprobe\":12,\"lists_scanned\":40" (no braces);
                            empty when none */
 } wd_search_info;
@@ -38,6 +38,17 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
               const roaring_bitmap_t *allowed, uint64_t nallowed,
               uint64_t nlive, int strategy, uint64_t set_key, wd_topk *heaps,
               wd_search_info *info);
+
+/* wd_search with a recall target for the ANN strategies (issue 14):
+ * target_recall in (0, 1], 0 = the collection's index.target_recall.
+ * The graph index's effort (efSearch, traversal mode) is looked up in the
+ * recall-vs-effort table measured on this collection when the graph was
+ * built (index/hnsw.h wd_hnsw_plan); the planner then picks the cheapest
+ * of exact / IVF / graph.  wd_search is this with target 0. */
+int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
+                const roaring_bitmap_t *allowed, uint64_t nallowed, uint64_t nlive,
+                int strategy, double target_recall, uint64_t set_key, wd_topk *heaps,
+                wd_search_info *info);
 
 /* The planner, pure (no I/O) so it can be tested and benchmarked alone.
  * Costs are estimated in microseconds from constants measured by

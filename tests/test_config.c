@@ -73,6 +73,8 @@ static void test_spec_example(void **state) {
   assert_int_equal(c.index_type, WD_INDEX_AUTO);
   assert_int_equal(c.nlist, 0);
   assert_int_equal(c.sq8, 1); /* SQ8 is the default quantizer */
+  assert_int_equal(c.graph, 1); /* the graph index is built by default */
+  assert_true(c.target_recall == 0.95);
   assert_int_equal(c.resolver_type, WD_RESOLVER_NONE);
   assert_int_equal(c.nresolver_cmd, 2);
   assert_string_equal(c.resolver_cmd[0], "./bin/check-access");
@@ -123,7 +125,7 @@ static void test_valid_variants(void **state) {
       "  allow: ['group:eng', \"user:o'brien\", user:é]\n"
       "  deny:\n"
       "    - user:mallory\n"
-      "index: {type: ivf, nlist: 1048576, quantizer: sq8}\n"
+      "index: {type: ivf, nlist: 1048576, quantizer: sq8, graph: off, target_recall: 0.9}\n"
       "resolver:\n"
       "  type: command\n"
       "  command:\n"
@@ -134,6 +136,8 @@ static void test_valid_variants(void **state) {
   assert_int_equal(parse(y, &c, err, sizeof err), 0);
   assert_int_equal(c.dim, 65536);
   assert_int_equal(c.metric, WD_METRIC_IP);
+  assert_int_equal(c.graph, 0);
+  assert_true(c.target_recall == 0.9);
   assert_int_equal(c.nmeta, 2);
   assert_string_equal(c.meta[1].key, "b c");
   assert_int_equal(c.meta[0].type, WD_T_FLOAT);
@@ -210,7 +214,7 @@ static const errcase ERRCASES[] = {
     {"dimension: 4\nmetric: Cosine\n", 2, "metric", "got \"Cosine\""},
     {"dimension: 4\ncolour: red\n", 2, "colour", "unknown key"},
     {"dimension: 4\nindex:\n  type: flat\n  nlists: 3\n", 4, "index.nlists",
-     "unknown key (expected type, nlist, quantizer)"},
+     "unknown key (expected type, nlist, quantizer, graph, target_recall)"},
     {"dimension: 4\nmetric: l2\nmetric: ip\n", 3, "metric",
      "duplicate key (first at line 2)"},
     {"dimension: 4\nmetadata:\n  a: int\n  b: int\n  c: int\n  b: string\n"
@@ -268,6 +272,15 @@ static const errcase ERRCASES[] = {
      "expected an integer 1..1048576"},
     {"dimension: 4\nindex:\n  quantizer: pq\n", 3, "index.quantizer",
      "expected one of none, sq8, got \"pq\""},
+    /* issue 14: the graph index and the recall target */
+    {"dimension: 4\nindex:\n  target_recall: 0\n", 3, "index.target_recall",
+     "expected a number in (0, 1]"},
+    {"dimension: 4\nindex:\n  target_recall: 1.5\n", 3, "index.target_recall",
+     "expected a number in (0, 1]"},
+    {"dimension: 4\nindex:\n  target_recall: high\n", 3, "index.target_recall",
+     "expected a number in (0, 1]"},
+    {"dimension: 4\nindex:\n  graph: maybe\n", 3, "index.graph",
+     "expected one of off, on, got \"maybe\""},
     {"dimension: 4\nresolver:\n  timeout_ms: 5\n  type: command\n", 4,
      "resolver.command", "required when resolver.type is command"},
     {"dimension: 4\nresolver:\n  type: command\n  command: []\n", 4,

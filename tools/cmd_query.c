@@ -216,6 +216,7 @@ int cmd_query(int argc, char **argv) {
              *format = NULL, *minrev_s = NULL, *mode_s = NULL;
   const char *agent = NULL, *agent_groups = NULL; /* on-behalf-of */
   cli_list aglist = {0};
+  const char *recall_s = NULL; /* issue 14: --target-recall */
   int exact = 0, ann = 0, explain = 0;
   cli_list namespaces = {0}, pos = {0}, glist = {0};
   char *filter_buf = NULL;
@@ -239,6 +240,7 @@ int cmd_query(int argc, char **argv) {
       {"--agent", 0, CLI_STR, &agent},
       {"--agent-groups", 0, CLI_STR, &agent_groups},
       {"--mode", 0, CLI_STR, &mode_s},
+      {"--target-recall", 0, CLI_STR, &recall_s},
       {NULL, 0, CLI_FLAG, NULL},
   };
   int rc = cli_parse(ctx, argc, argv, opts, &pos);
@@ -296,6 +298,15 @@ int cmd_query(int argc, char **argv) {
   if (minrev_s && (rc = cli_parse_u64(ctx, "--min-revision", minrev_s, 0,
                                       UINT64_MAX, &minrev)) != 0)
     goto done;
+  double target_recall = 0;
+  if (recall_s) {
+    char *e = NULL;
+    target_recall = strtod(recall_s, &e);
+    if (!*recall_s || *e || !(target_recall > 0 && target_recall <= 1)) {
+      rc = cli_usage(ctx, "--target-recall: expected a number in (0, 1], got '%s'", recall_s);
+      goto done;
+    }
+  }
   if (filter && filter[0] == '@') {
     size_t flen;
     if ((rc = cli_read_file(ctx, filter + 1, &filter_buf, &flen)) != 0)
@@ -328,6 +339,7 @@ int cmd_query(int argc, char **argv) {
       .nagent_groups = aglist.n,
       .mode = mode,
       .text = mode != WARDEN_MODE_SEMANTIC ? text : NULL,
+      .target_recall = (float)target_recall,
   };
   int wrc;
   if (mode == WARDEN_MODE_LEXICAL || (mode == WARDEN_MODE_HYBRID && !vector)) {

@@ -68,6 +68,7 @@ static const struct {
     {"query",
      "usage: warden query DIR --principal P [--groups G1,G2] (--vector JSON | --vector-file F | --text STR)\n"
      "             [-k N] [--filter JSON|@FILE] [--namespace PREFIX ...] [--exact] [--explain]\n"
+     "             [--target-recall R]\n"
      "\n"
      "Top-k chunks nearest to the query that principal P may read.\n"
      "  --principal P      the caller (user:NAME or group:NAME); required\n"
@@ -90,6 +91,8 @@ static const struct {
      "  --mode M           semantic (default), lexical (BM25 over --text) or hybrid\n"
      "                     (both, fused; --text is also embedded when no --vector\n"
      "                     is given); Bedrock's SEMANTIC / HYBRID are accepted\n"
+     "  --target-recall R  recall the ANN search aims for, in (0, 1] (default:\n"
+     "                     index.target_recall, 0.95); --explain shows the effort\n"
      "Prints {\"revision\": R, \"results\": [{\"doc_id\", \"chunk\", \"score\", \"text\",\n"
      "\"source\", \"namespace\", \"metadata\"}, ...]} per query; lexical and hybrid\n"
      "hits add \"semantic_rank\" and \"lexical_rank\" (null: not ranked by that side).\n"},
