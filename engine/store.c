@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -458,9 +459,30 @@ int store_reserve(warden *db, uint64_t extra) {
   struct stat fs;
   uint64_t used = 0;
   if (mdb_env_get_fd(db->env, &fd) == 0 && fstat(fd, &fs) == 0) used = (uint64_t)fs.st_size;
-  uint64_t want = used + extra;
-  want = (want + ((uint64_t)1 << 20) - 1) & ~(((uint64_t)1 << 20) - 1);
-  if (want <= db->mapsize) return 0;
+  /* A generous reservation (standard input cannot be replayed) is address
+   * space only, but an address space can be smaller than it (qemu-user's
+   * emulated one, ulimit -v).  LMDB unmaps the old map before it maps the
+   * new one and leaves no map at all when that fails, so the size is
+   * probed first with an anonymous PROT_NONE mapping, halving the extra
+   * until it fits or is below RESERVE_MIN_MIB; an input that outgrows a
+   * smaller reservation is refused whole (ingest.c). */
+  enum { RESERVE_MIN_MIB = 64 };
+  uint64_t want;
+  for (;;) {
+    want = used + extra;
+    want = (want + ((uint64_t)1 << 20) - 1) & ~(((uint64_t)1 << 20) - 1);
+    if (want <= db->mapsize) return 0;
+    void *p = mmap(NULL, (size_t)want, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p != MAP_FAILED) {
+      munmap(p, (size_t)want);
+      break;
+    }
+    if (extra <= ((uint64_t)RESERVE_MIN_MIB << 20))
+      return wd_err(db, WARDEN_ENOMEM, "grow map: no %llu MiB of address space for the store",
+                    (unsigned long long)(want >> 20));
+    extra /= 2;
+  }
   int rc = grow_map(db, (size_t)want);
   return rc ? store_mdb_err(db, rc, "grow map") : 0;
 }
