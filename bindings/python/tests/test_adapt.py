@@ -97,3 +97,31 @@ def test_adapters_raise_a_clear_import_error_without_the_framework():
             importlib.import_module(mod)
         except ImportError as e:
             assert pkg in str(e)
+
+
+def test_bound_identity_cannot_be_replaced_per_call():
+    """Identity bound where a store/retriever is made wins over call-time
+    data: a different principal, groups or agent in a call's kwargs (which
+    a framework may let a model write) is refused; the same one is fine."""
+    bound = {"principal": "user:mallory", "groups": ["group:eng"], "k": 3}
+    assert _adapt.bound_merge(bound, {"k": 5}, "s") == {**bound, "k": 5}
+    assert _adapt.bound_merge(bound, {"principal": "user:mallory"}, "s")["principal"] == "user:mallory"
+    for key, val in (("principal", "user:ceo"), ("groups", ["group:hr"]),):
+        with pytest.raises(warden.InvalidInput, match=key):
+            _adapt.bound_merge(bound, {key: val}, "s")
+    # nothing bound: the call names the identity (a retriever's search_kwargs)
+    assert _adapt.bound_merge({}, {"principal": "user:a"}, "s") == {"principal": "user:a"}
+
+
+def test_filters_cannot_override_a_bound_principal():
+    """LlamaIndex filters are query data: on a store made for a principal
+    they may not name warden_principal / warden_groups; on a store made
+    without one they may."""
+    with pytest.raises(warden.InvalidInput, match="bound"):
+        _adapt.filter_identity("user:x", ["group:hr"], "user:mallory", None, "q")
+    with pytest.raises(warden.InvalidInput, match="bound"):
+        _adapt.filter_identity(None, ["group:hr"], "user:mallory", None, "q")
+    assert _adapt.filter_identity(None, None, "user:mallory", ["group:a"], "q") == \
+        ("user:mallory", ["group:a"])
+    assert _adapt.filter_identity("user:x", ["group:hr"], None, None, "q") == \
+        ("user:x", ["group:hr"])

@@ -39,6 +39,39 @@ def require_principal(kwargs: Mapping[str, Any], where: str) -> None:
             InvalidInput.code, "WARDEN_EINVAL")
 
 
+IDENTITY_KEYS = ("principal", "groups", "agent", "agent_groups")
+
+
+def bound_merge(bound: Mapping[str, Any], call: Mapping[str, Any], where: str) -> dict:
+    """``{**bound, **call}``, except that identity bound where the store was
+    made cannot be replaced per call: a call-time principal, groups, agent
+    or agent_groups that differs from a bound one is refused.  Call-time
+    arguments are query data (a framework may let the model write them);
+    identity comes from where the store or retriever was made."""
+    for key in IDENTITY_KEYS:
+        if key in bound and key in call and call[key] != bound[key]:
+            raise InvalidInput(
+                f"{where}: {key} is bound to this store ({bound[key]!r}); a call may not "
+                f"replace it with {call[key]!r}", InvalidInput.code, "WARDEN_EINVAL")
+    return {**bound, **call}
+
+
+def filter_identity(principal: Optional[str], groups: Optional[List[str]],
+                    bound_principal: Optional[str], bound_groups: Optional[Sequence[str]],
+                    where: str) -> Tuple[Optional[str], Optional[Sequence[str]]]:
+    """The identity of a query whose filters named (principal, groups) --
+    None where they did not -- on a store made for (bound_principal,
+    bound_groups).  Filters are query data (an auto-retriever lets the
+    model write them): they may name the identity only on a store made
+    without a principal, never replace the one it was made for."""
+    if bound_principal and (principal is not None or groups is not None):
+        raise InvalidInput(
+            f"{where}: this store is bound to {bound_principal!r}; filters may not name "
+            f"{PRINCIPAL_KEY} or {GROUPS_KEY}", InvalidInput.code, "WARDEN_EINVAL")
+    return (principal or bound_principal,
+            groups if groups is not None else bound_groups)
+
+
 def search_args(kwargs: Mapping[str, Any], where: str) -> dict:
     """The Collection.query keyword arguments among a framework call's
     kwargs (unknown keys are refused, not ignored)."""

@@ -82,7 +82,8 @@ class WardenVectorStore(VectorStore):
 
     # ---- searches
     def _search(self, vector, k, kwargs) -> List[Tuple[Document, float]]:
-        args = _adapt.search_args({**self._defaults, **kwargs}, "WardenVectorStore search")
+        args = _adapt.search_args(_adapt.bound_merge(self._defaults, kwargs, "WardenVectorStore search"),
+                                  "WardenVectorStore search")
         args.setdefault("k", k)
         k = args.pop("k")
         hits = self.collection.query(vector, k=k, **args)
@@ -94,7 +95,8 @@ class WardenVectorStore(VectorStore):
 
     def similarity_search_with_score(self, query: str, k: int = 4,
                                      **kwargs: Any) -> List[Tuple[Document, float]]:
-        _adapt.require_principal({**self._defaults, **kwargs}, "similarity_search")
+        _adapt.require_principal(_adapt.bound_merge(self._defaults, kwargs, "similarity_search"),
+                                 "similarity_search")
         return self._search(self._embedding.embed_query(query), k, kwargs)
 
     def similarity_search_by_vector(self, embedding: List[float], k: int = 4,
@@ -108,6 +110,6 @@ class WardenVectorStore(VectorStore):
     def as_retriever(self, **kwargs: Any):
         """A VectorStoreRetriever; ``search_kwargs`` must bind the principal
         (and groups) now, so every later call is made as them."""
-        sk = dict(self._defaults, **(kwargs.get("search_kwargs") or {}))
+        sk = _adapt.bound_merge(self._defaults, kwargs.get("search_kwargs") or {}, "as_retriever")
         _adapt.require_principal(sk, "as_retriever(search_kwargs=...)")
         return super().as_retriever(**kwargs)

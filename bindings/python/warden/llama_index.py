@@ -87,8 +87,8 @@ class WardenVectorStore(BasePydanticVectorStore):
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         flt, principal, groups = _adapt.filters_to_warden(query.filters)
-        principal = principal or self.principal
-        groups = groups if groups is not None else self.groups
+        principal, groups = _adapt.filter_identity(principal, groups, self.principal,
+                                                   self.groups, "WardenVectorStore.query")
         _adapt.require_principal({"principal": principal}, "WardenVectorStore.query")
         if query.doc_ids or query.node_ids:
             only = ({"node_id": {"$in": list(query.node_ids)}} if query.node_ids
