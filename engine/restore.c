@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "doc.h"
 #include "scan.h"
 #include "store.h"
@@ -439,8 +440,42 @@ static int types_apply(wd_txn *tx, void *ctx) {
   return 0;
 }
 
+/* An export file is data that may have travelled: the parts of its
+ * configuration that run a program (resolver.command) or write a file of
+ * the importer's choosing (audit.path) are taken only when the caller
+ * trusts the file.  Returns 0, or nonzero with the refusal in msg. */
+static int untrusted_config(const char *yaml, size_t len, const char *name, char *msg,
+                            size_t ml) {
+  wd_config c;
+  char err[512];
+  if (wd_config_parse(yaml, len, name, &c, err, sizeof err)) return 0; /* create reports it */
+  int bad = 0;
+  if (c.resolver_type == WD_RESOLVER_COMMAND) {
+    snprintf(msg, ml,
+             "%s:1: config.resolver.command: the export names a resolver program that "
+             "queries would run; import it with --trust-config (C: "
+             "WARDEN_IMPORT_TRUST_CONFIG) only if you trust this file",
+             name);
+    bad = 1;
+  } else if (c.audit_path) {
+    snprintf(msg, ml,
+             "%s:1: config.audit.path: the export names an audit log path the collection "
+             "would write; import it with --trust-config (C: WARDEN_IMPORT_TRUST_CONFIG) "
+             "only if you trust this file",
+             name);
+    bad = 1;
+  }
+  wd_config_free(&c);
+  return bad;
+}
+
 int warden_import(const char *dir, const char *path, char *errbuf, size_t errlen,
                   char **json_out) {
+  return warden_import_ex(dir, path, 0, errbuf, errlen, json_out);
+}
+
+int warden_import_ex(const char *dir, const char *path, unsigned flags, char *errbuf,
+                     size_t errlen, char **json_out) {
   if (!dir || !*dir || !path) {
     set_msg(errbuf, errlen, "import: NULL argument");
     return WARDEN_EINVAL;
@@ -553,6 +588,10 @@ int warden_import(const char *dir, const char *path, char *errbuf, size_t errlen
                  "%s:1: warden_export: not a full export (expected a header with "
                  "warden_export 2, config and types; `warden export DIR FILE --full` writes one)",
                  name);
+        rc = WARDEN_EDATA;
+      } else if (!(flags & WARDEN_IMPORT_TRUST_CONFIG) &&
+                 untrusted_config(json_string_value(cfg), json_string_length(cfg), name, msg,
+                                  sizeof msg)) {
         rc = WARDEN_EDATA;
       } else {
         char yp[4300];

@@ -156,6 +156,16 @@ int warden_export_full(warden *db,
 int warden_import(const char *dir, const char *path, char *errbuf,
                   size_t errlen, char **json_out);
 
+/* warden_import with flags.  An export's configuration is taken as it is,
+ * except that one naming a resolver command (a program queries would run)
+ * or an audit.path (a file the collection would write) is refused with
+ * WARDEN_EDATA ("FILE:1: config.resolver.command: ...") unless flags has
+ * WARDEN_IMPORT_TRUST_CONFIG: an export file is data that may have been
+ * moved or altered.  warden_import is this with flags 0. */
+#define WARDEN_IMPORT_TRUST_CONFIG 1u
+int warden_import_ex(const char *dir, const char *path, unsigned flags,
+                     char *errbuf, size_t errlen, char **json_out);
+
 /* An online, consistent, compacted copy of the collection into the new
  * directory dest (backup.c): warden.yaml, the ANN index file, and the
  * store copied from one read snapshot with LMDB's compacting copy (free

@@ -28,7 +28,7 @@ static const char main_help[] =
     "  warden check DIR\n"
     "  warden export DIR [FILE] [--full]\n"
     /* hardening (issue 13) */
-    "  warden import DIR FILE\n"
+    "  warden import DIR FILE [--trust-config]\n"
     "  warden backup DIR DEST\n"
     "  warden compact DIR\n"
     "\n"
@@ -150,11 +150,14 @@ static const struct {
      "           reads it back into an identical collection\n"},
     /* hardening (issue 13) */
     {"import",
-     "usage: warden import DIR FILE\n"
+     "usage: warden import DIR FILE [--trust-config]\n"
      "\n"
      "Create the collection DIR (it must not exist, or be an empty directory)\n"
      "from a full export (`warden export SRC FILE --full`; FILE - = stdin).\n"
-     "Nothing is left behind on failure; a truncated file is refused.\n"},
+     "Nothing is left behind on failure; a truncated file is refused.\n"
+     "  --trust-config  accept an export whose warden.yaml names a resolver\n"
+     "                  command or an audit.path (refused by default: an\n"
+     "                  export file is data, and a command would be run)\n"},
     {"compact",
      "usage: warden compact DIR\n"
      "\n"

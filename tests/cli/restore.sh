@@ -121,6 +121,30 @@ expect_rc 3 "import with a bad principal"
 expect_err_prefix "bad principal names the line" "import: .*bad.jsonl:[0-9]*: "
 CHECKS=$((CHECKS + 1))
 [ ! -e "$T/r2" ] || fail "failed import left $T/r2"
+# an export is data: a resolver command (or audit path) planted in its
+# config is not run unless the importer says it trusts the file
+"$PY" - "$T/full.jsonl" "$T/evil.jsonl" "$T/PWNED" <<'PYEOF'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+h = json.loads(lines[0])
+assert "resolver:\n  type: grants\n" in h["config"], h["config"]
+h["config"] = h["config"].replace(
+    "resolver:\n  type: grants\n",
+    'resolver:\n  type: command\n  command: ["/bin/sh", "-c", "touch %s; exit 1"]\n'
+    % sys.argv[3])
+open(sys.argv[2], "w").write("\n".join([json.dumps(h)] + lines[1:]) + "\n")
+PYEOF
+w import "$T/r2" "$T/evil.jsonl"
+expect_rc 3 "import of an export whose config names a resolver command"
+expect_err_prefix "the refusal names the field" "import: .*evil.jsonl:1: config.resolver.command: "
+CHECKS=$((CHECKS + 1))
+[ ! -e "$T/r2" ] && [ ! -e "$T/PWNED" ] || fail "refused import left files or ran the command"
+w import "$T/r2" "$T/evil.jsonl" --trust-config
+expect_rc 0 "import --trust-config takes the resolver"
+w query "$T/r2" --principal user:alice --vector '[1,0,0,0]' -k 3
+CHECKS=$((CHECKS + 1))
+[ -e "$T/PWNED" ] || fail "the trusted resolver command did not run"
+rm -rf "$T/r2" "$T/PWNED"
 
 # 2. documents-only export: float stays float, lines do not grow
 w export "$D" "$T/docs-out.jsonl"
