@@ -233,9 +233,19 @@ typedef struct bgraph {
   int err;
 } bgraph;
 
+/* The spin-wait hint of the CPU the build is for (x86 PAUSE, arm64
+ * YIELD); nothing elsewhere. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 static inline void node_lock(bgraph *b, uint32_t i) {
   while (atomic_exchange_explicit(&b->lk[i], 1, memory_order_acquire))
-    while (atomic_load_explicit(&b->lk[i], memory_order_relaxed)) __builtin_ia32_pause();
+    while (atomic_load_explicit(&b->lk[i], memory_order_relaxed)) cpu_relax();
 }
 static inline void node_unlock(bgraph *b, uint32_t i) {
   atomic_store_explicit(&b->lk[i], 0, memory_order_release);
