@@ -13,7 +13,8 @@
 // starts (a local single-user setup).
 //
 // The tools' input schemas have no principal, group or agent field, and
-// arguments a schema does not declare are refused.
+// arguments a schema does not declare are refused.  The memory area
+// (/users/<sub>/...) answers only its owner: see memoryGuard().
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
