@@ -57,6 +57,8 @@ if (collection.stats().embedder === 'none')
 
 if (a.stdio) {
   if (!a.user) die('--stdio needs --user NAME (the one local user)');
+  if (a.agent !== undefined && a.agent === a.user)
+    die(`ambiguous identity: --user and --agent are both '${a.user}' (a user and an agent must be different principals)`);
   const identity = Object.freeze({
     sub: a.user,
     principal: `user:${a.user}`,

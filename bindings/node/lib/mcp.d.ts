@@ -33,7 +33,14 @@ export function createVerifier(opts: {
   clockTolerance?: number;
 }): { verifyAccessToken(token: string): Promise<AuthInfo> };
 
-export function memoryNamespace(sub: string): string;
+export const DEFAULT_MEMORY_ROOT: string;
+export function memoryNamespace(sub: string, root?: string): string;
+/** The memory post-filter of one caller (see README, warden-mcp threat model). */
+export function memoryGuard(id: McpIdentity, root?: string): {
+  own: string;
+  visible(hit: { namespace: string; metadata?: Record<string, unknown> }): boolean;
+  narrow(namespaces?: string[]): string[] | undefined;
+};
 
 export function createWardenMcpServer(opts: {
   collection: Collection;
@@ -41,6 +48,8 @@ export function createWardenMcpServer(opts: {
   embed?: (text: string) => Promise<number[]> | number[];
   memory?: boolean;
   name?: string;
+  /** the memory area's root namespace (default "/users") */
+  memoryRoot?: string;
 }): McpServer;
 
 export function createHttpApp(opts: {
@@ -53,4 +62,5 @@ export function createHttpApp(opts: {
   embed?: (text: string) => Promise<number[]> | number[];
   memory?: boolean;
   allowedHosts?: string[];
+  memoryRoot?: string;
 }): HttpApp;

@@ -13,7 +13,8 @@
 // starts (a local single-user setup).
 //
 // The tools' input schemas have no principal, group or agent field, and
-// arguments a schema does not declare are refused.
+// arguments a schema does not declare are refused.  The memory area
+// (/users/<sub>/...) answers only its owner: see memoryGuard().
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
@@ -57,6 +58,12 @@ export function identityFromClaims(payload, claims = DEFAULT_CLAIMS) {
   const azp = payload[c.agent];
   if (azp !== undefined && (typeof azp !== 'string' || !NAME_RE.test(azp)))
     throw new InvalidTokenError(`the token's ${c.agent} claim is not a usable client name`);
+  // user:<sub> and the agent user:<azp> would be one warden principal: the
+  // human and the agent could not be told apart (and the agent's own
+  // identity could read the human's memory notes), so such a token is refused.
+  if (azp === sub)
+    throw new InvalidTokenError(`ambiguous identity: the token's ${c.user} and ${c.agent} claims are both '${sub}' ` +
+      '(a user and an agent must be different principals)');
   return {
     sub,
     principal: `user:${sub}`,
@@ -114,9 +121,55 @@ function toolError(e) {
   return { isError: true, content: [{ type: 'text', text: msg }] };
 }
 
+export const DEFAULT_MEMORY_ROOT = '/users';
+
 /** The memory namespace of a user: /users/<sub> (sub percent-encoded). */
-export function memoryNamespace(sub) {
-  return `/users/${encodeURIComponent(sub).replace(/\./g, '%2E')}`;
+export function memoryNamespace(sub, root = DEFAULT_MEMORY_ROOT) {
+  return `${root}/${encodeURIComponent(sub).replace(/\./g, '%2E')}`;
+}
+
+/** ns equals prefix or lies below it, by path segment (as warden matches). */
+function under(ns, prefix) {
+  if (typeof ns !== 'string') return false;
+  const n = ns.replace(/\/+$/, '') || '/', p = prefix.replace(/\/+$/, '') || '/';
+  return p === '/' ? n.startsWith('/') : n === p || n.startsWith(`${p}/`);
+}
+
+/**
+ * The memory guard (a post-filter inside the server, on top of warden's own
+ * ACL checks).  A note's stored ACL is `allow: [user:<sub>, user:<azp>]`, an
+ * OR, so the agent's identity alone would pass it; the guard makes the
+ * memory area answer only its owner:
+ *  - nothing under the memory root unless under the caller's own
+ *    <root>/<encoded sub> subtree;
+ *  - for a caller acting through an agent, only the notes that agent wrote
+ *    (metadata.agent equal to the caller's azp);
+ *  - the human alone (no agent) reads all of their own notes.
+ */
+export function memoryGuard(id, root = DEFAULT_MEMORY_ROOT) {
+  const own = memoryNamespace(id.sub, root);
+  const agentName = id.agent ? id.agent.replace(/^user:/, '') : undefined;
+  const visible = (h) => {
+    if (!under(h.namespace, root)) return true;
+    if (!under(h.namespace, own)) return false;
+    if (agentName === undefined) return true;
+    return h.metadata?.kind === 'memory' && h.metadata?.agent === agentName;
+  };
+  // The namespaces to ask warden for: a prefix inside another user's memory
+  // is dropped, the memory root itself (or a prefix between it and the
+  // caller's own subtree) becomes the caller's own subtree; a prefix above
+  // the root (e.g. "/") stays and is left to the post-filter.
+  const narrow = (namespaces) => {
+    if (!namespaces) return namespaces;
+    const out = [];
+    for (const p of namespaces) {
+      if (!under(p, root)) out.push(p);
+      else if (under(p, own)) out.push(p);
+      else if (under(own, p)) out.push(own);
+    }
+    return [...new Set(out)];
+  };
+  return { own, visible, narrow };
 }
 
 /**
@@ -126,16 +179,40 @@ export function memoryNamespace(sub) {
  * embed(text) -> number[] (optional): query embeddings; without it the
  * collection's own embedder is used (embedder.type in warden.yaml).
  */
-export function createWardenMcpServer({ collection, identityOf, embed, memory = true, name = 'warden' }) {
+export function createWardenMcpServer({ collection, identityOf, embed, memory = true, name = 'warden',
+  memoryRoot = DEFAULT_MEMORY_ROOT }) {
+  if (typeof memoryRoot !== 'string' || !/^\/[^\s]*[^\s/]$/.test(memoryRoot))
+    throw new Error(`memoryRoot: expected an absolute namespace such as "/users", got ${JSON.stringify(memoryRoot)}`);
   const server = new McpServer({ name, version: '0.1.0' }, { capabilities: { tools: {} } });
   const who = (extra) => {
     const id = identityOf(extra);
     if (!id || !id.principal) throw new Error('no authenticated identity for this request');
     return id;
   };
+  const rawSearch = async (id, text, opts) => {
+    const o = { principal: id.principal, groups: id.groups, agent: id.agent, ...opts };
+    return embed ? collection.query(await embed(text), o) : collection.queryText(text, o);
+  };
+  const MAX_FETCH = 10000; // WARDEN_MAX_K
+  // warden's answer, minus what the memory guard hides; over-fetches (k*4,
+  // k*16, ...) so that k hits still come back when enough visible ones exist.
   const search = async (id, text, { k, filter, namespaces }) => {
-    const opts = { principal: id.principal, groups: id.groups, agent: id.agent, k, filter, namespaces };
-    return embed ? collection.query(await embed(text), opts) : collection.queryText(text, opts);
+    const g = memoryGuard(id, memoryRoot);
+    const ns = g.narrow(namespaces);
+    if (ns && ns.length === 0) {
+      // every prefix asked for is someone else's memory: nothing, at the
+      // revision of a (guarded) query of the caller's own subtree
+      const r = await rawSearch(id, text, { k: 1, filter, namespaces: [g.own] });
+      return Object.assign([], { revision: r.revision, degraded: r.degraded });
+    }
+    let kq = k, raw, kept;
+    for (;;) {
+      raw = await rawSearch(id, text, { k: kq, filter, namespaces: ns });
+      kept = raw.filter(g.visible);
+      if (kept.length >= k || raw.length < kq || kq >= MAX_FETCH) break;
+      kq = Math.min(MAX_FETCH, kq * 4);
+    }
+    return Object.assign(kept.slice(0, k), { revision: raw.revision, degraded: raw.degraded });
   };
 
   server.registerTool('search', {
@@ -171,7 +248,8 @@ export function createWardenMcpServer({ collection, identityOf, embed, memory = 
   }, async (args, extra) => {
     try {
       const id = who(extra);
-      const hits = await collection.fetch(args.doc_id, { principal: id.principal, groups: id.groups, agent: id.agent });
+      const all = await collection.fetch(args.doc_id, { principal: id.principal, groups: id.groups, agent: id.agent });
+      const hits = Object.assign(all.filter(memoryGuard(id, memoryRoot).visible), { revision: all.revision });
       if (!hits.length)
         return { isError: true, content: [{ type: 'text', text: `${args.doc_id}: no such document, or not readable by you` }] };
       const h = hits[0];
@@ -200,11 +278,11 @@ export function createWardenMcpServer({ collection, identityOf, embed, memory = 
     }, async (args, extra) => {
       try {
         const id = who(extra);
-        const ns = memoryNamespace(id.sub) + (args.topic ? `/${args.topic}` : '');
+        const ns = memoryNamespace(id.sub, memoryRoot) + (args.topic ? `/${args.topic}` : '');
         const docId = `memory:${id.sub}:${randomUUID()}`;
         const allow = [id.principal, ...(id.agent ? [id.agent] : [])];
         const doc = { doc_id: docId, source: `mcp://memory/${encodeURIComponent(id.sub)}/${docId.split(':').pop()}`,
-          namespace: ns, metadata: { kind: 'memory' }, acl: { allow, deny: [] }, chunks: [args.text] };
+          namespace: ns, metadata: { kind: 'memory', ...(id.agent ? { agent: id.agent.replace(/^user:/, '') } : {}) }, acl: { allow, deny: [] }, chunks: [args.text] };
         const rev = await collection.upsert([doc], embed ? [await embed(args.text)] : null);
         return { content: [{ type: 'text', text: `remembered as ${docId}` }], structuredContent: { doc_id: docId, namespace: ns, revision: rev } };
       } catch (e) {
@@ -224,7 +302,7 @@ export function createWardenMcpServer({ collection, identityOf, embed, memory = 
     }, async (args, extra) => {
       try {
         const id = who(extra);
-        const ns = memoryNamespace(id.sub) + (args.topic ? `/${args.topic}` : '');
+        const ns = memoryNamespace(id.sub, memoryRoot) + (args.topic ? `/${args.topic}` : '');
         const hits = await search(id, args.query, { k: args.k ?? 5, namespaces: [ns] });
         return {
           content: hits.length ? hits.map((h) => ({ type: 'text', text: h.text })) : [{ type: 'text', text: 'nothing remembered' }],
@@ -244,7 +322,8 @@ export function createWardenMcpServer({ collection, identityOf, embed, memory = 
  * outlives the token that opened it), and the protected-resource metadata
  * at /.well-known/oauth-protected-resource.
  */
-export function createHttpApp({ collection, verifier, issuer, host = '127.0.0.1', port, publicUrl, embed, memory, allowedHosts }) {
+export function createHttpApp({ collection, verifier, issuer, host = '127.0.0.1', port, publicUrl, embed, memory, allowedHosts,
+  memoryRoot }) {
   const app = createMcpExpressApp({ host, allowedHosts });
   const base = () => publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port()}`;
   const metadataPath = '/.well-known/oauth-protected-resource';
@@ -259,7 +338,8 @@ export function createHttpApp({ collection, verifier, issuer, host = '127.0.0.1'
       res.status(405).set('Allow', 'POST').json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed (stateless server: POST only)' }, id: null });
       return;
     }
-    const server = createWardenMcpServer({ collection, identityOf: (extra) => extra?.authInfo?.extra?.identity, embed, memory });
+    const server = createWardenMcpServer({ collection, identityOf: (extra) => extra?.authInfo?.extra?.identity, embed, memory,
+      ...(memoryRoot !== undefined ? { memoryRoot } : {}) });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       transport.close();

@@ -301,3 +301,95 @@ test('bad command lines and a collection without an embedder are refused at star
   assert.equal(r.status, 1);
   assert.match(r.stderr, /embedder/);
 });
+
+// F2: a note's stored ACL is allow [user:<sub>, user:<azp>], an OR, so the
+// agent's identity alone passes it.  The memory area must still answer only
+// its owner (and that owner through the agent that wrote the note).
+test("memory notes answer only their owner: the agent's identity alone reads nothing", async () => {
+  const NOTE = 'kiwi allergy, home address 12 Elm St';
+  const Q = 'kiwi allergy home address';
+  const noteId = await as({ sub: 'alice', azp: 'botA' }, async (c) => {
+    const r = await c.callTool({ name: 'remember', arguments: { text: NOTE } });
+    assert.ok(!r.isError, JSON.stringify(r.content));
+    assert.equal(r.structuredContent.namespace, '/users/alice');
+    return r.structuredContent.doc_id;
+  });
+  const leaks = (r) => (r.structuredContent?.results ?? []).filter((h) => h.namespace.startsWith('/users/alice') ||
+    h.doc_id === noteId || /kiwi|Elm St/.test(h.text));
+  const nothingOfAlice = async (claims) => {
+    await as(claims, async (c) => {
+      const who = JSON.stringify(claims);
+      for (const extra of [{}, { namespaces: ['/users'] }, { namespaces: ['/users/alice'] }, { namespaces: ['/'] },
+        { namespaces: ['/users/', '/pub'] }, { k: 1 }]) {
+        const r = await c.callTool({ name: 'search', arguments: { query: Q, k: 10, ...extra } });
+        assert.ok(!r.isError, JSON.stringify(r.content));
+        assert.deepEqual(leaks(r), [], `${who} search ${JSON.stringify(extra)}`);
+        assert.ok(r.content.every((x) => !/kiwi|Elm St/.test(x.text)), `${who} search text ${JSON.stringify(extra)}`);
+      }
+      // the post-filter over-fetches: k=1 still gets the one public chunk
+      const one = await c.callTool({ name: 'search', arguments: { query: Q, k: 1 } });
+      assert.equal(one.structuredContent.results.length, 1, `${who}: k is still met`);
+      const rc = await c.callTool({ name: 'recall', arguments: { query: Q, k: 10 } });
+      assert.ok(!rc.isError, JSON.stringify(rc.content));
+      assert.deepEqual(leaks(rc), [], `${who} recall`);
+      const f = await c.callTool({ name: 'fetch', arguments: { doc_id: noteId } });
+      assert.equal(f.isError, true, `${who} fetch`);
+      assert.match(f.content[0].text, /no such document, or not readable by you/);
+      assert.doesNotMatch(f.content[0].text, /kiwi|Elm St/);
+    });
+  };
+  await nothingOfAlice({ sub: 'botA' }); // a client-credentials token of the agent
+  await nothingOfAlice({ sub: 'botA', azp: 'other-bot' });
+  await nothingOfAlice({ sub: 'botA', groups: ['hr', 'eng'], azp: 'hr-bot' });
+  await nothingOfAlice({ sub: 'bob' });
+  await nothingOfAlice({ sub: 'bob', azp: 'botA' });
+  await nothingOfAlice({ sub: 'alice', azp: 'other-bot' }); // another agent acting for alice
+  // alice through botA, and alice herself, still recall (and fetch) the note
+  for (const claims of [{ sub: 'alice', azp: 'botA' }, { sub: 'alice' }]) {
+    await as(claims, async (c) => {
+      const rc = await c.callTool({ name: 'recall', arguments: { query: Q } });
+      assert.ok(rc.structuredContent.results.some((h) => h.doc_id === noteId && h.text === NOTE), JSON.stringify(claims));
+      const s = await c.callTool({ name: 'search', arguments: { query: Q, namespaces: ['/users'] } });
+      assert.ok(s.structuredContent.results.some((h) => h.doc_id === noteId), JSON.stringify(claims));
+      const f = await c.callTool({ name: 'fetch', arguments: { doc_id: noteId } });
+      assert.ok(!f.isError, JSON.stringify(f.content));
+      assert.equal(f.structuredContent.chunks[0].text, NOTE);
+    });
+  }
+});
+
+test('a token whose sub equals its azp (ambiguous identity) is refused', async () => {
+  const tok = await token({ sub: 'botA', azp: 'botA' });
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+  const res = await fetch(url, { method: 'POST', body,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${tok}` } });
+  assert.equal(res.status, 401);
+  assert.match(res.headers.get('www-authenticate') ?? '', /invalid_token.*ambiguous identity/);
+  assert.match(await res.text(), /ambiguous identity: the token's sub and azp claims are both 'botA'/);
+  await assert.rejects(client(tok), undefined, 'the SDK client cannot connect');
+  // stdio: the same refusal on the command line
+  const r = spawnSync(process.execPath, [BIN, '--collection', dir, '--stdio', '--user', 'botA', '--agent', 'botA'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /ambiguous identity/);
+});
+
+test("stdio: --user botA (the agent's name) reads no user's notes under /users", async () => {
+  const noteId = await as({ sub: 'carol', azp: 'botA' }, async (c) =>
+    (await c.callTool({ name: 'remember', arguments: { text: 'carol kiwi allergy 7 Oak Road' } })).structuredContent.doc_id);
+  const transport = new StdioClientTransport({
+    command: process.execPath, args: [BIN, '--collection', dir, '--stdio', '--user', 'botA'], stderr: 'ignore',
+  });
+  const c = new Client({ name: 'stdio-test', version: '1.0.0' });
+  await c.connect(transport);
+  try {
+    for (const namespaces of [['/users'], ['/users/carol'], undefined]) {
+      const r = await c.callTool({ name: 'search', arguments: { query: 'carol kiwi allergy', k: 10, ...(namespaces ? { namespaces } : {}) } });
+      assert.ok(!r.isError, JSON.stringify(r.content));
+      assert.deepEqual(r.structuredContent.results.filter((h) => h.namespace.startsWith('/users/')), [], JSON.stringify(namespaces));
+    }
+    assert.equal((await c.callTool({ name: 'fetch', arguments: { doc_id: noteId } })).isError, true);
+  } finally {
+    await c.close();
+  }
+});
