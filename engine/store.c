@@ -455,7 +455,7 @@ int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
 /* ---------------------------------------- long write transactions (bulk) */
 
 int store_reserve(warden *db, uint64_t extra) {
-  mdb_filehandle_t fd;
+  mdb_filehandle_t fd = -1;
   struct stat fs;
   uint64_t used = 0;
   if (mdb_env_get_fd(db->env, &fd) == 0 && fstat(fd, &fs) == 0) used = (uint64_t)fs.st_size;
@@ -463,17 +463,18 @@ int store_reserve(warden *db, uint64_t extra) {
    * space only, but an address space can be smaller than it (qemu-user's
    * emulated one, ulimit -v).  LMDB unmaps the old map before it maps the
    * new one and leaves no map at all when that fails, so the size is
-   * probed first with an anonymous PROT_NONE mapping, halving the extra
-   * until it fits or is below RESERVE_MIN_MIB; an input that outgrows a
-   * smaller reservation is refused whole (ingest.c). */
+   * probed first with a mapping of the data file like LMDB's own (shared,
+   * read-only), halving the extra until it fits or is below
+   * RESERVE_MIN_MIB; an input that outgrows a smaller reservation is
+   * refused whole (ingest.c). */
   enum { RESERVE_MIN_MIB = 64 };
   uint64_t want;
   for (;;) {
     want = used + extra;
     want = (want + ((uint64_t)1 << 20) - 1) & ~(((uint64_t)1 << 20) - 1);
     if (want <= db->mapsize) return 0;
-    void *p = mmap(NULL, (size_t)want, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    if (fd < 0) break; /* no file to probe with: let LMDB try */
+    void *p = mmap(NULL, (size_t)want, PROT_READ, MAP_SHARED, fd, 0);
     if (p != MAP_FAILED) {
       munmap(p, (size_t)want);
       break;
