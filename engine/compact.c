@@ -169,15 +169,25 @@ int warden_compact(const char *dir, char *errbuf, size_t errlen, char **json_out
     db = NULL;
   }
   char *rep = NULL;
-  if (!rc) rc = warden_import(tmp, exp, msg, sizeof msg, &rep);
+  /* the export is our own, just written from this collection: its config
+   * (resolver command, audit path included) is the collection's */
+  if (!rc) rc = warden_import_ex(tmp, exp, WARDEN_IMPORT_TRUST_CONFIG, msg, sizeof msg, &rep);
   json_t *ir = rep ? json_loads(rep, 0, NULL) : NULL;
   warden_free(rep);
   docs = (uint64_t)json_integer_value(json_object_get(ir, "documents"));
   uint64_t rev1 = (uint64_t)json_integer_value(json_object_get(ir, "revision"));
   json_decref(ir);
   unlink(exp);
-  snprintf(p, sizeof p, "%s/index/ivf.wdx", dir);
-  int had_index = stat(p, &st) == 0;
+  /* every ANN index file: the IVF and the graph (both are rebuilt from
+   * the new store when the collection had either; a file left from the
+   * old store would describe other slots) */
+  static const char *const idx_files[] = {"ivf.wdx", "hnsw.wdx"};
+  enum { NIDX = sizeof idx_files / sizeof *idx_files };
+  int had_index = 0;
+  for (int f = 0; f < NIDX; f++) {
+    snprintf(p, sizeof p, "%s/index/%s", dir, idx_files[f]);
+    if (stat(p, &st) == 0) had_index = 1;
+  }
   int built = 0;
   if (!rc && had_index) {
     rc = wd_open_nolock(tmp, NULL, &db, msg, sizeof msg);
@@ -199,10 +209,11 @@ int warden_compact(const char *dir, char *errbuf, size_t errlen, char **json_out
     snprintf(q, sizeof q, "%s/store", tmp);
     fsync_path(q);
   }
-  /* 4. the old index away: old store, no index */
-  if (!rc && had_index) {
-    snprintf(p, sizeof p, "%s/index/ivf.wdx", dir);
-    snprintf(q, sizeof q, "%s/old-ivf.wdx", tmp);
+  /* 4. the old index files away: old store, no index */
+  for (int f = 0; !rc && had_index && f < NIDX; f++) {
+    snprintf(p, sizeof p, "%s/index/%s", dir, idx_files[f]);
+    snprintf(q, sizeof q, "%s/old-%s", tmp, idx_files[f]);
+    if (stat(p, &st) != 0) continue;
     if (rename(p, q) != 0) {
       set_msg(msg, sizeof msg, "%s: %s", p, strerror(errno));
       rc = WARDEN_EIO;
@@ -223,16 +234,17 @@ int warden_compact(const char *dir, char *errbuf, size_t errlen, char **json_out
       fsync_path(tmp);
     }
   }
-  /* 6. the new index in */
-  if (!rc && built) {
-    snprintf(p, sizeof p, "%s/index/ivf.wdx", tmp);
+  /* 6. the new index files in */
+  for (int f = 0; !rc && built && f < NIDX; f++) {
+    snprintf(p, sizeof p, "%s/index/%s", tmp, idx_files[f]);
+    if (stat(p, &st) != 0) continue;
     snprintf(q, sizeof q, "%s/index", dir);
     mkdir(q, 0755);
-    snprintf(q, sizeof q, "%s/index/ivf.wdx", dir);
+    snprintf(q, sizeof q, "%s/index/%s", dir, idx_files[f]);
     if (rename(p, q) == 0) {
       snprintf(q, sizeof q, "%s/index", dir);
       fsync_path(q);
-    } /* else: no index, queries are exact; `warden index` builds one */
+    } /* else: no such index, queries plan without it; `warden index` builds it */
   }
   if (!rc) rm_rf(tmp); /* the old store */
   else cleanup(dir);
