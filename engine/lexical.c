@@ -272,7 +272,10 @@ typedef struct tcount {
   uint32_t *off, *len; /* per token */
   size_t ntok, captok;
   uint32_t *dtok, *dcnt; /* per distinct term: a token of it, its count */
+  uint64_t *dh;          /* and its wd_hash64 */
   size_t nd, capd;
+  uint32_t *ht; /* count_text's table: distinct index + 1, 0 empty */
+  size_t htcap;
 } tcount;
 
 typedef struct wd_lexw {
@@ -329,6 +332,8 @@ static void tcount_free(tcount *c) {
   wd_free(c->len);
   wd_free(c->dtok);
   wd_free(c->dcnt);
+  wd_free(c->dh);
+  wd_free(c->ht);
   memset(c, 0, sizeof *c);
 }
 
@@ -399,9 +404,8 @@ static int tab_grow(wd_lexw *x) {
   return 0;
 }
 
-static int term_mut(wd_txn *tx, const char *t, size_t tl, lterm **out) {
+static int term_mut(wd_txn *tx, const char *t, size_t tl, uint64_t h, lterm **out) {
   wd_lexw *x = tx->lex;
-  uint64_t h = wd_hash64(t, tl, 0);
   if (x->tcap) {
     lterm *e = *tab_slot(x->tab, x->tcap, t, tl, h);
     if (e) {
@@ -467,6 +471,11 @@ static int term_mut(wd_txn *tx, const char *t, size_t tl, lterm **out) {
 static int block_mut(wd_txn *tx, lterm *lt, uint32_t w, int stored, pblock **out) {
   pblock *bs = LT_BLK(lt);
   size_t lo = 0, hi = lt->nblk;
+  if (hi && bs[hi - 1].w == w) {
+    *out = &bs[hi - 1];
+    return 0;
+  }
+  if (hi && bs[hi - 1].w < w) lo = hi;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
     if (bs[mid].w < w)
@@ -564,6 +573,14 @@ static int lens_mut(wd_txn *tx, uint32_t w, uint32_t **out) {
 static size_t dir_find(const lterm *t, uint32_t w, int *found) {
   const dirent_ *d = LT_DIR(t);
   size_t lo = 0, hi = t->ndir;
+  if (hi == 0 || d[hi - 1].w < w) { /* ingest appends: usually the last */
+    *found = 0;
+    return hi;
+  }
+  if (d[hi - 1].w == w) {
+    *found = 1;
+    return hi - 1;
+  }
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
     if (d[mid].w < w)
@@ -575,11 +592,11 @@ static size_t dir_find(const lterm *t, uint32_t w, int *found) {
   return lo;
 }
 
-static int posting_add(wd_txn *tx, const char *t, size_t tl, uint32_t slot, uint32_t tf,
-                       uint32_t dl) {
+static int posting_add(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_t slot,
+                       uint32_t tf, uint32_t dl) {
   lterm *lt;
   pblock *b;
-  int rc = term_mut(tx, t, tl, &lt), found;
+  int rc = term_mut(tx, t, tl, h, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
   if (rc) return rc;
   size_t di = dir_find(lt, w, &found);
@@ -662,10 +679,10 @@ static int term_empty(const lterm *t) {
   return t->bm ? roaring_bitmap_is_empty(t->bm) : term_npost(t) == 0;
 }
 
-static int posting_del(wd_txn *tx, const char *t, size_t tl, uint32_t slot) {
+static int posting_del(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_t slot) {
   lterm *lt;
   pblock *b;
-  int rc = term_mut(tx, t, tl, &lt), found;
+  int rc = term_mut(tx, t, tl, h, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
   if (rc) return rc;
   dir_find(lt, w, &found);
@@ -728,17 +745,8 @@ static int count_tok(const char *t, size_t l, void *ctx) {
   return 0;
 }
 
-static __thread const tcount *tls_tc;
-
-static int tok_cmp(const void *a, const void *b) {
-  const tcount *c = tls_tc;
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  if (c->len[x] != c->len[y]) return c->len[x] < c->len[y] ? -1 : 1;
-  int r = memcmp(c->arena + c->off[x], c->arena + c->off[y], c->len[x]);
-  return r ? r : (x < y ? -1 : x > y);
-}
-
-/* Tokens of a chunk text counted into c (its previous content dropped). */
+/* Tokens of a chunk text counted into c (its previous content dropped):
+ * distinct terms in first-occurrence order, found with a hash table. */
 static int count_text(wd_lexer *lx, const char *text, size_t tl, tcount *c) {
   c->alen = c->ntok = c->nd = 0;
   int rc = wd_lex_tokens(lx, text, tl, count_tok, c);
@@ -750,21 +758,41 @@ static int count_text(wd_lexer *lx, const char *text, size_t tl, tcount *c) {
     uint32_t *nc = wd_realloc(c->dcnt, c->ntok * sizeof *nc);
     if (!nc) return WARDEN_ENOMEM;
     c->dcnt = nc;
+    uint64_t *nh = wd_realloc(c->dh, c->ntok * sizeof *nh);
+    if (!nh) return WARDEN_ENOMEM;
+    c->dh = nh;
     c->capd = c->ntok;
   }
-  /* sort token indices (in dtok as scratch), then group equal terms */
-  for (size_t i = 0; i < c->ntok; i++) c->dtok[i] = (uint32_t)i;
-  tls_tc = c;
-  qsort(c->dtok, c->ntok, sizeof *c->dtok, tok_cmp);
-  size_t nd = 0;
+  size_t hc = 64;
+  while (hc < 2 * c->ntok) hc *= 2;
+  if (hc > c->htcap) {
+    uint32_t *nh = wd_realloc(c->ht, hc * sizeof *nh);
+    if (!nh) return WARDEN_ENOMEM;
+    c->ht = nh;
+    c->htcap = hc;
+  }
+  memset(c->ht, 0, hc * sizeof *c->ht);
+  size_t nd = 0, mask = hc - 1;
   for (size_t i = 0; i < c->ntok; i++) {
-    uint32_t t = c->dtok[i];
-    if (nd && c->len[c->dtok[nd - 1]] == c->len[t] &&
-        memcmp(c->arena + c->off[c->dtok[nd - 1]], c->arena + c->off[t], c->len[t]) == 0) {
-      c->dcnt[nd - 1]++;
+    const char *t = c->arena + c->off[i];
+    uint32_t l = c->len[i];
+    uint64_t h = wd_hash64(t, l, 0);
+    size_t k = h & mask;
+    for (;; k = (k + 1) & mask) {
+      uint32_t j = c->ht[k];
+      if (!j) break;
+      j--;
+      if (c->dh[j] == h && c->len[c->dtok[j]] == l &&
+          memcmp(c->arena + c->off[c->dtok[j]], t, l) == 0)
+        break;
+    }
+    if (c->ht[k]) {
+      c->dcnt[c->ht[k] - 1]++;
       continue;
     }
-    c->dtok[nd] = t;
+    c->ht[k] = (uint32_t)(nd + 1);
+    c->dtok[nd] = (uint32_t)i;
+    c->dh[nd] = h;
     c->dcnt[nd++] = 1;
   }
   c->nd = nd;
@@ -813,7 +841,9 @@ int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set) {
     for (size_t j = 0; j < c->nd && !rc; j++) {
       const char *t = TC_TERM(c, j);
       size_t l = TC_LEN(c, j);
-      rc = set ? posting_add(tx, t, l, slots[i], c->dcnt[j], ntok) : posting_del(tx, t, l, slots[i]);
+      uint64_t h = c->dh[j];
+      rc = set ? posting_add(tx, t, l, h, slots[i], c->dcnt[j], ntok)
+               : posting_del(tx, t, l, h, slots[i]);
     }
   }
   return rc;
