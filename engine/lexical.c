@@ -627,8 +627,10 @@ static int posting_add(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_
   if (lt->bm) roaring_bitmap_add(lt->bm, slot);
   bo = PB_OFF(b);
   uint16_t *bt = PB_TF(b);
-  memmove(bo + pos + 1, bo + pos, (b->n - pos) * 2);
-  memmove(bt + pos + 1, bt + pos, (b->n - pos) * 2);
+  if (pos < b->n) { /* ingest appends: usually at the end */
+    memmove(bo + pos + 1, bo + pos, (b->n - pos) * 2);
+    memmove(bt + pos + 1, bt + pos, (b->n - pos) * 2);
+  }
   bo[pos] = off;
   bt[pos] = tf16;
   b->n++;
