@@ -219,30 +219,104 @@ typedef struct dirent_ {
   uint32_t min_dl;
 } dirent_;
 
-typedef struct lterm {
-  roaring_bitmap_t *bm;
-  dirent_ *dir;
-  size_t ndir, capdir;
-} lterm;
-
+/* Expected postings of wd_lex_check. */
 typedef struct lblock {
   uint16_t *off, *tf;
   size_t n, cap;
 } lblock;
 
+/* The write path keeps, per dirty term, one lterm (in the transaction's
+ * arena, its key inline) holding the term's slot bitmap, its directory
+ * and its dirty posting windows (sorted by window).  Small directories
+ * and blocks live inside the lterm, so a term seen once costs no
+ * allocation besides its bitmap. */
+#define PB_INL 4  /* postings held inline by a block */
+#define DIR_INL 2 /* directory entries held inline by a term */
+
+typedef struct pblock {
+  uint32_t w, n, cap;
+  uint16_t *p; /* NULL: inl; else off[cap] then tf[cap] */
+  uint16_t inl[2 * PB_INL];
+} pblock;
+#define PB_OFF(b) ((b)->p ? (b)->p : (b)->inl)
+#define PB_TF(b) (PB_OFF(b) + (b)->cap)
+
+typedef struct lterm {
+  uint64_t hash;
+  roaring_bitmap_t *bm; /* NULL: a new term, its slots are its postings' */
+  dirent_ *dir; /* NULL: dir1 */
+  size_t ndir, capdir;
+  pblock *blk; /* NULL: blk1 */
+  size_t nblk, capblk;
+  dirent_ dir1[DIR_INL];
+  pblock blk1[1];
+  uint32_t klen;
+  char key[];
+} lterm;
+#define LT_DIR(t) ((t)->dir ? (t)->dir : (t)->dir1)
+#define LT_BLK(t) ((t)->blk ? (t)->blk : (t)->blk1)
+
+typedef struct achunk {
+  struct achunk *next;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+} achunk;
+#define ACHUNK (256u << 10)
+
+/* Per chunk: distinct terms with their counts.  Tokens go to one arena
+ * (reused from chunk to chunk), then sorted and grouped: no allocation per
+ * token. */
+typedef struct tcount {
+  char *arena;
+  size_t alen, acap;
+  uint32_t *off, *len; /* per token */
+  size_t ntok, captok;
+  uint32_t *dtok, *dcnt; /* per distinct term: a token of it, its count */
+  uint64_t *dh;          /* and its wd_hash64 */
+  size_t nd, capd;
+  uint32_t *ht; /* count_text's table: distinct index + 1, 0 empty */
+  size_t htcap;
+} tcount;
+
 typedef struct wd_lexw {
   wd_lexer lx;
   int lx_ok;
-  wd_hmap terms;  /* term -> lterm* */
-  wd_hmap blocks; /* P-key -> lblock* */
-  wd_hmap lens;   /* u32 window -> uint32_t[WD_LEX_WIN] */
+  lterm **tab; /* open addressing by lterm.hash, NULL = empty */
+  size_t tcap, tn;
+  achunk *ar; /* lterms; all freed with the transaction */
+  wd_hmap lens; /* u32 window -> uint32_t[WD_LEX_WIN] */
+  tcount tc;    /* scratch of wd_lex_doc */
 } wd_lexw;
 
-static void lterm_free(lterm *t) {
-  if (!t) return;
+static void *arena_alloc(wd_lexw *x, size_t sz) {
+  sz = (sz + 15) & ~(size_t)15;
+  if (!x->ar || x->ar->cap - x->ar->used < sz) {
+    size_t cap = sz > ACHUNK / 4 ? sz : ACHUNK;
+    achunk *c = wd_malloc(sizeof *c + cap);
+    if (!c) return NULL;
+    c->used = 0;
+    c->cap = cap;
+    if (sz > ACHUNK / 4 && x->ar) { /* a big one: keep filling the current chunk */
+      c->next = x->ar->next;
+      x->ar->next = c;
+      c->used = sz;
+      return c->data;
+    }
+    c->next = x->ar;
+    x->ar = c;
+  }
+  void *p = x->ar->data + x->ar->used;
+  x->ar->used += sz;
+  return p;
+}
+
+/* Free what an lterm owns (not the lterm: the arena holds it). */
+static void lterm_release(lterm *t) {
   if (t->bm) roaring_bitmap_free(t->bm);
   wd_free(t->dir);
-  wd_free(t);
+  pblock *b = LT_BLK(t);
+  for (size_t i = 0; i < t->nblk; i++) wd_free(b[i].p);
+  wd_free(t->blk);
 }
 
 static void lblock_free(lblock *b) {
@@ -252,15 +326,31 @@ static void lblock_free(lblock *b) {
   wd_free(b);
 }
 
+static void tcount_free(tcount *c) {
+  wd_free(c->arena);
+  wd_free(c->off);
+  wd_free(c->len);
+  wd_free(c->dtok);
+  wd_free(c->dcnt);
+  wd_free(c->dh);
+  wd_free(c->ht);
+  memset(c, 0, sizeof *c);
+}
+
 void wd_lex_txn_free(wd_txn *tx) {
   wd_lexw *x = tx->lex;
   if (!x) return;
-  WD_HMAP_FOREACH(&x->terms, e) lterm_free(e->val);
-  wd_hmap_free(&x->terms);
-  WD_HMAP_FOREACH(&x->blocks, e) lblock_free(e->val);
-  wd_hmap_free(&x->blocks);
+  for (size_t i = 0; i < x->tcap; i++)
+    if (x->tab[i]) lterm_release(x->tab[i]);
+  wd_free(x->tab);
+  while (x->ar) {
+    achunk *n = x->ar->next;
+    wd_free(x->ar);
+    x->ar = n;
+  }
   WD_HMAP_FOREACH(&x->lens, e) wd_free(e->val);
   wd_hmap_free(&x->lens);
+  tcount_free(&x->tc);
   if (x->lx_ok) wd_lexer_free(&x->lx);
   wd_free(x);
   tx->lex = NULL;
@@ -294,23 +384,53 @@ static int corrupt(warden *db, const char *what, const char *t, size_t tl) {
                 (int)(tl > 60 ? 60 : tl), t);
 }
 
-static int term_mut(wd_txn *tx, const char *t, size_t tl, lterm **out) {
-  wd_lexw *x = tx->lex;
-  lterm *lt = wd_hmap_get(&x->terms, t, tl);
-  if (lt) {
-    *out = lt;
-    return 0;
+static lterm **tab_slot(lterm **tab, size_t cap, const char *t, size_t tl, uint64_t h) {
+  size_t mask = cap - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    lterm *e = tab[i];
+    if (!e || (e->hash == h && e->klen == tl && memcmp(e->key, t, tl) == 0)) return &tab[i];
   }
+}
+
+static int tab_grow(wd_lexw *x) {
+  size_t nc = x->tcap ? x->tcap * 2 : 1024;
+  lterm **nt = wd_calloc(nc, sizeof *nt);
+  if (!nt) return -1;
+  for (size_t i = 0; i < x->tcap; i++)
+    if (x->tab[i]) *tab_slot(nt, nc, x->tab[i]->key, x->tab[i]->klen, x->tab[i]->hash) = x->tab[i];
+  wd_free(x->tab);
+  x->tab = nt;
+  x->tcap = nc;
+  return 0;
+}
+
+static int term_mut(wd_txn *tx, const char *t, size_t tl, uint64_t h, lterm **out) {
+  wd_lexw *x = tx->lex;
+  if (x->tcap) {
+    lterm *e = *tab_slot(x->tab, x->tcap, t, tl, h);
+    if (e) {
+      *out = e;
+      return 0;
+    }
+  }
+  if ((x->tn + 1) * 4 > x->tcap * 3 && tab_grow(x)) return oom(tx);
   char kb[WD_LEX_MAXTERM + 8];
   const void *v;
   size_t vl;
-  if (!(lt = wd_calloc(1, sizeof *lt))) return oom(tx);
+  lterm *lt = arena_alloc(x, sizeof *lt + tl);
+  if (!lt) return oom(tx);
+  memset(lt, 0, sizeof *lt);
+  lt->hash = h;
+  lt->klen = (uint32_t)tl;
+  memcpy(lt->key, t, tl);
+  lt->capdir = DIR_INL;
+  lt->capblk = 1;
   int rc = store_lex_get(tx, kb, tkey(kb, 'B', t, tl), &v, &vl), rc0 = rc;
   if (rc == 0) {
     lt->bm = roaring_bitmap_portable_deserialize_safe(v, vl);
     if (!lt->bm) rc = corrupt(tx->db, "slot bitmap", t, tl);
   } else if (rc == WARDEN_ENOTFOUND) {
-    rc = (lt->bm = roaring_bitmap_create()) ? 0 : oom(tx);
+    rc = 0; /* a new term: no bitmap until needed (term_bitmap) */
   }
   if (!rc && rc0 == 0) { /* a term without a slot bitmap has no directory */
     int r2 = store_lex_get(tx, kb, tkey(kb, 'T', t, tl), &v, &vl);
@@ -318,66 +438,103 @@ static int term_mut(wd_txn *tx, const char *t, size_t tl, lterm **out) {
       if (vl % 12) {
         rc = corrupt(tx->db, "directory", t, tl);
       } else {
-        lt->ndir = lt->capdir = vl / 12;
-        if (lt->ndir && !(lt->dir = wd_calloc(lt->ndir, sizeof *lt->dir))) rc = oom(tx);
+        lt->ndir = vl / 12;
+        if (lt->ndir > DIR_INL) {
+          lt->capdir = lt->ndir;
+          if (!(lt->dir = wd_calloc(lt->ndir, sizeof *lt->dir))) rc = oom(tx);
+        }
+        dirent_ *d = LT_DIR(lt);
         for (size_t i = 0; !rc && i < lt->ndir; i++) {
           const unsigned char *p = (const unsigned char *)v + 12 * i;
-          memcpy(&lt->dir[i].w, p, 4);
-          memcpy(&lt->dir[i].n, p + 4, 2);
-          memcpy(&lt->dir[i].max_tf, p + 6, 2);
-          memcpy(&lt->dir[i].min_dl, p + 8, 4);
+          memcpy(&d[i].w, p, 4);
+          memcpy(&d[i].n, p + 4, 2);
+          memcpy(&d[i].max_tf, p + 6, 2);
+          memcpy(&d[i].min_dl, p + 8, 4);
         }
       }
     } else if (r2 != WARDEN_ENOTFOUND) {
       rc = r2;
     }
   }
-  if (!rc && wd_hmap_put(&x->terms, t, tl, lt, NULL)) rc = oom(tx);
   if (rc) {
-    lterm_free(lt);
+    lterm_release(lt);
     return rc;
   }
+  *tab_slot(x->tab, x->tcap, t, tl, h) = lt;
+  x->tn++;
   *out = lt;
   return 0;
 }
 
-/* stored: the term's directory names window w (else there is nothing in
- * LMDB to load) */
-static int block_mut(wd_txn *tx, const char *t, size_t tl, uint32_t w, int stored, lblock **out) {
-  wd_lexw *x = tx->lex;
-  char kb[WD_LEX_MAXTERM + 8];
-  size_t kl = pkey(kb, t, tl, w);
-  lblock *b = wd_hmap_get(&x->blocks, kb, kl);
-  if (b) {
-    *out = b;
+/* The dirty block of window w of lt (loaded from LMDB when stored: the
+ * term's directory names window w). */
+static int block_mut(wd_txn *tx, lterm *lt, uint32_t w, int stored, pblock **out) {
+  pblock *bs = LT_BLK(lt);
+  size_t lo = 0, hi = lt->nblk;
+  if (hi && bs[hi - 1].w == w) {
+    *out = &bs[hi - 1];
     return 0;
   }
-  if (!(b = wd_calloc(1, sizeof *b))) return oom(tx);
+  if (hi && bs[hi - 1].w < w) lo = hi;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (bs[mid].w < w)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < lt->nblk && bs[lo].w == w) {
+    *out = &bs[lo];
+    return 0;
+  }
+  pblock b;
+  memset(&b, 0, sizeof b);
+  b.w = w;
+  b.cap = PB_INL;
   const void *v;
   size_t vl;
-  int rc = stored ? store_lex_get(tx, kb, kl, &v, &vl) : WARDEN_ENOTFOUND;
+  int rc = WARDEN_ENOTFOUND;
+  if (stored) {
+    char kb[WD_LEX_MAXTERM + 8];
+    rc = store_lex_get(tx, kb, pkey(kb, lt->key, lt->klen, w), &v, &vl);
+  }
   if (rc == 0) {
     if (vl % 4) {
-      rc = corrupt(tx->db, "postings", t, tl);
+      rc = corrupt(tx->db, "postings", lt->key, lt->klen);
     } else {
-      b->n = b->cap = vl / 4;
-      b->off = wd_malloc((b->cap ? b->cap : 1) * 2);
-      b->tf = wd_malloc((b->cap ? b->cap : 1) * 2);
-      if (!b->off || !b->tf) rc = oom(tx);
+      b.n = (uint32_t)(vl / 4);
+      if (b.n > PB_INL) {
+        b.cap = b.n;
+        if (!(b.p = wd_malloc((size_t)b.cap * 4))) rc = oom(tx);
+      }
       if (!rc) {
-        memcpy(b->off, v, b->n * 2);
-        memcpy(b->tf, (const char *)v + b->n * 2, b->n * 2);
+        memcpy(PB_OFF(&b), v, (size_t)b.n * 2);
+        memcpy(PB_TF(&b), (const char *)v + (size_t)b.n * 2, (size_t)b.n * 2);
       }
     }
   } else if (rc == WARDEN_ENOTFOUND) {
     rc = 0;
   }
-  if (!rc && wd_hmap_put(&x->blocks, kb, kl, b, NULL)) rc = oom(tx);
+  if (!rc && lt->nblk == lt->capblk) {
+    size_t nc = lt->capblk * 2 < 4 ? 4 : lt->capblk * 2;
+    pblock *nb = lt->blk ? wd_realloc(lt->blk, nc * sizeof *nb) : wd_malloc(nc * sizeof *nb);
+    if (!nb) {
+      rc = oom(tx);
+    } else {
+      if (!lt->blk) memcpy(nb, lt->blk1, lt->nblk * sizeof *nb);
+      lt->blk = nb;
+      lt->capblk = nc;
+      bs = nb;
+    }
+  }
   if (rc) {
-    lblock_free(b);
+    wd_free(b.p);
     return rc;
   }
-  *out = b;
+  memmove(bs + lo + 1, bs + lo, (lt->nblk - lo) * sizeof *bs);
+  bs[lo] = b;
+  lt->nblk++;
+  *out = &bs[lo];
   return 0;
 }
 
@@ -414,64 +571,79 @@ static int lens_mut(wd_txn *tx, uint32_t w, uint32_t **out) {
 
 /* Index of window w in t's directory, or where it would go (*found 0). */
 static size_t dir_find(const lterm *t, uint32_t w, int *found) {
+  const dirent_ *d = LT_DIR(t);
   size_t lo = 0, hi = t->ndir;
+  if (hi == 0 || d[hi - 1].w < w) { /* ingest appends: usually the last */
+    *found = 0;
+    return hi;
+  }
+  if (d[hi - 1].w == w) {
+    *found = 1;
+    return hi - 1;
+  }
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (t->dir[mid].w < w)
+    if (d[mid].w < w)
       lo = mid + 1;
     else
       hi = mid;
   }
-  *found = lo < t->ndir && t->dir[lo].w == w;
+  *found = lo < t->ndir && d[lo].w == w;
   return lo;
 }
 
-static int posting_add(wd_txn *tx, const char *t, size_t tl, uint32_t slot, uint32_t tf,
-                       uint32_t dl) {
+static int posting_add(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_t slot,
+                       uint32_t tf, uint32_t dl) {
   lterm *lt;
-  lblock *b;
-  int rc = term_mut(tx, t, tl, &lt), found;
+  pblock *b;
+  int rc = term_mut(tx, t, tl, h, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
   if (rc) return rc;
-  dir_find(lt, w, &found);
-  if ((rc = block_mut(tx, t, tl, w, found, &b))) return rc;
-  uint16_t off = (uint16_t)(slot % WD_LEX_WIN), tf16 = (uint16_t)(tf > 65535 ? 65535 : tf);
-  size_t pos = b->n;
-  while (pos > 0 && b->off[pos - 1] >= off) pos--;
-  if (pos < b->n && b->off[pos] == off) return 0; /* already there */
   size_t di = dir_find(lt, w, &found);
+  if ((rc = block_mut(tx, lt, w, found, &b))) return rc;
+  uint16_t off = (uint16_t)(slot % WD_LEX_WIN), tf16 = (uint16_t)(tf > 65535 ? 65535 : tf);
+  uint16_t *bo = PB_OFF(b);
+  size_t pos = b->n;
+  while (pos > 0 && bo[pos - 1] >= off) pos--;
+  if (pos < b->n && bo[pos] == off) return 0; /* already there */
   if (!found && lt->ndir == lt->capdir) {
-    size_t nc = lt->capdir ? lt->capdir * 2 : 4;
-    dirent_ *nd = wd_realloc(lt->dir, nc * sizeof *nd);
+    size_t nc = lt->capdir * 2 < 4 ? 4 : lt->capdir * 2;
+    dirent_ *nd = lt->dir ? wd_realloc(lt->dir, nc * sizeof *nd) : wd_malloc(nc * sizeof *nd);
     if (!nd) return oom(tx);
+    if (!lt->dir) memcpy(nd, lt->dir1, lt->ndir * sizeof *nd);
     lt->dir = nd;
     lt->capdir = nc;
   }
   if (b->n == b->cap) {
-    size_t nc = b->cap ? b->cap * 2 : 4;
-    uint16_t *no = wd_realloc(b->off, nc * 2);
-    if (!no) return oom(tx);
-    b->off = no;
-    uint16_t *nt = wd_realloc(b->tf, nc * 2);
-    if (!nt) return oom(tx);
-    b->tf = nt;
+    uint32_t nc = b->cap * 2;
+    uint16_t *np = wd_malloc((size_t)nc * 4);
+    if (!np) return oom(tx);
+    memcpy(np, PB_OFF(b), (size_t)b->n * 2);
+    memcpy(np + nc, PB_TF(b), (size_t)b->n * 2);
+    wd_free(b->p);
+    b->p = np;
     b->cap = nc;
   }
-  roaring_bitmap_add(lt->bm, slot);
-  memmove(b->off + pos + 1, b->off + pos, (b->n - pos) * 2);
-  memmove(b->tf + pos + 1, b->tf + pos, (b->n - pos) * 2);
-  b->off[pos] = off;
-  b->tf[pos] = tf16;
-  b->n++;
-  if (!found) {
-    memmove(lt->dir + di + 1, lt->dir + di, (lt->ndir - di) * sizeof *lt->dir);
-    lt->ndir++;
-    lt->dir[di].w = w;
-    lt->dir[di].n = 0;
-    lt->dir[di].max_tf = 0;
-    lt->dir[di].min_dl = UINT32_MAX;
+  if (lt->bm) roaring_bitmap_add(lt->bm, slot);
+  bo = PB_OFF(b);
+  uint16_t *bt = PB_TF(b);
+  if (pos < b->n) { /* ingest appends: usually at the end */
+    memmove(bo + pos + 1, bo + pos, (b->n - pos) * 2);
+    memmove(bt + pos + 1, bt + pos, (b->n - pos) * 2);
   }
-  dirent_ *d = &lt->dir[di];
+  bo[pos] = off;
+  bt[pos] = tf16;
+  b->n++;
+  dirent_ *ds = LT_DIR(lt);
+  if (!found) {
+    memmove(ds + di + 1, ds + di, (lt->ndir - di) * sizeof *ds);
+    lt->ndir++;
+    ds[di].w = w;
+    ds[di].n = 0;
+    ds[di].max_tf = 0;
+    ds[di].min_dl = UINT32_MAX;
+  }
+  dirent_ *d = &ds[di];
   d->n++;
   if (tf16 > d->max_tf) d->max_tf = tf16;
   if (dl < d->min_dl) d->min_dl = dl;
@@ -479,49 +651,70 @@ static int posting_add(wd_txn *tx, const char *t, size_t tl, uint32_t slot, uint
   return 0;
 }
 
-static int posting_del(wd_txn *tx, const char *t, size_t tl, uint32_t slot) {
+/* A new term's slot bitmap is the set of its postings (posting_add and
+ * posting_del change both alike).  Built from them (ascending, adds
+ * only), it is the bitmap the adds would have built: CRoaring's container
+ * types under adds depend only on the cardinality. */
+static size_t term_npost(const lterm *t) {
+  const pblock *bs = LT_BLK(t);
+  size_t n = 0;
+  for (size_t i = 0; i < t->nblk; i++) n += bs[i].n;
+  return n;
+}
+
+static int term_bitmap(wd_txn *tx, lterm *t) {
+  size_t n = term_npost(t), k = 0;
+  uint32_t *v = wd_malloc((n ? n : 1) * sizeof *v);
+  if (!v) return oom(tx);
+  const pblock *bs = LT_BLK(t);
+  for (size_t i = 0; i < t->nblk; i++) {
+    const uint16_t *o = PB_OFF(&bs[i]);
+    for (size_t j = 0; j < bs[i].n; j++) v[k++] = bs[i].w * WD_LEX_WIN + o[j];
+  }
+  t->bm = roaring_bitmap_create();
+  if (t->bm) roaring_bitmap_add_many(t->bm, n, v);
+  wd_free(v);
+  return t->bm ? 0 : oom(tx);
+}
+
+static int term_empty(const lterm *t) {
+  return t->bm ? roaring_bitmap_is_empty(t->bm) : term_npost(t) == 0;
+}
+
+static int posting_del(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_t slot) {
   lterm *lt;
-  lblock *b;
-  int rc = term_mut(tx, t, tl, &lt), found;
+  pblock *b;
+  int rc = term_mut(tx, t, tl, h, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
   if (rc) return rc;
   dir_find(lt, w, &found);
-  if ((rc = block_mut(tx, t, tl, w, found, &b))) return rc;
+  if ((rc = block_mut(tx, lt, w, found, &b))) return rc;
+  if (!lt->bm && (rc = term_bitmap(tx, lt))) return rc;
   uint16_t off = (uint16_t)(slot % WD_LEX_WIN);
+  uint16_t *bo = PB_OFF(b), *bt = PB_TF(b);
   size_t pos = 0;
-  while (pos < b->n && b->off[pos] < off) pos++;
+  while (pos < b->n && bo[pos] < off) pos++;
   roaring_bitmap_remove(lt->bm, slot);
   tx->changed = 1;
-  if (pos == b->n || b->off[pos] != off) return 0; /* not there: check reports */
-  memmove(b->off + pos, b->off + pos + 1, (b->n - pos - 1) * 2);
-  memmove(b->tf + pos, b->tf + pos + 1, (b->n - pos - 1) * 2);
+  if (pos == b->n || bo[pos] != off) return 0; /* not there: check reports */
+  memmove(bo + pos, bo + pos + 1, (b->n - pos - 1) * 2);
+  memmove(bt + pos, bt + pos + 1, (b->n - pos - 1) * 2);
   b->n--;
   size_t di = dir_find(lt, w, &found);
   if (!found) return 0;
+  dirent_ *ds = LT_DIR(lt);
   if (b->n == 0) {
-    memmove(lt->dir + di, lt->dir + di + 1, (lt->ndir - di - 1) * sizeof *lt->dir);
+    memmove(ds + di, ds + di + 1, (lt->ndir - di - 1) * sizeof *ds);
     lt->ndir--;
     return 0;
   }
-  dirent_ *d = &lt->dir[di];
+  dirent_ *d = &ds[di];
   d->n = (uint16_t)b->n;
   d->max_tf = 0;
   for (size_t i = 0; i < b->n; i++)
-    if (b->tf[i] > d->max_tf) d->max_tf = b->tf[i];
+    if (bt[i] > d->max_tf) d->max_tf = bt[i];
   return 0;
 }
-
-/* Per chunk: distinct terms with their counts.  Tokens go to one arena
- * (reused from chunk to chunk), then sorted and grouped: no allocation per
- * token. */
-typedef struct tcount {
-  char *arena;
-  size_t alen, acap;
-  uint32_t *off, *len; /* per token */
-  size_t ntok, captok;
-  uint32_t *dtok, *dcnt; /* per distinct term: a token of it, its count */
-  size_t nd, capd;
-} tcount;
 
 #define TC_TERM(c, j) ((c)->arena + (c)->off[(c)->dtok[j]])
 #define TC_LEN(c, j) ((c)->len[(c)->dtok[j]])
@@ -554,26 +747,8 @@ static int count_tok(const char *t, size_t l, void *ctx) {
   return 0;
 }
 
-static __thread const tcount *tls_tc;
-
-static int tok_cmp(const void *a, const void *b) {
-  const tcount *c = tls_tc;
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  if (c->len[x] != c->len[y]) return c->len[x] < c->len[y] ? -1 : 1;
-  int r = memcmp(c->arena + c->off[x], c->arena + c->off[y], c->len[x]);
-  return r ? r : (x < y ? -1 : x > y);
-}
-
-static void tcount_free(tcount *c) {
-  wd_free(c->arena);
-  wd_free(c->off);
-  wd_free(c->len);
-  wd_free(c->dtok);
-  wd_free(c->dcnt);
-  memset(c, 0, sizeof *c);
-}
-
-/* Tokens of a chunk text counted into c (its previous content dropped). */
+/* Tokens of a chunk text counted into c (its previous content dropped):
+ * distinct terms in first-occurrence order, found with a hash table. */
 static int count_text(wd_lexer *lx, const char *text, size_t tl, tcount *c) {
   c->alen = c->ntok = c->nd = 0;
   int rc = wd_lex_tokens(lx, text, tl, count_tok, c);
@@ -585,21 +760,41 @@ static int count_text(wd_lexer *lx, const char *text, size_t tl, tcount *c) {
     uint32_t *nc = wd_realloc(c->dcnt, c->ntok * sizeof *nc);
     if (!nc) return WARDEN_ENOMEM;
     c->dcnt = nc;
+    uint64_t *nh = wd_realloc(c->dh, c->ntok * sizeof *nh);
+    if (!nh) return WARDEN_ENOMEM;
+    c->dh = nh;
     c->capd = c->ntok;
   }
-  /* sort token indices (in dtok as scratch), then group equal terms */
-  for (size_t i = 0; i < c->ntok; i++) c->dtok[i] = (uint32_t)i;
-  tls_tc = c;
-  qsort(c->dtok, c->ntok, sizeof *c->dtok, tok_cmp);
-  size_t nd = 0;
+  size_t hc = 64;
+  while (hc < 2 * c->ntok) hc *= 2;
+  if (hc > c->htcap) {
+    uint32_t *nh = wd_realloc(c->ht, hc * sizeof *nh);
+    if (!nh) return WARDEN_ENOMEM;
+    c->ht = nh;
+    c->htcap = hc;
+  }
+  memset(c->ht, 0, hc * sizeof *c->ht);
+  size_t nd = 0, mask = hc - 1;
   for (size_t i = 0; i < c->ntok; i++) {
-    uint32_t t = c->dtok[i];
-    if (nd && c->len[c->dtok[nd - 1]] == c->len[t] &&
-        memcmp(c->arena + c->off[c->dtok[nd - 1]], c->arena + c->off[t], c->len[t]) == 0) {
-      c->dcnt[nd - 1]++;
+    const char *t = c->arena + c->off[i];
+    uint32_t l = c->len[i];
+    uint64_t h = wd_hash64(t, l, 0);
+    size_t k = h & mask;
+    for (;; k = (k + 1) & mask) {
+      uint32_t j = c->ht[k];
+      if (!j) break;
+      j--;
+      if (c->dh[j] == h && c->len[c->dtok[j]] == l &&
+          memcmp(c->arena + c->off[c->dtok[j]], t, l) == 0)
+        break;
+    }
+    if (c->ht[k]) {
+      c->dcnt[c->ht[k] - 1]++;
       continue;
     }
-    c->dtok[nd] = t;
+    c->ht[k] = (uint32_t)(nd + 1);
+    c->dtok[nd] = (uint32_t)i;
+    c->dh[nd] = h;
     c->dcnt[nd++] = 1;
   }
   c->nd = nd;
@@ -626,8 +821,7 @@ int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set) {
   wd_lexw *x = NULL;
   int rc = lexw_get(tx, &x);
   if (rc) return rc;
-  tcount c;
-  memset(&c, 0, sizeof c);
+  tcount *c = &x->tc;
   for (size_t i = 0; i < n && !rc; i++) {
     uint32_t ord;
     const char *id, *text;
@@ -637,32 +831,43 @@ int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set) {
         rc = wd_err(tx->db, WARDEN_ECORRUPT, "slot %u has no chunk record", slots[i]);
       break;
     }
-    if ((rc = count_text(&x->lx, text, tl, &c))) {
+    if ((rc = count_text(&x->lx, text, tl, c))) {
       if (rc == WARDEN_ENOMEM) rc = oom(tx);
       break;
     }
     uint32_t *lens = NULL;
     if ((rc = lens_mut(tx, slots[i] / WD_LEX_WIN, &lens))) break;
-    uint32_t ntok = c.ntok > UINT32_MAX ? UINT32_MAX : (uint32_t)c.ntok;
+    uint32_t ntok = c->ntok > UINT32_MAX ? UINT32_MAX : (uint32_t)c->ntok;
     lens[slots[i] % WD_LEX_WIN] = set ? ntok : 0;
     tx->changed = 1;
-    for (size_t j = 0; j < c.nd && !rc; j++) {
-      const char *t = TC_TERM(&c, j);
-      size_t l = TC_LEN(&c, j);
-      rc = set ? posting_add(tx, t, l, slots[i], c.dcnt[j], ntok) : posting_del(tx, t, l, slots[i]);
+    for (size_t j = 0; j < c->nd && !rc; j++) {
+      const char *t = TC_TERM(c, j);
+      size_t l = TC_LEN(c, j);
+      uint64_t h = c->dh[j];
+      rc = set ? posting_add(tx, t, l, h, slots[i], c->dcnt[j], ntok)
+               : posting_del(tx, t, l, h, slots[i]);
     }
   }
-  tcount_free(&c);
   return rc;
 }
 
+static int term_cmp(const void *a, const void *b) {
+  const lterm *x = *(const lterm *const *)a, *y = *(const lterm *const *)b;
+  size_t m = x->klen < y->klen ? x->klen : y->klen;
+  int r = memcmp(x->key, y->key, m);
+  return r ? r : (x->klen < y->klen ? -1 : x->klen > y->klen);
+}
+
+/* Writes every dirty entry once, in key order ("B", "D", "P", "T": LMDB
+ * inserts faster in order); what is written does not depend on the order. */
 int wd_lex_flush(wd_txn *tx) {
   wd_lexw *x = tx->lex;
   if (!x) return 0;
   int rc = 0;
   char kb[WD_LEX_MAXTERM + 8];
   unsigned char *buf = NULL;
-  size_t cap = 0;
+  size_t cap = 0, nt = 0;
+  lterm **ts = NULL;
 #define NEED(sz)                                \
   do {                                          \
     if ((sz) > cap) {                           \
@@ -676,41 +881,32 @@ int wd_lex_flush(wd_txn *tx) {
       cap = nc_;                                \
     }                                           \
   } while (0)
-  WD_HMAP_FOREACH(&x->terms, e) {
-    lterm *t = e->val;
-    if (roaring_bitmap_is_empty(t->bm)) {
-      if ((rc = store_lex_del(tx, kb, tkey(kb, 'B', e->key, e->klen))) ||
-          (rc = store_lex_del(tx, kb, tkey(kb, 'T', e->key, e->klen))))
-        goto out;
+  if (x->tn && !(ts = wd_malloc(x->tn * sizeof *ts))) {
+    rc = oom(tx);
+    goto out;
+  }
+  for (size_t i = 0; i < x->tcap; i++)
+    if (x->tab[i]) ts[nt++] = x->tab[i];
+  if (nt > 1) qsort(ts, nt, sizeof *ts, term_cmp);
+  for (size_t k = 0; k < nt; k++) { /* "B" */
+    lterm *t = ts[k];
+    if (term_empty(t)) {
+      if ((rc = store_lex_del(tx, kb, tkey(kb, 'B', t->key, t->klen)))) goto out;
       continue;
     }
+    int fresh = !t->bm;
+    if (fresh && (rc = term_bitmap(tx, t))) goto out;
     roaring_bitmap_run_optimize(t->bm);
     size_t sz = roaring_bitmap_portable_size_in_bytes(t->bm);
     NEED(sz);
     roaring_bitmap_portable_serialize(t->bm, (char *)buf);
-    if ((rc = store_lex_put(tx, kb, tkey(kb, 'B', e->key, e->klen), buf, sz))) goto out;
-    NEED(t->ndir * 12 + 1);
-    for (size_t i = 0; i < t->ndir; i++) {
-      unsigned char *p = buf + 12 * i;
-      memcpy(p, &t->dir[i].w, 4);
-      memcpy(p + 4, &t->dir[i].n, 2);
-      memcpy(p + 6, &t->dir[i].max_tf, 2);
-      memcpy(p + 8, &t->dir[i].min_dl, 4);
+    if (fresh) {
+      roaring_bitmap_free(t->bm);
+      t->bm = NULL;
     }
-    if ((rc = store_lex_put(tx, kb, tkey(kb, 'T', e->key, e->klen), buf, t->ndir * 12))) goto out;
+    if ((rc = store_lex_put(tx, kb, tkey(kb, 'B', t->key, t->klen), buf, sz))) goto out;
   }
-  WD_HMAP_FOREACH(&x->blocks, e) {
-    lblock *b = e->val;
-    if (b->n == 0) {
-      if ((rc = store_lex_del(tx, e->key, e->klen))) goto out;
-      continue;
-    }
-    NEED(b->n * 4);
-    memcpy(buf, b->off, b->n * 2);
-    memcpy(buf + b->n * 2, b->tf, b->n * 2);
-    if ((rc = store_lex_put(tx, e->key, e->klen, buf, b->n * 4))) goto out;
-  }
-  WD_HMAP_FOREACH(&x->lens, e) {
+  WD_HMAP_FOREACH(&x->lens, e) { /* "D" */
     const uint32_t *l = e->val;
     int any = 0;
     for (size_t i = 0; i < WD_LEX_WIN && !any; i++) any = l[i] != 0;
@@ -718,8 +914,42 @@ int wd_lex_flush(wd_txn *tx) {
              : store_lex_del(tx, e->key, e->klen);
     if (rc) goto out;
   }
+  for (size_t k = 0; k < nt; k++) { /* "P" */
+    lterm *t = ts[k];
+    const pblock *bs = LT_BLK(t);
+    for (size_t i = 0; i < t->nblk; i++) {
+      const pblock *b = &bs[i];
+      size_t kl = pkey(kb, t->key, t->klen, b->w);
+      if (b->n == 0) {
+        if ((rc = store_lex_del(tx, kb, kl))) goto out;
+        continue;
+      }
+      NEED((size_t)b->n * 4);
+      memcpy(buf, PB_OFF(b), (size_t)b->n * 2);
+      memcpy(buf + (size_t)b->n * 2, PB_TF(b), (size_t)b->n * 2);
+      if ((rc = store_lex_put(tx, kb, kl, buf, (size_t)b->n * 4))) goto out;
+    }
+  }
+  for (size_t k = 0; k < nt; k++) { /* "T" */
+    lterm *t = ts[k];
+    if (term_empty(t)) {
+      if ((rc = store_lex_del(tx, kb, tkey(kb, 'T', t->key, t->klen)))) goto out;
+      continue;
+    }
+    NEED(t->ndir * 12 + 1);
+    const dirent_ *d = LT_DIR(t);
+    for (size_t i = 0; i < t->ndir; i++) {
+      unsigned char *p = buf + 12 * i;
+      memcpy(p, &d[i].w, 4);
+      memcpy(p + 4, &d[i].n, 2);
+      memcpy(p + 6, &d[i].max_tf, 2);
+      memcpy(p + 8, &d[i].min_dl, 4);
+    }
+    if ((rc = store_lex_put(tx, kb, tkey(kb, 'T', t->key, t->klen), buf, t->ndir * 12))) goto out;
+  }
 #undef NEED
 out:
+  wd_free(ts);
   wd_free(buf);
   return rc;
 }
