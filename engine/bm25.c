@@ -7,6 +7,11 @@
  * a dense bitset), df(t) = |slots(t) AND allowed| (one AND-cardinality of
  * the term's slot bitmap).  Nothing a caller cannot read enters N, df or
  * avgdl, so a principal's scores are a function of what it may read.
+ * With a resolver the statistics come from a separate set
+ * (wd_lex_search_stats): query.c's lex_precheck passes the allowed
+ * documents the resolver has checked and not refused, so its denials are
+ * cannot-read here too.  info->postings counts only allowed postings
+ * (the plan must not reveal hidden ones).
  *
  * Traversal (block-max, score-at-a-time over 4096-slot windows): each
  * query term's directory gives, per window, the number of postings and the
