@@ -183,9 +183,70 @@ static void test_hidden_change_nothing(void **st) {
   free(lb);
 }
 
+/* More allowed chunks than the work bound (5000): the pre-check covers
+ * only the documents holding a query term, so the semantic side's rounds
+ * meet denied documents (vectors equal to the query, no query word) that
+ * were never checked.  The reported ranks must still be ranks among the
+ * hits that passed: both sides' best readable chunk is rank 1, ranks are
+ * distinct and within 1..n (fails without the renumbering). */
+static void test_ranks_renumbered(void **st) {
+  (void)st;
+  coll c;
+  make(&c);
+  size_t cap = 6000 * 256, o = 0;
+  char *b = malloc(cap);
+  assert_non_null(b);
+  for (int i = 0; i < 5400; i++) {
+    int denied = i % 1800 == 1; /* three, nearest to the query vector */
+    o += (size_t)snprintf(b + o, cap - o,
+                          "{\"doc_id\":\"%c%d\",\"source\":\"s3://b/%s/%d\",\"namespace\":\"/\","
+                          "\"acl\":{\"allow\":[\"*\"]},\"chunks\":[{\"text\":\"%s w%d\","
+                          "\"embedding\":[%d,%d,0,0]}]}\n",
+                          denied ? 'q' : 'p', i, denied ? "priv" : "pub", i,
+                          denied ? "other" : i % 10 == 0 ? "merger" : "plain", i % 97,
+                          denied ? 0 : 1 + i % 5, denied ? 1 : 1);
+  }
+  assert_int_equal(warden_ingest_buffer(c.db, "r", b, o, NULL, NULL), 0);
+  free(b);
+  for (int mode = WARDEN_MODE_LEXICAL; mode <= WARDEN_MODE_HYBRID; mode++) {
+    warden_query_opts qo;
+    memset(&qo, 0, sizeof qo);
+    qo.principal = "user:alice";
+    qo.k = 6;
+    qo.mode = mode;
+    qo.text = "merger";
+    qo.explain = 1;
+    float q[4] = {0, 1, 0, 0};
+    warden_results *r;
+    assert_int_equal(warden_query(c.db, mode == WARDEN_MODE_LEXICAL ? NULL : q, 1, &qo, &r), 0);
+    size_t n = warden_results_count(r, 0);
+    assert_int_equal(n, 6);
+    assert_non_null(strstr(warden_results_plan(r, 0), "resolver-checked-subset"));
+    int s1 = 0, l1 = 0;
+    for (size_t i = 0; i < n; i++) {
+      const warden_hit *h = warden_results_hit(r, 0, i);
+      assert_int_equal(h->doc_id[0], 'p');
+      assert_true(h->semantic_rank <= n && h->lexical_rank <= n);
+      if (mode == WARDEN_MODE_LEXICAL) assert_int_equal(h->lexical_rank, i + 1);
+      s1 |= h->semantic_rank == 1;
+      l1 |= h->lexical_rank == 1;
+      for (size_t j = 0; j < i; j++) {
+        const warden_hit *z = warden_results_hit(r, 0, j);
+        if (h->semantic_rank) assert_int_not_equal(z->semantic_rank, h->semantic_rank);
+        if (h->lexical_rank) assert_int_not_equal(z->lexical_rank, h->lexical_rank);
+      }
+    }
+    assert_true(l1);
+    if (mode == WARDEN_MODE_HYBRID) assert_true(s1);
+    warden_results_free(r);
+  }
+  destroy(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hidden_change_nothing),
+      cmocka_unit_test(test_ranks_renumbered),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
