@@ -7,6 +7,11 @@
  * a dense bitset), df(t) = |slots(t) AND allowed| (one AND-cardinality of
  * the term's slot bitmap).  Nothing a caller cannot read enters N, df or
  * avgdl, so a principal's scores are a function of what it may read.
+ * With a resolver the statistics come from a separate set
+ * (wd_lex_search_stats): query.c's lex_precheck passes the allowed
+ * documents the resolver has checked and not refused, so its denials are
+ * cannot-read here too.  info->postings counts only allowed postings
+ * (the plan must not reveal hidden ones).
  *
  * Traversal (block-max, score-at-a-time over 4096-slot windows): each
  * query term's directory gives, per window, the number of postings and the
@@ -185,6 +190,63 @@ static uint32_t len_at(const unsigned char *lens, uint32_t off) {
 
 int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *allowed,
                   size_t k, wd_lex_hit **hits, size_t *nout, wd_lex_info *info) {
+  return wd_lex_search_stats(db, tx, text, NULL, allowed, k, hits, nout, info);
+}
+
+/* Sum of the chunk lengths of the slots of s (stats set given apart). */
+static int stats_sumdl(wd_txn *tx, const roaring_bitmap_t *s, uint64_t *sum) {
+  *sum = 0;
+  roaring_uint32_iterator_t *si = roaring_create_iterator(s);
+  if (!si) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+  int rc = 0;
+  uint32_t cw = UINT32_MAX;
+  const unsigned char *lens = NULL;
+  for (; si->has_value; roaring_advance_uint32_iterator(si)) {
+    uint32_t v = si->current_value, w = v / WD_LEX_WIN;
+    if (w != cw) {
+      if ((rc = get_lens(tx, w, &lens))) break;
+      cw = w;
+    }
+    *sum += len_at(lens, v % WD_LEX_WIN);
+  }
+  roaring_free_uint32_iterator(si);
+  return rc;
+}
+
+int wd_lex_term_slots(warden *db, wd_txn *tx, const char *text, roaring_bitmap_t *out) {
+  char **terms = NULL;
+  size_t *tlen = NULL, nt = 0;
+  if (wd_lex_query_terms(db, text, &terms, &tlen, &nt)) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  int rc = 0;
+  for (size_t t = 0; t < nt && db->have_lex && !rc; t++) {
+    char kb[WD_LEX_MAXTERM + 8];
+    kb[0] = 'B';
+    memcpy(kb + 1, terms[t], tlen[t]);
+    const void *v;
+    size_t vl;
+    rc = store_lex_get(tx, kb, tlen[t] + 1, &v, &vl);
+    if (rc == WARDEN_ENOTFOUND) {
+      rc = 0;
+      continue;
+    }
+    if (rc) break;
+    roaring_bitmap_t *bm = roaring_bitmap_portable_deserialize_safe(v, vl);
+    if (!bm) {
+      rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: slot bitmap of a term is damaged");
+      break;
+    }
+    roaring_bitmap_or_inplace(out, bm);
+    roaring_bitmap_free(bm);
+  }
+  for (size_t i = 0; i < nt; i++) wd_free(terms[i]);
+  wd_free(terms);
+  wd_free(tlen);
+  return rc;
+}
+
+int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *stats,
+                        const roaring_bitmap_t *allowed, size_t k, wd_lex_hit **hits,
+                        size_t *nout, wd_lex_info *info) {
   double t0 = now_ms();
   memset(info, 0, sizeof *info);
   *hits = NULL;
@@ -194,7 +256,7 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
   int rc = wd_lex_query_terms(db, text, &terms, &tlen, &nt);
   if (rc) return wd_err(db, WARDEN_ENOMEM, "out of memory");
   info->terms = nt;
-  uint64_t N = roaring_bitmap_get_cardinality(allowed);
+  uint64_t N = roaring_bitmap_get_cardinality(stats ? stats : allowed);
   uint32_t *wa = NULL, *wl = NULL; /* per window: allowed / live slots */
   roaring_bitmap_t *live = NULL;
   uint64_t wbits[WD_LEX_WIN / 64]; /* the allowed slots of a partly allowed window */
@@ -210,7 +272,7 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
   uint16_t *touched = wd_malloc(WD_LEX_WIN * sizeof *touched);
   roaring_uint32_iterator_t *it = NULL;
   if (!idf || !heap || !acc || !mark || !touched) goto nomem;
-  if (N == 0 || nt == 0 || !db->have_lex) goto done;
+  if (N == 0 || nt == 0 || !db->have_lex || roaring_bitmap_is_empty(allowed)) goto done;
   /* 1. per window: how many slots are allowed and live; the total length
    * of the allowed chunks.  A window whose live slots are all allowed
    * (allowed is a subset of live) is summed straight from its length
@@ -249,6 +311,7 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
       for (uint32_t i = 0; i < got && b[i] < hi; i++) sumdl += len_at(lens, b[i] % WD_LEX_WIN);
     }
   }
+  if (stats && (rc = stats_sumdl(tx, stats, &sumdl))) goto done; /* N, avgdl over stats */
   double avgdl = sumdl ? (double)sumdl / (double)N : 1.0;
   /* 2. per term: df over allowed, idf, the windows it may score in */
   for (size_t t = 0; t < nt; t++) {
@@ -268,7 +331,7 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
       rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: slot bitmap of a term is damaged");
       goto done;
     }
-    uint64_t df = roaring_bitmap_and_cardinality(bm, allowed);
+    uint64_t df = roaring_bitmap_and_cardinality(bm, stats ? stats : allowed);
     roaring_bitmap_free(bm);
     if (df == 0) continue;
     info->terms_found++;
@@ -370,12 +433,12 @@ int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap
       size_t n = vl / 4;
       const unsigned char *po = v, *pt = (const unsigned char *)v + 2 * n;
       info->blocks++;
-      info->postings += n;
       for (size_t i = 0; i < n; i++) {
         uint16_t off, tf;
         memcpy(&off, po + 2 * i, 2);
         if (off >= WD_LEX_WIN) continue;
         if (!full && !(wbits[off >> 6] >> (off & 63) & 1)) continue; /* not allowed */
+        info->postings++; /* only allowed postings: the plan reveals nothing else */
         memcpy(&tf, pt + 2 * i, 2);
         if (mark[off] != epoch) {
           mark[off] = epoch;

@@ -16,6 +16,8 @@ void wd_fused_free(wd_fused *f) {
   wd_free(f->score);
   wd_free(f->srank);
   wd_free(f->lrank);
+  wd_free(f->sem);
+  wd_free(f->lex);
   memset(f, 0, sizeof *f);
 }
 
@@ -37,7 +39,9 @@ static int fz_alloc(warden *db, wd_fused *f, size_t n) {
   f->score = wd_calloc(m, sizeof *f->score);
   f->srank = wd_calloc(m, sizeof *f->srank);
   f->lrank = wd_calloc(m, sizeof *f->lrank);
-  if (!f->slot || !f->score || !f->srank || !f->lrank) {
+  f->sem = wd_calloc(m, sizeof *f->sem);
+  f->lex = wd_calloc(m, sizeof *f->lex);
+  if (!f->slot || !f->score || !f->srank || !f->lrank || !f->sem || !f->lex) {
     wd_fused_free(f);
     return wd_err(db, WARDEN_ENOMEM, "out of memory");
   }
@@ -61,6 +65,103 @@ static int by_fused(const void *a, const void *b) {
   return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
+static int by_srank(const void *a, const void *b) {
+  const cand_ *x = a, *y = b;
+  return x->srank < y->srank ? -1 : x->srank > y->srank;
+}
+
+static int by_lrank(const void *a, const void *b) {
+  const cand_ *x = a, *y = b;
+  return x->lrank < y->lrank ? -1 : x->lrank > y->lrank;
+}
+
+/* The fused score of c[0..u) from their ranks / side scores (see hybrid.h). */
+static void fuse(const warden *db, cand_ *c, size_t u) {
+  int weighted = db->cfg.lex_fusion == WD_FUSION_WEIGHTED;
+  double smin = INFINITY, smax = -INFINITY, lmin = INFINITY, lmax = -INFINITY;
+  for (size_t i = 0; i < u; i++) {
+    if (c[i].srank) {
+      if (c[i].sem < smin) smin = c[i].sem;
+      if (c[i].sem > smax) smax = c[i].sem;
+    }
+    if (c[i].lrank) {
+      if (c[i].lex < lmin) lmin = c[i].lex;
+      if (c[i].lex > lmax) lmax = c[i].lex;
+    }
+  }
+  double rk = db->cfg.lex_rrf_k ? db->cfg.lex_rrf_k : 60, w = db->cfg.lex_weight;
+  for (size_t i = 0; i < u; i++) {
+    double f = 0;
+    if (!weighted) {
+      if (c[i].srank) f += 1.0 / (rk + (double)c[i].srank);
+      if (c[i].lrank) f += 1.0 / (rk + (double)c[i].lrank);
+    } else {
+      if (c[i].srank) f += w * (smax > smin ? (c[i].sem - smin) / (smax - smin) : 1.0);
+      if (c[i].lrank) f += (1.0 - w) * (lmax > lmin ? (c[i].lex - lmin) / (lmax - lmin) : 1.0);
+    }
+    c[i].fused = f;
+  }
+}
+
+int wd_fused_renumber(warden *db, wd_fused *fz, int lexical, wd_hit_i *hits, size_t n, size_t k,
+                      size_t *nout) {
+  *nout = 0;
+  cand_ *c = wd_calloc(n ? n : 1, sizeof *c);
+  if (!c) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  size_t u = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t p = (size_t)hits[i].dist;
+    if (p >= fz->n || fz->slot[p] != hits[i].id)
+      for (p = 0; p < fz->n && fz->slot[p] != hits[i].id; p++) {
+      }
+    if (p >= fz->n) continue;
+    c[u].slot = fz->slot[p];
+    c[u].srank = fz->srank[p];
+    c[u].lrank = fz->lrank[p];
+    c[u].sem = fz->sem[p];
+    c[u].lex = fz->lex[p];
+    u++;
+  }
+  /* each side: rank among the passing candidates, in that side's order */
+  qsort(c, u, sizeof *c, by_srank);
+  for (size_t i = 0, r = 0; i < u; i++) /* zero ranks sort first */
+    if (c[i].srank) c[i].srank = ++r <= k ? (uint32_t)r : 0;
+  qsort(c, u, sizeof *c, by_lrank);
+  for (size_t i = 0, r = 0; i < u; i++)
+    if (c[i].lrank) c[i].lrank = ++r <= k ? (uint32_t)r : 0;
+  /* as without a resolver, each side contributes its top k (of what passed) */
+  size_t kept = 0;
+  for (size_t i = 0; i < u; i++)
+    if (c[i].srank || c[i].lrank) c[kept++] = c[i];
+  u = kept;
+  if (lexical) { /* the BM25 score itself; order = lexical rank */
+    for (size_t i = 0; i < u; i++) c[i].fused = c[i].lrank ? -(double)c[i].lrank : -INFINITY;
+  } else {
+    fuse(db, c, u);
+  }
+  qsort(c, u, sizeof *c, by_fused);
+  if (u > k) u = k;
+  int rc = fz_alloc(db, fz, u);
+  if (rc) {
+    wd_free(c);
+    return rc;
+  }
+  for (size_t i = 0; i < u; i++) {
+    fz->slot[i] = c[i].slot;
+    fz->score[i] = lexical ? (float)c[i].lex : (float)c[i].fused;
+    fz->srank[i] = c[i].srank;
+    fz->lrank[i] = c[i].lrank;
+    fz->sem[i] = c[i].sem;
+    fz->lex[i] = c[i].lex;
+    hits[i].id = c[i].slot;
+    hits[i].dist = (float)i;
+  }
+  fz->n = u;
+  *nout = u;
+  wd_free(c);
+  return 0;
+}
+
 static void lex_plan(char *b, size_t n, const wd_lex_info *li, size_t k) {
   snprintf(b, n,
            "{\"strategy\":\"bm25-blockmax\",\"k\":%zu,\"terms\":%zu,\"terms_found\":%zu,"
@@ -74,12 +175,13 @@ static void lex_plan(char *b, size_t n, const wd_lex_info *li, size_t k) {
 
 int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const float *qv,
                     const roaring_bitmap_t *cand, uint64_t ncand, uint64_t nlive,
-                    uint64_t set_key, wd_topk *heap, wd_search_info *si, wd_fused *fz) {
+                    uint64_t set_key, wd_topk *heap, wd_search_info *si, wd_fused *fz,
+                    const roaring_bitmap_t *lstats) {
   size_t kk = heap->k;
   wd_lex_hit *lh = NULL;
   size_t nl = 0;
   wd_lex_info li;
-  int rc = wd_lex_search(db, tx, o->text ? o->text : "", cand, kk, &lh, &nl, &li);
+  int rc = wd_lex_search_stats(db, tx, o->text ? o->text : "", lstats, cand, kk, &lh, &nl, &li);
   if (rc) return rc;
   char lp[400];
   lex_plan(lp, sizeof lp, &li, kk);
@@ -89,6 +191,7 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
     for (size_t i = 0; i < nl; i++) {
       fz->slot[i] = lh[i].slot;
       fz->score[i] = (float)lh[i].score;
+      fz->lex[i] = lh[i].score;
       fz->lrank[i] = (uint32_t)(i + 1);
       wd_topk_push(heap, (float)i, lh[i].slot);
     }
@@ -150,29 +253,8 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
     }
   }
   int weighted = db->cfg.lex_fusion == WD_FUSION_WEIGHTED;
-  double smin = INFINITY, smax = -INFINITY, lmin = INFINITY, lmax = -INFINITY;
-  for (size_t i = 0; i < u; i++) {
-    if (c[i].srank) {
-      if (c[i].sem < smin) smin = c[i].sem;
-      if (c[i].sem > smax) smax = c[i].sem;
-    }
-    if (c[i].lrank) {
-      if (c[i].lex < lmin) lmin = c[i].lex;
-      if (c[i].lex > lmax) lmax = c[i].lex;
-    }
-  }
   double rk = db->cfg.lex_rrf_k ? db->cfg.lex_rrf_k : 60, w = db->cfg.lex_weight;
-  for (size_t i = 0; i < u; i++) {
-    double f = 0;
-    if (!weighted) {
-      if (c[i].srank) f += 1.0 / (rk + (double)c[i].srank);
-      if (c[i].lrank) f += 1.0 / (rk + (double)c[i].lrank);
-    } else {
-      if (c[i].srank) f += w * (smax > smin ? (c[i].sem - smin) / (smax - smin) : 1.0);
-      if (c[i].lrank) f += (1.0 - w) * (lmax > lmin ? (c[i].lex - lmin) / (lmax - lmin) : 1.0);
-    }
-    c[i].fused = f;
-  }
+  fuse(db, c, u);
   qsort(c, u, sizeof *c, by_fused);
   if (u > kk) u = kk;
   if ((rc = fz_alloc(db, fz, u))) {
@@ -184,6 +266,8 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
     fz->score[i] = (float)c[i].fused;
     fz->srank[i] = c[i].srank;
     fz->lrank[i] = c[i].lrank;
+    fz->sem[i] = c[i].sem;
+    fz->lex[i] = c[i].lex;
     wd_topk_push(heap, (float)i, c[i].slot);
   }
   fz->n = u;

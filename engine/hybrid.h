@@ -33,6 +33,7 @@ typedef struct wd_fused {
   uint32_t *slot;
   float *score;
   uint32_t *srank, *lrank;
+  double *sem, *lex; /* each side's score (rankfix: fusion redone after the resolver) */
 } wd_fused;
 
 void wd_fused_free(wd_fused *f);
@@ -46,6 +47,21 @@ void wd_fused_apply(const wd_fused *f, size_t pos, uint32_t slot, warden_hit *h)
  * unused in lexical mode.  Returns 0 or a negative warden code. */
 int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const float *qv,
                     const roaring_bitmap_t *cand, uint64_t ncand, uint64_t nlive,
-                    uint64_t set_key, wd_topk *heap, wd_search_info *si, wd_fused *fz);
+                    uint64_t set_key, wd_topk *heap, wd_search_info *si, wd_fused *fz,
+                    const roaring_bitmap_t *lstats);
+/* lstats (rankfix): the set BM25's N, df and avgdl are computed over; NULL
+ * means cand.  With a resolver query.c passes a set holding no document
+ * the resolver denied (README "Hybrid", "Lexical statistics"). */
+
+/* rankfix: after the resolver rounds, hits[0..n) are the candidates that
+ * passed every check, in the round's fused order (dist = position in fz).
+ * Renumber each side's ranks among them only (1, 2, ... in that side's
+ * order; as without a resolver a side contributes its top k), redo the fusion from those ranks (weighted: normalised over
+ * them), re-sort (ties: lower slot) and keep at most k: hits and fz are
+ * rewritten (dist = new position) and *nout set.  So no score, rank or
+ * order depends on a candidate the resolver refused.  0 or
+ * WARDEN_ENOMEM (message set). */
+int wd_fused_renumber(warden *db, wd_fused *fz, int lexical, wd_hit_i *hits, size_t n, size_t k,
+                      size_t *nout);
 
 #endif

@@ -116,7 +116,7 @@ typedef struct wd_lex_info {
   uint64_t win_disallowed; /* skipped: no allowed slot */
   uint64_t win_pruned; /* skipped: block-max bound below the k-th score */
   uint64_t blocks;     /* posting blocks decoded */
-  uint64_t postings;   /* postings read in decoded blocks */
+  uint64_t postings;   /* allowed postings read in decoded blocks */
   uint64_t scored;     /* allowed postings scored */
   double ms;
 } wd_lex_info;
@@ -132,5 +132,15 @@ int wd_lex_query_terms(warden *db, const char *text, char ***terms, size_t **len
  * warden code with the message set. */
 int wd_lex_search(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *allowed,
                   size_t k, wd_lex_hit **hits, size_t *n, wd_lex_info *info);
+
+/* rankfix: as wd_lex_search, but N, df and avgdl over stats (NULL: over
+ * allowed); the traversal and the hits stay within allowed.  query.c
+ * passes the resolver-checked set here (see README "Hybrid"). */
+int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *stats,
+                        const roaring_bitmap_t *allowed, size_t k, wd_lex_hit **hits, size_t *n,
+                        wd_lex_info *info);
+/* rankfix: OR into out the slots (live or not) holding any token of text.
+ * 0 or a negative warden code with the message set. */
+int wd_lex_term_slots(warden *db, wd_txn *tx, const char *text, roaring_bitmap_t *out);
 
 #endif

@@ -30,6 +30,7 @@
 #include "filter.h"
 #include "hybrid.h"
 #include "kernels.h"
+#include "lexical.h"
 #include "scan.h"
 #include "store.h"
 
@@ -603,6 +604,70 @@ done:
   return rc;
 }
 
+/* rankfix -- BM25 statistics with a resolver.  A principal's scores must
+ * not depend on documents it cannot read, and the resolver's denials count
+ * as cannot-read; but the rounds only check the candidates they return,
+ * so N, df and avgdl over "allowed minus rejected" would still count
+ * documents the resolver would deny.  So before the first round:
+ *   - if the allowed set has at most `bound` chunks, every document of it
+ *     is checked and the statistics are over allowed minus what the
+ *     resolver refused: exactly the readable set (plan "lexical_stats":
+ *     "resolver-checked");
+ *   - otherwise the documents holding a query term are checked, in slot
+ *     order, until `bound` documents were checked, and the statistics are
+ *     over the checked documents that passed ("resolver-checked-subset"):
+ *     still nothing denied enters them, at the price of a smaller N.
+ * *stats (roaring_bitmap_free) is that set; *exact says which case. */
+static int lex_precheck(warden *db, wd_txn *tx, warden_results *r, const wd_strlist *who,
+                        rstate *rs, const roaring_bitmap_t *allowed, const char *text,
+                        size_t bound, roaring_bitmap_t **stats, int *exact, int *degraded,
+                        uint64_t *checked) {
+  *stats = NULL;
+  *exact = roaring_bitmap_get_cardinality(allowed) <= bound;
+  roaring_bitmap_t *pool = roaring_bitmap_create();
+  if (!pool) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  int rc = 0;
+  if (*exact) {
+    roaring_bitmap_or_inplace(pool, allowed);
+  } else {
+    if ((rc = wd_lex_term_slots(db, tx, text, pool))) goto done;
+    roaring_bitmap_and_inplace(pool, allowed);
+  }
+  enum { BATCH = 64 };
+  wd_hit_i b[BATCH];
+  size_t nb = 0;
+  roaring_uint32_iterator_t *it = roaring_create_iterator(pool);
+  if (!it) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (;;) {
+    int more = it->has_value;
+    if (more) {
+      b[nb].id = it->current_value;
+      b[nb++].dist = 0;
+      roaring_advance_uint32_iterator(it);
+    }
+    if (nb == BATCH || (!more && nb)) {
+      if (*checked >= bound) { /* the work bound: what is left stays unchecked */
+        *exact = 0;
+        break;
+      }
+      if ((rc = resolve_round(db, tx, r, who, rs, b, nb, degraded, checked))) break;
+      nb = 0;
+    }
+    if (!more) break;
+  }
+  roaring_free_uint32_iterator(it);
+  if (rc) goto done;
+  *stats = *exact ? roaring_bitmap_andnot(allowed, rs->rejected)
+                  : roaring_bitmap_and(allowed, rs->passed);
+  if (!*stats) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+done:
+  roaring_bitmap_free(pool);
+  return rc;
+}
+
 /* Defence in depth: the stored-ACL rule and the namespace prefixes,
  * evaluated again on the document record of every hit, independently of
  * the bitmaps that selected it.  A disagreement means damaged storage: the
@@ -727,6 +792,7 @@ static int query_run(warden *db, const float *vecs, size_t nq, const warden_quer
   roaring_bitmap_t *allowed = NULL, *live = roaring_bitmap_create();
   rstate rs;
   memset(&rs, 0, sizeof rs);
+  roaring_bitmap_t *lstats = NULL; /* rankfix: BM25 statistics set with a resolver */
   rs.rejected = roaring_bitmap_create();
   rs.failed = roaring_bitmap_create();
   rs.passed = roaring_bitmap_create();
@@ -846,16 +912,33 @@ allowed_out:
   /* 3: nearest allowed vectors */
   if (!active) {
     if (o->mode != WARDEN_MODE_SEMANTIC)
-      rc = wd_hybrid_round(db, &tx, o, qv, allowed, nallowed, nlive, set_key, heaps, &si, &fz);
+      rc = wd_hybrid_round(db, &tx, o, qv, allowed, nallowed, nlive, set_key, heaps, &si, &fz,
+                           NULL);
     else
       rc = wd_search_t(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, o->target_recall,
                        set_key, heaps, &si);
     if (rc) goto out;
   }
+  /* rankfix: lexical and hybrid with a resolver -- BM25's statistics over
+   * a set holding no document the resolver refused (lex_precheck). */
+  int lstats_exact = 0;
+  uint64_t pre_checked = 0, pre_d = rs.denied, pre_e = rs.errors, pre_t = rs.timeouts;
+  if (active && o->mode != WARDEN_MODE_SEMANTIC) {
+    rs.budget_end = 0;
+    int pdeg = 0;
+    if ((rc = lex_precheck(db, &tx, r, &who, &rs, allowed, o->text ? o->text : "", work_bound(k),
+                           &lstats, &lstats_exact, &pdeg, &pre_checked)))
+      goto out;
+  }
   double t_scan = now_ms();
   for (size_t q = 0; q < nq && !rc; q++) {
     size_t n = 0, rounds = 0;
     uint64_t checked = 0, denied0 = rs.denied, errors0 = rs.errors, timeouts0 = rs.timeouts;
+    if (q == 0) { /* the first query also owns the lexical pre-check's verdicts */
+      denied0 = pre_d;
+      errors0 = pre_e;
+      timeouts0 = pre_t;
+    }
     /* in a batch, a document the resolver failed on for an earlier query
      * stays out of the later ones too: their answers are degraded as well */
     int work_hit = 0, degraded = active && !roaring_bitmap_is_empty(rs.failed);
@@ -865,7 +948,10 @@ allowed_out:
       /* over-fetch in rounds until k candidates pass the resolver or the
        * allowed set is exhausted; never pad */
       size_t kk = k;
-      rs.budget_end = 0; /* each query of a batch has its own resolver budget */
+      /* each query of a batch has its own resolver budget (the first one
+       * shares it with the lexical pre-check) */
+      if (q > 0 || !lstats) rs.budget_end = 0;
+      if (q == 0) checked = pre_checked;
       for (;;) {
         rounds++;
         roaring_bitmap_t *cand = roaring_bitmap_andnot(allowed, rs.rejected);
@@ -877,7 +963,8 @@ allowed_out:
           break;
         }
         rc = o->mode != WARDEN_MODE_SEMANTIC
-                 ? wd_hybrid_round(db, &tx, o, qv + q * dim, cand, ncand, nlive, 0, &h, &si, &fz)
+                 ? wd_hybrid_round(db, &tx, o, qv + q * dim, cand, ncand, nlive, 0, &h, &si, &fz,
+                                   lstats)
                  : wd_search_t(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy,
                                o->target_recall, 0, &h, &si);
         roaring_bitmap_free(cand);
@@ -907,9 +994,14 @@ allowed_out:
       if (rc) break;
       /* keep the candidates that passed, in rank order, at most k */
       size_t w = 0;
-      for (size_t i = 0; i < n && w < k; i++)
+      int fused = o->mode != WARDEN_MODE_SEMANTIC;
+      for (size_t i = 0; i < n && (fused || w < k); i++)
         if (roaring_bitmap_contains(rs.passed, sorted[i].id)) sorted[w++] = sorted[i];
       n = w;
+      /* rankfix: ranks and the fused score among what passed only */
+      if (fused &&
+          (rc = wd_fused_renumber(db, &fz, o->mode == WARDEN_MODE_LEXICAL, sorted, w, k, &n)))
+        break;
     }
     r->q[q].degraded = degraded;
     r->q[q].hits = wd_calloc(n ? n : 1, sizeof(warden_hit));
@@ -971,7 +1063,7 @@ allowed_out:
           "\"scanned\":%llu,\"resolver\":\"%s\",\"rounds\":%zu,\"checked\":%llu,"
           "\"dropped_by_resolver\":%llu,\"resolver_failed\":%llu,\"work_bound\":%zu,"
           "\"work_bound_hit\":%s,\"revision\":%llu,\"plan_ms\":%.3f,\"scan_ms\":%.3f,"
-          "\"batch\":%zu%s%s%s%s}",
+          "\"batch\":%zu%s%s%s%s%s}",
           si.strategy ? si.strategy : "exact",
           !si.strategy || !strcmp(si.strategy, "exact") ? ",\"path\":\"" : "",
           !si.strategy || !strcmp(si.strategy, "exact") ? paths[si.path < 0 || si.path > 2 ? 0 : si.path] : "",
@@ -984,6 +1076,8 @@ allowed_out:
           (unsigned long long)(rs.errors - errors0 + rs.timeouts - timeouts0),
           active ? work_bound(k) : 0, work_hit ? "true" : "false",
           (unsigned long long)r->revision, t_plan - t0, (active ? now_ms() : t_scan) - t_plan, nq,
+          !lstats ? "" : lstats_exact ? ",\"lexical_stats\":\"resolver-checked\""
+                                      : ",\"lexical_stats\":\"resolver-checked-subset\"",
           si.detail[0] ? "," : "", si.detail, ajson ? ",\"agent\":" : "", ajson ? ajson : "");
       wd_free(ajson);
       if (!r->q[q].plan) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
@@ -997,6 +1091,7 @@ out:
   wd_hmap_free(&rs.agent_evidence);
   if (allowed) roaring_bitmap_free(allowed); /* CRoaring 0.2 rejects NULL */
   if (live) roaring_bitmap_free(live);
+  if (lstats) roaring_bitmap_free(lstats);
   if (rs.rejected) roaring_bitmap_free(rs.rejected);
   if (rs.failed) roaring_bitmap_free(rs.failed);
   if (rs.passed) roaring_bitmap_free(rs.passed);
