@@ -2,6 +2,7 @@
  * graph_index.c -- the graph index file's lifecycle (see graph_index.h).
  */
 #include "graph_index.h"
+#include "fileid.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,11 +30,7 @@ typedef struct gstate {
   gbase *cur;
   const char *state;
   char why[300];
-  int looked;
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  struct timespec mtime;
+  wd_fileid file; /* the graph file as last inspected (fileid.h) */
 } gstate;
 
 void wd_graph_path(const warden *db, char *buf, size_t len) {
@@ -136,30 +133,19 @@ static gstate *gstate_get(warden *db) {
 static int refresh(warden *db, gstate *s) {
   char path[4096];
   wd_graph_path(db, path, sizeof path);
-  struct stat st;
-  int have = stat(path, &st) == 0;
-  if (s->looked) {
-    if (!have && s->state && strcmp(s->state, "missing") == 0) return 0;
-    if (have && st.st_dev == s->dev && st.st_ino == s->ino && st.st_size == s->size &&
-        st.st_mtim.tv_sec == s->mtime.tv_sec && st.st_mtim.tv_nsec == s->mtime.tv_nsec)
-      return 0;
-  }
+  int have;
+  if (!wd_fileid_changed(&s->file, path, &have)) return 0;
   base_release(s->cur);
   s->cur = NULL;
-  s->looked = 1;
   s->why[0] = 0;
   if (!have) {
     s->state = "missing";
     snprintf(s->why, sizeof s->why, "no graph file (run `warden index`)");
     return 0;
   }
-  s->dev = st.st_dev;
-  s->ino = st.st_ino;
-  s->size = st.st_size;
-  s->mtime = st.st_mtim;
   gbase *b = wd_calloc(1, sizeof *b);
   if (!b) {
-    s->looked = 0;
+    s->file.looked = 0;
     return wd_err(db, WARDEN_ENOMEM, "out of memory");
   }
   int rc = wd_hnsw_open_file(path, db->cfg.dim, db->cfg.metric, &b->g, s->why, sizeof s->why);
@@ -182,7 +168,7 @@ static int refresh(warden *db, gstate *s) {
     if (src) {
       wd_hnsw_close(&b->g);
       wd_free(b);
-      s->looked = 0;
+      s->file.looked = 0;
       return src;
     }
     if (rc) wd_hnsw_close(&b->g);
@@ -359,7 +345,7 @@ out:
     if (s) {
       base_release(s->cur);
       s->cur = NULL;
-      s->looked = 0;
+      s->file.looked = 0;
     }
     pthread_mutex_unlock(&db->annlock);
   }

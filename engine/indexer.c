@@ -18,6 +18,7 @@
  * `warden index` persists them without retraining.
  */
 #include "indexer.h"
+#include "fileid.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -58,11 +59,7 @@ struct wd_ann {
   ann_snap *cur;
   const char *state; /* static: "missing", "ready", "corrupt", ... */
   char why[300];
-  int looked; /* the file identity below was inspected */
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  struct timespec mtime;
+  wd_fileid file; /* the index file as last inspected (fileid.h) */
   void *graph; /* engine/graph_index.c's state (issue 14) */
 };
 
@@ -190,35 +187,22 @@ static int refresh(warden *db) {
   if (!a) return wd_err(db, WARDEN_ENOMEM, "out of memory");
   char path[4096];
   wd_index_path(db, path, sizeof path);
-  struct stat st;
-  int have = stat(path, &st) == 0;
-  if (a->looked) {
-    if (!have && a->state && strcmp(a->state, "missing") == 0) return 0;
-    if (have && st.st_dev == a->dev && st.st_ino == a->ino && st.st_size == a->size &&
-        st.st_mtim.tv_sec == a->mtime.tv_sec && st.st_mtim.tv_nsec == a->mtime.tv_nsec)
-      return 0;
-  }
+  int have;
+  if (!wd_fileid_changed(&a->file, path, &have)) return 0;
   snap_release(a->cur);
   a->cur = NULL;
-  a->looked = 1;
   a->why[0] = 0;
   if (!have) {
     a->state = "missing";
     snprintf(a->why, sizeof a->why, "no index file (run `warden index`)");
-    a->dev = 0;
-    a->ino = 0;
     return 0;
   }
-  a->dev = st.st_dev;
-  a->ino = st.st_ino;
-  a->size = st.st_size;
-  a->mtime = st.st_mtim;
   ann_base *b = wd_calloc(1, sizeof *b);
   ann_snap *s = wd_calloc(1, sizeof *s);
   if (!b || !s) {
     wd_free(b);
     wd_free(s);
-    a->looked = 0;
+    a->file.looked = 0;
     return wd_err(db, WARDEN_ENOMEM, "out of memory");
   }
   int rc = wd_ivf_open_file(path, db->cfg.dim, db->cfg.metric, &b->ix, a->why, sizeof a->why);
@@ -239,7 +223,7 @@ static int refresh(warden *db) {
       wd_ivf_close(&b->ix);
       wd_free(b);
       wd_free(s);
-      a->looked = 0;
+      a->file.looked = 0;
       return src;
     }
     if (rc) wd_ivf_close(&b->ix);
@@ -382,7 +366,7 @@ static void invalidate(warden *db) {
   if (db->ann) {
     snap_release(db->ann->cur);
     db->ann->cur = NULL;
-    db->ann->looked = 0;
+    db->ann->file.looked = 0;
   }
   pthread_mutex_unlock(&db->annlock);
 }
