@@ -86,6 +86,9 @@ const char *warden_errmsg(const warden *db);
 
 /* ------------------------------------------------------ create and open */
 
+/* The largest embedding dimension (warden_create_opts.dim, `dimension:`). */
+#define WARDEN_MAX_DIM 65536
+
 typedef struct warden_create_opts {
   unsigned dim;            /* embedding dimension; 0 = take from config_path */
   const char *metric;      /* "cosine" | "l2" | "ip"; NULL = config or cosine */

@@ -12,6 +12,7 @@
 #ifndef WARDEN_CLI_H
 #define WARDEN_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -59,21 +60,57 @@ typedef enum cli_kind {
   CLI_MULTI  /* dest: cli_list *, repeatable */
 } cli_kind;
 
+/* One option of a command: the parser reads it and --help documents it
+ * from this one entry, so an option cannot be accepted and undocumented or
+ * documented and refused.  A command keeps its table static, next to a
+ * struct that holds the parsed values. */
+#define CLI_REQ 1u   /* the synopsis shows it without brackets (the command
+                      * checks that it is there) */
+#define CLI_ONEOF 2u /* with its CLI_ONEOF neighbours: "(A | B | C)" */
+
 typedef struct cli_opt {
-  const char *name; /* long name with dashes: "--dim" */
-  char shortname;   /* 'k' for -k, or 0 */
+  const char *name; /* long name with dashes: "--dim"; NULL ends a table */
+  char shortname;   /* 'k' for -k (the synopsis then shows -k), or 0 */
   cli_kind kind;
-  void *dest;
+  size_t off;       /* where the value goes: offsetof(ARGS, field) */
+  const char *arg;  /* the value's placeholder ("N", "cosine|l2|ip"); NULL
+                     * for a flag */
+  const char *help; /* its --help text; '\n' starts a continuation line */
+  unsigned flags;   /* CLI_REQ, CLI_ONEOF */
+  unsigned forms;   /* bit i: shown in usage form i of the command; 0: all */
 } cli_opt;
 
+/* One command (or subcommand, "acl set") as --help presents it. */
+typedef struct cli_cmd {
+  const char *name;     /* "init", "acl set", "grants add|remove" */
+  const char *forms[3]; /* the positionals of each usage form ("DIR",
+                         * "DIR [FILE ...|-]"); NULL ends the list */
+  const cli_opt *opts;  /* NULL, or a table ended by a {NULL} entry */
+  const char *about;    /* what it does ('\n' separates lines); for a
+                         * subcommand, its line in the group's help */
+  const char *prints;   /* what it prints, or NULL */
+} cli_cmd;
+
+/* A command group's own text ("acl": what the acl subcommands are for). */
+typedef struct cli_group {
+  const char *name;
+  const char *about;
+} cli_group;
+
+/* Every command and group, in the order `warden --help` lists them
+ * (tools/help.c); each cli_cmd itself lives in its cmd_*.c. */
+extern const cli_cmd *const cli_commands[];
+extern const cli_group cli_groups[];
+
 /* Parse args (argv[0] is the first word after the (sub)command) against
- * opts (terminated by a {NULL} entry).  Non-option words go to pos in order;
- * "-" is a word; "--" ends options.  "--name=value" and "--name value" are
- * both accepted.  --help/-h prints the help of the command named by the
- * first word of ctx and returns -1 (the caller exits 0).  A usage error is
+ * opts (NULL, or ended by a {NULL} entry), storing values at
+ * (char *)vals + opt->off.  Non-option words go to pos in order; "-" is a
+ * word; "--" ends options.  "--name=value" and "--name value" are both
+ * accepted.  --help/-h prints the help of the command named by the first
+ * word of ctx and returns -1 (the caller exits 0).  A usage error is
  * printed and returns CLI_EXIT_USAGE.  0 on success. */
 int cli_parse(const char *ctx, int argc, char **argv, const cli_opt *opts,
-              cli_list *pos);
+              void *vals, cli_list *pos);
 
 /* Check the number of positional words: between min and max (max < 0:
  * unlimited).  names is the usage list of positionals ("DIR DOC_ID") used in
@@ -85,6 +122,14 @@ int cli_need_pos(const char *ctx, const cli_list *pos, size_t min, int max,
  * Returns 0 or CLI_EXIT_USAGE (printed). */
 int cli_parse_u64(const char *ctx, const char *opt, const char *s,
                   uint64_t min, uint64_t max, uint64_t *out);
+/* The same, for a bound that is a library limit: the out-of-range message
+ * names it ("-k: 20000 is out of range [1, 10000] (WARDEN_MAX_K)"). */
+int cli_parse_u64_limit(const char *ctx, const char *opt, const char *s,
+                        uint64_t min, uint64_t max, const char *max_name,
+                        uint64_t *out);
+/* cli_parse_u64_limit with the limit's value and its name from one macro. */
+#define CLI_PARSE_LIMIT(ctx, opt, s, min, LIMIT, out) \
+  cli_parse_u64_limit(ctx, opt, s, min, LIMIT, #LIMIT, out)
 
 /* ---------------------------------------------------------- errors */
 
@@ -162,14 +207,22 @@ void cli_progress_done(cli_progress *p);
 
 /* --------------------------------------------------------------- help */
 
-/* Help text of a command ("init", "acl", ...), or NULL when unknown. */
-const char *cli_help_text(const char *cmd);
-/* The top-level usage summary. */
-const char *cli_help_main(void);
+/* Print the help of cmd ("init", "acl", ...; NULL: the top-level usage
+ * summary) on stdout.  Returns 0, CLI_EXIT_RUNTIME if stdout failed, or
+ * CLI_EXIT_USAGE (printed) for an unknown command. */
+int cli_help(const char *cmd);
+/* The same text in a malloc'd string (NULL: unknown command). */
+char *cli_help_text(const char *cmd);
+
+/* Stringify a numeric macro, so a limit's --help text and its message are
+ * written from the library's constant: CLI_QUOTE(WARDEN_MAX_K) is "10000". */
+#define CLI_QUOTE_(x) #x
+#define CLI_QUOTE(x) CLI_QUOTE_(x)
 
 /* ----------------------------------------------------------- commands */
 
-/* Each takes the words after its command name. */
+/* Each takes the words after its command name.  Their cli_cmd entries
+ * (cli_cmd_init, ...) are in the same files. */
 int cmd_init(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_query(int argc, char **argv);
@@ -185,5 +238,12 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
+
+extern const cli_cmd cli_cmd_init, cli_cmd_ingest, cli_cmd_query,
+    cli_cmd_delete, cli_cmd_acl_get, cli_cmd_acl_set, cli_cmd_acl_sync,
+    cli_cmd_principals_set, cli_cmd_principals_sync, cli_cmd_principals_get,
+    cli_cmd_grants_edit, cli_cmd_grants_list, cli_cmd_index, cli_cmd_stats,
+    cli_cmd_check, cli_cmd_export, cli_cmd_import, cli_cmd_backup,
+    cli_cmd_compact;
 
 #endif

@@ -179,7 +179,7 @@ static const cli_opt *find_short(const cli_opt *opts, char c) {
 }
 
 int cli_parse(const char *ctx, int argc, char **argv, const cli_opt *opts,
-              cli_list *pos) {
+              void *vals, cli_list *pos) {
   int only_pos = 0;
   if (!pos->v) {
     pos->cap = 8;
@@ -199,9 +199,7 @@ int cli_parse(const char *ctx, int argc, char **argv, const cli_opt *opts,
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       char key[64];
       help_key(ctx, key, sizeof key);
-      const char *h = cli_help_text(key);
-      fputs(h ? h : cli_help_main(), stdout);
-      return cli_flush_stdout() ? CLI_EXIT_RUNTIME : -1;
+      return cli_help(key) ? CLI_EXIT_RUNTIME : -1;
     }
     const cli_opt *o;
     const char *val = NULL;
@@ -223,9 +221,10 @@ int cli_parse(const char *ctx, int argc, char **argv, const cli_opt *opts,
       snprintf(shown, sizeof shown, "-%c", a[1]);
     }
     if (!o) return cli_usage(ctx, "unknown option '%s'", a);
+    void *dest = (char *)vals + o->off;
     if (o->kind == CLI_FLAG) {
       if (val) return cli_usage(ctx, "option %s takes no value", shown);
-      *(int *)o->dest = 1;
+      *(int *)dest = 1;
       continue;
     }
     if (!val) {
@@ -234,11 +233,11 @@ int cli_parse(const char *ctx, int argc, char **argv, const cli_opt *opts,
       val = argv[++i];
     }
     if (o->kind == CLI_STR) {
-      const char **d = o->dest;
+      const char **d = dest;
       if (*d) return cli_usage(ctx, "option %s given twice", shown);
       *d = val;
     } else {
-      cli_list_push(o->dest, val);
+      cli_list_push(dest, val);
     }
   }
   return 0;
@@ -267,6 +266,12 @@ int cli_need_pos(const char *ctx, const cli_list *pos, size_t min, int max,
 
 int cli_parse_u64(const char *ctx, const char *opt, const char *s,
                   uint64_t min, uint64_t max, uint64_t *out) {
+  return cli_parse_u64_limit(ctx, opt, s, min, max, NULL, out);
+}
+
+int cli_parse_u64_limit(const char *ctx, const char *opt, const char *s,
+                        uint64_t min, uint64_t max, const char *max_name,
+                        uint64_t *out) {
   char *end = NULL;
   errno = 0;
   if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
@@ -275,8 +280,9 @@ int cli_parse_u64(const char *ctx, const char *opt, const char *s,
   if (errno || *end)
     return cli_usage(ctx, "%s: expected a number, got '%s'", opt, s);
   if (v < min || v > max)
-    return cli_usage(ctx, "%s: %llu is out of range [%llu, %llu]", opt, v,
-                     (unsigned long long)min, (unsigned long long)max);
+    return cli_usage(ctx, "%s: %llu is out of range [%llu, %llu]%s%s%s", opt, v,
+                     (unsigned long long)min, (unsigned long long)max,
+                     max_name ? " (" : "", max_name ? max_name : "", max_name ? ")" : "");
   *out = v;
   return 0;
 }
@@ -554,8 +560,7 @@ void cli_progress_done(cli_progress *p) {
 int cli_get(const char *ctx, int argc, char **argv, const char *usage,
             int (*get)(warden *db, const char *name, char **json_out)) {
   cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, NULL, NULL, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, usage);
   if (rc != 0) goto done;
   warden *db = NULL;
@@ -579,8 +584,7 @@ int cli_sync(const char *ctx, int argc, char **argv,
                          warden_write_report *rep),
              const char *unknown_key) {
   cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, NULL, NULL, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR FILE");
   if (rc != 0) goto done;
   warden *db = NULL;

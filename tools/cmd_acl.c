@@ -7,22 +7,43 @@
 
 #include <string.h>
 
+const cli_cmd cli_cmd_acl_get = {
+    "acl get", {"DIR DOC_ID", NULL}, NULL, "print {\"doc_id\", \"allow\", \"deny\"}", NULL};
+
+typedef struct acl_set_args {
+  const char *allow, *deny;
+} acl_set_args;
+
+static const cli_opt acl_set_opts[] = {
+    {"--allow", 0, CLI_STR, offsetof(acl_set_args, allow), "P,...",
+     "the new allow list (--allow '' sets an empty list,\nwhich means nobody)", 0, 0},
+    {"--deny", 0, CLI_STR, offsetof(acl_set_args, deny), "P,...", "the new deny list", 0, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_acl_set = {
+    "acl set", {"DIR DOC_ID", NULL}, acl_set_opts,
+    "replace the allow and/or deny list (at least one of\nthem; the one not given is kept)", NULL};
+
+const cli_cmd cli_cmd_acl_sync = {
+    "acl sync", {"DIR FILE", NULL}, NULL,
+    "apply a JSON Lines file of {\"doc_id\", \"allow\", \"deny\"} in one\n"
+    "transaction; prints {\"changed\", \"unchanged\", \"unknown_doc\",\n"
+    "\"revision\"}",
+    NULL};
+
 static int acl_get(int argc, char **argv) {
   return cli_get("acl get", argc, argv, "DIR DOC_ID", warden_acl_get);
 }
 
 static int acl_set(int argc, char **argv) {
   const char *ctx = "acl set";
-  const char *allow_s = NULL, *deny_s = NULL;
+  acl_set_args a = {0};
   cli_list pos = {0}, allow = {0}, deny = {0};
-  const cli_opt opts[] = {
-      {"--allow", 0, CLI_STR, &allow_s},
-      {"--deny", 0, CLI_STR, &deny_s},
-      {NULL, 0, CLI_FLAG, NULL},
-  };
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, acl_set_opts, &a, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR DOC_ID");
   if (rc != 0) goto done;
+  const char *allow_s = a.allow, *deny_s = a.deny;
   if (!allow_s && !deny_s) {
     rc = cli_usage(ctx, "give --allow and/or --deny");
     goto done;
@@ -62,10 +83,7 @@ static int acl_sync(int argc, char **argv) {
 int cmd_acl(int argc, char **argv) {
   if (argc < 1) return cli_usage("acl", "missing subcommand (get, set or sync)");
   const char *sub = argv[0];
-  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-    fputs(cli_help_text("acl"), stdout);
-    return cli_flush_stdout();
-  }
+  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) return cli_help("acl");
   if (strcmp(sub, "get") == 0) return acl_get(argc - 1, argv + 1);
   if (strcmp(sub, "set") == 0) return acl_set(argc - 1, argv + 1);
   if (strcmp(sub, "sync") == 0) return acl_sync(argc - 1, argv + 1);
@@ -74,26 +92,36 @@ int cmd_acl(int argc, char **argv) {
 
 /* `warden grants add|remove DIR --principal P --prefix URI_PREFIX` and
  * `warden grants list DIR`: the grants read by the `grants` resolver. */
+typedef struct grant_args {
+  const char *principal, *prefix;
+} grant_args;
+
+static const cli_opt grant_opts[] = {
+    {"--principal", 0, CLI_STR, offsetof(grant_args, principal), "P",
+     "the user or group the grant is for", CLI_REQ, 0},
+    {"--prefix", 0, CLI_STR, offsetof(grant_args, prefix), "URI_PREFIX",
+     "source URIs starting with it become readable", CLI_REQ, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_grants_edit = {
+    "grants add|remove", {"DIR", NULL}, grant_opts, "add or remove one grant", NULL};
+
+const cli_cmd cli_cmd_grants_list = {
+    "grants list", {"DIR", NULL}, NULL, "print every grant", NULL};
+
 int cmd_grants(int argc, char **argv) {
   const char *ctx = "grants";
   if (argc < 1) return cli_usage(ctx, "missing subcommand (add, remove or list)");
   const char *sub = argv[0];
-  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-    fputs(cli_help_text("grants"), stdout);
-    return cli_flush_stdout();
-  }
+  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) return cli_help("grants");
   int is_list = strcmp(sub, "list") == 0, is_add = strcmp(sub, "add") == 0;
   if (!is_list && !is_add && strcmp(sub, "remove") != 0)
     return cli_usage(ctx, "unknown subcommand '%s'", sub);
-  const char *principal = NULL, *prefix = NULL;
+  grant_args a = {0};
   cli_list pos = {0};
-  const cli_opt opts[] = {
-      {"--principal", 0, CLI_STR, &principal},
-      {"--prefix", 0, CLI_STR, &prefix},
-      {NULL, 0, CLI_FLAG, NULL},
-  };
-  const cli_opt list_opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc - 1, argv + 1, is_list ? list_opts : opts, &pos);
+  int rc = cli_parse(ctx, argc - 1, argv + 1, is_list ? NULL : grant_opts, &a, &pos);
+  const char *principal = a.principal, *prefix = a.prefix;
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
   if (rc == 0 && !is_list && (!principal || !prefix))
     rc = cli_usage(ctx, "%s needs --principal and --prefix", sub);

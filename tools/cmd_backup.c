@@ -4,11 +4,17 @@
  */
 #include "cli.h"
 
+const cli_cmd cli_cmd_backup = {
+    "backup", {"DIR DEST", NULL}, NULL,
+    "Copy the collection DIR to the new directory DEST while queries and\n"
+    "writes go on: one consistent, compacted snapshot of the store plus\n"
+    "warden.yaml and the index file.  DEST opens as a collection.",
+    NULL};
+
 int cmd_backup(int argc, char **argv) {
   const char *ctx = "backup";
   cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, NULL, NULL, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR DEST");
   if (rc != 0) goto done;
   warden *db = NULL;

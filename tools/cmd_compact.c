@@ -4,11 +4,19 @@
  */
 #include "cli.h"
 
+const cli_cmd cli_cmd_compact = {
+    "compact", {"DIR", NULL}, NULL,
+    "Reclaim what deleted documents left (zero rows, unused slots, free\n"
+    "pages) and shrink the store: the collection is rebuilt from one snapshot\n"
+    "and swapped in atomically (a kill at any moment leaves the old or the\n"
+    "new collection).  Needs the collection to itself: it fails while another\n"
+    "process has it open, and opens wait for it to finish.",
+    NULL};
+
 int cmd_compact(int argc, char **argv) {
   const char *ctx = "compact";
   cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, NULL, NULL, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
   if (rc != 0) goto done;
   char err[1024] = "";

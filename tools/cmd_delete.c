@@ -5,11 +5,15 @@
  */
 #include "cli.h"
 
+const cli_cmd cli_cmd_delete = {
+    "delete", {"DIR DOC_ID ...", NULL}, NULL,
+    "Delete documents with all their chunks.  Unknown ids are counted.",
+    "Prints {\"deleted\": N, \"unknown\": M, \"revision\": R}."};
+
 int cmd_delete(int argc, char **argv) {
   const char *ctx = "delete";
   cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, NULL, NULL, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, -1, "DIR DOC_ID");
   if (rc != 0) goto done;
 

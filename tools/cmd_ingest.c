@@ -24,19 +24,40 @@ static void print_errors(const char *errors) {
 int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const char *vectors,
                    int keep_going); /* tools/ingest_npy.c */
 
+typedef struct ingest_args {
+  const char *vectors;
+  int keep_going;
+} ingest_args;
+
+static const cli_opt ingest_opts[] = {
+    {"--vectors", 0, CLI_STR, offsetof(ingest_args, vectors), "EMB.npy",
+     "the embeddings are the rows of EMB.npy, a 2-D float32 or\n"
+     "float16 .npy (C order), one row per chunk of META.jsonl\n"
+     "in file order; META's chunks have text, no embedding.\n"
+     "Rows and dimension are checked before anything is written",
+     CLI_REQ, 1u << 1},
+    {"--keep-going", 0, CLI_FLAG, offsetof(ingest_args, keep_going), NULL,
+     "commit the good lines; report every bad one (exit 3\nif any was bad)", 0, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_ingest = {
+    "ingest", {"DIR [FILE ...|-]", "DIR META.jsonl", NULL}, ingest_opts,
+    "Upsert JSON Lines documents (one per line) from the FILEs, or standard\n"
+    "input when none is given or FILE is '-'.  All inputs form one\n"
+    "transaction: a bad line is reported as `FILE:LINE: field: reason` and\n"
+    "nothing is committed (exit 3).",
+    "Prints {\"documents\", \"replaced\", \"chunks\", \"bad_lines\", \"revision\"}."};
+
 int cmd_ingest(int argc, char **argv) {
   const char *ctx = "ingest";
-  int keep_going = 0;
-  const char *vectors = NULL;
+  ingest_args a = {0};
   cli_list pos = {0};
-  const cli_opt opts[] = {
-      {"--keep-going", 0, CLI_FLAG, &keep_going},
-      {"--vectors", 0, CLI_STR, &vectors},
-      {NULL, 0, CLI_FLAG, NULL},
-  };
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, ingest_opts, &a, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, -1, "DIR FILE");
   if (rc != 0) goto done;
+  const char *vectors = a.vectors;
+  int keep_going = a.keep_going;
   if (vectors) { /* META.jsonl --vectors EMB.npy */
     if (pos.n != 2 || strcmp(pos.v[1], "-") == 0) {
       rc = cli_usage(ctx, "--vectors takes exactly one META.jsonl file (not standard input)");

@@ -17,23 +17,38 @@ static const char *metric_name(int m) {
   }
 }
 
+typedef struct init_args {
+  const char *dim, *metric, *config;
+} init_args;
+
+static const cli_opt init_opts[] = {
+    {"--dim", 0, CLI_STR, offsetof(init_args, dim), "N",
+     "embedding dimension, 1.." CLI_QUOTE(WARDEN_MAX_DIM) " (required unless --config gives it)",
+     CLI_REQ, 0},
+    {"--metric", 0, CLI_STR, offsetof(init_args, metric), "cosine|l2|ip",
+     "the similarity: cosine (default), l2 or ip", 0, 0},
+    {"--config", 0, CLI_STR, offsetof(init_args, config), "FILE",
+     "take warden.yaml from FILE; --dim/--metric must agree", 0, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_init = {
+    "init", {"DIR", NULL}, init_opts,
+    "Create an empty collection in DIR (created if missing).",
+    "Prints {\"created\": DIR, \"dimension\": N, \"metric\": M, \"revision\": 0}."};
+
 int cmd_init(int argc, char **argv) {
   const char *ctx = "init";
-  const char *dim_s = NULL, *metric = NULL, *config = NULL;
+  init_args a = {0};
   cli_list pos = {0};
-  const cli_opt opts[] = {
-      {"--dim", 0, CLI_STR, &dim_s},
-      {"--metric", 0, CLI_STR, &metric},
-      {"--config", 0, CLI_STR, &config},
-      {NULL, 0, CLI_FLAG, NULL},
-  };
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, init_opts, &a, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
   if (rc != 0) goto done;
+  const char *dim_s = a.dim, *metric = a.metric, *config = a.config;
 
   uint64_t dim = 0;
   if (dim_s) {
-    if ((rc = cli_parse_u64(ctx, "--dim", dim_s, 1, 65536, &dim)) != 0)
+    if ((rc = CLI_PARSE_LIMIT(ctx, "--dim", dim_s, 1, WARDEN_MAX_DIM, &dim)) != 0)
       goto done;
   } else if (!config) {
     rc = cli_usage(ctx, "--dim is required (or --config FILE)");

@@ -16,15 +16,28 @@ static int write_report(const warden_write_report *rep, int with_unchanged) {
   return cli_print_json(out);
 }
 
+static const cli_opt pr_set_opts[] = {
+    {"--groups", 0, CLI_STR, 0, "G1,G2", "its groups, replacing the old list ('' removes the\nentry)",
+     CLI_REQ, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_principals_set = {
+    "principals set", {"DIR PRINCIPAL", NULL}, pr_set_opts, "replace PRINCIPAL's groups", NULL};
+
+const cli_cmd cli_cmd_principals_sync = {
+    "principals sync", {"DIR FILE", NULL}, NULL,
+    "apply a JSON Lines file of {\"principal\", \"groups\"}", NULL};
+
+const cli_cmd cli_cmd_principals_get = {
+    "principals get", {"DIR PRINCIPAL", NULL}, NULL,
+    "print {\"principal\", \"groups\", \"expanded\"}", NULL};
+
 static int pr_set(int argc, char **argv) {
   const char *ctx = "principals set";
-  const char *groups_s = NULL;
+  const char *groups_s = NULL; /* pr_set_opts' one value */
   cli_list pos = {0}, groups = {0};
-  const cli_opt opts[] = {
-      {"--groups", 0, CLI_STR, &groups_s},
-      {NULL, 0, CLI_FLAG, NULL},
-  };
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, pr_set_opts, &groups_s, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 2, 2, "DIR PRINCIPAL");
   if (rc == 0 && !groups_s) rc = cli_usage(ctx, "--groups is required");
   if (rc != 0) goto done;
@@ -53,10 +66,7 @@ int cmd_principals(int argc, char **argv) {
   const char *ctx = "principals";
   if (argc < 1) return cli_usage(ctx, "missing subcommand (set, sync or get)");
   const char *sub = argv[0];
-  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-    fputs(cli_help_text(ctx), stdout);
-    return cli_flush_stdout();
-  }
+  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) return cli_help(ctx);
   if (strcmp(sub, "set") == 0) return pr_set(argc - 1, argv + 1);
   if (strcmp(sub, "sync") == 0) return pr_sync(argc - 1, argv + 1);
   if (strcmp(sub, "get") == 0) return pr_get(argc - 1, argv + 1);

@@ -209,43 +209,81 @@ static int print_results(const warden_results *r, int bedrock) {
   return 0;
 }
 
+typedef struct query_args {
+  const char *principal, *groups, *vector, *vector_file, *text, *k, *filter,
+      *format, *min_revision, *agent, *agent_groups, *mode, *target_recall;
+  cli_list namespaces;
+  int exact, ann, explain;
+} query_args;
+
+#define QO(f) offsetof(query_args, f)
+static const cli_opt query_opts[] = {
+    {"--principal", 0, CLI_STR, QO(principal), "P",
+     "the caller (user:NAME or group:NAME); required", CLI_REQ, 0},
+    {"--groups", 0, CLI_STR, QO(groups), "G1,G2",
+     "groups asserted by the caller's identity provider", 0, 0},
+    {"--vector", 0, CLI_STR, QO(vector), "JSON",
+     "one query embedding, a JSON array of numbers", CLI_ONEOF, 0},
+    {"--vector-file", 0, CLI_STR, QO(vector_file), "F",
+     "one JSON array, or JSON Lines of arrays (a batch:\n"
+     "one output line per query, in order); '-' = stdin", CLI_ONEOF, 0},
+    {"--text", 0, CLI_STR, QO(text), "STR", "embed STR with the collection's embedder",
+     CLI_ONEOF, 0},
+    {"--k", 'k', CLI_STR, QO(k), "N",
+     "results per query, 1.." CLI_QUOTE(WARDEN_MAX_K) " (default 10)", 0, 0},
+    {"--filter", 0, CLI_STR, QO(filter), "JSON|@FILE",
+     "metadata filter (Bedrock or Mongo dialect); @FILE reads FILE", 0, 0},
+    {"--namespace", 0, CLI_MULTI, QO(namespaces), "PREFIX",
+     "namespace prefix; repeatable (any of them matches)", 0, 0},
+    {"--exact", 0, CLI_FLAG, QO(exact), NULL, "force the exact scan", 0, 0},
+    {"--ann", 0, CLI_FLAG, QO(ann), NULL, "force the ANN index", 0, 0},
+    {"--explain", 0, CLI_FLAG, QO(explain), NULL, "add the query plan to the output", 0, 0},
+    {"--format", 0, CLI_STR, QO(format), "json|bedrock",
+     "json (default) or bedrock (Bedrock Retrieve shape)", 0, 0},
+    {"--min-revision", 0, CLI_STR, QO(min_revision), "R",
+     "fail unless the snapshot has at least revision R", 0, 0},
+    {"--agent", 0, CLI_STR, QO(agent), "P",
+     "on behalf of: agent P acts for the principal; a chunk\n"
+     "is returned only if both may read it", 0, 0},
+    {"--agent-groups", 0, CLI_STR, QO(agent_groups), "G1,G2",
+     "groups asserted for the agent (needs --agent)", 0, 0},
+    {"--mode", 0, CLI_STR, QO(mode), "semantic|lexical|hybrid",
+     "semantic (default), lexical (BM25 over --text) or\n"
+     "hybrid (both, fused; --text is also embedded when no\n"
+     "--vector is given); Bedrock's SEMANTIC / HYBRID are accepted", 0, 0},
+    {"--target-recall", 0, CLI_STR, QO(target_recall), "R",
+     "recall the ANN search aims for, in (0, 1] (default:\n"
+     "index.target_recall, 0.95); --explain shows the effort", 0, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+#undef QO
+
+const cli_cmd cli_cmd_query = {
+    "query", {"DIR", NULL}, query_opts,
+    "Top-k chunks nearest to the query that principal P may read.",
+    "Prints {\"revision\": R, \"results\": [{\"doc_id\", \"chunk\", \"score\", \"text\",\n"
+    "\"source\", \"namespace\", \"metadata\"}, ...]} per query; lexical and hybrid\n"
+    "hits add \"semantic_rank\" and \"lexical_rank\" (null: not ranked by that side)."};
+
 int cmd_query(int argc, char **argv) {
   const char *ctx = "query";
-  const char *principal = NULL, *groups = NULL, *vector = NULL,
-             *vector_file = NULL, *text = NULL, *k_s = NULL, *filter = NULL,
-             *format = NULL, *minrev_s = NULL, *mode_s = NULL;
-  const char *agent = NULL, *agent_groups = NULL; /* on-behalf-of */
+  query_args a = {0};
   cli_list aglist = {0};
-  const char *recall_s = NULL; /* issue 14: --target-recall */
-  int exact = 0, ann = 0, explain = 0;
-  cli_list namespaces = {0}, pos = {0}, glist = {0};
+  cli_list pos = {0}, glist = {0};
   char *filter_buf = NULL;
   vecbuf vb = {0};
   warden *db = NULL;
   warden_results *res = NULL;
-  const cli_opt opts[] = {
-      {"--principal", 0, CLI_STR, &principal},
-      {"--groups", 0, CLI_STR, &groups},
-      {"--vector", 0, CLI_STR, &vector},
-      {"--vector-file", 0, CLI_STR, &vector_file},
-      {"--text", 0, CLI_STR, &text},
-      {"--k", 'k', CLI_STR, &k_s},
-      {"--filter", 0, CLI_STR, &filter},
-      {"--namespace", 0, CLI_MULTI, &namespaces},
-      {"--exact", 0, CLI_FLAG, &exact},
-      {"--ann", 0, CLI_FLAG, &ann},
-      {"--explain", 0, CLI_FLAG, &explain},
-      {"--format", 0, CLI_STR, &format},
-      {"--min-revision", 0, CLI_STR, &minrev_s},
-      {"--agent", 0, CLI_STR, &agent},
-      {"--agent-groups", 0, CLI_STR, &agent_groups},
-      {"--mode", 0, CLI_STR, &mode_s},
-      {"--target-recall", 0, CLI_STR, &recall_s},
-      {NULL, 0, CLI_FLAG, NULL},
-  };
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, query_opts, &a, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
   if (rc != 0) goto done;
+  const char *principal = a.principal, *groups = a.groups, *vector = a.vector,
+             *vector_file = a.vector_file, *text = a.text, *k_s = a.k,
+             *filter = a.filter, *format = a.format, *minrev_s = a.min_revision,
+             *mode_s = a.mode, *agent = a.agent, *agent_groups = a.agent_groups,
+             *recall_s = a.target_recall;
+  int exact = a.exact, ann = a.ann, explain = a.explain;
+  const cli_list *namespaces = &a.namespaces;
 
   if (!principal) {
     rc = cli_usage(ctx, "--principal is required");
@@ -293,7 +331,7 @@ int cmd_query(int argc, char **argv) {
     }
   }
   uint64_t k = 10, minrev = 0;
-  if (k_s && (rc = cli_parse_u64(ctx, "-k", k_s, 1, WARDEN_MAX_K, &k)) != 0)
+  if (k_s && (rc = CLI_PARSE_LIMIT(ctx, "-k", k_s, 1, WARDEN_MAX_K, &k)) != 0)
     goto done;
   if (minrev_s && (rc = cli_parse_u64(ctx, "--min-revision", minrev_s, 0,
                                       UINT64_MAX, &minrev)) != 0)
@@ -326,8 +364,8 @@ int cmd_query(int argc, char **argv) {
       .principal = principal,
       .groups = glist.n ? glist.v : NULL,
       .ngroups = glist.n,
-      .namespaces = namespaces.n ? namespaces.v : NULL,
-      .nnamespaces = namespaces.n,
+      .namespaces = namespaces->n ? namespaces->v : NULL,
+      .nnamespaces = namespaces->n,
       .filter = filter,
       .k = (unsigned)k,
       .strategy = exact ? WARDEN_STRATEGY_EXACT
@@ -379,7 +417,7 @@ done:
   warden_close(db);
   free(vb.v);
   free(filter_buf);
-  cli_list_free(&namespaces);
+  cli_list_free(&a.namespaces);
   cli_list_free(&glist);
   cli_list_free(&aglist);
   cli_list_free(&pos);

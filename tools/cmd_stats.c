@@ -21,8 +21,7 @@
 static int one_json(const char *ctx, int argc, char **argv,
                     int (*fn)(warden *, char **)) {
   cli_list pos = {0};
-  const cli_opt opts[] = {{NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, NULL, NULL, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
   if (rc != 0) goto done;
   warden *db = NULL;
@@ -50,6 +49,18 @@ done:
   cli_list_free(&pos);
   return rc;
 }
+
+const cli_cmd cli_cmd_stats = {
+    "stats", {"DIR", NULL}, NULL,
+    "Print collection facts: documents, chunks, dimension, metric, revision,\n"
+    "index state.",
+    NULL};
+
+const cli_cmd cli_cmd_check = {
+    "check", {"DIR", NULL}, NULL,
+    "Verify the collection's internal consistency and print a JSON report.\n"
+    "Exit 1 when a problem was found.",
+    NULL};
 
 int cmd_stats(int argc, char **argv) {
   return one_json("stats", argc, argv, warden_stats);
@@ -137,11 +148,25 @@ static int export_file(warden *db, const char *path, export_sink *s) {
   return rc;
 }
 
+static const cli_opt export_opts[] = {
+    {"--full", 0, CLI_FLAG, 0, NULL,
+     "a full-fidelity export from one snapshot: configuration,\n"
+     "metadata field types, principals directory, grants and\n"
+     "documents, ended by a record of the counts; `warden import`\n"
+     "reads it back into an identical collection", 0, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_export = {
+    "export", {"DIR [FILE]", NULL}, export_opts,
+    "Write every document as JSON Lines that `warden ingest` reads back\n"
+    "unchanged, ordered by doc_id, to FILE (written atomically) or stdout.",
+    NULL};
+
 int cmd_export(int argc, char **argv) {
   const char *ctx = "export";
   cli_list pos = {0};
-  const cli_opt opts[] = {{"--full", 0, CLI_FLAG, &export_full}, {NULL, 0, CLI_FLAG, NULL}};
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, export_opts, &export_full, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 2, "DIR FILE");
   if (rc != 0) goto done;
   warden *db = NULL;
@@ -171,15 +196,20 @@ done:
 }
 
 /* `warden index DIR [--rebuild]`: build or refresh the ANN index file. */
+static const cli_opt index_opts[] = {
+    {"--rebuild", 0, CLI_FLAG, 0, NULL, "rebuild from scratch", 0, 0},
+    {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_index = {
+    "index", {"DIR", NULL}, index_opts, "Build (or with --rebuild, rebuild from scratch) the ANN index.",
+    NULL};
+
 int cmd_index(int argc, char **argv) {
   const char *ctx = "index";
-  int rebuild = 0;
+  int rebuild = 0; /* index_opts' one value */
   cli_list pos = {0};
-  const cli_opt opts[] = {
-      {"--rebuild", 0, CLI_FLAG, &rebuild},
-      {NULL, 0, CLI_FLAG, NULL},
-  };
-  int rc = cli_parse(ctx, argc, argv, opts, &pos);
+  int rc = cli_parse(ctx, argc, argv, index_opts, &rebuild, &pos);
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
   if (rc != 0) goto done;
   warden *db = NULL;

@@ -1,36 +1,46 @@
 /*
- * help.c -- the `--help` text of every warden command.  The usage lines are
- * SPEC section 5's, word for word, so the help, the README and the parser
- * tell one story; the option lists below them are what the parsers in
- * cmd_*.c accept.
+ * help.c -- `warden --help` and `warden COMMAND --help`, generated.
+ *
+ * Nothing here is written by hand twice: every command's usage forms, its
+ * options and their descriptions come from the cli_cmd entry next to its
+ * parser in cmd_*.c (the same cli_opt table cli_parse() reads), and this
+ * file only lays them out.  The top-level summary is the usage lines of
+ * every command; `warden COMMAND --help` is its usage lines, what it does,
+ * one line per option and what it prints.  tests/cli_reference.sh checks the
+ * README's CLI reference against this output.
  */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-static const char main_help[] =
-    "usage: warden COMMAND [ARGS]   (warden COMMAND --help for details)\n"
-    "\n"
-    "  warden init DIR --dim N [--metric cosine|l2|ip] [--config FILE]\n"
-    "  warden ingest DIR [FILE ...|-] [--keep-going]\n"
-    "  warden ingest DIR META.jsonl --vectors EMB.npy [--keep-going]\n"
-    "  warden query DIR --principal P [--groups G1,G2] (--vector JSON | --vector-file F | --text STR)\n"
-    "               [-k N] [--filter JSON|@FILE] [--namespace PREFIX ...] [--exact] [--explain]\n"
-    "               [--mode semantic|lexical|hybrid]\n"
-    "  warden delete DIR DOC_ID ...\n"
-    "  warden acl get DIR DOC_ID\n"
-    "  warden acl set DIR DOC_ID [--allow P,...] [--deny P,...]\n"
-    "  warden acl sync DIR FILE\n"
-    "  warden principals set DIR PRINCIPAL --groups G1,G2 | sync DIR FILE | get DIR PRINCIPAL\n"
-    "  warden grants add|remove DIR --principal P --prefix URI_PREFIX | list DIR\n"
-    "  warden index DIR [--rebuild]\n"
-    "  warden stats DIR\n"
-    "  warden check DIR\n"
-    "  warden export DIR [FILE] [--full]\n"
-    /* hardening (issue 13) */
-    "  warden import DIR FILE [--trust-config]\n"
-    "  warden backup DIR DEST\n"
-    "  warden compact DIR\n"
+/* Usage lines longer than this are wrapped between items. */
+#define HELP_WRAP 100
+/* Option descriptions start this many columns after the option's indent
+ * (further right only when the option itself is wider). */
+#define HELP_OPT_W 19
+
+/* The order of `warden --help`. */
+const cli_cmd *const cli_commands[] = {
+    &cli_cmd_init,           &cli_cmd_ingest,          &cli_cmd_query,
+    &cli_cmd_delete,         &cli_cmd_acl_get,         &cli_cmd_acl_set,
+    &cli_cmd_acl_sync,       &cli_cmd_principals_set,  &cli_cmd_principals_sync,
+    &cli_cmd_principals_get, &cli_cmd_grants_edit,     &cli_cmd_grants_list,
+    &cli_cmd_index,          &cli_cmd_stats,           &cli_cmd_check,
+    &cli_cmd_export,         &cli_cmd_import,          &cli_cmd_backup,
+    &cli_cmd_compact,        NULL,
+};
+
+const cli_group cli_groups[] = {
+    {"acl", "Read or change document ACLs without touching vectors."},
+    {"principals", "The collection's directory of group memberships."},
+    {"grants", "Source-permission grants for the `grants` resolver."},
+    {NULL, NULL},
+};
+
+static const char main_head[] =
+    "usage: warden COMMAND [ARGS]   (warden COMMAND --help for details)\n\n";
+static const char main_tail[] =
     "\n"
     "Output: one JSON object per line on stdout.  Errors: `warden: CONTEXT: REASON`\n"
     "on stderr.  Exit codes: 0 success, 1 runtime or I/O error, 2 usage error,\n"
@@ -38,146 +48,226 @@ static const char main_help[] =
     "\n"
     "  --help      this text        --version   print the version\n";
 
-static const struct {
-  const char *cmd;
-  const char *text;
-} helps[] = {
-    {"init",
-     "usage: warden init DIR --dim N [--metric cosine|l2|ip] [--config FILE]\n"
-     "\n"
-     "Create an empty collection in DIR (created if missing).\n"
-     "  --dim N          embedding dimension (required unless --config gives it)\n"
-     "  --metric M       cosine (default), l2 or ip\n"
-     "  --config FILE    take warden.yaml from FILE; --dim/--metric must agree\n"
-     "Prints {\"created\": DIR, \"dimension\": N, \"metric\": M, \"revision\": 0}.\n"},
-    {"ingest",
-     "usage: warden ingest DIR [FILE ...|-] [--keep-going]\n"
-     "       warden ingest DIR META.jsonl --vectors EMB.npy [--keep-going]\n"
-     "\n"
-     "Upsert JSON Lines documents (one per line) from the FILEs, or standard\n"
-     "input when none is given or FILE is '-'.  All inputs form one\n"
-     "transaction: a bad line is reported as `FILE:LINE: field: reason` and\n"
-     "nothing is committed (exit 3).\n"
-     "  --keep-going     commit the good lines; report every bad one (exit 3\n"
-     "                   if any was bad)\n"
-     "  --vectors F      the embeddings are the rows of F, a 2-D float32 or\n"
-     "                   float16 .npy (C order), one row per chunk of META.jsonl\n"
-     "                   in file order; META's chunks have text, no embedding.\n"
-     "                   Rows and dimension are checked before anything is written\n"
-     "Prints {\"documents\", \"replaced\", \"chunks\", \"bad_lines\", \"revision\"}.\n"},
-    {"query",
-     "usage: warden query DIR --principal P [--groups G1,G2] (--vector JSON | --vector-file F | --text STR)\n"
-     "             [-k N] [--filter JSON|@FILE] [--namespace PREFIX ...] [--exact] [--explain]\n"
-     "             [--target-recall R]\n"
-     "\n"
-     "Top-k chunks nearest to the query that principal P may read.\n"
-     "  --principal P      the caller (user:NAME or group:NAME); required\n"
-     "  --groups G1,G2     groups asserted by the caller's identity provider\n"
-     "  --vector JSON      one query embedding, a JSON array of numbers\n"
-     "  --vector-file F    one JSON array, or JSON Lines of arrays (a batch:\n"
-     "                     one output line per query, in order); '-' = stdin\n"
-     "  --text STR         embed STR with the collection's embedder\n"
-     "  -k N               results per query (default 10)\n"
-     "  --filter JSON|@F   metadata filter (Bedrock or Mongo dialect); @F reads F\n"
-     "  --namespace P      namespace prefix; repeatable (any of them matches)\n"
-     "  --exact            force the exact scan\n"
-     "  --ann              force the ANN index\n"
-     "  --explain          add the query plan to the output\n"
-     "  --format F         json (default) or bedrock (Bedrock Retrieve shape)\n"
-     "  --min-revision R   fail unless the snapshot has at least revision R\n"
-     "  --agent P          on behalf of: agent P acts for the principal; a chunk\n"
-     "                     is returned only if both may read it\n"
-     "  --agent-groups G1,G2  groups asserted for the agent (needs --agent)\n"
-     "  --mode M           semantic (default), lexical (BM25 over --text) or hybrid\n"
-     "                     (both, fused; --text is also embedded when no --vector\n"
-     "                     is given); Bedrock's SEMANTIC / HYBRID are accepted\n"
-     "  --target-recall R  recall the ANN search aims for, in (0, 1] (default:\n"
-     "                     index.target_recall, 0.95); --explain shows the effort\n"
-     "Prints {\"revision\": R, \"results\": [{\"doc_id\", \"chunk\", \"score\", \"text\",\n"
-     "\"source\", \"namespace\", \"metadata\"}, ...]} per query; lexical and hybrid\n"
-     "hits add \"semantic_rank\" and \"lexical_rank\" (null: not ranked by that side).\n"},
-    {"delete",
-     "usage: warden delete DIR DOC_ID ...\n"
-     "\n"
-     "Delete documents with all their chunks.  Unknown ids are counted.\n"
-     "Prints {\"deleted\": N, \"unknown\": M, \"revision\": R}.\n"},
-    {"acl",
-     "usage: warden acl get DIR DOC_ID\n"
-     "       warden acl set DIR DOC_ID [--allow P,...] [--deny P,...]\n"
-     "       warden acl sync DIR FILE\n"
-     "\n"
-     "Read or change document ACLs without touching vectors.\n"
-     "  get    print {\"doc_id\", \"allow\", \"deny\"}\n"
-     "  set    replace the allow and/or deny list (at least one of them;\n"
-     "         --allow '' sets an empty list, which means nobody)\n"
-     "  sync   apply a JSON Lines file of {\"doc_id\", \"allow\", \"deny\"} in one\n"
-     "         transaction; prints {\"changed\", \"unchanged\", \"unknown_doc\",\n"
-     "         \"revision\"}\n"},
-    {"principals",
-     "usage: warden principals set DIR PRINCIPAL --groups G1,G2 | sync DIR FILE | get DIR PRINCIPAL\n"
-     "\n"
-     "The collection's directory of group memberships.\n"
-     "  set    replace PRINCIPAL's groups (--groups '' removes the entry)\n"
-     "  sync   apply a JSON Lines file of {\"principal\", \"groups\"}\n"
-     "  get    print {\"principal\", \"groups\", \"expanded\"}\n"},
-    {"grants",
-     "usage: warden grants add|remove DIR --principal P --prefix URI_PREFIX | list DIR\n"
-     "\n"
-     "Source-permission grants for the `grants` resolver.\n"},
-    {"index",
-     "usage: warden index DIR [--rebuild]\n"
-     "\n"
-     "Build (or with --rebuild, rebuild from scratch) the ANN index.\n"},
-    {"stats",
-     "usage: warden stats DIR\n"
-     "\n"
-     "Print collection facts: documents, chunks, dimension, metric, revision,\n"
-     "index state.\n"},
-    {"check",
-     "usage: warden check DIR\n"
-     "\n"
-     "Verify the collection's internal consistency and print a JSON report.\n"
-     "Exit 1 when a problem was found.\n"},
-    {"export",
-     "usage: warden export DIR [FILE] [--full]\n"
-     "\n"
-     "Write every document as JSON Lines that `warden ingest` reads back\n"
-     "unchanged, ordered by doc_id, to FILE (written atomically) or stdout.\n"
-     "\n"
-     "  --full   a full-fidelity export from one snapshot: configuration,\n"
-     "           metadata field types, principals directory, grants and\n"
-     "           documents, ended by a record of the counts; `warden import`\n"
-     "           reads it back into an identical collection\n"},
-    /* hardening (issue 13) */
-    {"import",
-     "usage: warden import DIR FILE [--trust-config]\n"
-     "\n"
-     "Create the collection DIR (it must not exist, or be an empty directory)\n"
-     "from a full export (`warden export SRC FILE --full`; FILE - = stdin).\n"
-     "Nothing is left behind on failure; a truncated file is refused.\n"
-     "  --trust-config  accept an export whose warden.yaml names a resolver\n"
-     "                  command or an audit.path (refused by default: an\n"
-     "                  export file is data, and a command would be run)\n"},
-    {"compact",
-     "usage: warden compact DIR\n"
-     "\n"
-     "Reclaim what deleted documents left (zero rows, unused slots, free\n"
-     "pages) and shrink the store: the collection is rebuilt from one snapshot\n"
-     "and swapped in atomically (a kill at any moment leaves the old or the\n"
-     "new collection).  Needs the collection to itself: it fails while another\n"
-     "process has it open, and opens wait for it to finish.\n"},
-    {"backup",
-     "usage: warden backup DIR DEST\n"
-     "\n"
-     "Copy the collection DIR to the new directory DEST while queries and\n"
-     "writes go on: one consistent, compacted snapshot of the store plus\n"
-     "warden.yaml and the index file.  DEST opens as a collection.\n"},
-};
+/* ------------------------------------------------------------ buffer */
 
-const char *cli_help_main(void) { return main_help; }
+typedef struct hbuf {
+  char *p;
+  size_t n, cap;
+} hbuf;
 
-const char *cli_help_text(const char *cmd) {
-  for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
-    if (strcmp(helps[i].cmd, cmd) == 0) return helps[i].text;
+static void hb_putn(hbuf *b, const char *s, size_t n) {
+  if (b->n + n + 1 > b->cap) {
+    while (b->n + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 1024;
+    b->p = cli_xrealloc(b->p, b->cap);
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = '\0';
+}
+
+static void hb_puts(hbuf *b, const char *s) { hb_putn(b, s, strlen(s)); }
+
+static void hb_spaces(hbuf *b, size_t n) {
+  while (n--) hb_putn(b, " ", 1);
+}
+
+/* Length of the current (last) line. */
+static size_t hb_col(const hbuf *b) {
+  size_t i = b->n;
+  while (i > 0 && b->p[i - 1] != '\n') i--;
+  return b->n - i;
+}
+
+/* Text whose lines are separated by '\n': the first continues the current
+ * line, each further one starts at column indent.  Ends with a newline. */
+static void hb_lines(hbuf *b, const char *text, size_t indent) {
+  for (const char *p = text;;) {
+    size_t len = strcspn(p, "\n");
+    hb_putn(b, p, len);
+    hb_puts(b, "\n");
+    p += len;
+    if (!*p || !p[1]) break;
+    p++;
+    hb_spaces(b, indent);
+  }
+}
+
+/* ---------------------------------------------------------- synopsis */
+
+static int in_form(const cli_opt *o, int form) {
+  return o->forms == 0 || (o->forms & (1u << form));
+}
+
+/* "-k N", "--namespace PREFIX ...", "--exact" (no brackets). */
+static void opt_item(hbuf *b, const cli_opt *o, int repeat) {
+  if (o->shortname) {
+    char s[3] = {'-', o->shortname, '\0'};
+    hb_puts(b, s);
+  } else {
+    hb_puts(b, o->name);
+  }
+  if (o->arg) {
+    hb_puts(b, " ");
+    hb_puts(b, o->arg);
+  }
+  if (repeat && o->kind == CLI_MULTI) hb_puts(b, " ...");
+}
+
+/* Append one usage item (an option, or a "(A | B)" group), wrapping before
+ * it when the line would get too long.  *o advances past what it used. */
+static void synopsis_item(hbuf *b, const cli_opt **op, int form, size_t indent) {
+  const cli_opt *o = *op;
+  hbuf item = {0};
+  if (o->flags & CLI_ONEOF) {
+    hb_puts(&item, "(");
+    int first = 1;
+    for (; o->name && (o->flags & CLI_ONEOF); o++) {
+      if (!in_form(o, form)) continue;
+      if (!first) hb_puts(&item, " | ");
+      first = 0;
+      opt_item(&item, o, 1);
+    }
+    hb_puts(&item, ")");
+  } else {
+    if (!(o->flags & CLI_REQ)) hb_puts(&item, "[");
+    opt_item(&item, o, 1);
+    if (!(o->flags & CLI_REQ)) hb_puts(&item, "]");
+    o++;
+  }
+  *op = o;
+  if (hb_col(b) + 1 + item.n > HELP_WRAP) {
+    hb_puts(b, "\n");
+    hb_spaces(b, indent);
+  } else {
+    hb_puts(b, " ");
+  }
+  hb_puts(b, item.p);
+  free(item.p);
+}
+
+/* "warden NAME FORM [options...]" for one usage form, the line started
+ * with prefix; continuation lines are indented under the first word after
+ * the command name. */
+static void synopsis(hbuf *b, const cli_cmd *c, int form, const char *prefix) {
+  hb_puts(b, prefix);
+  hb_puts(b, "warden ");
+  hb_puts(b, c->name);
+  size_t indent = strlen(prefix) + strlen("warden ") + strlen(c->name) + 1;
+  if (c->forms[form] && *c->forms[form]) {
+    hb_puts(b, " ");
+    hb_puts(b, c->forms[form]);
+  }
+  for (const cli_opt *o = c->opts; o && o->name;) {
+    if (!in_form(o, form) && !(o->flags & CLI_ONEOF)) {
+      o++;
+      continue;
+    }
+    synopsis_item(b, &o, form, indent);
+  }
+  hb_puts(b, "\n");
+}
+
+static int nforms(const cli_cmd *c) {
+  int n = 0;
+  while (n < 3 && c->forms[n]) n++;
+  return n ? n : 1;
+}
+
+/* -------------------------------------------------------- option list */
+
+static void opt_list(hbuf *b, const cli_opt *opts, size_t indent) {
+  for (const cli_opt *o = opts; o && o->name; o++) {
+    hb_spaces(b, indent);
+    size_t start = b->n;
+    opt_item(b, o, 0);
+    size_t w = b->n - start;
+    hb_spaces(b, w + 2 <= HELP_OPT_W ? HELP_OPT_W - w : 2);
+    hb_lines(b, o->help ? o->help : "", indent + HELP_OPT_W);
+  }
+}
+
+/* --------------------------------------------------------------- help */
+
+static const cli_group *find_group(const char *name) {
+  for (const cli_group *g = cli_groups; g->name; g++)
+    if (strcmp(g->name, name) == 0) return g;
   return NULL;
+}
+
+/* A command's subcommand word ("set" of "acl set"), or NULL. */
+static const char *member_of(const cli_cmd *c, const char *group) {
+  size_t n = strlen(group);
+  return strncmp(c->name, group, n) == 0 && c->name[n] == ' ' ? c->name + n + 1 : NULL;
+}
+
+static void usage_lines(hbuf *b, const cli_cmd *c, int *first) {
+  for (int f = 0; f < nforms(c); f++) {
+    synopsis(b, c, f, *first ? "usage: " : "       ");
+    *first = 0;
+  }
+}
+
+static void group_help(hbuf *b, const cli_group *g) {
+  int first = 1;
+  size_t w = 0;
+  for (const cli_cmd *const *c = cli_commands; *c; c++) {
+    const char *sub = member_of(*c, g->name);
+    if (!sub) continue;
+    usage_lines(b, *c, &first);
+    if (strlen(sub) > w) w = strlen(sub);
+  }
+  hb_puts(b, "\n");
+  hb_lines(b, g->about, 0);
+  for (const cli_cmd *const *c = cli_commands; *c; c++) {
+    const char *sub = member_of(*c, g->name);
+    if (!sub) continue;
+    hb_puts(b, "  ");
+    hb_puts(b, sub);
+    hb_spaces(b, w + 3 - strlen(sub));
+    hb_lines(b, (*c)->about, w + 5);
+    opt_list(b, (*c)->opts, w + 5);
+    if ((*c)->prints) {
+      hb_spaces(b, w + 5);
+      hb_lines(b, (*c)->prints, w + 5);
+    }
+  }
+}
+
+static void cmd_help(hbuf *b, const cli_cmd *c) {
+  int first = 1;
+  usage_lines(b, c, &first);
+  hb_puts(b, "\n");
+  hb_lines(b, c->about, 0);
+  opt_list(b, c->opts, 2);
+  if (c->prints) hb_lines(b, c->prints, 0);
+}
+
+char *cli_help_text(const char *cmd) {
+  hbuf b = {0};
+  if (!cmd || !*cmd) {
+    hb_puts(&b, main_head);
+    for (const cli_cmd *const *c = cli_commands; *c; c++)
+      for (int f = 0; f < nforms(*c); f++) synopsis(&b, *c, f, "  ");
+    hb_puts(&b, main_tail);
+    return b.p;
+  }
+  const cli_group *g = find_group(cmd);
+  if (g) {
+    group_help(&b, g);
+    return b.p;
+  }
+  for (const cli_cmd *const *c = cli_commands; *c; c++)
+    if (strcmp((*c)->name, cmd) == 0) {
+      cmd_help(&b, *c);
+      return b.p;
+    }
+  return NULL;
+}
+
+int cli_help(const char *cmd) {
+  char *h = cli_help_text(cmd);
+  if (!h) return cli_usage(NULL, "unknown command '%s'", cmd);
+  fputs(h, stdout);
+  free(h);
+  return cli_flush_stdout();
 }

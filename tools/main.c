@@ -25,20 +25,12 @@ static const struct {
 int main(int argc, char **argv) {
   if (argc < 2) return cli_usage(NULL, "missing command");
   const char *cmd = argv[1];
-  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-    fputs(cli_help_main(), stdout);
-    return cli_flush_stdout();
-  }
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return cli_help(NULL);
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
     fputs("warden " WARDEN_VERSION "\n", stdout);
     return cli_flush_stdout();
   }
-  if (strcmp(cmd, "help") == 0) {
-    const char *h = argc > 2 ? cli_help_text(argv[2]) : cli_help_main();
-    if (!h) return cli_usage(NULL, "unknown command '%s'", argv[2]);
-    fputs(h, stdout);
-    return cli_flush_stdout();
-  }
+  if (strcmp(cmd, "help") == 0) return cli_help(argc > 2 ? argv[2] : NULL);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(cmd, commands[i].name) == 0) {
       /* A command returns -1 after printing its --help: exit 0. */

@@ -8,6 +8,7 @@
  * padded with spaces and a newline; the data follows.
  */
 #include "npy.h"
+#include "warden.h" /* WARDEN_MAX_DIM */
 
 #include <ctype.h>
 #include <errno.h>
@@ -148,7 +149,7 @@ int cli_npy_open(const char *path, cli_npy *a, char *err, size_t errlen) {
   a->rows = dims[0];
   a->cols = dims[1];
   off += hlen;
-  if (a->cols == 0 || a->cols > 65536 || a->rows > (uint64_t)1 << 40) {
+  if (a->cols == 0 || a->cols > WARDEN_MAX_DIM || a->rows > (uint64_t)1 << 40) {
     fail(err, errlen, path, 3, "shape (%llu, %llu) is out of range", (unsigned long long)a->rows,
          (unsigned long long)a->cols);
     goto bad;
