@@ -38,6 +38,8 @@ for t in tests/cli/*.sh; do
 done
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
+# the README's CLI reference documents exactly the options the parsers read
+run "cli-reference" sh tests/cli_reference.sh
 # ---- bindings/node (issues 17, 20): `npm ci` from the committed lockfile,
 # then node's own test runner over bindings/node/test (the Collection, the
 # LangChain.js and LlamaIndex.TS stores inside the real frameworks, and
