@@ -19,16 +19,22 @@ CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -pthread $(INCS) $(EXTRA_CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) $(WARN) -fPIC -pthread -fopenmp $(INCS) $(EXTRA_CFLAGS)
 
 # FAISS: Debian ships the C API headers but no libfaiss_c; we compile our own
-# implementation of the C API functions we use (index/faiss_capi.cpp) unless
-# the system has one.
+# implementation of the C API functions the library calls
+# (index/faiss_capi.cpp) unless the system has one.  The rest of the C API,
+# which only the benchmarks and tests/test_faiss_capi use, is
+# bench/faiss_capi_extra.cpp: linked into those binaries, not the library.
 HAVE_FAISS_C := $(shell test -e /usr/lib/x86_64-linux-gnu/libfaiss_c.so -o -e /usr/local/lib/libfaiss_c.so && echo 1)
 ifeq ($(HAVE_FAISS_C),1)
 FAISS_LIBS := -lfaiss_c -lfaiss
 CXX_SRCS :=
+FAISS_EXTRA :=
 else
 FAISS_LIBS := -lfaiss
 CXX_SRCS := $(wildcard index/*.cpp)
+FAISS_EXTRA := bench/faiss_capi_extra.cpp
 endif
+FAISS_EXTRA_REL := $(patsubst %.cpp,build/rel/%.o,$(FAISS_EXTRA))
+FAISS_EXTRA_SAN := $(patsubst %.cpp,build/san/%.o,$(FAISS_EXTRA))
 LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lstemmer -licuuc -lopenblas -fopenmp -lstdc++ -lm -pthread
 
 LIB_SRCS := $(wildcard engine/*.c index/*.c acl/*.c)
@@ -79,10 +85,10 @@ build/san/warden: $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a
 
 # The bench driver (measures warden through the C API) and the example
 # command resolver.
-build/warden_bench: bench/warden_bench.c build/libwarden.a
-	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
-build/exact_scan: bench/exact_scan.c build/libwarden.a
-	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+build/warden_bench: bench/warden_bench.c $(FAISS_EXTRA_REL) build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(FAISS_EXTRA_REL) build/libwarden.a $(LIBS)
+build/exact_scan: bench/exact_scan.c $(FAISS_EXTRA_REL) build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(FAISS_EXTRA_REL) build/libwarden.a $(LIBS)
 build/perm_bench: bench/perm_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/lexical_bench: bench/lexical_bench.c build/libwarden.a
@@ -100,6 +106,12 @@ build/rel/tests/%: build/rel/tests/%.o build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS) -lcmocka
 build/san/tests/%: build/san/tests/%.o build/san/libwarden.a
 	$(CC) $(CFLAGS_ALL) $(SAN_FLAGS) -o $@ $< build/san/libwarden.a $(LIBS) -lcmocka
+# test_faiss_capi tests the whole C API layer: the library's part and the
+# extra one.
+build/rel/tests/test_faiss_capi: build/rel/tests/test_faiss_capi.o $(FAISS_EXTRA_REL) build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(FAISS_EXTRA_REL) build/libwarden.a $(LIBS) -lcmocka
+build/san/tests/test_faiss_capi: build/san/tests/test_faiss_capi.o $(FAISS_EXTRA_SAN) build/san/libwarden.a
+	$(CC) $(CFLAGS_ALL) $(SAN_FLAGS) -o $@ $< $(FAISS_EXTRA_SAN) build/san/libwarden.a $(LIBS) -lcmocka
 
 # The README's test command.
 test:

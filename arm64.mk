@@ -54,6 +54,10 @@ build/arm64/warden: $(A64_CLI_OBJS) build/arm64/libwarden.a
 	$(A64_CC) $(A64_CF) -o $@ $(A64_CLI_OBJS) build/arm64/libwarden.a $(A64_LIBS)
 build/arm64/tests/%: build/arm64/tests/%.o build/arm64/libwarden.a
 	$(A64_CC) $(A64_CF) -o $@ $< build/arm64/libwarden.a $(A64_LIBS) -lcmocka
+# the FAISS C API beyond what the library calls (see the Makefile)
+build/arm64/tests/test_faiss_capi: build/arm64/tests/test_faiss_capi.o build/arm64/bench/faiss_capi_extra.o \
+                                   build/arm64/libwarden.a
+	$(A64_CC) $(A64_CF) -o $@ $< build/arm64/bench/faiss_capi_extra.o build/arm64/libwarden.a $(A64_LIBS) -lcmocka
 
 arm64-test: arm64 build/check-access
 	@sh tests/arm64/run.sh $(A64_RUN) $(ARM64_TESTS)

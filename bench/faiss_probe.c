@@ -13,8 +13,9 @@
  *     same filter.
  *
  * Build and run (from the repo root):
- *   g++ -std=c++17 -O2 -fPIC -fopenmp -c index/faiss_capi.cpp -o /tmp/fc.o
- *   gcc -std=c11 -D_GNU_SOURCE -O2 -Iindex bench/faiss_probe.c /tmp/fc.o \
+ *   g++ -std=c++17 -O2 -fPIC -fopenmp -Iindex -c index/faiss_capi.cpp -o /tmp/fc.o
+ *   g++ -std=c++17 -O2 -fPIC -fopenmp -Iindex -c bench/faiss_capi_extra.cpp -o /tmp/fx.o
+ *   gcc -std=c11 -D_GNU_SOURCE -O2 -Iindex bench/faiss_probe.c /tmp/fx.o /tmp/fc.o \
  *       -o /tmp/faiss_probe -lfaiss -lopenblas -fopenmp -lstdc++ -lm
  *   /tmp/faiss_probe [N [D [NLIST [NQ [SPREAD]]]]]
  * SPREAD (default 0.25) is the blob standard deviation per coordinate; the

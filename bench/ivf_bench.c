@@ -11,9 +11,11 @@
  * train + add, and FAISS's list scan with an IDSelectorBitmap at the same
  * number of probed lists, which is how we decided to scan lists ourselves.
  *
- * Build (from the repo root, after `make`):
+ * Build (from the repo root, after `make build/rel/bench/faiss_capi_extra.o`,
+ * the FAISS C API beyond what the library calls):
  *   gcc -std=c11 -D_GNU_SOURCE -O2 -Iengine -Iindex -Iacl -Ibench \
- *     bench/ivf_bench.c build/libwarden.a -o /tmp/ivf_bench -lfaiss -llmdb \
+ *     bench/ivf_bench.c build/rel/bench/faiss_capi_extra.o build/libwarden.a \
+ *     -o /tmp/ivf_bench -lfaiss -llmdb \
  *     -lroaring -ljansson -lyaml -lopenblas -fopenmp -lstdc++ -lm
  *   /tmp/ivf_bench [N [D [NQ]]]        (default 200000 384 200)
  * Module-level: vectors live in memory in the LMDB block layout, so the

@@ -2,9 +2,15 @@
  * faiss_capi.h -- the FAISS C API as warden uses it, on any FAISS >= 1.7.3.
  *
  * Debian 12 ships FAISS 1.7.3: the C API headers, a static C++ libfaiss.a,
- * and no libfaiss_c.  index/faiss_capi.cpp implements the C API functions
- * warden needs (the ones below and the ones the 1.7.3 headers already
- * declare, listed at the end of this file) on top of the C++ library.
+ * and no libfaiss_c.  We implement the C API functions warden, its
+ * benchmarks and its tests need (the ones below and the ones the 1.7.3
+ * headers already declare, listed at the end of this file) on top of the
+ * C++ library, in two units: index/faiss_capi.cpp holds the eleven the
+ * library calls (faiss_get_last_error, faiss_Index_{free,add,assign},
+ * faiss_IndexFlat{IP,L2}_new_with, faiss_ClusteringParameters_init,
+ * faiss_Clustering_{new_with_params,train,centroids,free}) and is part of
+ * libwarden; bench/faiss_capi_extra.cpp holds the rest and is linked only
+ * into the benchmark and test binaries that use them.
  *
  * This header pulls in the installed 1.7.3 headers and adds the
  * declarations that appeared upstream in FAISS 1.7.4 and later (search
