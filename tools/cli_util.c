@@ -87,15 +87,28 @@ static void put_folded(const char *msg) {
   }
 }
 
+/* The message is formatted into a buffer of its own size: library
+ * messages (a bad name, a path, a plan) have no length limit, and an error
+ * line is never cut. */
 static void verr(const char *ctx, const char *fmt, va_list ap) {
-  char buf[4096];
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  char small[512], *buf = small;
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  if (n >= (int)sizeof small) {
+    buf = cli_xmalloc((size_t)n + 1);
+    vsnprintf(buf, (size_t)n + 1, fmt, ap2);
+  } else if (n < 0) {
+    snprintf(small, sizeof small, "(unprintable message)");
+  }
+  va_end(ap2);
   fputs("warden: ", stderr);
   if (ctx && *ctx) {
     fputs(ctx, stderr);
     fputs(": ", stderr);
   }
   put_folded(buf);
+  if (buf != small) free(buf);
 }
 
 void cli_err(const char *ctx, const char *fmt, ...) {

@@ -197,10 +197,17 @@ static int print_results(const warden_results *r, int bedrock) {
     }
     if (warden_results_degraded(r, qi))
       json_object_set_new(out, "degraded", json_true());
+    /* --explain: the library's plan is a JSON text of any length; it is
+     * parsed (no size assumed) so it prints as an object in our format.
+     * Should it ever fail to parse, it is kept verbatim as a string and
+     * the reason goes to stderr, rather than being dropped silently. */
     const char *plan = warden_results_plan(r, qi);
     if (plan) {
       json_error_t e;
       json_t *pj = json_loads(plan, JSON_DECODE_ANY, &e);
+      if (!pj)
+        cli_err("query", "--explain: the plan of query %zu is not valid JSON (%s at byte %d); "
+                "printed as a string", qi + 1, e.text, e.position);
       json_object_set_new(out, "plan", pj ? pj : jstr(plan));
     }
     int rc = cli_print_json(out);
