@@ -89,6 +89,8 @@ typedef struct cli_cmd {
   const char *about;    /* what it does ('\n' separates lines); for a
                          * subcommand, its line in the group's help */
   const char *prints;   /* what it prints, or NULL */
+  int (*run)(int argc, char **argv); /* runs it: the words after its
+                                      * name ("acl set": after "set") */
 } cli_cmd;
 
 /* A command group's own text ("acl": what the acl subcommands are for). */
@@ -98,9 +100,16 @@ typedef struct cli_group {
 } cli_group;
 
 /* Every command and group, in the order `warden --help` lists them
- * (tools/help.c); each cli_cmd itself lives in its cmd_*.c. */
+ * (tools/help.c); each cli_cmd itself lives in its cmd_*.c.  main()
+ * dispatches from these same tables, so a command cannot run without
+ * being in the help. */
 extern const cli_cmd *const cli_commands[];
 extern const cli_group cli_groups[];
+
+/* Run `warden ARGV...` (argv[0] is the command word) from those tables:
+ * a command, or a group's subcommand ("acl set").  Returns the exit code
+ * (-1: a --help was printed). */
+int cli_dispatch(int argc, char **argv);
 
 /* Parse args (argv[0] is the first word after the (sub)command) against
  * opts (NULL, or ended by a {NULL} entry), storing values at
@@ -227,9 +236,6 @@ int cmd_init(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
-int cmd_acl(int argc, char **argv);
-int cmd_principals(int argc, char **argv);
-int cmd_grants(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
@@ -242,7 +248,7 @@ int cmd_compact(int argc, char **argv);
 extern const cli_cmd cli_cmd_init, cli_cmd_ingest, cli_cmd_query,
     cli_cmd_delete, cli_cmd_acl_get, cli_cmd_acl_set, cli_cmd_acl_sync,
     cli_cmd_principals_set, cli_cmd_principals_sync, cli_cmd_principals_get,
-    cli_cmd_grants_edit, cli_cmd_grants_list, cli_cmd_index, cli_cmd_stats,
+    cli_cmd_grants_add, cli_cmd_grants_remove, cli_cmd_grants_list, cli_cmd_index, cli_cmd_stats,
     cli_cmd_check, cli_cmd_export, cli_cmd_import, cli_cmd_backup,
     cli_cmd_compact;
 

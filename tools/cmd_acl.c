@@ -7,8 +7,13 @@
 
 #include <string.h>
 
+static int acl_get(int argc, char **argv);
+static int acl_set(int argc, char **argv);
+static int acl_sync(int argc, char **argv);
+
 const cli_cmd cli_cmd_acl_get = {
-    "acl get", {"DIR DOC_ID", NULL}, NULL, "print {\"doc_id\", \"allow\", \"deny\"}", NULL};
+    "acl get", {"DIR DOC_ID", NULL}, NULL, "print {\"doc_id\", \"allow\", \"deny\"}", NULL,
+    acl_get};
 
 typedef struct acl_set_args {
   const char *allow, *deny;
@@ -23,14 +28,16 @@ static const cli_opt acl_set_opts[] = {
 
 const cli_cmd cli_cmd_acl_set = {
     "acl set", {"DIR DOC_ID", NULL}, acl_set_opts,
-    "replace the allow and/or deny list (at least one of\nthem; the one not given is kept)", NULL};
+    "replace the allow and/or deny list (at least one of\nthem; the one not given is kept)", NULL,
+    acl_set};
 
 const cli_cmd cli_cmd_acl_sync = {
     "acl sync", {"DIR FILE", NULL}, NULL,
     "apply a JSON Lines file of {\"doc_id\", \"allow\", \"deny\"} in one\n"
     "transaction; prints {\"changed\", \"unchanged\", \"unknown_doc\",\n"
     "\"revision\"}",
-    NULL};
+    NULL,
+    acl_sync};
 
 static int acl_get(int argc, char **argv) {
   return cli_get("acl get", argc, argv, "DIR DOC_ID", warden_acl_get);
@@ -80,16 +87,6 @@ static int acl_sync(int argc, char **argv) {
   return cli_sync("acl sync", argc, argv, warden_acl_sync, "unknown_doc");
 }
 
-int cmd_acl(int argc, char **argv) {
-  if (argc < 1) return cli_usage("acl", "missing subcommand (get, set or sync)");
-  const char *sub = argv[0];
-  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) return cli_help("acl");
-  if (strcmp(sub, "get") == 0) return acl_get(argc - 1, argv + 1);
-  if (strcmp(sub, "set") == 0) return acl_set(argc - 1, argv + 1);
-  if (strcmp(sub, "sync") == 0) return acl_sync(argc - 1, argv + 1);
-  return cli_usage("acl", "unknown subcommand '%s'", sub);
-}
-
 /* `warden grants add|remove DIR --principal P --prefix URI_PREFIX` and
  * `warden grants list DIR`: the grants read by the `grants` resolver. */
 typedef struct grant_args {
@@ -104,23 +101,26 @@ static const cli_opt grant_opts[] = {
     {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
 };
 
-const cli_cmd cli_cmd_grants_edit = {
-    "grants add|remove", {"DIR", NULL}, grant_opts, "add or remove one grant", NULL};
+static int grants_add(int argc, char **argv);
+static int grants_remove(int argc, char **argv);
+static int grants_list(int argc, char **argv);
+
+const cli_cmd cli_cmd_grants_add = {
+    "grants add", {"DIR", NULL}, grant_opts, "add a grant", NULL, grants_add};
+
+const cli_cmd cli_cmd_grants_remove = {
+    "grants remove", {"DIR", NULL}, grant_opts, "remove a grant", NULL, grants_remove};
 
 const cli_cmd cli_cmd_grants_list = {
-    "grants list", {"DIR", NULL}, NULL, "print every grant", NULL};
+    "grants list", {"DIR", NULL}, NULL, "print every grant", NULL, grants_list};
 
-int cmd_grants(int argc, char **argv) {
+/* One body for the three: sub is "add", "remove" or "list". */
+static int grants_run(const char *sub, int argc, char **argv) {
   const char *ctx = "grants";
-  if (argc < 1) return cli_usage(ctx, "missing subcommand (add, remove or list)");
-  const char *sub = argv[0];
-  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) return cli_help("grants");
   int is_list = strcmp(sub, "list") == 0, is_add = strcmp(sub, "add") == 0;
-  if (!is_list && !is_add && strcmp(sub, "remove") != 0)
-    return cli_usage(ctx, "unknown subcommand '%s'", sub);
   grant_args a = {0};
   cli_list pos = {0};
-  int rc = cli_parse(ctx, argc - 1, argv + 1, is_list ? NULL : grant_opts, &a, &pos);
+  int rc = cli_parse(ctx, argc, argv, is_list ? NULL : grant_opts, &a, &pos);
   const char *principal = a.principal, *prefix = a.prefix;
   if (rc == 0) rc = cli_need_pos(ctx, &pos, 1, 1, "DIR");
   if (rc == 0 && !is_list && (!principal || !prefix))
@@ -152,3 +152,7 @@ done:
   cli_list_free(&pos);
   return rc;
 }
+
+static int grants_add(int argc, char **argv) { return grants_run("add", argc, argv); }
+static int grants_remove(int argc, char **argv) { return grants_run("remove", argc, argv); }
+static int grants_list(int argc, char **argv) { return grants_run("list", argc, argv); }

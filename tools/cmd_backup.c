@@ -9,7 +9,8 @@ const cli_cmd cli_cmd_backup = {
     "Copy the collection DIR to the new directory DEST while queries and\n"
     "writes go on: one consistent, compacted snapshot of the store plus\n"
     "warden.yaml and the index file.  DEST opens as a collection.",
-    NULL};
+    NULL,
+    cmd_backup};
 
 int cmd_backup(int argc, char **argv) {
   const char *ctx = "backup";

@@ -11,7 +11,8 @@ const cli_cmd cli_cmd_compact = {
     "and swapped in atomically (a kill at any moment leaves the old or the\n"
     "new collection).  Needs the collection to itself: it fails while another\n"
     "process has it open, and opens wait for it to finish.",
-    NULL};
+    NULL,
+    cmd_compact};
 
 int cmd_compact(int argc, char **argv) {
   const char *ctx = "compact";

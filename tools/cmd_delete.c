@@ -8,7 +8,8 @@
 const cli_cmd cli_cmd_delete = {
     "delete", {"DIR DOC_ID ...", NULL}, NULL,
     "Delete documents with all their chunks.  Unknown ids are counted.",
-    "Prints {\"deleted\": N, \"unknown\": M, \"revision\": R}."};
+    "Prints {\"deleted\": N, \"unknown\": M, \"revision\": R}.",
+    cmd_delete};
 
 int cmd_delete(int argc, char **argv) {
   const char *ctx = "delete";

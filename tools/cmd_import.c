@@ -19,7 +19,8 @@ const cli_cmd cli_cmd_import = {
     "Create the collection DIR (it must not exist, or be an empty directory)\n"
     "from a full export (`warden export SRC FILE --full`; FILE - = stdin).\n"
     "Nothing is left behind on failure; a truncated file is refused.",
-    NULL};
+    NULL,
+    cmd_import};
 
 int cmd_import(int argc, char **argv) {
   const char *ctx = "import";

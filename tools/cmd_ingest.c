@@ -47,7 +47,8 @@ const cli_cmd cli_cmd_ingest = {
     "input when none is given or FILE is '-'.  All inputs form one\n"
     "transaction: a bad line is reported as `FILE:LINE: field: reason` and\n"
     "nothing is committed (exit 3).",
-    "Prints {\"documents\", \"replaced\", \"chunks\", \"bad_lines\", \"revision\"}."};
+    "Prints {\"documents\", \"replaced\", \"chunks\", \"bad_lines\", \"revision\"}.",
+    cmd_ingest};
 
 int cmd_ingest(int argc, char **argv) {
   const char *ctx = "ingest";

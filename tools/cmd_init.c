@@ -35,7 +35,8 @@ static const cli_opt init_opts[] = {
 const cli_cmd cli_cmd_init = {
     "init", {"DIR", NULL}, init_opts,
     "Create an empty collection in DIR (created if missing).",
-    "Prints {\"created\": DIR, \"dimension\": N, \"metric\": M, \"revision\": 0}."};
+    "Prints {\"created\": DIR, \"dimension\": N, \"metric\": M, \"revision\": 0}.",
+    cmd_init};
 
 int cmd_init(int argc, char **argv) {
   const char *ctx = "init";

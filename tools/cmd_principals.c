@@ -22,16 +22,23 @@ static const cli_opt pr_set_opts[] = {
     {NULL, 0, CLI_FLAG, 0, NULL, NULL, 0, 0},
 };
 
+static int pr_set(int argc, char **argv);
+static int pr_sync(int argc, char **argv);
+static int pr_get(int argc, char **argv);
+
 const cli_cmd cli_cmd_principals_set = {
-    "principals set", {"DIR PRINCIPAL", NULL}, pr_set_opts, "replace PRINCIPAL's groups", NULL};
+    "principals set", {"DIR PRINCIPAL", NULL}, pr_set_opts, "replace PRINCIPAL's groups", NULL,
+    pr_set};
 
 const cli_cmd cli_cmd_principals_sync = {
     "principals sync", {"DIR FILE", NULL}, NULL,
-    "apply a JSON Lines file of {\"principal\", \"groups\"}", NULL};
+    "apply a JSON Lines file of {\"principal\", \"groups\"}", NULL,
+    pr_sync};
 
 const cli_cmd cli_cmd_principals_get = {
     "principals get", {"DIR PRINCIPAL", NULL}, NULL,
-    "print {\"principal\", \"groups\", \"expanded\"}", NULL};
+    "print {\"principal\", \"groups\", \"expanded\"}", NULL,
+    pr_get};
 
 static int pr_set(int argc, char **argv) {
   const char *ctx = "principals set";
@@ -60,15 +67,4 @@ static int pr_sync(int argc, char **argv) {
 
 static int pr_get(int argc, char **argv) {
   return cli_get("principals get", argc, argv, "DIR PRINCIPAL", warden_principal_get);
-}
-
-int cmd_principals(int argc, char **argv) {
-  const char *ctx = "principals";
-  if (argc < 1) return cli_usage(ctx, "missing subcommand (set, sync or get)");
-  const char *sub = argv[0];
-  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) return cli_help(ctx);
-  if (strcmp(sub, "set") == 0) return pr_set(argc - 1, argv + 1);
-  if (strcmp(sub, "sync") == 0) return pr_sync(argc - 1, argv + 1);
-  if (strcmp(sub, "get") == 0) return pr_get(argc - 1, argv + 1);
-  return cli_usage(ctx, "unknown subcommand '%s'", sub);
 }

@@ -270,7 +270,8 @@ const cli_cmd cli_cmd_query = {
     "Top-k chunks nearest to the query that principal P may read.",
     "Prints {\"revision\": R, \"results\": [{\"doc_id\", \"chunk\", \"score\", \"text\",\n"
     "\"source\", \"namespace\", \"metadata\"}, ...]} per query; lexical and hybrid\n"
-    "hits add \"semantic_rank\" and \"lexical_rank\" (null: not ranked by that side)."};
+    "hits add \"semantic_rank\" and \"lexical_rank\" (null: not ranked by that side).",
+    cmd_query};
 
 int cmd_query(int argc, char **argv) {
   const char *ctx = "query";

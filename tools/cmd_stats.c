@@ -54,13 +54,15 @@ const cli_cmd cli_cmd_stats = {
     "stats", {"DIR", NULL}, NULL,
     "Print collection facts: documents, chunks, dimension, metric, revision,\n"
     "index state.",
-    NULL};
+    NULL,
+    cmd_stats};
 
 const cli_cmd cli_cmd_check = {
     "check", {"DIR", NULL}, NULL,
     "Verify the collection's internal consistency and print a JSON report.\n"
     "Exit 1 when a problem was found.",
-    NULL};
+    NULL,
+    cmd_check};
 
 int cmd_stats(int argc, char **argv) {
   return one_json("stats", argc, argv, warden_stats);
@@ -161,7 +163,8 @@ const cli_cmd cli_cmd_export = {
     "export", {"DIR [FILE]", NULL}, export_opts,
     "Write every document as JSON Lines that `warden ingest` reads back\n"
     "unchanged, ordered by doc_id, to FILE (written atomically) or stdout.",
-    NULL};
+    NULL,
+    cmd_export};
 
 int cmd_export(int argc, char **argv) {
   const char *ctx = "export";
@@ -203,7 +206,8 @@ static const cli_opt index_opts[] = {
 
 const cli_cmd cli_cmd_index = {
     "index", {"DIR", NULL}, index_opts, "Build (or with --rebuild, rebuild from scratch) the ANN index.",
-    NULL};
+    NULL,
+    cmd_index};
 
 int cmd_index(int argc, char **argv) {
   const char *ctx = "index";

@@ -25,7 +25,8 @@ const cli_cmd *const cli_commands[] = {
     &cli_cmd_init,           &cli_cmd_ingest,          &cli_cmd_query,
     &cli_cmd_delete,         &cli_cmd_acl_get,         &cli_cmd_acl_set,
     &cli_cmd_acl_sync,       &cli_cmd_principals_set,  &cli_cmd_principals_sync,
-    &cli_cmd_principals_get, &cli_cmd_grants_edit,     &cli_cmd_grants_list,
+    &cli_cmd_principals_get, &cli_cmd_grants_add,      &cli_cmd_grants_remove,
+    &cli_cmd_grants_list,
     &cli_cmd_index,          &cli_cmd_stats,           &cli_cmd_check,
     &cli_cmd_export,         &cli_cmd_import,          &cli_cmd_backup,
     &cli_cmd_compact,        NULL,
@@ -270,4 +271,45 @@ int cli_help(const char *cmd) {
   fputs(h, stdout);
   free(h);
   return cli_flush_stdout();
+}
+
+/* ----------------------------------------------------------- dispatch */
+
+/* "get, set or sync": the subcommands of group g, for a usage error. */
+static char *sub_list(const cli_group *g) {
+  hbuf b = {0};
+  const char *last = NULL;
+  for (const cli_cmd *const *c = cli_commands; *c; c++) {
+    const char *sub = member_of(*c, g->name);
+    if (!sub) continue;
+    if (last) {
+      if (b.n) hb_puts(&b, ", ");
+      hb_puts(&b, last);
+    }
+    last = sub;
+  }
+  if (b.n) hb_puts(&b, " or ");
+  hb_puts(&b, last ? last : "");
+  return b.p;
+}
+
+int cli_dispatch(int argc, char **argv) {
+  const char *cmd = argv[0];
+  for (const cli_cmd *const *c = cli_commands; *c; c++)
+    if (strcmp(cmd, (*c)->name) == 0) return (*c)->run(argc - 1, argv + 1);
+  const cli_group *g = find_group(cmd);
+  if (!g) return cli_usage(NULL, "unknown command '%s'", cmd);
+  if (argc < 2) {
+    char *subs = sub_list(g);
+    int rc = cli_usage(g->name, "missing subcommand (%s)", subs);
+    free(subs);
+    return rc;
+  }
+  const char *sub = argv[1];
+  if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) return cli_help(g->name);
+  for (const cli_cmd *const *c = cli_commands; *c; c++) {
+    const char *s = member_of(*c, g->name);
+    if (s && strcmp(s, sub) == 0) return (*c)->run(argc - 2, argv + 2);
+  }
+  return cli_usage(g->name, "unknown subcommand '%s'", sub);
 }
