@@ -55,9 +55,9 @@ char *cli_xstrdup(const char *s);
 /* --------------------------------------------------------- options */
 
 typedef enum cli_kind {
-  CLI_FLAG,  /* dest: int *, set to 1 */
-  CLI_STR,   /* dest: const char **, NULL when not given; twice = error */
-  CLI_MULTI  /* dest: cli_list *, repeatable */
+  CLI_FLAG,  /* the value is an int, set to 1 */
+  CLI_STR,   /* a const char *, NULL when not given; twice = error */
+  CLI_MULTI  /* a cli_list, repeatable */
 } cli_kind;
 
 /* One option of a command: the parser reads it and --help documents it
@@ -82,7 +82,7 @@ typedef struct cli_opt {
 
 /* One command (or subcommand, "acl set") as --help presents it. */
 typedef struct cli_cmd {
-  const char *name;     /* "init", "acl set", "grants add|remove" */
+  const char *name;     /* "init", "acl set" */
   const char *forms[3]; /* the positionals of each usage form ("DIR",
                          * "DIR [FILE ...|-]"); NULL ends the list */
   const cli_opt *opts;  /* NULL, or a table ended by a {NULL} entry */
@@ -248,8 +248,8 @@ int cmd_compact(int argc, char **argv);
 extern const cli_cmd cli_cmd_init, cli_cmd_ingest, cli_cmd_query,
     cli_cmd_delete, cli_cmd_acl_get, cli_cmd_acl_set, cli_cmd_acl_sync,
     cli_cmd_principals_set, cli_cmd_principals_sync, cli_cmd_principals_get,
-    cli_cmd_grants_add, cli_cmd_grants_remove, cli_cmd_grants_list, cli_cmd_index, cli_cmd_stats,
-    cli_cmd_check, cli_cmd_export, cli_cmd_import, cli_cmd_backup,
-    cli_cmd_compact;
+    cli_cmd_grants_add, cli_cmd_grants_remove, cli_cmd_grants_list,
+    cli_cmd_index, cli_cmd_stats, cli_cmd_check, cli_cmd_export,
+    cli_cmd_import, cli_cmd_backup, cli_cmd_compact;
 
 #endif
