@@ -138,7 +138,7 @@ static void *batch_worker(void *arg) {
 }
 
 static void query(const char *data, const char *cdir, const char *combo, double target,
-                  int batch) {
+                  int batch, int repeat) {
   size_t len;
   json_t *man = json_loads(slurp(data, "combos.json", &len), 0, NULL);
   size_t d = (size_t)json_integer_value(json_object_get(man, "d"));
@@ -167,6 +167,7 @@ static void query(const char *data, const char *cdir, const char *combo, double 
   size_t leaks = 0;
   char strat[64] = "", ef[32] = "";
   for (int pass = 0; pass < 2; pass++) {
+   for (int rep = 0; rep < (pass ? repeat : 1); rep++)
     for (size_t i = 0; i < nq; i++) {
       warden_query_opts o;
       memset(&o, 0, sizeof o);
@@ -187,7 +188,7 @@ static void query(const char *data, const char *cdir, const char *combo, double 
                  (long long)json_integer_value(json_object_get(g, "ef_search")));
         json_decref(p);
       }
-      if (pass == 1) {
+      if (pass == 1 && rep == 0) {
         size_t nh = warden_results_count(r, 0), nt = 0, hit = 0;
         for (size_t a = 0; a < 10; a++) nt += truth[i * 10 + a] >= 0;
         for (size_t h = 0; h < nh; h++) {
@@ -235,15 +236,17 @@ int main(int argc, char **argv) {
   }
   if (argc >= 5 && !strcmp(argv[1], "query")) {
     double target = 0;
-    int batch = 0;
+    int batch = 0, repeat = 1;
     for (int i = 5; i < argc; i++) {
+      if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
+      else
       if (!strcmp(argv[i], "--target-recall") && i + 1 < argc) target = atof(argv[++i]);
       else if (!strcmp(argv[i], "--batch")) batch = 1;
     }
-    query(argv[2], argv[3], argv[4], target, batch);
+    query(argv[2], argv[3], argv[4], target, batch, repeat);
     return 0;
   }
   fprintf(stderr, "usage: graph_bench build DATA COLL | query DATA COLL COMBO "
-                  "[--target-recall R] [--batch]\n");
+                  "[--target-recall R] [--batch] [--repeat N]\n");
   return 2;
 }
