@@ -555,7 +555,8 @@ static double engine_recall(coll *c, unsigned lim, int strategy, size_t nq, int 
     size_t nt = oracle(c->x, c->n, ok, qv, truth);
     assert_int_equal(ng, nt); /* exactly k, or all of the allowed set */
     rsum += overlap(truth, nt, got, ng);
-    if (strstr(plan, "\"strategy\":\"ivf\"") || strstr(plan, "\"strategy\":\"graph\""))
+    if (strstr(plan, "\"strategy\":\"ivf\"") || strstr(plan, "\"strategy\":\"graph\"") ||
+        strstr(plan, "\"strategy\":\"codes\"")) /* the graph's codes, scanned */
       (*used_ivf)++; /* an ANN index was used */
     free(plan);
   }
