@@ -1,6 +1,6 @@
 /*
- * graph_bench.c -- warden through its C API on the issue-14 workload
- * (bench/graph_gen.py): builds the collection once, then measures one
+ * graph_bench.c -- warden through its C API on the issue-14 workloads
+ * (bench/graph_gen.py, any --family; dimension and metric from combos.json): builds the collection once, then measures one
  * filter combination per call so bench/graph_faiss.py can run warden and
  * FAISS back to back, combination by combination, in one bench run.
  *
