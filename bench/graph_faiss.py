@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Issue 14 bench: warden against FAISS on bench/graph_gen.py's workload,
-combination by combination, back to back in one run.
+"""Issue 14 bench: warden against FAISS on one of bench/graph_gen.py's data
+families, combination by combination, back to back in one run.
 
 For each filter combination this process first runs build/graph_bench (the
 warden C driver, a child process; its collection is built once by
@@ -11,6 +11,11 @@ bench/graph_run.sh), then FAISS on the same queries, truth and allowed sets:
   hnsw    IndexHNSWFlat (M 32, efConstruction 40) + IDSelectorBitmap,
           efSearch sweep through SearchParametersHNSW (1.7.3 ignores its
           efSearch, so index.hnsw.efSearch is set too)
+Metric from combos.json: l2 as above; cosine normalises base and queries
+and uses the inner-product versions (IndexFlatIP, IndexIVFFlat and
+IndexHNSWFlat with METRIC_INNER_PRODUCT), as warden ranks cosine by the
+normalised vectors and graph_gen.py's truth does; ip the same without
+normalising.
 single query, one OpenMP thread, one query per call, wall time per call
 (the Python call overhead included, measured and reported).  The best FAISS
 configuration at a point is the fastest reaching recall@10 0.95.
@@ -66,9 +71,25 @@ n, d, nq = man["n"], man["d"], man["nq"]
 base = np.fromfile(os.path.join(a.data, "base.f32"), dtype=np.float32).reshape(n, d)
 qs = np.fromfile(os.path.join(a.data, "queries.f32"), dtype=np.float32).reshape(nq, d)
 meta = np.fromfile(os.path.join(a.data, "meta.i32"), dtype=np.int32).reshape(n, 3)
+METRIC = man.get("metric", "l2")
+FAMILY = man.get("family", "image-784")
+if METRIC not in ("l2", "cosine", "ip"):
+    sys.exit("graph_faiss: combos.json: metric: not one of l2, cosine, ip: %s" % METRIC)
+if METRIC == "cosine":
+    def unit(x):
+        x64 = x.astype(np.float64)
+        return (x64 / np.linalg.norm(x64, axis=1, keepdims=True)).astype(np.float32)
+    base, qs = unit(base), unit(qs)
+FMETRIC = faiss.METRIC_L2 if METRIC == "l2" else faiss.METRIC_INNER_PRODUCT
+
+
+def flat_index():
+    return faiss.IndexFlatL2(d) if METRIC == "l2" else faiss.IndexFlatIP(d)
+
+
 faiss.omp_set_num_threads(2)
 log("FAISS", FAISS)
-res = {"faiss": FAISS, "workload": "image-784", "n": n, "d": d, "nq": nq,
+res = {"faiss": FAISS, "workload": FAMILY, "metric": METRIC, "n": n, "d": d, "nq": nq,
        "machine": "shared 2-core, loaded by other engineers' builds and tests", "builds": {},
        "points": []}
 cache = os.path.join(a.data, "faiss-" + faiss.__version__)
@@ -92,21 +113,21 @@ def built(name, make):
     return ix
 
 
-flat = faiss.IndexFlatL2(d)
+flat = flat_index()
 flat.add(base)
 nlist = int(4 * np.sqrt(n))
 
 
 def mk_ivf():
-    q = faiss.IndexFlatL2(d)
-    ix = faiss.IndexIVFFlat(q, d, nlist)
+    q = flat_index()
+    ix = faiss.IndexIVFFlat(q, d, nlist, FMETRIC)
     ix.train(base[np.random.default_rng(1).choice(n, min(n, 64 * nlist), replace=False)])
     ix.add(base)
     return ix
 
 
 def mk_hnsw():
-    ix = faiss.IndexHNSWFlat(d, 32)
+    ix = faiss.IndexHNSWFlat(d, 32, FMETRIC)
     ix.hnsw.efConstruction = 40
     ix.add(base)
     return ix

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Markdown table of the issue-14 bench (bench/graph_faiss.py outputs):
+"""Markdown table of the issue-14 bench for one data family
+(bench/graph_faiss.py outputs):
 per combination warden's QPS and recall next to the best FAISS
 configuration reaching recall@10 0.95, for each FAISS run given, with the
 ratio; then build times and index bytes per vector.
@@ -12,8 +13,20 @@ import sys
 build = json.load(open(sys.argv[1]))
 runs = [json.load(open(p)) for p in sys.argv[2:]]
 g = build["index"]["graph"]
-print("image-784 (generated L2, %d x %d, clustered, low intrinsic dimension); "
-      "single query, one thread; %s." % (runs[0]["n"], runs[0]["d"], runs[0]["machine"]))
+# one line per family of bench/graph_gen.py (its header says why each differs)
+FAMILIES = {
+    "image-784": "generated L2, %d x %d, clustered, low intrinsic dimension",
+    "text-384": "generated cosine, %d x %d, sentence-embedding-like: power-law spectrum, "
+                "mean offset, Zipf topics, outlier-dominated per-dimension ranges",
+    "neardup-256": "generated L2, %d x %d, near-duplicate groups inside broad clusters",
+    "heavytail-128": "generated cosine, %d x %d, Student-t values, log-normal "
+                     "per-dimension scales",
+    "uniform-960": "generated L2, %d x %d, near-uniform, high intrinsic dimension",
+}
+fam = runs[0].get("workload", "image-784")
+desc = FAMILIES.get(fam, "generated " + runs[0].get("metric", "l2") + ", %d x %d")
+print("%s (%s); single query, one thread; %s." % (
+    fam, desc % (runs[0]["n"], runs[0]["d"]), runs[0]["machine"]))
 print()
 for r in runs:
     print("- FAISS: %s; Python call overhead %.1f us per call (included)" %
