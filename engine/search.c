@@ -213,6 +213,46 @@ int wd_search_open(warden *db) {
 
 void wd_search_close(warden *db) { wd_ann_close(db); }
 
+/* The calibrated probe depth (index/ivf.h wd_ivf_cal) for selectivity
+ * sel at recall target + CAL_MARGIN: log-linear in selectivity between the
+ * calibrated selectivities around sel and in recall between the
+ * calibrated targets around the wanted one (the measured curves are
+ * smooth in both).  0 when the table cannot say: no table, a target above
+ * the highest calibrated one, sel below the lowest calibrated
+ * selectivity, or a point the sweep did not reach (the fixed rule then
+ * prices the probe, as for older files).  The margin: the table's recall
+ * is a mean over 48 sample queries; bench/graph_gen.py text-384 at 10 %
+ * got 0.9675 from the 0.95 entry itself on new queries. */
+#define CAL_MARGIN 0.015
+static double cal_at(const wd_ivf_cal *cal, size_t t, double sel) {
+  const double sels[WD_IVF_CAL_NSEL] = WD_IVF_CAL_SELS;
+  if (sel >= sels[0]) return cal->lists[0][t];
+  for (size_t i = 1; i < WD_IVF_CAL_NSEL; i++) {
+    if (sel < sels[i]) continue;
+    double a = cal->lists[i - 1][t], b = cal->lists[i][t]; /* at sels[i-1] > sel >= sels[i] */
+    if (!a || !b) return 0;
+    double u = (log(sels[i - 1]) - log(sel)) / (log(sels[i - 1]) - log(sels[i]));
+    return exp(log(a) * (1 - u) + log(b) * u);
+  }
+  return 0;
+}
+
+static size_t cal_lists(const wd_ivf_cal *cal, double sel, double target) {
+  if (!cal || !cal->present) return 0;
+  const double tgts[WD_IVF_CAL_NTGT] = WD_IVF_CAL_TGTS;
+  target += CAL_MARGIN;
+  if (target > tgts[WD_IVF_CAL_NTGT - 1] + 1e-9) return 0;
+  size_t t = 0;
+  while (t < WD_IVF_CAL_NTGT && tgts[t] + 1e-9 < target) t++;
+  double hi = cal_at(cal, t, sel);
+  if (!(hi > 0)) return 0;
+  if (t == 0 || target >= tgts[t] - 1e-9) return (size_t)ceil(hi - 1e-6);
+  double lo = cal_at(cal, t - 1, sel);
+  if (!(lo > 0)) return (size_t)ceil(hi - 1e-6);
+  double u = (target - tgts[t - 1]) / (tgts[t] - tgts[t - 1]);
+  return (size_t)ceil(exp(log(lo) * (1 - u) + log(hi) * u) - 1e-6) /* exp(log(x)) != x */;
+}
+
 void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
   memset(out, 0, sizeof *out);
   double dim = (double)in->dim, na = (double)in->nallowed;
@@ -236,6 +276,16 @@ void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
   if (minl < PROBE_MIN) minl = PROBE_MIN;
   if (minl > nl) minl = nl;
   double want = WANT_K * k > WANT_MIN ? WANT_K * k : WANT_MIN;
+  /* the table measured on this index at this selectivity and target:
+   * the list count is the effort, and k allowed vectors the only other
+   * condition (the fixed rule's want above read on until 96 k allowed
+   * vectors were seen, whatever the data) */
+  size_t cl = cal_lists(in->cal, s, in->target > 0 ? in->target : 0.95);
+  if (cl) {
+    minl = (double)cl > nl ? nl : (double)cl;
+    want = k;
+    out->calibrated = 1;
+  }
   if (want > na) want = na;
   double visited = minl * len;
   if (s > 0 && want / s > visited) visited = want / s;
@@ -524,17 +574,21 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     have = rc == 0;
     if (have) istate = ref.caught_up ? "caught_up" : "ready";
   }
+  double target = target_recall > 0           ? target_recall
+                  : db->cfg.target_recall > 0 ? db->cfg.target_recall
+                                              : 0.95;
+  wd_ivf_cal ivcal;
+  memset(&ivcal, 0, sizeof ivcal);
+  if (have) memcpy(&ivcal, ref.ix->h.pad, sizeof ivcal);
   wd_plan_in pin = {nallowed, nlive, have ? ref.nindexed : 0, db->cfg.dim, k, nq,
                     have ? ref.ix->nlist : 0, have, force, have ? ref.ix->h.reserved0 : 0,
                     have ? ref.ix->sq8 : 0,
-                    hot_lookup(db, set_key, (double)nallowed * (double)db->cfg.dim * 4)};
+                    hot_lookup(db, set_key, (double)nallowed * (double)db->cfg.dim * 4),
+                    target, ivcal.present ? &ivcal : NULL};
   wd_plan_out po;
   wd_plan_choose(&pin, &po);
   /* the graph index (issue 14): priced from its build-time calibration at
    * the recall target, against the exact scan and the IVF */
-  double target = target_recall > 0           ? target_recall
-                  : db->cfg.target_recall > 0 ? db->cfg.target_recall
-                                              : 0.95;
   wd_graph_ref gref;
   memset(&gref, 0, sizeof gref);
   const char *gstate = "not consulted";
@@ -578,7 +632,7 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
       codes_fallback = est_codes < po.est_exact_us;
     }
   }
-  if ((use_graph || use_codes) && ntail) {
+  if ((use_graph || use_codes || codes_fallback) && ntail) {
     tail = roaring_bitmap_copy(allowed);
     if (!tail) {
       wd_ann_release(&ref);
@@ -631,7 +685,12 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
      * and then scanning; exact alone 2,258).  A forced ANN query keeps to
      * the index. */
     wd_ivf_params first = po.ivf;
-    if (force != WARDEN_STRATEGY_ANN && sel < 0.95 && po.est_exact_us <= po.est_wide_us)
+    /* ... and so does a calibrated probe, or one with the graph's codes to
+     * fall back on: with a calibrated depth the first probe is short, and
+     * reading on past it through allowed-poor lists (the want rule below)
+     * cost 650 lists for nothing at text-384 10 % anti-correlated */
+    if (force != WARDEN_STRATEGY_ANN && sel < 0.95 &&
+        (po.est_exact_us <= po.est_wide_us || po.calibrated || codes_fallback))
       first.starve_below = STARVED * sel;
     for (size_t q = 0; q < nq && !rc; q++) {
       wd_ivf_stats st;
@@ -640,11 +699,18 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
       if ((rc = probe(db, &ref, x, filt, &first, &src, 0, &heaps[q], &st, &acc, info))) break;
       bound += st.bound_hit;
       if (st.starved) {
-        /* counted like the late case below: an exact fallback, starved */
+        /* counted like the late case below: an exact fallback, starved --
+         * over the graph's codes when they are priced below the exact scan
+         * (they do not care where the allowed set lies either) */
         starved_exact++;
         fallbacks++;
         wd_topk_reset(&heaps[q]);
-        if ((rc = run_exact(db, tx, x, 1, allowed, &heaps[q], info))) break;
+        if (codes_fallback) {
+          gtot[5]++;
+          if ((rc = codes_pass(db, tx, gref.g, x, allowed, tail, &heaps[q], info, gtot))) break;
+        } else if ((rc = run_exact(db, tx, x, 1, allowed, &heaps[q], info))) {
+          break;
+        }
         continue;
       }
       /* filter-starved: widen the probe (below); short: answer this query
@@ -752,14 +818,15 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     w += snprintf(info->detail + w, sizeof info->detail - (size_t)w, "}");
   if (po.use_ivf && !use_graph && w > 0 && (size_t)w < sizeof info->detail)
     snprintf(info->detail + w, sizeof info->detail - (size_t)w,
-             ",\"ivf\":{\"lists_probed\":%.1f,\"visited\":%.0f,\"min_lists\":%zu,"
+             ",\"ivf\":{\"lists_probed\":%.1f,\"visited\":%.0f,\"min_lists\":%zu,\"calibrated\":%s,"
              "\"want_allowed\":%llu,\"bitset\":%s,\"all_allowed\":%s,\"bound_hit\":%llu,"
-             "\"widened\":%llu,\"starved_exact\":%llu,\"exact_fallbacks\":%llu}",
+             "\"widened\":%llu,\"starved_exact\":%llu,\"exact_fallbacks\":%llu,"
+             "\"codes_fallbacks\":%llu}",
              (double)acc.lists / nqq, (double)acc.visited / nqq, po.ivf.min_lists,
-             (unsigned long long)po.ivf.want_allowed, po.use_bits ? "true" : "false",
+             po.calibrated ? "true" : "false", (unsigned long long)po.ivf.want_allowed, po.use_bits ? "true" : "false",
              unfiltered ? "true" : "false",
              (unsigned long long)bound, (unsigned long long)widened,
              (unsigned long long)starved_exact,
-             (unsigned long long)fallbacks);
+             (unsigned long long)(fallbacks - gtot[5]), (unsigned long long)gtot[5]);
   return 0;
 }

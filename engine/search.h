@@ -69,6 +69,8 @@ typedef struct wd_plan_in {
   int hot;            /* the allowed vectors are likely in the CPU cache:
                          the same set was scanned recently and little has
                          been read since (see engine/search.c) */
+  double target;      /* recall target (0: 0.95) */
+  const wd_ivf_cal *cal; /* the index's probe-depth table, or NULL */
 } wd_plan_in;
 
 typedef struct wd_plan_out {
@@ -76,6 +78,7 @@ typedef struct wd_plan_out {
   int use_bits;      /* expand allowed to a dense bitset for the probe */
   double est_exact_us, est_ivf_us; /* per query */
   double est_all_us;   /* SQ8: every list, the fallback of a starved probe */
+  int calibrated;      /* min_lists came from the index's table */
   double est_wide_us;  /* the widened probe of a starved query at its worst
                           (every list, filtered): above est_exact_us a
                           starved query goes straight to the exact scan */

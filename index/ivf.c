@@ -34,6 +34,7 @@
 #include "wd_types.h"
 
 _Static_assert(sizeof(wd_ivf_header) == WD_IVF_HDR, "header is 128 bytes");
+_Static_assert(sizeof(wd_ivf_cal) <= sizeof(((wd_ivf_header *)0)->pad), "the table fits the padding");
 
 static const char MAGIC[8] = {'W', 'D', 'I', 'V', 'F', '\r', '\n', 0x1a};
 
