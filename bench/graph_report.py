@@ -65,6 +65,33 @@ print("warden ran right before each FAISS run of the same combination (its QPS "
       "warden's figure of that run).  Leaks (hits outside the allowed set): %s." %
       ", ".join(str(sum(p["warden"]["leaks"] for p in r["points"])) for r in runs))
 print()
+# batch, all cores (bench/graph_faiss.py: warden one query per call from one
+# thread per core on one handle; FAISS its best single-query configuration as
+# one batch call when the filter is shared, else one call per query from one
+# thread per core)
+r0 = runs[0]
+if any(p["warden"].get("batch_qps") for p in r0["points"]):
+    print("Batch on all cores (QPS, best of three runs each):")
+    print()
+    bh = "| filter | warden batch QPS |"
+    bs = "|---|---|"
+    for r in runs:
+        bh += " FAISS %s batch QPS (config) | ratio |" % r["faiss"].split()[0]
+        bs += "---|---|"
+    print(bh)
+    print(bs)
+    for i, p in enumerate(r0["points"]):
+        row = "| %s | %.0f |" % (p["combo"], p["warden"].get("batch_qps", 0))
+        for r in runs:
+            q = r["points"][i]
+            b = q["faiss_best"]
+            if b and b.get("batch_qps"):
+                row += " %.0f (%s) | %.2fx |" % (b["batch_qps"], b["system"],
+                                                q["warden"].get("batch_qps", 0) / b["batch_qps"])
+            else:
+                row += " - | - |"
+        print(row)
+    print()
 print("| build (2 threads) | seconds | index bytes per vector |")
 print("|---|---|---|")
 print("| warden graph (M 16, efC 64) + calibration | %.1f + %.1f | %.0f (codes + graph) |" % (
