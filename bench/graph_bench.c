@@ -1,10 +1,11 @@
 /*
- * graph_bench.c -- warden through its C API on the issue-14 workload
- * (bench/graph_gen.py): builds the collection once, then measures one
+ * graph_bench.c -- warden through its C API on the issue-14 workloads
+ * (bench/graph_gen.py, any --family; dimension and metric from combos.json): builds the collection once, then measures one
  * filter combination per call so bench/graph_faiss.py can run warden and
  * FAISS back to back, combination by combination, in one bench run.
  *
  *   graph_bench build DATA_DIR COLL_DIR        -> JSON: ingest, IVF and graph build
+ *                                                 (metric from combos.json: l2, cosine, ip)
  *   graph_bench query DATA_DIR COLL_DIR COMBO [--target-recall R] [--batch]
  *                                               -> JSON: recall@10, QPS, strategy
  *
@@ -71,19 +72,28 @@ static void build(const char *data, const char *cdir) {
   json_t *man = json_loads(slurp(data, "combos.json", &len), 0, NULL);
   size_t n = (size_t)json_integer_value(json_object_get(man, "n"));
   size_t d = (size_t)json_integer_value(json_object_get(man, "d"));
+  const char *metric = json_string_value(json_object_get(man, "metric"));
+  const char *family = json_string_value(json_object_get(man, "family"));
+  if (!metric) metric = "l2";
+  if (strcmp(metric, "l2") && strcmp(metric, "cosine") && strcmp(metric, "ip"))
+    die("combos.json: metric: not one of l2, cosine, ip", metric);
+  if (!family) family = "image-784";
   float *x = slurp(data, "base.f32", &len);
   int32_t *meta = slurp(data, "meta.i32", &len);
   char cfg[4096], err[512];
   snprintf(cfg, sizeof cfg, "%s.yaml", cdir);
   FILE *f = fopen(cfg, "w");
-  fprintf(f, "dimension: %zu\nmetric: l2\nmetadata:\n  urank: int\n  c10: int\n  c100: int\n", d);
+  fprintf(f, "dimension: %zu\nmetric: %s\nmetadata:\n  urank: int\n  c10: int\n  c100: int\n",
+          d, metric);
   fclose(f);
-  warden_create_opts co = {(unsigned)d, "l2", cfg};
+  warden_create_opts co = {(unsigned)d, metric, cfg};
   if (warden_create(cdir, &co, err, sizeof err)) die("create", err);
   warden *db;
   if (warden_open(cdir, NULL, &db, err, sizeof err)) die("open", err);
   double t0 = now();
-  size_t chunk = 2000, cap = chunk * (d * 5 + 256);
+  /* %.9g round-trips a float32 (image-784's integers print as before); a
+   * value takes at most 16 bytes with its comma ("-1.23456789e-05,") */
+  size_t chunk = 2000, cap = chunk * (d * 16 + 256);
   char *buf = malloc(cap);
   for (size_t s = 0; s < n; s += chunk) {
     size_t o = 0;
@@ -93,11 +103,11 @@ static void build(const char *data, const char *cdir) {
                            "[\"*\"]},\"metadata\":{\"urank\":%d,\"c10\":%d,\"c100\":%d},"
                            "\"chunks\":[{\"text\":\"i\",\"embedding\":[",
                            i, i, meta[3 * i], meta[3 * i + 1], meta[3 * i + 2]);
-      for (size_t j = 0; j < d; j++) o += (size_t)sprintf(buf + o, j ? ",%g" : "%g", x[i * d + j]);
+      for (size_t j = 0; j < d; j++) o += (size_t)sprintf(buf + o, j ? ",%.9g" : "%.9g", (double)x[i * d + j]);
       o += (size_t)sprintf(buf + o, "]}]}\n");
     }
     warden_ingest_report ir;
-    if (warden_ingest_buffer(db, "image-784", buf, o, NULL, &ir)) die("ingest", warden_errmsg(db));
+    if (warden_ingest_buffer(db, family, buf, o, NULL, &ir)) die("ingest", warden_errmsg(db));
   }
   double t_ingest = now() - t0;
   t0 = now();
@@ -106,7 +116,8 @@ static void build(const char *data, const char *cdir) {
   memset(&io, 0, sizeof io);
   if (warden_index_build(db, &io, &js)) die("index", warden_errmsg(db));
   double t_index = now() - t0;
-  printf("{\"ingest_s\":%.2f,\"index_s\":%.2f,\"index\":%s}\n", t_ingest, t_index, js);
+  printf("{\"family\":\"%s\",\"metric\":\"%s\",\"ingest_s\":%.2f,\"index_s\":%.2f,"
+         "\"index\":%s}\n", family, metric, t_ingest, t_index, js);
   warden_free(js);
   warden_close(db);
   unlink(cfg);
@@ -138,7 +149,7 @@ static void *batch_worker(void *arg) {
 }
 
 static void query(const char *data, const char *cdir, const char *combo, double target,
-                  int batch) {
+                  int batch, int repeat) {
   size_t len;
   json_t *man = json_loads(slurp(data, "combos.json", &len), 0, NULL);
   size_t d = (size_t)json_integer_value(json_object_get(man, "d"));
@@ -167,6 +178,7 @@ static void query(const char *data, const char *cdir, const char *combo, double 
   size_t leaks = 0;
   char strat[64] = "", ef[32] = "";
   for (int pass = 0; pass < 2; pass++) {
+   for (int rep = 0; rep < (pass ? repeat : 1); rep++)
     for (size_t i = 0; i < nq; i++) {
       warden_query_opts o;
       memset(&o, 0, sizeof o);
@@ -187,7 +199,7 @@ static void query(const char *data, const char *cdir, const char *combo, double 
                  (long long)json_integer_value(json_object_get(g, "ef_search")));
         json_decref(p);
       }
-      if (pass == 1) {
+      if (pass == 1 && rep == 0) {
         size_t nh = warden_results_count(r, 0), nt = 0, hit = 0;
         for (size_t a = 0; a < 10; a++) nt += truth[i * 10 + a] >= 0;
         for (size_t h = 0; h < nh; h++) {
@@ -235,15 +247,17 @@ int main(int argc, char **argv) {
   }
   if (argc >= 5 && !strcmp(argv[1], "query")) {
     double target = 0;
-    int batch = 0;
+    int batch = 0, repeat = 1;
     for (int i = 5; i < argc; i++) {
+      if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
+      else
       if (!strcmp(argv[i], "--target-recall") && i + 1 < argc) target = atof(argv[++i]);
       else if (!strcmp(argv[i], "--batch")) batch = 1;
     }
-    query(argv[2], argv[3], argv[4], target, batch);
+    query(argv[2], argv[3], argv[4], target, batch, repeat);
     return 0;
   }
   fprintf(stderr, "usage: graph_bench build DATA COLL | query DATA COLL COMBO "
-                  "[--target-recall R] [--batch]\n");
+                  "[--target-recall R] [--batch] [--repeat N]\n");
   return 2;
 }

@@ -154,6 +154,22 @@ static int array(wd_fastemb *fe, const char *s, size_t n, size_t k, size_t *end)
   return 1;
 }
 
+int wd_fastemb_plain(wd_fastemb *fe, const char *s, size_t n, size_t *count) {
+  size_t i = 0, end = 0, nv = fe->nv, narr = fe->narr;
+  while (i < n && is_ws(s[i])) i++;
+  if (i >= n || s[i] != '[') return 0;
+  int r = array(fe, s, n, i, &end);
+  if (r <= 0) return r;
+  fe->narr = narr; /* the count is returned, not recorded */
+  while (end < n && is_ws(s[end])) end++;
+  if (end != n) { /* something after the array: jansson's to report */
+    fe->nv = nv;
+    return 0;
+  }
+  *count = fe->nv - nv;
+  return 1;
+}
+
 int wd_fastemb_scan(wd_fastemb *fe, const char *s, size_t n) {
   fe->nv = fe->narr = fe->next = fe->off = 0;
   int depth = 0, in_chunks = 0;

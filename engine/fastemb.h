@@ -38,4 +38,12 @@ typedef struct wd_fastemb {
 int wd_fastemb_scan(wd_fastemb *fe, const char *s, size_t n);
 void wd_fastemb_free(wd_fastemb *fe);
 
+/* One plain JSON array of numbers, s[0..n) being exactly that array with
+ * optional white space around it (a query vector line of `warden query
+ * --vector-file`).  Returns 1 and appends its values to fe->v (fe->nv
+ * grows by *count); 0 when s is anything else (the caller lets jansson
+ * parse it, so its errors keep their words); -1 out of memory.  Values as
+ * wd_fastemb_scan's. */
+int wd_fastemb_plain(wd_fastemb *fe, const char *s, size_t n, size_t *count);
+
 #endif

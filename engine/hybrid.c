@@ -209,6 +209,7 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
   }
   wd_search_info ss;
   memset(&ss, 0, sizeof ss);
+  ss.explain = o->explain;
   rc = wd_search_t(db, tx, qv, 1, cand, ncand, nlive, o->strategy, o->target_recall, set_key,
                    &sh, &ss);
   wd_hit_i *sem = rc ? NULL : wd_malloc((sh.n ? sh.n : 1) * sizeof *sem);

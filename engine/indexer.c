@@ -381,23 +381,75 @@ static double now_ms(void) {
 
 /* Probe-depth calibration, run on a freshly built image: held-out-like
  * queries (the normalised midpoints of pairs of indexed vectors) are
- * answered exactly and by the IVF probe with increasing list counts; the
- * smallest count whose recall@10 reaches CALIB_TARGET, times a margin, is
- * stamped in the header (reserved0) and used by the planner as its
- * minimum.  Unfiltered recall is the right yardstick: the adaptive probe
- * additionally widens for filters until enough allowed vectors were seen.
- * Returns the list count, or 0 when it could not be measured. */
+ * answered exactly and by the IVF probe with increasing list counts.
+ *
+ * Unfiltered: the smallest count whose recall@10 reaches CALIB_TARGET,
+ * times a margin, is stamped in the header (reserved0): the minimum probe
+ * of files without the table below, and of selectivities above it.
+ *
+ * The table (wd_ivf_cal, issue 14): the same sweep at each of
+ * WD_IVF_CAL_SELS with a random allowed set of that share of the live
+ * vectors (the exact answers over that set), noting the first count that
+ * reaches each of WD_IVF_CAL_TGTS.  It replaces a rule tuned to the
+ * bench's data (scan until 96 k allowed vectors were seen): on
+ * bench/graph_gen.py text-384 at 10 % that read half the collection where
+ * 3 % of the lists reach 0.95, on clustered data fewer still.  A sweep
+ * stops once it probes more than CALIB_MAX_SHARE of the vectors (there
+ * the exact scan or the graph is cheaper anyway; the entry stays 0, "not
+ * reached").  Returns the unfiltered list count, or 0 when it could not be
+ * measured; *cal is filled when it could (present = 1). */
 #define CALIB_Q 48
 #define CALIB_TARGET 0.95
+#define CALIB_MAX_SHARE 0.5
+
+static size_t margin(size_t lists, size_t nl) {
+  size_t b = lists + lists / 8 + 1; /* margin: queries differ from the sample */
+  return b > nl ? nl : b;
+}
+
+/* Mean recall@10 over the CALIB_Q queries q with truth (nt[i] ids each)
+ * when probing exactly `lists` lists through allowed (NULL: all). */
+static double probe_recall(wd_ivf *ix, const wd_vecsrc *src, const float *q, size_t dim,
+                           const roaring_bitmap_t *allowed, const uint64_t *bits,
+                           uint64_t nbits, size_t lists, const wd_hit_i *truth,
+                           const size_t *nt) {
+  double rsum = 0;
+  wd_hit_i res[10];
+  for (size_t i = 0; i < CALIB_Q; i++) {
+    wd_topk h;
+    if (wd_topk_init(&h, 10)) return -1;
+    wd_ivf_params p;
+    memset(&p, 0, sizeof p);
+    p.min_lists = lists;
+    p.max_lists = lists;
+    p.max_visited = UINT64_MAX;
+    p.rerank = 64;
+    p.bits = bits;
+    p.nbits = nbits;
+    wd_ivf_stats st;
+    int rc = wd_ivf_search(ix, NULL, q + i * dim, allowed, &p, src, &h, &st);
+    size_t m = rc ? 0 : wd_topk_drain_sorted(&h, res);
+    wd_topk_free(&h);
+    size_t hit = 0;
+    for (size_t a = 0; a < nt[i]; a++)
+      for (size_t b = 0; b < m; b++) hit += truth[i * 10 + a].id == res[b].id;
+    rsum += nt[i] ? (double)hit / (double)nt[i] : 1.0;
+  }
+  return rsum / CALIB_Q;
+}
+
 static size_t calibrate(warden *db, wd_txn *tx, const roaring_bitmap_t *live, void *image,
-                        size_t len) {
+                        size_t len, wd_ivf_cal *cal) {
+  memset(cal, 0, sizeof *cal);
   wd_ivf ix;
   char why[300];
   if (wd_ivf_open_image(image, len, db->cfg.dim, db->cfg.metric, &ix, why, sizeof why)) return 0;
   size_t dim = db->cfg.dim, n = roaring_bitmap_get_cardinality(live), got = 0, best = 0;
   float *q = wd_malloc(CALIB_Q * dim * sizeof(float));
   wd_topk *ex = wd_calloc(CALIB_Q, sizeof *ex);
-  wd_hit_i *truth = wd_malloc(CALIB_Q * 10 * sizeof *truth), res[10];
+  wd_hit_i *truth = wd_malloc(CALIB_Q * 10 * sizeof *truth);
+  roaring_bitmap_t *al = NULL;
+  uint64_t *bits = NULL;
   if (!q || !ex || !truth || n < 100) goto out;
   for (size_t i = 0; i < CALIB_Q; i++) {
     uint32_t a, b;
@@ -417,48 +469,86 @@ static size_t calibrate(warden *db, wd_txn *tx, const roaring_bitmap_t *live, vo
     }
     if (db->cfg.metric == WD_METRIC_COSINE && n2 > 0)
       for (size_t j = 0; j < dim; j++) q[i * dim + j] = (float)(q[i * dim + j] / sqrt(n2));
-    if (wd_topk_init(&ex[i], 10)) goto out;
   }
   wd_vecsrc src = {dim, db->cfg.metric, get_block, tx};
-  if (wd_scan_exact(&src, q, CALIB_Q, live, ex, NULL)) goto out;
   size_t nt[CALIB_Q];
-  for (size_t i = 0; i < CALIB_Q; i++) nt[i] = wd_topk_drain_sorted(&ex[i], truth + i * 10);
   size_t nl = ix.nlist;
-  for (size_t lists = nl / 100 > 4 ? nl / 100 : 4;; lists = lists * 5 / 4 + 1) {
-    if (lists > nl) lists = nl;
-    double rsum = 0;
-    for (size_t i = 0; i < CALIB_Q; i++) {
-      wd_topk h;
-      if (wd_topk_init(&h, 10)) goto out;
-      wd_ivf_params p;
-      memset(&p, 0, sizeof p);
-      p.min_lists = lists;
-      p.max_lists = lists;
-      p.max_visited = UINT64_MAX;
-      p.rerank = 64;
-      wd_ivf_stats st;
-      int rc = wd_ivf_search(&ix, NULL, q + i * dim, NULL, &p, &src, &h, &st);
-      size_t m = rc ? 0 : wd_topk_drain_sorted(&h, res);
-      wd_topk_free(&h);
-      size_t hit = 0;
-      for (size_t a = 0; a < nt[i]; a++)
-        for (size_t b = 0; b < m; b++) hit += truth[i * 10 + a].id == res[b].id;
-      rsum += nt[i] ? (double)hit / (double)nt[i] : 1.0;
+  const double sels[WD_IVF_CAL_NSEL] = WD_IVF_CAL_SELS, tgts[WD_IVF_CAL_NTGT] = WD_IVF_CAL_TGTS;
+  double avg_len = (double)ix.h.nvec / (double)(nl ? nl : 1);
+  uint64_t rs = 0x9e3779b97f4a7c15ull;
+  for (size_t si = 0; si < WD_IVF_CAL_NSEL; si++) {
+    /* the allowed set: each live vector with probability sels[si] (a
+     * fixed-seed xorshift: the same index gives the same table) */
+    if (al) roaring_bitmap_free(al);
+    wd_free(bits);
+    bits = NULL;
+    al = NULL;
+    if (sels[si] < 1) {
+      al = roaring_bitmap_create();
+      if (!al) goto out;
+      roaring_uint32_iterator_t it;
+      roaring_init_iterator(live, &it);
+      uint64_t thr = (uint64_t)(sels[si] * 18446744073709551615.0);
+      for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+        rs ^= rs << 13;
+        rs ^= rs >> 7;
+        rs ^= rs << 17;
+        if (rs < thr) roaring_bitmap_add(al, it.current_value);
+      }
+      if (roaring_bitmap_get_cardinality(al) < 10) continue; /* too few to measure */
+      uint64_t nb = 0;
+      bits = wd_ivf_bits(al, &nb);
+      if (!bits) goto out;
+      for (size_t i = 0; i < CALIB_Q; i++) wd_topk_free(&ex[i]);
+      for (size_t i = 0; i < CALIB_Q; i++)
+        if (wd_topk_init(&ex[i], 10)) goto out;
+      if (wd_scan_exact(&src, q, CALIB_Q, al, ex, NULL)) goto out;
+      for (size_t i = 0; i < CALIB_Q; i++) nt[i] = wd_topk_drain_sorted(&ex[i], truth + i * 10);
+      size_t t = 0;
+      for (size_t lists = nl / 100 > 4 ? nl / 100 : 4; t < WD_IVF_CAL_NTGT;
+           lists = lists * 5 / 4 + 1) {
+        if (lists > nl) lists = nl;
+        if ((double)lists * avg_len > CALIB_MAX_SHARE * (double)ix.h.nvec) break;
+        double r = probe_recall(&ix, &src, q, dim, al, bits, nb, lists, truth, nt);
+        if (r < 0) goto out;
+        while (t < WD_IVF_CAL_NTGT && r >= tgts[t]) {
+          size_t b = margin(lists, nl);
+          cal->lists[si][t++] = (uint16_t)(b > 65535 ? 65535 : b);
+        }
+        if (lists >= nl) break;
+      }
+      continue;
     }
-    if (rsum / CALIB_Q >= CALIB_TARGET || lists >= nl) {
-      best = lists + lists / 8 + 1; /* margin: queries differ from the sample */
-      if (best > nl) best = nl;
-      break;
+    /* unfiltered: the truth over every live vector, and reserved0 */
+    for (size_t i = 0; i < CALIB_Q; i++)
+      if (wd_topk_init(&ex[i], 10)) goto out;
+    if (wd_scan_exact(&src, q, CALIB_Q, live, ex, NULL)) goto out;
+    for (size_t i = 0; i < CALIB_Q; i++) nt[i] = wd_topk_drain_sorted(&ex[i], truth + i * 10);
+    size_t t = 0;
+    for (size_t lists = nl / 100 > 4 ? nl / 100 : 4;; lists = lists * 5 / 4 + 1) {
+      if (lists > nl) lists = nl;
+      double r = probe_recall(&ix, &src, q, dim, NULL, NULL, 0, lists, truth, nt);
+      if (r < 0) goto out;
+      while (t < WD_IVF_CAL_NTGT && r >= tgts[t]) {
+        size_t b = margin(lists, nl);
+        cal->lists[si][t++] = (uint16_t)(b > 65535 ? 65535 : b);
+      }
+      if (!best && (r >= CALIB_TARGET || lists >= nl)) best = margin(lists, nl);
+      if ((best && t >= WD_IVF_CAL_NTGT) || lists >= nl) break;
     }
   }
   got = best;
+  cal->present = got ? 1 : 0;
 out:
   if (ex)
     for (size_t i = 0; i < CALIB_Q; i++) wd_topk_free(&ex[i]);
   wd_free(ex);
   wd_free(q);
   wd_free(truth);
+  wd_free(bits);
+  if (al) roaring_bitmap_free(al);
   wd_ivf_close(&ix);
+  if (!got) memset(cal, 0, sizeof *cal);
   return got;
 }
 
@@ -556,8 +646,10 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
     goto done;
   }
   double t_cal = now_ms();
-  size_t calib = calibrate(db, &tx, live, bo.image, bo.len);
+  wd_ivf_cal cal;
+  size_t calib = calibrate(db, &tx, live, bo.image, bo.len, &cal);
   ((wd_ivf_header *)bo.image)->reserved0 = (uint32_t)calib;
+  memcpy(((wd_ivf_header *)bo.image)->pad, &cal, sizeof cal); /* zero when not measured */
   wd_ivf_seal(bo.image);
   t_cal = now_ms() - t_cal;
   double t_write = now_ms();
@@ -586,6 +678,22 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
     if (r) {
       json_object_set_new(r, "calibrated_min_lists", json_integer((json_int_t)calib));
       json_object_set_new(r, "calibrate_ms", json_real(t_cal));
+      if (cal.present) { /* the probe-depth table: lists per selectivity and target (0: not reached) */
+        const double sels[WD_IVF_CAL_NSEL] = WD_IVF_CAL_SELS, tgts[WD_IVF_CAL_NTGT] = WD_IVF_CAL_TGTS;
+        json_t *ct = json_object(), *js = json_array(), *jt = json_array(), *jl = json_array();
+        for (size_t i = 0; i < WD_IVF_CAL_NSEL; i++) {
+          json_array_append_new(js, json_real(sels[i]));
+          json_t *row = json_array();
+          for (size_t t = 0; t < WD_IVF_CAL_NTGT; t++)
+            json_array_append_new(row, json_integer(cal.lists[i][t]));
+          json_array_append_new(jl, row);
+        }
+        for (size_t t = 0; t < WD_IVF_CAL_NTGT; t++) json_array_append_new(jt, json_real(tgts[t]));
+        json_object_set_new(ct, "selectivities", js);
+        json_object_set_new(ct, "targets", jt);
+        json_object_set_new(ct, "lists", jl);
+        json_object_set_new(r, "probe_calibration", ct);
+      }
       json_object_set_new(r, "stale_temp_files_removed", json_integer(swept));
       if (graph_rep) json_object_set(r, "graph", graph_rep);
     }

@@ -909,6 +909,7 @@ allowed_out:
   double t_plan = now_ms();
   wd_search_info si;
   memset(&si, 0, sizeof si);
+  si.explain = o->explain;
   /* 3: nearest allowed vectors */
   if (!active) {
     if (o->mode != WARDEN_MODE_SEMANTIC)

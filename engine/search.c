@@ -153,6 +153,36 @@
 #define GR_BUDGET 8.0
 #define GR_BUDGET_MIN 256.0
 
+/* The brute-force scan over the graph's codes (wd_hnsw_scan_codes): per
+ * allowed node one SQ8 code read in slot order with prefetch, then the
+ * float re-rank of CS_RERANK_K * k (at least CS_RERANK_MIN) candidates.
+ * Measured with bench/graph_bench.c, image-784 60k (784-d L2), forced
+ * codes against the planner's choice, alternating runs on a loaded
+ * 2-core machine: 1 % uncorrelated (600 allowed) 78-82 us against 140-162
+ * exact; 1 % correlated (1,394) 167-178 against 202 graph; 1 % anti
+ * 126-140 against 137-184 exact; 0.1 % (60) 35 against 24 exact (the
+ * re-rank alone costs more than the exact scan: priced so).  Per code
+ * ~100 ns at d=784 under that load, about a quarter of an exact-scan
+ * vector (a byte per dimension instead of four); per re-rank ~1 us (a
+ * random 3 KB row).  Recall 1.000 at every one of those points with a
+ * re-rank of 12 to 64. */
+#define CS_FIXED 3000.0   /* per query: query codes, buffers, heap */
+#define CS_VEC 25.0       /* per allowed node: slot -> node, heap offer */
+#define CS_DIM 0.10       /* per allowed node and dimension (the code read) */
+#define CS_RERANK_K 4
+#define CS_RERANK_MIN 40
+
+static double est_codes_us(uint64_t in_g, uint64_t ntail, size_t k, size_t dim) {
+  double r = (double)(CS_RERANK_K * k > CS_RERANK_MIN ? CS_RERANK_K * k : CS_RERANK_MIN);
+  double ex_vec = EX_VEC + EX_DIM * (double)dim;
+  return (CS_FIXED + (double)in_g * (CS_VEC + CS_DIM * (double)dim) + r * GR_RERANK * ex_vec +
+          (double)ntail * ex_vec) / 1e3;
+}
+
+static size_t codes_rerank(size_t k) {
+  return CS_RERANK_K * k > CS_RERANK_MIN ? CS_RERANK_K * k : CS_RERANK_MIN;
+}
+
 static int get_block(void *ctx, uint32_t b, const float **base) {
   return store_block_get((wd_txn *)ctx, b, base);
 }
@@ -183,6 +213,46 @@ int wd_search_open(warden *db) {
 
 void wd_search_close(warden *db) { wd_ann_close(db); }
 
+/* The calibrated probe depth (index/ivf.h wd_ivf_cal) for selectivity
+ * sel at recall target + CAL_MARGIN: log-linear in selectivity between the
+ * calibrated selectivities around sel and in recall between the
+ * calibrated targets around the wanted one (the measured curves are
+ * smooth in both).  0 when the table cannot say: no table, a target above
+ * the highest calibrated one, sel below the lowest calibrated
+ * selectivity, or a point the sweep did not reach (the fixed rule then
+ * prices the probe, as for older files).  The margin: the table's recall
+ * is a mean over 48 sample queries; bench/graph_gen.py text-384 at 10 %
+ * got 0.9675 from the 0.95 entry itself on new queries. */
+#define CAL_MARGIN 0.015
+static double cal_at(const wd_ivf_cal *cal, size_t t, double sel) {
+  const double sels[WD_IVF_CAL_NSEL] = WD_IVF_CAL_SELS;
+  if (sel >= sels[0]) return cal->lists[0][t];
+  for (size_t i = 1; i < WD_IVF_CAL_NSEL; i++) {
+    if (sel < sels[i]) continue;
+    double a = cal->lists[i - 1][t], b = cal->lists[i][t]; /* at sels[i-1] > sel >= sels[i] */
+    if (!a || !b) return 0;
+    double u = (log(sels[i - 1]) - log(sel)) / (log(sels[i - 1]) - log(sels[i]));
+    return exp(log(a) * (1 - u) + log(b) * u);
+  }
+  return 0;
+}
+
+static size_t cal_lists(const wd_ivf_cal *cal, double sel, double target) {
+  if (!cal || !cal->present) return 0;
+  const double tgts[WD_IVF_CAL_NTGT] = WD_IVF_CAL_TGTS;
+  target += CAL_MARGIN;
+  if (target > tgts[WD_IVF_CAL_NTGT - 1] + 1e-9) return 0;
+  size_t t = 0;
+  while (t < WD_IVF_CAL_NTGT && tgts[t] + 1e-9 < target) t++;
+  double hi = cal_at(cal, t, sel);
+  if (!(hi > 0)) return 0;
+  if (t == 0 || target >= tgts[t] - 1e-9) return (size_t)ceil(hi - 1e-6);
+  double lo = cal_at(cal, t - 1, sel);
+  if (!(lo > 0)) return (size_t)ceil(hi - 1e-6);
+  double u = (target - tgts[t - 1]) / (tgts[t] - tgts[t - 1]);
+  return (size_t)ceil(exp(log(lo) * (1 - u) + log(hi) * u) - 1e-6) /* exp(log(x)) != x */;
+}
+
 void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
   memset(out, 0, sizeof *out);
   double dim = (double)in->dim, na = (double)in->nallowed;
@@ -206,6 +276,16 @@ void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
   if (minl < PROBE_MIN) minl = PROBE_MIN;
   if (minl > nl) minl = nl;
   double want = WANT_K * k > WANT_MIN ? WANT_K * k : WANT_MIN;
+  /* the table measured on this index at this selectivity and target:
+   * the list count is the effort, and k allowed vectors the only other
+   * condition (the fixed rule's want above read on until 96 k allowed
+   * vectors were seen, whatever the data) */
+  size_t cl = cal_lists(in->cal, s, in->target > 0 ? in->target : 0.95);
+  if (cl) {
+    minl = (double)cl > nl ? nl : (double)cl;
+    want = k;
+    out->calibrated = 1;
+  }
   if (want > na) want = na;
   double visited = minl * len;
   if (s > 0 && want / s > visited) visited = want / s;
@@ -371,6 +451,25 @@ static int graph_pass(warden *db, wd_txn *tx, wd_hnsw *g, const float *x,
   return 0;
 }
 
+/* The code scan (wd_hnsw_scan_codes) for query x into h (reset first),
+ * then the allowed slots added since the graph was written (tail) exactly
+ * into the same heap: every allowed vector is looked at, so the answer is
+ * never short and does not depend on where the filter lies. */
+static int codes_pass(warden *db, wd_txn *tx, wd_hnsw *g, const float *x,
+                      const roaring_bitmap_t *allowed, const roaring_bitmap_t *tail, wd_topk *h,
+                      wd_search_info *info, uint64_t *tot) {
+  wd_topk_reset(h);
+  wd_vecsrc src = {db->cfg.dim, db->cfg.metric, get_block, tx};
+  wd_hnsw_stats st;
+  int r = wd_hnsw_scan_codes(g, x, allowed, codes_rerank(h->k), &src, h, &st);
+  if (r) return r == -1 ? wd_err(db, WARDEN_ENOMEM, "out of memory") : r;
+  info->scanned += st.ndist + st.reranked;
+  tot[0] += st.ndist;
+  tot[2] += st.reranked;
+  if (tail) return run_exact(db, tx, x, 1, tail, h, info);
+  return 0;
+}
+
 /* The graph path of wd_search (issue 14): per query the planned walk, and
  * the exact scan when the result is short or the walk found the filter
  * anti-correlated with the query (far fewer allowed nodes near it than
@@ -381,8 +480,8 @@ static int graph_pass(warden *db, wd_txn *tx, wd_hnsw *g, const float *x,
 static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t nq,
                      const roaring_bitmap_t *allowed, uint64_t nallowed, uint64_t nlive,
                      int force, double target, const graph_plan *gp, double sel,
-                     const roaring_bitmap_t *tail, wd_topk *heaps, wd_search_info *info,
-                     uint64_t *tot, int *bits_oom) {
+                     const roaring_bitmap_t *tail, int codes_fallback, wd_topk *heaps,
+                     wd_search_info *info, uint64_t *tot, int *bits_oom) {
   uint64_t nbits = 0;
   uint64_t *bits = wd_ivf_bits(allowed, &nbits);
   if (!bits) {
@@ -417,6 +516,13 @@ static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t
      * efSearch 54-134.) */
     tot[4]++;
     wd_topk_reset(&heaps[q]);
+    /* every allowed code, when that is priced below the exact scan: it
+     * does not care where the allowed vectors lie either */
+    if (codes_fallback) {
+      tot[5]++;
+      if ((rc = codes_pass(db, tx, g, x, allowed, tail, &heaps[q], info, tot))) break;
+      continue;
+    }
     if (force == WARDEN_STRATEGY_ANN) { /* forced ANN: exact stays the last resort */
       if ((rc = run_exact(db, tx, x, 1, allowed, &heaps[q], info))) break;
       continue;
@@ -425,6 +531,7 @@ static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t
      * handling of anti-correlated filters (a widened probe on SQ8 codes).
      * Measured, image-784 anti-correlated 10 %: exact 12.7 ms per query */
     wd_search_info sub;
+    sub.explain = 0;
     if ((rc = wd_search_t(db, tx, x, 1, allowed, nallowed, nlive, WD_STRATEGY_NO_GRAPH, target, 0,
                           &heaps[q], &sub)))
       break;
@@ -446,7 +553,9 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
                 const roaring_bitmap_t *allowed, uint64_t nallowed, uint64_t nlive,
                 int strategy, double target_recall, uint64_t set_key, wd_topk *heaps,
                 wd_search_info *info) {
+  int explain = info->explain;
   memset(info, 0, sizeof *info);
+  info->explain = explain;
   int no_graph = strategy == WD_STRATEGY_NO_GRAPH;
   if (no_graph) strategy = WARDEN_STRATEGY_AUTO;
   int force = strategy;
@@ -465,17 +574,21 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     have = rc == 0;
     if (have) istate = ref.caught_up ? "caught_up" : "ready";
   }
+  double target = target_recall > 0           ? target_recall
+                  : db->cfg.target_recall > 0 ? db->cfg.target_recall
+                                              : 0.95;
+  wd_ivf_cal ivcal;
+  memset(&ivcal, 0, sizeof ivcal);
+  if (have) memcpy(&ivcal, ref.ix->h.pad, sizeof ivcal);
   wd_plan_in pin = {nallowed, nlive, have ? ref.nindexed : 0, db->cfg.dim, k, nq,
                     have ? ref.ix->nlist : 0, have, force, have ? ref.ix->h.reserved0 : 0,
                     have ? ref.ix->sq8 : 0,
-                    hot_lookup(db, set_key, (double)nallowed * (double)db->cfg.dim * 4)};
+                    hot_lookup(db, set_key, (double)nallowed * (double)db->cfg.dim * 4),
+                    target, ivcal.present ? &ivcal : NULL};
   wd_plan_out po;
   wd_plan_choose(&pin, &po);
   /* the graph index (issue 14): priced from its build-time calibration at
    * the recall target, against the exact scan and the IVF */
-  double target = target_recall > 0           ? target_recall
-                  : db->cfg.target_recall > 0 ? db->cfg.target_recall
-                                              : 0.95;
   wd_graph_ref gref;
   memset(&gref, 0, sizeof gref);
   const char *gstate = "not consulted";
@@ -483,7 +596,9 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   graph_plan gp;
   memset(&gp, 0, sizeof gp);
   gp.est_us = -1;
-  uint64_t ntail = 0, range = 0, gtot[5] = {0, 0, 0, 0, 0};
+  uint64_t ntail = 0, range = 0, in_g = 0, gtot[6] = {0, 0, 0, 0, 0, 0};
+  int use_codes = 0, codes_fallback = 0;
+  double est_codes = -1;
   double gsel = 0;
   roaring_bitmap_t *tail = NULL;
   if (force != WARDEN_STRATEGY_EXACT && nallowed > 0 && db->cfg.graph && !no_graph) {
@@ -495,7 +610,7 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     have_g = grc == 0;
   }
   if (have_g) {
-    uint64_t in_g = roaring_bitmap_range_cardinality(allowed, 0, gref.next_slot);
+    in_g = roaring_bitmap_range_cardinality(allowed, 0, gref.next_slot);
     ntail = nallowed > in_g ? nallowed - in_g : 0;
     gsel = gref.g->n ? (double)in_g / (double)gref.g->n : 0;
     if (gsel > 1) gsel = 1;
@@ -507,8 +622,17 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
       else
         use_graph = gp.est_us < (po.use_ivf ? po.est_ivf_us : po.est_exact_us);
     }
+    /* the brute-force scan of the graph's codes, against whatever won so
+     * far (not with the float walk: there the codes cannot rank) */
+    if (!(gref.g->h.flags & WD_HNSW_FLOAT_WALK) && nallowed > k) {
+      est_codes = est_codes_us(in_g, ntail, k, db->cfg.dim);
+      double best = use_graph ? gp.est_us : po.use_ivf ? po.est_ivf_us : po.est_exact_us;
+      use_codes = est_codes < best;
+      if (use_codes) use_graph = 0;
+      codes_fallback = est_codes < po.est_exact_us;
+    }
   }
-  if (use_graph && ntail) {
+  if ((use_graph || use_codes || codes_fallback) && ntail) {
     tail = roaring_bitmap_copy(allowed);
     if (!tail) {
       wd_ann_release(&ref);
@@ -522,11 +646,15 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   uint64_t fallbacks = 0, bound = 0, widened = 0, starved_exact = 0;
   probe_acc acc = {0, 0};
   int unfiltered = 0;
-  if (use_graph) {
+  if (use_codes) {
+    info->strategy = "codes";
+    for (size_t q = 0; q < nq && !rc; q++)
+      rc = codes_pass(db, tx, gref.g, qv + q * db->cfg.dim, allowed, tail, &heaps[q], info, gtot);
+  } else if (use_graph) {
     info->strategy = "graph";
     int boom = 0;
     rc = run_graph(db, tx, gref.g, qv, nq, allowed, nallowed, nlive, force, target, &gp, gsel,
-                   tail, heaps, info, gtot, &boom);
+                   tail, codes_fallback, heaps, info, gtot, &boom);
     info->fell_back = gtot[4] > 0;
   } else if (!po.use_ivf) {
     info->strategy = "exact";
@@ -557,7 +685,12 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
      * and then scanning; exact alone 2,258).  A forced ANN query keeps to
      * the index. */
     wd_ivf_params first = po.ivf;
-    if (force != WARDEN_STRATEGY_ANN && sel < 0.95 && po.est_exact_us <= po.est_wide_us)
+    /* ... and so does a calibrated probe, or one with the graph's codes to
+     * fall back on: with a calibrated depth the first probe is short, and
+     * reading on past it through allowed-poor lists (the want rule below)
+     * cost 650 lists for nothing at text-384 10 % anti-correlated */
+    if (force != WARDEN_STRATEGY_ANN && sel < 0.95 &&
+        (po.est_exact_us <= po.est_wide_us || po.calibrated || codes_fallback))
       first.starve_below = STARVED * sel;
     for (size_t q = 0; q < nq && !rc; q++) {
       wd_ivf_stats st;
@@ -566,11 +699,18 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
       if ((rc = probe(db, &ref, x, filt, &first, &src, 0, &heaps[q], &st, &acc, info))) break;
       bound += st.bound_hit;
       if (st.starved) {
-        /* counted like the late case below: an exact fallback, starved */
+        /* counted like the late case below: an exact fallback, starved --
+         * over the graph's codes when they are priced below the exact scan
+         * (they do not care where the allowed set lies either) */
         starved_exact++;
         fallbacks++;
         wd_topk_reset(&heaps[q]);
-        if ((rc = run_exact(db, tx, x, 1, allowed, &heaps[q], info))) break;
+        if (codes_fallback) {
+          gtot[5]++;
+          if ((rc = codes_pass(db, tx, gref.g, x, allowed, tail, &heaps[q], info, gtot))) break;
+        } else if ((rc = run_exact(db, tx, x, 1, allowed, &heaps[q], info))) {
+          break;
+        }
         continue;
       }
       /* filter-starved: widen the probe (below); short: answer this query
@@ -633,7 +773,7 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     }
     info->fell_back = fallbacks > 0;
   }
-  if (!rc && use_graph) {
+  if (!rc && (use_graph || use_codes)) {
     hot_record(db, set_key, 0, (double)info->scanned / (double)(nq ? nq : 1) * (double)db->cfg.dim);
   } else if (!rc) {
     /* bytes read: the scanned vectors (codes) and, for IVF, the visited ids */
@@ -645,25 +785,28 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   wd_graph_release(&gref);
   if (tail) roaring_bitmap_free(tail);
   wd_free(bits);
-  if (rc) return rc;
+  if (rc || !explain) return rc;
   size_t nqq = nq ? nq : 1;
   int w = snprintf(info->detail, sizeof info->detail,
                    "\"planner\":{\"choice\":\"%s\",\"reason\":\"%s\",\"est_exact_us\":%.1f,"
                    "\"est_ivf_us\":%.1f,\"est_all_lists_us\":%.1f,\"est_graph_us\":%.1f,"
-                   "\"target_recall\":%.4g,\"allowed_cached\":%s},"
+                   "\"est_codes_us\":%.1f,\"target_recall\":%.4g,\"allowed_cached\":%s},"
                    "\"graph\":{\"state\":\"%s\",\"calibrated\":%s,\"selectivity\":%.4g,"
                    "\"ef_search\":%zu,\"mode\":\"%s\",\"est_distances\":%.0f,\"pending_slots\":%llu",
-                   use_graph ? "graph" : po.use_ivf ? "ivf" : "exact",
-                   use_graph ? "cheapest at the calibrated effort" : po.reason, po.est_exact_us,
-                   po.est_ivf_us, po.est_all_us, gp.est_us, target, pin.hot ? "true" : "false",
+                   use_codes ? "codes" : use_graph ? "graph" : po.use_ivf ? "ivf" : "exact",
+                   use_codes ? "cheapest: every allowed code, re-ranked"
+                   : use_graph ? "cheapest at the calibrated effort" : po.reason,
+                   po.est_exact_us, po.est_ivf_us, po.est_all_us, gp.est_us, est_codes, target,
+                   pin.hot ? "true" : "false",
                    gstate, gp.ok ? "true" : "false", gsel, gp.ef,
                    gp.two_hop ? "two_hop" : "expand", gp.ndist, (unsigned long long)ntail);
-  if (use_graph && w > 0 && (size_t)w < sizeof info->detail)
+  if ((use_graph || use_codes) && w > 0 && (size_t)w < sizeof info->detail)
     w += snprintf(info->detail + w, sizeof info->detail - (size_t)w,
                   ",\"distances\":%.1f,\"hops\":%.1f,\"reranked\":%.1f,\"anticorrelated\":%llu,"
-                  "\"exact_fallbacks\":%llu",
+                  "\"exact_fallbacks\":%llu,\"codes_fallbacks\":%llu",
                   (double)gtot[0] / nqq, (double)gtot[1] / nqq, (double)gtot[2] / nqq,
-                  (unsigned long long)gtot[3], (unsigned long long)gtot[4]);
+                  (unsigned long long)gtot[3], (unsigned long long)(gtot[4] - gtot[5]),
+                  (unsigned long long)gtot[5]);
   if (w > 0 && (size_t)w < sizeof info->detail)
     w += snprintf(info->detail + w, sizeof info->detail - (size_t)w, "},\"index\":{\"state\":\"%s\"",
                   istate);
@@ -675,14 +818,15 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     w += snprintf(info->detail + w, sizeof info->detail - (size_t)w, "}");
   if (po.use_ivf && !use_graph && w > 0 && (size_t)w < sizeof info->detail)
     snprintf(info->detail + w, sizeof info->detail - (size_t)w,
-             ",\"ivf\":{\"lists_probed\":%.1f,\"visited\":%.0f,\"min_lists\":%zu,"
+             ",\"ivf\":{\"lists_probed\":%.1f,\"visited\":%.0f,\"min_lists\":%zu,\"calibrated\":%s,"
              "\"want_allowed\":%llu,\"bitset\":%s,\"all_allowed\":%s,\"bound_hit\":%llu,"
-             "\"widened\":%llu,\"starved_exact\":%llu,\"exact_fallbacks\":%llu}",
+             "\"widened\":%llu,\"starved_exact\":%llu,\"exact_fallbacks\":%llu,"
+             "\"codes_fallbacks\":%llu}",
              (double)acc.lists / nqq, (double)acc.visited / nqq, po.ivf.min_lists,
-             (unsigned long long)po.ivf.want_allowed, po.use_bits ? "true" : "false",
+             po.calibrated ? "true" : "false", (unsigned long long)po.ivf.want_allowed, po.use_bits ? "true" : "false",
              unfiltered ? "true" : "false",
              (unsigned long long)bound, (unsigned long long)widened,
              (unsigned long long)starved_exact,
-             (unsigned long long)fallbacks);
+             (unsigned long long)(fallbacks - gtot[5]), (unsigned long long)gtot[5]);
   return 0;
 }

@@ -21,6 +21,8 @@ typedef struct wd_search_info {
   int path;             /* exact scan path (index/scan.h stats.path) */
   uint64_t scanned;     /* distance computations, summed over queries */
   int fell_back;        /* exact was run for a query the IVF pass left short or starved */
+  int explain;          /* set by the caller: fill detail (else left empty:
+                           formatting it was ~3 % of a graph query) */
   char detail[1536];    /* extra JSON members for --explain, e.g.
                            "\"nprobe\":12,\"lists_scanned\":40" (no braces);
                            empty when none */
@@ -67,6 +69,8 @@ typedef struct wd_plan_in {
   int hot;            /* the allowed vectors are likely in the CPU cache:
                          the same set was scanned recently and little has
                          been read since (see engine/search.c) */
+  double target;      /* recall target (0: 0.95) */
+  const wd_ivf_cal *cal; /* the index's probe-depth table, or NULL */
 } wd_plan_in;
 
 typedef struct wd_plan_out {
@@ -74,6 +78,7 @@ typedef struct wd_plan_out {
   int use_bits;      /* expand allowed to a dense bitset for the probe */
   double est_exact_us, est_ivf_us; /* per query */
   double est_all_us;   /* SQ8: every list, the fallback of a starved probe */
+  int calibrated;      /* min_lists came from the index's table */
   double est_wide_us;  /* the widened probe of a starved query at its worst
                           (every list, filtered): above est_exact_us a
                           starved query goes straight to the exact scan */

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "ivf.h"
+#include "imgmap.h"
 #include "kernels.h"
 #include "wd_alloc.h"
 #include "wd_types.h"
@@ -811,15 +812,15 @@ int wd_hnsw_open_file(const char *path, size_t dim, int metric, wd_hnsw *g, char
     snprintf(why, whylen, "truncated: %zu bytes, shorter than the header", len);
     return 2;
   }
-  void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  void *m = wd_img_load(fd, len); /* huge pages: see imgmap.h */
   close(fd);
-  if (m == MAP_FAILED) {
+  if (!m) {
     snprintf(why, whylen, "%s: mmap: %s", path, strerror(errno));
     return 2;
   }
   int rc = wd_hnsw_open_image(m, len, dim, metric, g, why, whylen);
   if (rc) {
-    munmap(m, len);
+    wd_img_free(m, len);
     return rc;
   }
   g->map = m;
@@ -832,7 +833,7 @@ void wd_hnsw_close(wd_hnsw *g) {
   for (size_t i = 0; i < g->nvpool; i++) vis_free(g->vpool[i]);
   wd_free(g->vpool);
   if (g->vlock_ok) pthread_mutex_destroy(&g->vlock);
-  if (g->map) munmap(g->map, g->maplen);
+  if (g->map) wd_img_free(g->map, g->maplen);
   memset(g, 0, sizeof *g);
 }
 
@@ -936,6 +937,74 @@ static inline int allowed_slot(const filt *f, uint32_t s) {
   return roaring_bitmap_contains(f->rb, s);
 }
 
+/* The query's forms for the code distances (cdist): q - min for the float
+ * L2 kernel, q * scale (and its bytes with VNNI) for inner products and
+ * the VNNI L2 expansion.  qbuf: dim floats; *qi: set to a wd_malloc'd
+ * byte copy (VNNI) the caller frees.  0, or -1 on allocation failure. */
+static int qctx_init(const wd_hnsw *g, const float *q, qctx *c, float *qbuf, int8_t **qi) {
+  const size_t dim = g->dim;
+  *qi = NULL;
+  if (c->l2 && !wd_kernels_vnni()) {
+    for (size_t j = 0; j < dim; j++) qbuf[j] = q[j] - g->sqmin[j];
+    c->qm = qbuf;
+    return 0;
+  }
+  float mx = 0;
+  for (size_t j = 0; j < dim; j++) {
+    qbuf[j] = q[j] * g->sqscale[j];
+    c->qconst += q[j] * g->sqmin[j];
+    c->qq += q[j] * q[j];
+    mx = fabsf(qbuf[j]) > mx ? fabsf(qbuf[j]) : mx;
+  }
+  c->qs = qbuf;
+  /* inner products on bytes (AVX-512 VNNI), as the IVF scan: the
+   * estimate is coarser, the float re-rank fixes the order */
+  if (wd_kernels_vnni()) {
+    *qi = wd_malloc(dim ? dim : 1);
+    if (!*qi) return -1;
+    float inv = mx > 0 ? 127.0f / mx : 0;
+    for (size_t j = 0; j < dim; j++) (*qi)[j] = (int8_t)lrintf(qbuf[j] * inv);
+    c->qi = *qi;
+    c->qiscale = mx / 127.0f;
+  }
+  return 0;
+}
+
+/* Re-rank res[0..nr) (code distances, any order): the best rr by their
+ * float vectors from exact (when given), the rest with their code
+ * distances, all into heap. */
+static int rerank_into(const wd_hnsw *g, const qctx *c, const float *q, hent *res, size_t nr,
+                       size_t rr, const wd_vecsrc *exact, wd_topk *heap, wd_hnsw_stats *s) {
+  const size_t dim = g->dim;
+  qsort(res, nr, sizeof *res, cmp_hent);
+  if (rr > nr) rr = nr;
+  for (size_t i = 0; i < nr; i++) {
+    uint32_t slot = g->ids[res[i].n];
+    if (i >= rr || !exact) {
+      if (!exact) wd_topk_push(heap, res[i].d, slot);
+      continue;
+    }
+    const float *base = NULL;
+    int gb = exact->get_block(exact->ctx, slot / WD_BLOCK, &base);
+    if (gb < 0) return gb;
+    if (gb != 0 || !base) {
+      wd_topk_push(heap, res[i].d, slot);
+      continue;
+    }
+    const float *x = base + WD_BLOCK + (size_t)(slot % WD_BLOCK) * dim;
+    float d;
+    if (c->l2) {
+      d = wd_l2sq(q, x, dim);
+    } else {
+      d = wd_dot(q, x, dim);
+      d = g->metric == WD_METRIC_COSINE ? -(d * base[slot % WD_BLOCK]) : -d;
+    }
+    wd_topk_push(heap, d, slot);
+    s->reranked++;
+  }
+  return 0;
+}
+
 int wd_hnsw_search(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
                    const wd_hnsw_params *p, const wd_vecsrc *exact, wd_topk *heap,
                    wd_hnsw_stats *st) {
@@ -956,35 +1025,10 @@ int wd_hnsw_search(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
   vis *v = pool_get(g);
   float *qbuf = wd_malloc(dim * sizeof *qbuf);
   int8_t *qi = NULL;
-  if (!v || !qbuf || vis_reserve(v, 256, ef + 1, g->M0 * g->M0 + g->M0)) {
+  if (!v || !qbuf || vis_reserve(v, 256, ef + 1, g->M0 * g->M0 + g->M0) ||
+      qctx_init(g, q, &c, qbuf, &qi)) {
     rc = -1;
     goto done;
-  }
-  if (c.l2 && !wd_kernels_vnni()) {
-    for (size_t j = 0; j < dim; j++) qbuf[j] = q[j] - g->sqmin[j];
-    c.qm = qbuf;
-  } else {
-    float mx = 0;
-    for (size_t j = 0; j < dim; j++) {
-      qbuf[j] = q[j] * g->sqscale[j];
-      c.qconst += q[j] * g->sqmin[j];
-      c.qq += q[j] * q[j];
-      mx = fabsf(qbuf[j]) > mx ? fabsf(qbuf[j]) : mx;
-    }
-    c.qs = qbuf;
-    /* inner products on bytes (AVX-512 VNNI), as the IVF scan: the
-     * estimate is coarser, the float re-rank fixes the order */
-    if (wd_kernels_vnni()) {
-      qi = wd_malloc(dim ? dim : 1);
-      if (!qi) {
-        rc = -1;
-        goto done;
-      }
-      float inv = mx > 0 ? 127.0f / mx : 0;
-      for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(qbuf[j] * inv);
-      c.qi = qi;
-      c.qiscale = mx / 127.0f;
-    }
   }
   /* upper levels: greedy, unfiltered (navigation only) */
   uint32_t cur = g->h.entry;
@@ -1096,41 +1140,101 @@ int wd_hnsw_search(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
     }
   }
   /* re-rank the best candidates with the float vectors */
-  qsort(res, nr, sizeof *res, cmp_hent);
-  size_t rr = p->rerank > k ? p->rerank : k;
-  if (rr > nr) rr = nr;
-  for (size_t i = 0; i < nr; i++) {
-    uint32_t slot = g->ids[res[i].n];
-    if (i >= rr || !exact) {
-      if (!exact) wd_topk_push(heap, res[i].d, slot);
-      continue;
-    }
-    const float *base = NULL;
-    int gb = exact->get_block(exact->ctx, slot / WD_BLOCK, &base);
-    if (gb < 0) {
-      rc = gb;
-      goto done;
-    }
-    if (gb != 0 || !base) {
-      wd_topk_push(heap, res[i].d, slot);
-      continue;
-    }
-    const float *x = base + WD_BLOCK + (size_t)(slot % WD_BLOCK) * dim;
-    float d;
-    if (c.l2) {
-      d = wd_l2sq(q, x, dim);
-    } else {
-      d = wd_dot(q, x, dim);
-      d = g->metric == WD_METRIC_COSINE ? -(d * base[slot % WD_BLOCK]) : -d;
-    }
-    wd_topk_push(heap, d, slot);
-    s.reranked++;
-  }
+  rc = rerank_into(g, &c, q, res, nr, p->rerank > k ? p->rerank : k, exact, heap, &s);
 done:
   if (st) *st = s;
   pool_put(g, v);
   wd_free(qbuf);
   wd_free(qi);
+  return rc;
+}
+
+
+/* The allowed nodes' codes, all of them (see hnsw.h wd_hnsw_scan_codes).
+ * Slots arrive ascending from the bitmap and ids[] is ascending, so the
+ * slot -> node map is a merge (identity when no slot was skipped).  Codes
+ * of a chunk are requested SCAN_AHEAD nodes before they are scored: the
+ * allowed nodes are scattered, the hardware prefetcher does not follow. */
+#define SCAN_CHUNK 512
+#define SCAN_AHEAD 8
+int wd_hnsw_scan_codes(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
+                       size_t rerank, const wd_vecsrc *exact, wd_topk *heap,
+                       wd_hnsw_stats *st) {
+  wd_hnsw_stats s;
+  memset(&s, 0, sizeof s);
+  const size_t k = heap->k;
+  size_t R = rerank > k ? rerank : k;
+  qctx c;
+  memset(&c, 0, sizeof c);
+  c.g = g;
+  c.l2 = g->metric == WD_METRIC_L2;
+  if ((g->h.flags & WD_HNSW_FLOAT_WALK) && exact) { /* the codes cannot rank here */
+    c.fq = q;
+    c.src = exact;
+  }
+  float *qbuf = wd_malloc(g->dim * sizeof *qbuf);
+  hent *res = wd_malloc((R + 1) * sizeof *res);
+  uint32_t *slots = wd_malloc(SCAN_CHUNK * sizeof *slots);
+  uint32_t *nodes = wd_malloc(SCAN_CHUNK * sizeof *nodes);
+  int8_t *qi = NULL;
+  int rc = 0;
+  if (!qbuf || !res || !slots || !nodes || qctx_init(g, q, &c, qbuf, &qi)) {
+    rc = -1;
+    goto done;
+  }
+  size_t nr = 0, j = 0;
+  const size_t n = g->n;
+  roaring_uint32_iterator_t it;
+  roaring_init_iterator(allowed, &it);
+  while (it.has_value && j < n) {
+    uint32_t got = roaring_read_uint32_iterator(&it, slots, SCAN_CHUNK), m = 0;
+    for (uint32_t i = 0; i < got && j < n; i++) {
+      uint32_t sl = slots[i];
+      if (g->ident) {
+        if (sl >= n) {
+          j = n;
+          break;
+        }
+        nodes[m++] = sl;
+        continue;
+      }
+      /* gallop then bisect: ids[] ascending */
+      if (g->ids[j] < sl) {
+        size_t lo = j, step = 1, hi;
+        while (lo + step < n && g->ids[lo + step] < sl) {
+          lo += step;
+          step *= 2;
+        }
+        hi = lo + step < n ? lo + step : n;
+        lo++;
+        while (lo < hi) {
+          size_t mid = lo + (hi - lo) / 2;
+          if (g->ids[mid] < sl) lo = mid + 1;
+          else hi = mid;
+        }
+        j = lo;
+      }
+      if (j < n && g->ids[j] == sl) nodes[m++] = (uint32_t)j++;
+    }
+    for (uint32_t i = 0; i < m && i < SCAN_AHEAD; i++) prefetch_code(g, nodes[i]);
+    for (uint32_t i = 0; i < m; i++) {
+      if (i + SCAN_AHEAD < m) prefetch_code(g, nodes[i + SCAN_AHEAD]);
+      float d = cdist(&c, nodes[i]);
+      s.ndist++;
+      if (nr < R || d < res[0].d) {
+        hpush(res, &nr, (hent){d, nodes[i]}, 1);
+        if (nr > R) hpop(res, &nr, 1);
+      }
+    }
+  }
+  rc = rerank_into(g, &c, q, res, nr, R, exact, heap, &s);
+done:
+  if (st) *st = s;
+  wd_free(qbuf);
+  wd_free(qi);
+  wd_free(res);
+  wd_free(slots);
+  wd_free(nodes);
   return rc;
 }
 

@@ -187,6 +187,18 @@ int wd_hnsw_search(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
                    const wd_hnsw_params *p, const wd_vecsrc *exact, wd_topk *heap,
                    wd_hnsw_stats *st);
 
+/* The same answer by brute force over the codes: every node whose slot is
+ * in allowed gets a code distance, the rerank nearest are re-ranked with
+ * the float vectors from exact (NULL: code distances).  No walk, so no
+ * dependence on where the allowed nodes lie: for small allowed sets (a
+ * few thousand nodes) it reads a quarter of the exact scan's bytes, and
+ * it is what an anti-correlated filter needs.  Slots of allowed beyond
+ * the graph are ignored (the caller scans them).  st: ndist, reranked.
+ * Returns 0, -1 on allocation failure, or a negative get_block error. */
+int wd_hnsw_scan_codes(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
+                       size_t rerank, const wd_vecsrc *exact, wd_topk *heap,
+                       wd_hnsw_stats *st);
+
 /* Calibrate on the graph's own vectors: nq leave-one-out queries (indexed
  * vectors, the query's own slot excluded from its allowed set) at each
  * selectivity sels[i] (random allowed subsets of live), answered exactly

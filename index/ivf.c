@@ -28,11 +28,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "imgmap.h"
 #include "kernels.h"
 #include "wd_alloc.h"
 #include "wd_types.h"
 
 _Static_assert(sizeof(wd_ivf_header) == WD_IVF_HDR, "header is 128 bytes");
+_Static_assert(sizeof(wd_ivf_cal) <= sizeof(((wd_ivf_header *)0)->pad), "the table fits the padding");
 
 static const char MAGIC[8] = {'W', 'D', 'I', 'V', 'F', '\r', '\n', 0x1a};
 
@@ -273,15 +275,15 @@ int wd_ivf_open_file(const char *path, size_t dim, int metric, wd_ivf *ix,
     snprintf(why, whylen, "truncated: %zu bytes, shorter than the header", len);
     return 2;
   }
-  void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  void *m = wd_img_load(fd, len); /* huge pages: see imgmap.h */
   close(fd);
-  if (m == MAP_FAILED) {
+  if (!m) {
     snprintf(why, whylen, "%s: mmap: %s", path, strerror(errno));
     return 2;
   }
   int rc = wd_ivf_open_image(m, len, dim, metric, ix, why, whylen);
   if (rc) {
-    munmap(m, len);
+    wd_img_free(m, len);
     return rc;
   }
   ix->map = m;
@@ -291,7 +293,7 @@ int wd_ivf_open_file(const char *path, size_t dim, int metric, wd_ivf *ix,
 
 void wd_ivf_close(wd_ivf *ix) {
   if (!ix) return;
-  if (ix->map) munmap(ix->map, ix->maplen);
+  if (ix->map) wd_img_free(ix->map, ix->maplen);
   wd_free(ix->owned);
   wd_free(ix->cq);
   memset(ix, 0, sizeof *ix);

@@ -57,6 +57,21 @@ typedef struct wd_ivf_header {
   uint64_t hdr_sum;
 } wd_ivf_header;
 
+/* The probe-depth calibration table, stored in the header's padding
+ * (which older files leave zero: present == 0, the planner then uses its
+ * fixed rule).  lists[s][t]: probed lists (margin included) that gave mean
+ * recall@10 >= WD_IVF_CAL_TGT[t] at selectivity WD_IVF_CAL_SELS[s]
+ * (uncorrelated random allowed sets, measured on the collection's own
+ * vectors when the index was built: engine/indexer.c); 0: not reached. */
+#define WD_IVF_CAL_NSEL 5
+#define WD_IVF_CAL_NTGT 3
+#define WD_IVF_CAL_SELS {1.0, 0.3, 0.1, 0.03, 0.01}
+#define WD_IVF_CAL_TGTS {0.90, 0.95, 0.99}
+typedef struct wd_ivf_cal {
+  uint16_t present; /* 1 */
+  uint16_t lists[WD_IVF_CAL_NSEL][WD_IVF_CAL_NTGT];
+} wd_ivf_cal;
+
 /* Byte offsets of the body sections (relative to the body start). */
 typedef struct wd_ivf_layout {
   size_t cent, offs, ids, vecs, sqmin, sqscale, codes, body_len;

@@ -135,7 +135,7 @@ static void test_planner(void **state) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     wd_plan_in in = {cases[i].nallowed, cases[i].nindexed, cases[i].nindexed, cases[i].dim,
-                     K, cases[i].nq, cases[i].nlist, cases[i].have, cases[i].force, 0, 0, 0};
+                     K, cases[i].nq, cases[i].nlist, cases[i].have, cases[i].force, 0, 0, 0, 0, NULL};
     wd_plan_out po;
     wd_plan_choose(&in, &po);
     if (po.use_ivf != cases[i].want_ivf) fail_msg("case %zu: use_ivf %d", i, po.use_ivf);
@@ -148,7 +148,7 @@ static void test_planner(void **state) {
   }
   /* costs grow with the allowed set; the ivf estimate grows as the filter
    * gets more selective (more lists to find enough allowed vectors) */
-  wd_plan_in a = {1000, 1000000, 1000000, 384, K, 1, 4000, 1, 0, 0, 0, 0}, b = a;
+  wd_plan_in a = {1000, 1000000, 1000000, 384, K, 1, 4000, 1, 0, 0, 0, 0, 0, NULL}, b = a;
   b.nallowed = 100000;
   wd_plan_out pa, pb;
   wd_plan_choose(&a, &pa);
@@ -159,7 +159,7 @@ static void test_planner(void **state) {
    * priced below the exact scan: for half of 200k yes, for 1 % no (the
    * visits of every list cost more than 2000 exact distances); float
    * lists have no such fallback. */
-  wd_plan_in big = {100000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 1, 0}, small = big;
+  wd_plan_in big = {100000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 1, 0, 0, NULL}, small = big;
   small.nallowed = 2000;
   wd_plan_out pbig, psmall;
   wd_plan_choose(&big, &pbig);
@@ -178,7 +178,7 @@ static void test_planner(void **state) {
   assert_true(pbig.est_all_us < 0);
   /* SQ8 scans cost less per vector: its IVF estimate is the lower one at
    * high selectivity */
-  wd_plan_in f = {200000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 0, 0}, q8 = f;
+  wd_plan_in f = {200000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 0, 0, 0, NULL}, q8 = f;
   q8.sq8 = 1;
   wd_plan_out pf, pq;
   wd_plan_choose(&f, &pf);
@@ -187,7 +187,7 @@ static void test_planner(void **state) {
   /* 1 % of 200k x 384 with an SQ8 index: IVF while the allowed vectors
    * are cold, the exact scan once they are cached (measured 5,500 QPS
    * exact against 2,600 IVF with one filter repeated) */
-  wd_plan_in cold = {2000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 1, 0}, hot = cold;
+  wd_plan_in cold = {2000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 1, 0, 0, NULL}, hot = cold;
   hot.hot = 1;
   wd_plan_out pc, ph;
   wd_plan_choose(&cold, &pc);
@@ -196,6 +196,34 @@ static void test_planner(void **state) {
   assert_false(ph.use_ivf);
   assert_true(ph.est_exact_us < pc.est_exact_us);
   assert_true(ph.est_ivf_us == pc.est_ivf_us);
+  /* the index's probe-depth table (issue 14): the list count at the
+   * selectivity and target + 0.015 (log-linear between calibrated
+   * targets), k allowed vectors the only other stop condition; no table
+   * entry (target above 0.99, a point not reached) -> the fixed rule */
+  wd_ivf_cal cal = {1, {{4, 6, 12}, {8, 12, 24}, {16, 24, 48}, {32, 48, 96}, {0, 0, 0}}};
+  wd_plan_in c = {20000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 1, 0, 0.935, &cal};
+  wd_plan_out pcal;
+  wd_plan_choose(&c, &pcal); /* sel 0.1, 0.935 + 0.015 = 0.95: the entry itself */
+  assert_true(pcal.calibrated);
+  assert_int_equal(pcal.ivf.min_lists, 24);
+  assert_int_equal(pcal.ivf.want_allowed, K);
+  c.nallowed = 60000; /* sel 0.3 at 0.965: 12 * 2^(0.015/0.04) = 15.6 */
+  c.target = 0.95;
+  wd_plan_choose(&c, &pcal);
+  assert_true(pcal.calibrated);
+  assert_int_equal(pcal.ivf.min_lists, 16);
+  c.nallowed = 4000; /* sel 0.02: between 0.03 and a 0.01 the sweep never reached */
+  wd_plan_choose(&c, &pcal);
+  assert_false(pcal.calibrated);
+  assert_true(pcal.ivf.want_allowed > K);
+  c.nallowed = 20000;
+  c.target = 0.99; /* 1.005: above the table */
+  wd_plan_choose(&c, &pcal);
+  assert_false(pcal.calibrated);
+  c.target = 0.95;
+  c.cal = NULL; /* an older file */
+  wd_plan_choose(&c, &pcal);
+  assert_false(pcal.calibrated);
 }
 
 /* ------------------------------------------------ module-level recall */
@@ -266,7 +294,7 @@ static void module_recall(int sq8) {
       if (ok[i]) roaring_bitmap_add(al, (uint32_t)i);
     }
     uint64_t na = roaring_bitmap_get_cardinality(al);
-    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8, 0};
+    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8, 0, 0, NULL};
     wd_plan_out po;
     wd_plan_choose(&pin, &po);
     uint64_t nbits = 0;
@@ -555,7 +583,8 @@ static double engine_recall(coll *c, unsigned lim, int strategy, size_t nq, int 
     size_t nt = oracle(c->x, c->n, ok, qv, truth);
     assert_int_equal(ng, nt); /* exactly k, or all of the allowed set */
     rsum += overlap(truth, nt, got, ng);
-    if (strstr(plan, "\"strategy\":\"ivf\"") || strstr(plan, "\"strategy\":\"graph\""))
+    if (strstr(plan, "\"strategy\":\"ivf\"") || strstr(plan, "\"strategy\":\"graph\"") ||
+        strstr(plan, "\"strategy\":\"codes\"")) /* the graph's codes, scanned */
       (*used_ivf)++; /* an ANN index was used */
     free(plan);
   }
