@@ -14,7 +14,7 @@ CXX     ?= g++
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror
 CSTD    := -std=c11 -D_GNU_SOURCE
-INCS    := -Iengine -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
+INCS    := -I. -Iengine -Iengine/base -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
 CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -pthread $(INCS) $(EXTRA_CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) $(WARN) -fPIC -pthread -fopenmp $(INCS) $(EXTRA_CFLAGS)
 
@@ -31,7 +31,7 @@ CXX_SRCS := $(wildcard index/*.cpp)
 endif
 LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lstemmer -licuuc -lopenblas -fopenmp -lstdc++ -lm -pthread
 
-LIB_SRCS := $(wildcard engine/*.c index/*.c acl/*.c)
+LIB_SRCS := $(wildcard engine/base/*.c engine/*.c index/*.c acl/*.c)
 CLI_SRCS := $(wildcard tools/*.c)
 TEST_SRCS := $(wildcard tests/test_*.c)
 

@@ -1,7 +1,7 @@
 /*
  * acl.c -- group expansion and readable-set bitmaps (see acl.h).
  */
-#include "acl.h"
+#include "acl/acl.h"
 
 #include <string.h>
 

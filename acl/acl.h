@@ -13,7 +13,7 @@
 #define WD_ACL_H
 #include <roaring/roaring.h>
 
-#include "store.h"
+#include "engine/store.h"
 
 typedef struct wd_strlist {
   char **v;

@@ -40,7 +40,7 @@
 
 #include <jansson.h>
 
-#include "audit.h"
+#include "acl/audit.h"
 
 struct wd_audit {
   int fd;

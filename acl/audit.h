@@ -13,7 +13,7 @@
 #define WD_AUDIT_H
 #include <stdint.h>
 
-#include "acl.h"
+#include "acl/acl.h"
 
 typedef struct wd_audit_hit {
   const char *doc_id;

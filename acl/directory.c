@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "acl.h"
-#include "doc.h"
-#include "store.h"
+#include "acl/acl.h"
+#include "engine/doc.h"
+#include "engine/store.h"
 
 #define WD_MAX_SYNC_LINE (1u << 20)
 

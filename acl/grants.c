@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grants.h"
+#include "acl/grants.h"
 
 static int begin_public(warden *db) {
   if (!db) return WARDEN_EINVAL;

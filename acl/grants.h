@@ -12,7 +12,7 @@
 #define WD_GRANTS_H
 #include <jansson.h>
 
-#include "store.h"
+#include "engine/store.h"
 
 #define WD_MAX_GRANT_PREFIX 500 /* the "S"+source bitmap keys keep 500 bytes */
 

@@ -67,8 +67,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "grants.h"
-#include "resolver.h"
+#include "acl/grants.h"
+#include "acl/resolver.h"
 
 extern char **environ;
 

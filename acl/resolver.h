@@ -18,8 +18,8 @@
 #define WD_RESOLVER_H
 #include <roaring/roaring.h>
 
-#include "acl.h"
-#include "store.h"
+#include "acl/acl.h"
+#include "engine/store.h"
 
 #define WD_RES_DENY 0    /* the resolver said no */
 #define WD_RES_ALLOW 1   /* the resolver said yes */

@@ -21,8 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store.h"
-#include "wd_internal.h"
+#include "engine/store.h"
+#include "engine/wd_internal.h"
 
 static int copy_file(warden *db, const char *from, const char *to, int missing_ok) {
   int in = open(from, O_RDONLY | O_CLOEXEC);

@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lexical.h"
+#include "engine/lexical.h"
 
 #define MAX_QTERMS 1024
 

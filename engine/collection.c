@@ -15,16 +15,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "acl.h"
-#include "audit.h"
-#include "doc.h"
-#include "indexer.h"
-#include "lexical.h"
-#include "resolver.h"
-#include "search.h"
-#include "embed.h"
-#include "scan.h"
-#include "store.h"
+#include "acl/acl.h"
+#include "acl/audit.h"
+#include "engine/doc.h"
+#include "engine/indexer.h"
+#include "engine/lexical.h"
+#include "acl/resolver.h"
+#include "engine/search.h"
+#include "engine/embed.h"
+#include "index/scan.h"
+#include "engine/store.h"
 
 static void set_err(char *buf, size_t len, const char *msg) {
   if (buf && len) snprintf(buf, len, "%s", msg);

@@ -38,8 +38,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "store.h"
-#include "wd_internal.h"
+#include "engine/store.h"
+#include "engine/wd_internal.h"
 
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)

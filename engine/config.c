@@ -29,9 +29,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "config.h"
-#include "warden.h"
-#include "wd_alloc.h"
+#include "engine/config.h"
+#include "engine/warden.h"
+#include "base/wd_alloc.h"
 
 #define CFG_MAX_FILE (16u << 20) /* a config this large is a mistake */
 #define CFG_MAX_KEY 256          /* metadata key bytes */

@@ -8,7 +8,7 @@
 #define WD_CONFIG_H
 #include <stddef.h>
 
-#include "wd_types.h"
+#include "base/wd_types.h"
 
 #define WD_INDEX_AUTO 0
 #define WD_INDEX_FLAT 1

@@ -19,10 +19,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "doc.h"
-#include "embed.h"
-#include "ingest.h"
-#include "store.h"
+#include "engine/doc.h"
+#include "engine/embed.h"
+#include "engine/ingest.h"
+#include "engine/store.h"
 
 #define WD_MAX_LINE (8u << 20) /* 8 MiB: larger lines are refused */
 #define WD_MAX_CHUNKS 100000

@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wd_internal.h"
+#include "engine/wd_internal.h"
 
 /* Decode one UTF-8 code point at s[i..len); returns its byte length, or 0
  * when the bytes are not valid (overlong, surrogate, > U+10FFFF, cut). */

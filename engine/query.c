@@ -22,17 +22,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "acl.h"
-#include "audit.h"
-#include "embed.h"
-#include "resolver.h"
-#include "search.h"
-#include "filter.h"
-#include "hybrid.h"
-#include "kernels.h"
-#include "lexical.h"
-#include "scan.h"
-#include "store.h"
+#include "acl/acl.h"
+#include "acl/audit.h"
+#include "engine/embed.h"
+#include "acl/resolver.h"
+#include "engine/search.h"
+#include "engine/filter.h"
+#include "engine/hybrid.h"
+#include "index/kernels.h"
+#include "engine/lexical.h"
+#include "index/scan.h"
+#include "engine/store.h"
 
 #define WD_MAX_K WARDEN_MAX_K
 #define WD_MAX_NQ 100000

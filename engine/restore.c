@@ -36,11 +36,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "doc.h"
-#include "scan.h"
-#include "store.h"
-#include "wd_internal.h"
+#include "engine/config.h"
+#include "engine/doc.h"
+#include "index/scan.h"
+#include "engine/store.h"
+#include "engine/wd_internal.h"
 
 /* ------------------------------------------------------- number output */
 

@@ -7,7 +7,7 @@
  * so that a map resize (which LMDB allows only with no live transaction in
  * the process) waits for them.
  */
-#include "store.h"
+#include "engine/store.h"
 
 #include <errno.h>
 #include <sys/mman.h>
@@ -19,8 +19,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "lexical.h"
-#include "scan.h"
+#include "engine/lexical.h"
+#include "index/scan.h"
 
 #define NDBI 7
 #define FORMAT_VERSION 2 /* 2: values carry a CRC-32C */

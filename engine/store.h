@@ -40,8 +40,9 @@
 #include <jansson.h>
 #include <roaring/roaring.h>
 
-#include "hmap.h"
-#include "wd_internal.h"
+#include "base/crc.h"
+#include "base/hmap.h"
+#include "engine/wd_internal.h"
 
 #define WD_EMAPFULL (-30999) /* internal: the map must grow, rerun the op */
 #define WD_MAX_DOCID 1024
@@ -122,7 +123,6 @@ void store_write_abort(wd_txn *tx);
  * carry none: a checksum over ~400 KB per block would cost the scan a
  * third of its speed, and a damaged vector can change a score, never who
  * may read what. */
-uint32_t wd_crc32c(const void *p, size_t n);
 /* 1 when v lies inside the used part of the LMDB map. */
 int store_val_in_map(warden *db, const MDB_val *v);
 /* Verify v's trailing CRC; on success *len = payload length. */

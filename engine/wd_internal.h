@@ -16,10 +16,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "warden.h"
-#include "wd_alloc.h"
-#include "wd_types.h"
+#include "engine/config.h"
+#include "engine/warden.h"
+#include "base/wd_alloc.h"
+#include "base/wd_types.h"
 
 #define WD_ERRLEN 1024
 
