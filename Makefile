@@ -14,6 +14,10 @@ CXX     ?= g++
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror
 CSTD    := -std=c11 -D_GNU_SOURCE
+# Library sources name the folder of every header they include
+# ("base/hmap.h", "acl/acl.h", "index/ivf.h", "engine/store.h"; base/ is
+# engine/base/): -I. and -Iengine resolve those.  The plain -I folders
+# serve tools/, bench/ and tests/.  tests/layers.sh checks the arrows.
 INCS    := -I. -Iengine -Iengine/base -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
 CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -pthread $(INCS) $(EXTRA_CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) $(WARN) -fPIC -pthread -fopenmp $(INCS) $(EXTRA_CFLAGS)

@@ -36,7 +36,7 @@ void wd_strlist_free(wd_strlist *l) {
 }
 
 int acl_directory_groups(wd_txn *tx, const char *p, size_t n, json_t **out) {
-  return store_get_strings(tx, tx->db->dbi_princ, p, n, "directory entry", out);
+  return store_directory_get(tx, p, n, out);
 }
 
 /* Record parents as entries are added (parallel array, same capacity). */
@@ -85,7 +85,7 @@ int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
     json_array_foreach(g, j, e) {
       if (!json_is_string(e)) continue;
       if (l.n >= WD_MAX_EXPANDED) {
-        rc = wd_err(tx->db, WARDEN_EDATA, "group expansion exceeds %d principals",
+        rc = wd_err(store_txn_handle(tx), WARDEN_EDATA, "group expansion exceeds %d principals",
                     WD_MAX_EXPANDED);
         break;
       }
@@ -96,7 +96,7 @@ int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
   }
   if (rc) {
     wd_strlist_free(&l);
-    return rc == WARDEN_ENOMEM ? wd_err(tx->db, rc, "out of memory") : rc;
+    return rc == WARDEN_ENOMEM ? wd_err(store_txn_handle(tx), rc, "out of memory") : rc;
   }
   *out = l;
   return 0;
@@ -145,7 +145,7 @@ int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
     if (strlen(prefixes[i]) > WD_MAX_NAMESPACE ||
         wd_namespace_normalize(prefixes[i], ns, why, sizeof why)) {
       roaring_bitmap_free(m);
-      return wd_err(tx->db, WARDEN_EINVAL, "namespace \"%.100s\": %s", prefixes[i],
+      return wd_err(store_txn_handle(tx), WARDEN_EINVAL, "namespace \"%.100s\": %s", prefixes[i],
                     strlen(prefixes[i]) > WD_MAX_NAMESPACE ? "too long" : why);
     }
     char kb[512];

@@ -13,7 +13,9 @@
 #define WD_ACL_H
 #include <roaring/roaring.h>
 
-#include "engine/store.h"
+#include "acl/acl_store.h"
+#include "acl/names.h"
+#include "base/wd_alloc.h"
 
 typedef struct wd_strlist {
   char **v;
@@ -51,7 +53,5 @@ int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
  * (new reference), or an empty array. */
 int acl_directory_groups(wd_txn *tx, const char *p, size_t n, json_t **out);
 
-/* Namespace normalisation shared with ingest (engine/ingest.c). */
-int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl);
 
 #endif

@@ -35,8 +35,12 @@ typedef struct wd_audit_query {
 
 typedef struct wd_audit wd_audit;
 
-/* Open the log named by db->cfg.audit_path (relative to the collection
- * directory); *out NULL when auditing is off. */
+/* Open the log at path (relative to dir unless absolute); path NULL:
+ * auditing is off, *out NULL.  fsync: fdatasync every line.  db: the
+ * handle errors are recorded on. */
+int wd_audit_create(warden *db, const char *path, int fsync, const char *dir, wd_audit **out);
+/* wd_audit_create from db's audit.path and audit.fsync
+ * (engine/permissions.c). */
 int wd_audit_open(warden *db, wd_audit **out);
 void wd_audit_close(wd_audit *a);
 /* Append one record.  Thread-safe.  Returns 0 or WARDEN_EIO (the query

@@ -305,9 +305,8 @@ int warden_stats(warden *db, char **json_out) {
   if (rc) return rc;
   wd_txn tx;
   if ((rc = store_read_begin(db, &tx))) return rc;
-  MDB_stat ms;
-  size_t blocks = 0;
-  if (mdb_stat(tx.t, db->dbi_blocks, &ms) == 0) blocks = ms.ms_entries;
+  uint64_t blocks = 0;
+  if (store_count(&tx, WD_DB_BLOCKS, &blocks)) blocks = 0;
   json_t *o = json_pack(
       "{s:I,s:I,s:i,s:s,s:I,s:I,s:I,s:{s:s,s:s},s:s,s:s}", "documents",
       (json_int_t)store_meta_u64(&tx, "docs"), "chunks",
@@ -407,7 +406,6 @@ int warden_check(warden *db, char **json_out) {
   memset(&want, 0, sizeof want);
   roaring_bitmap_t *slots_seen = roaring_bitmap_create();
   uint64_t ndocs = 0, nchunks = 0;
-  MDB_cursor *c = NULL;
   char *kbuf_all = wd_malloc(4096 * 512);
   if (!kbuf_all) {
     store_read_end(&tx);
@@ -415,16 +413,16 @@ int warden_check(warden *db, char **json_out) {
     roaring_bitmap_free(slots_seen);
     return wd_err(db, WARDEN_ENOMEM, "out of memory");
   }
-  int mrc = mdb_cursor_open(tx.t, db->dbi_docs, &c);
-  MDB_val k, d;
-  mrc = mrc ? mrc : mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  wd_iter it;
+  int mrc = store_iter_begin(&tx, WD_DB_DOCS, NULL, 0, "check documents", &it);
+  if (!mrc) mrc = store_iter_next(&it);
   /* use a scratch write-like txn view so doc_index's bitmap calls collect
    * into `want` instead of the store: emulate with our own walk */
-  while (mrc == 0) {
+  while (mrc == 1) {
     json_t *rec = NULL;
     uint32_t *s = NULL;
     size_t n = 0;
-    int drc = store_doc_decode(db, &d, &rec);
+    int drc = store_doc_decode(db, it.val, it.vlen, &rec);
     if (!drc) drc = doc_slots(db, rec, &s, &n);
     if (drc == WARDEN_ENOMEM) {
       json_decref(rec);
@@ -432,10 +430,10 @@ int warden_check(warden *db, char **json_out) {
       break;
     }
     if (drc) {
-      problem(probs, "document record %zu bytes under key \"%.*s\" is damaged", d.mv_size,
-              (int)(k.mv_size > 60 ? 60 : k.mv_size), (const char *)k.mv_data);
+      problem(probs, "document record %zu bytes under key \"%.*s\" is damaged", it.vlen,
+              (int)(it.klen > 60 ? 60 : it.klen), (const char *)it.key);
       json_decref(rec);
-      mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+      mrc = store_iter_next(&it);
       continue;
     }
     ndocs++;
@@ -576,11 +574,11 @@ int warden_check(warden *db, char **json_out) {
     }
     wd_free(s);
     json_decref(rec);
-    mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+    mrc = store_iter_next(&it);
   }
-  if (c) mdb_cursor_close(c);
+  store_iter_end(&it);
   wd_free(kbuf_all);
-  if (mrc && mrc != MDB_NOTFOUND && !rc) rc = store_mdb_err(db, mrc, "check documents");
+  if (mrc < 0 && !rc) rc = mrc;
   /* counters */
   if (!rc) {
     if (store_meta_u64(&tx, "docs") != ndocs)
@@ -589,22 +587,21 @@ int warden_check(warden *db, char **json_out) {
     if (store_meta_u64(&tx, "chunks") != nchunks)
       problem(probs, "chunk counter says %llu, records say %llu",
               (unsigned long long)store_meta_u64(&tx, "chunks"), (unsigned long long)nchunks);
-    MDB_stat st;
-    if (mdb_stat(tx.t, db->dbi_chunks, &st) == 0 && st.ms_entries != nchunks)
-      problem(probs, "%zu chunk records for %llu chunks", (size_t)st.ms_entries,
+    uint64_t nrec;
+    if (store_count(&tx, WD_DB_CHUNKS, &nrec) == 0 && nrec != nchunks)
+      problem(probs, "%zu chunk records for %llu chunks", (size_t)nrec,
               (unsigned long long)nchunks);
   }
   /* every stored bitmap must equal the expected one, and vice versa */
   uint64_t nbitmaps = 0;
-  if (!rc && (mrc = mdb_cursor_open(tx.t, db->dbi_bitmaps, &c)) == 0) {
-    mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
-    while (mrc == 0) {
+  if (!rc && store_iter_begin(&tx, WD_DB_BITMAPS, NULL, 0, "check bitmaps", &it) == 0) {
+    while (store_iter_next(&it) == 1) {
       nbitmaps++;
       roaring_bitmap_t *got = NULL;
-      if (store_bm_decode(db, &d, &got)) got = NULL;
-      roaring_bitmap_t *exp = wd_hmap_get(&want, k.mv_data, k.mv_size);
-      const char *kk = k.mv_data;
-      int kl = (int)(k.mv_size > 60 ? 60 : k.mv_size);
+      if (store_bm_decode(db, it.val, it.vlen, &got)) got = NULL;
+      roaring_bitmap_t *exp = wd_hmap_get(&want, it.key, it.klen);
+      const char *kk = it.key;
+      int kl = (int)(it.klen > 60 ? 60 : it.klen);
       if (!got)
         problem(probs, "bitmap %.*s cannot be decoded", kl, kk);
       else if (!exp) {
@@ -619,9 +616,8 @@ int warden_check(warden *db, char **json_out) {
         roaring_bitmap_add(exp, 0xFFFFFFFFu);
       }
       if (got) roaring_bitmap_free(got);
-      mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
     }
-    mdb_cursor_close(c);
+    store_iter_end(&it);
   }
   /* the lexical postings against the chunk texts (engine/lexical.c) */
   if (!rc) {

@@ -77,44 +77,6 @@ static int valid_utf8_nonul(const char *s, size_t n) {
   return memchr(s, 0, n) == NULL; /* jansson already checked UTF-8 */
 }
 
-/* "/a/b/" -> "/a/b"; rejects empty segments, "." and "..". */
-static int norm_namespace(const char *in, size_t n, char *out, char *why,
-                          size_t wl) {
-  if (n == 0 || in[0] != '/') {
-    snprintf(why, wl, "must start with \"/\"");
-    return -1;
-  }
-  if (n > WD_MAX_NAMESPACE) {
-    snprintf(why, wl, "longer than %d bytes", WD_MAX_NAMESPACE);
-    return -1;
-  }
-  while (n > 1 && in[n - 1] == '/') n--;
-  memcpy(out, in, n);
-  out[n] = 0;
-  if (n == 1) return 0;
-  const char *p = out + 1;
-  while (1) {
-    const char *e = strchr(p, '/');
-    size_t sl = e ? (size_t)(e - p) : strlen(p);
-    if (sl == 0 || (sl == 1 && p[0] == '.') || (sl == 2 && p[0] == '.' && p[1] == '.')) {
-      snprintf(why, wl, "empty, \".\" or \"..\" path segment in \"%s\"", out);
-      return -1;
-    }
-    for (size_t i = 0; i < sl; i++)
-      if ((unsigned char)p[i] < 0x20) {
-        snprintf(why, wl, "control character in namespace");
-        return -1;
-      }
-    if (!e) break;
-    p = e + 1;
-  }
-  return 0;
-}
-
-int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl) {
-  return norm_namespace(in, strlen(in), out, why, wl);
-}
-
 static int check_principals(ingest *g, const char *file, uint64_t line,
                             const char *field, const json_t *arr, int allow_star,
                             json_t **out) {
@@ -194,7 +156,7 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
   char ns[WD_MAX_NAMESPACE + 1], why[300];
   json_t *nsj = json_object_get(j, "namespace");
   if (nsj && !json_is_string(nsj)) return bad(g, file, line, "namespace", "expected a string");
-  if (norm_namespace(nsj ? json_string_value(nsj) : "/", nsj ? json_string_length(nsj) : 1,
+  if (wd_namespace_check(nsj ? json_string_value(nsj) : "/", nsj ? json_string_length(nsj) : 1,
                      ns, why, sizeof why))
     return bad(g, file, line, "namespace", "%s", why);
   json_t *meta = json_object_get(j, "metadata");

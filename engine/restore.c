@@ -191,23 +191,18 @@ static int emit_json(warden *db, write_fn w, void *ctx, json_t *o) {
 
 static int export_docs(wd_txn *tx, int as_float_types, write_fn w, void *ctx, uint64_t *ndocs) {
   warden *db = tx->db;
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(tx->t, db->dbi_docs, &c);
-  if (rc) return store_mdb_err(db, rc, "export");
-  MDB_val k, d;
-  int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  wd_iter it;
+  int rc = store_iter_begin(tx, WD_DB_DOCS, NULL, 0, "export", &it);
   outbuf b = {0};
-  while (mrc == 0 && !rc) {
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *rec = NULL;
-    if (!(rc = store_doc_decode(db, &d, &rec))) rc = doc_line(tx, rec, as_float_types, &b);
+    if (!(rc = store_doc_decode(db, it.val, it.vlen, &rec))) rc = doc_line(tx, rec, as_float_types, &b);
     json_decref(rec);
     if (!rc) rc = emit(db, w, ctx, b.p, b.n);
     if (!rc) (*ndocs)++;
-    if (!rc) mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export");
   wd_free(b.p);
-  mdb_cursor_close(c);
+  store_iter_end(&it);
   return rc;
 }
 
@@ -216,21 +211,19 @@ static int export_docs(wd_txn *tx, int as_float_types, write_fn w, void *ctx, ui
  * older chunk first). */
 static int export_docs_by_slot(wd_txn *tx, write_fn w, void *ctx, uint64_t *ndocs) {
   warden *db = tx->db;
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(tx->t, db->dbi_chunks, &c);
-  if (rc) return store_mdb_err(db, rc, "export");
-  MDB_val k, d;
-  int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  wd_iter it;
+  int rc = store_iter_begin(tx, WD_DB_CHUNKS, NULL, 0, "export", &it);
   outbuf b = {0};
-  while (mrc == 0 && !rc) {
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
+    rc = 0;
     uint32_t slot = 0, ord;
-    if (k.mv_size == 4) {
-      const unsigned char *kb = k.mv_data;
+    if (it.klen == 4) {
+      const unsigned char *kb = it.key;
       slot = (uint32_t)kb[0] << 24 | (uint32_t)kb[1] << 16 | (uint32_t)kb[2] << 8 | kb[3];
     }
     const char *id, *text;
     size_t il, tl;
-    if (k.mv_size != 4) rc = wd_err(db, WARDEN_ECORRUPT, "export: bad chunk key");
+    if (it.klen != 4) rc = wd_err(db, WARDEN_ECORRUPT, "export: bad chunk key");
     if (!rc) rc = store_chunk_get(tx, slot, &ord, &id, &il, &text, &tl);
     if (!rc && ord == 0) {
       json_t *rec = NULL;
@@ -242,11 +235,9 @@ static int export_docs_by_slot(wd_txn *tx, write_fn w, void *ctx, uint64_t *ndoc
       if (!rc) rc = emit(db, w, ctx, b.p, b.n);
       if (!rc) (*ndocs)++;
     }
-    if (!rc) mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export");
   wd_free(b.p);
-  mdb_cursor_close(c);
+  store_iter_end(&it);
   return rc;
 }
 
@@ -301,27 +292,20 @@ int warden_export_full(warden *db, write_fn w, void *ctx) {
   /* header: configuration as written, every field type (declared or
    * inferred), the revision of the snapshot */
   json_t *types = json_object();
-  MDB_cursor *c = NULL;
-  MDB_val k, d;
-  int mrc = mdb_cursor_open(tx.t, db->dbi_meta, &c);
-  if (mrc) rc = store_mdb_err(db, mrc, "export");
-  if (!rc) {
-    k.mv_size = 2;
-    k.mv_data = "t:";
-    for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
-         mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-      if (k.mv_size < 2 || memcmp(k.mv_data, "t:", 2) != 0) break;
-      if (d.mv_size != 1) continue;
-      char key[WD_MAX_KEYLEN + 1];
-      size_t kl = k.mv_size - 2 > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : k.mv_size - 2;
-      memcpy(key, (const char *)k.mv_data + 2, kl);
-      key[kl] = 0;
-      json_object_set_new(types, key,
-                          json_string(wd_type_name((wd_type) * (const unsigned char *)d.mv_data)));
-    }
-    mdb_cursor_close(c);
-    c = NULL;
+  wd_iter it;
+  rc = store_iter_begin(&tx, WD_DB_META, "t:", 2, "export", &it);
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
+    rc = 0;
+    if (it.klen < 2 || memcmp(it.key, "t:", 2) != 0) break;
+    if (it.vlen != 1) continue;
+    char key[WD_MAX_KEYLEN + 1];
+    size_t kl = it.klen - 2 > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : it.klen - 2;
+    memcpy(key, (const char *)it.key + 2, kl);
+    key[kl] = 0;
+    json_object_set_new(types, key,
+                        json_string(wd_type_name((wd_type) * (const unsigned char *)it.val)));
   }
+  store_iter_end(&it);
   for (size_t i = 0; i < db->cfg.nmeta; i++)
     json_object_set_new(types, db->cfg.meta[i].key, json_string(wd_type_name(db->cfg.meta[i].type)));
   uint64_t rev = store_meta_u64(&tx, "revision");
@@ -333,39 +317,34 @@ int warden_export_full(warden *db, write_fn w, void *ctx) {
   wd_free(yaml);
   /* the directory */
   uint64_t np = 0, ng = 0, nd = 0;
-  if (!rc && (mrc = mdb_cursor_open(tx.t, db->dbi_princ, &c))) rc = store_mdb_err(db, mrc, "export");
-  for (mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !rc;
-       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+  if (!rc) rc = store_iter_begin(&tx, WD_DB_PRINC, NULL, 0, "export directory", &it);
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *g;
-    if ((rc = store_get_strings(&tx, db->dbi_princ, k.mv_data, k.mv_size, "directory entry", &g)))
+    if ((rc = store_get_strings(&tx, WD_DB_PRINC, it.key, it.klen, "directory entry", &g)))
       break;
     rc = emit_json(db, w, ctx,
-                   json_pack("{s:s%,s:o}", "principal", (const char *)k.mv_data, k.mv_size,
+                   json_pack("{s:s%,s:o}", "principal", (const char *)it.key, it.klen,
                              "groups", g));
     np++;
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export directory");
-  if (c) mdb_cursor_close(c);
-  c = NULL;
+  store_iter_end(&it);
   /* grants */
-  if (!rc && (mrc = mdb_cursor_open(tx.t, db->dbi_grants, &c))) rc = store_mdb_err(db, mrc, "export");
-  for (mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !rc;
-       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+  if (!rc) rc = store_iter_begin(&tx, WD_DB_GRANTS, NULL, 0, "export grants", &it);
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *a;
-    if ((rc = store_get_strings(&tx, db->dbi_grants, k.mv_data, k.mv_size, "grant", &a))) break;
+    if ((rc = store_get_strings(&tx, WD_DB_GRANTS, it.key, it.klen, "grant", &a))) break;
     size_t i;
     json_t *e;
     json_array_foreach(a, i, e) {
       if (rc) break;
       rc = emit_json(db, w, ctx,
-                     json_pack("{s:{s:s%,s:O}}", "grant", "principal", (const char *)k.mv_data,
-                               k.mv_size, "prefix", e));
+                     json_pack("{s:{s:s%,s:O}}", "grant", "principal", (const char *)it.key,
+                               it.klen, "prefix", e));
       ng++;
     }
     json_decref(a);
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export grants");
-  if (c) mdb_cursor_close(c);
+  store_iter_end(&it);
   /* documents, with their values exactly as stored (the types above say
    * how a fresh collection must read them) */
   if (!rc) rc = export_docs_by_slot(&tx, w, ctx, &nd);

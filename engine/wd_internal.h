@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "acl/names.h"
 #include "engine/config.h"
 #include "engine/warden.h"
 #include "base/wd_alloc.h"
@@ -92,14 +93,7 @@ struct json_t;
 char *wd_json_string(warden *db, struct json_t *o);
 int wd_json_return(warden *db, struct json_t *o, char **out);
 
-/* Principal syntax (the one grammar, principal.c): user:NAME | group:NAME
- * | "*" (when allow_star).  NAME: 1..WD_PRINCIPAL_MAX_NAME bytes of valid
- * UTF-8 without whitespace, control, format or other invisible code points
- * (Unicode ones included).  Returns 0 when valid, else writes a reason into
- * why. */
-#define WD_PRINCIPAL_MAX_NAME 256
-int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
-                       size_t whylen);
+/* Principal and namespace grammar: acl/names.h. */
 
 /* Vectors warden can score in float32 (vecnorm.c): every component finite,
  * squared norm at most WD_VEC_MAX_NORM2, and for cosine a norm of at least
