@@ -126,15 +126,15 @@ int acl_readable(wd_txn *tx, const wd_strlist *who, roaring_bitmap_t **out) {
 }
 
 typedef struct {
-  size_t plen; /* length of "N" + prefix */
+  const char *prefix; /* normalised */
+  size_t plen;        /* length of "N" + prefix */
 } ns_ctx;
 
-/* Take "N/a" and "N/a/..." but not "N/ab". */
+/* Take "N/a" and "N/a/..." but not "N/ab": the walk already matched the
+ * prefix bytes, wd_namespace_covers says whether the rest is a segment. */
 static int ns_take(const char *key, size_t klen, void *ctx) {
   ns_ctx *c = ctx;
-  if (klen == c->plen) return 1;
-  if (c->plen == 2) return 1; /* prefix "/" covers everything */
-  return key[c->plen] == '/';
+  return wd_namespace_covers(c->prefix, c->plen - 1, key + 1, klen - 1);
 }
 
 int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
@@ -150,7 +150,7 @@ int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
     }
     char kb[512];
     size_t kl = store_key(kb, 'N', ns, strlen(ns));
-    ns_ctx c = {kl};
+    ns_ctx c = {ns, kl};
     int rc = store_bm_walk(tx, kb, kl, kl, NULL, 0, m, ns_take, &c);
     if (rc) {
       roaring_bitmap_free(m);
@@ -159,4 +159,42 @@ int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
   }
   *out = m;
   return 0;
+}
+
+/* Defence in depth: the stored-ACL rule and the namespace prefixes,
+ * evaluated again on a document's record (allow, deny, namespace),
+ * independently of the bitmaps that selected it.  The query fails closed
+ * when they disagree (engine/query.c). */
+int acl_record_allows(const wd_strlist *who, const json_t *allow, const json_t *deny,
+                      const char *ns, const char *const *prefixes, size_t nprefixes) {
+  int ok = 0;
+  size_t i;
+  const json_t *p;
+  json_array_foreach(allow, i, p) {
+    const char *s = json_string_value(p);
+    if (s && (strcmp(s, "*") == 0 || wd_strlist_has(who, s, strlen(s)))) ok = 1;
+  }
+  json_array_foreach(deny, i, p) {
+    const char *s = json_string_value(p);
+    if (s && wd_strlist_has(who, s, strlen(s))) ok = 0; /* deny wins */
+  }
+  if (!ok || !nprefixes) return ok;
+  for (size_t j = 0; j < nprefixes; j++) {
+    char pre[WD_MAX_NAMESPACE + 1], why[300];
+    if (wd_namespace_normalize(prefixes[j], pre, why, sizeof why)) continue;
+    if (wd_namespace_covers(pre, strlen(pre), ns, strlen(ns))) return 1;
+  }
+  return 0;
+}
+
+char *acl_evidence(const wd_strlist *who, const json_t *allow) {
+  size_t i;
+  const json_t *p;
+  json_array_foreach(allow, i, p) {
+    const char *s = json_string_value(p);
+    if (s && strcmp(s, "*") == 0) return wd_strdup("*");
+    for (size_t j = 0; s && j < who->n; j++)
+      if (strcmp(who->v[j], s) == 0) return acl_chain(who, j);
+  }
+  return NULL;
 }

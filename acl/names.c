@@ -195,3 +195,8 @@ int wd_namespace_check(const char *in, size_t n, char *out, char *why, size_t wl
 int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl) {
   return wd_namespace_check(in, strlen(in), out, why, wl);
 }
+
+int wd_namespace_covers(const char *prefix, size_t plen, const char *ns, size_t nlen) {
+  if (plen == 1) return 1; /* "/" covers everything */
+  return nlen >= plen && memcmp(ns, prefix, plen) == 0 && (nlen == plen || ns[plen] == '/');
+}

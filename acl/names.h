@@ -23,5 +23,7 @@ int wd_principal_check(const char *p, size_t len, int allow_star, char *why, siz
 #define WD_MAX_NAMESPACE 256
 int wd_namespace_check(const char *in, size_t n, char *out, char *why, size_t wl);
 int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl); /* NUL-terminated in */
+/* The one prefix rule: does the normalised prefix cover namespace ns? */
+int wd_namespace_covers(const char *prefix, size_t plen, const char *ns, size_t nlen);
 
 #endif

@@ -743,63 +743,9 @@ int store_field_type_put(wd_txn *tx, const char *field, wd_type t) {
 
 /* ------------------------------------------------------------- bitmaps */
 
-size_t store_key(char *buf, char kind, const char *s, size_t n) {
-  buf[0] = kind;
-  if (n > 500) n = 500; /* callers validate lengths; never overflow */
-  if (n && s) memcpy(buf + 1, s, n); /* s may be NULL from a damaged record */
-  return n + 1;
-}
-
-/* Order-preserving 8-byte encodings: LMDB compares keys bytewise. */
-static void enc_u64be(unsigned char *p, uint64_t u) {
-  for (int i = 7; i >= 0; i--) {
-    p[i] = (unsigned char)(u & 0xff);
-    u >>= 8;
-  }
-}
-
-uint64_t store_num_enc(const wd_value *v) {
-  if (v->type == WD_T_INT) return (uint64_t)v->i ^ 0x8000000000000000ULL;
-  double f = v->f == 0 ? 0.0 : v->f; /* -0 and 0 are one value */
-  uint64_t u;
-  memcpy(&u, &f, 8);
-  return (u & 0x8000000000000000ULL) ? ~u : u ^ 0x8000000000000000ULL;
-}
-
-size_t store_nkey(char *buf, char kind, const char *field, uint64_t enc, int nbytes) {
-  size_t fl = strlen(field);
-  if (fl > WD_MAX_KEYLEN) fl = WD_MAX_KEYLEN;
-  buf[0] = kind;
-  memcpy(buf + 1, field, fl);
-  buf[1 + fl] = 0;
-  unsigned char e[8];
-  enc_u64be(e, enc);
-  memcpy(buf + 2 + fl, e, (size_t)nbytes);
-  return 2 + fl + (size_t)nbytes;
-}
-
-size_t store_vkey(char *buf, const char *field, const wd_value *v) {
-  size_t fl = strlen(field);
-  if (fl > WD_MAX_KEYLEN) fl = WD_MAX_KEYLEN;
-  buf[0] = 'V';
-  memcpy(buf + 1, field, fl);
-  buf[1 + fl] = 0;
-  unsigned char *p = (unsigned char *)buf + 2 + fl;
-  switch (v->type) {
-    case WD_T_INT:
-    case WD_T_FLOAT:
-      enc_u64be(p, store_num_enc(v));
-      return 2 + fl + 8;
-    case WD_T_BOOL:
-      p[0] = v->b ? 1 : 0;
-      return 2 + fl + 1;
-    default: {
-      size_t n = v->len > WD_MAX_STRVAL ? WD_MAX_STRVAL : v->len;
-      if (n && v->s) memcpy(p, v->s, n);
-      return 2 + fl + n;
-    }
-  }
-}
+/* The bitmap key encoding (store_key, store_vkey, store_nkey,
+ * store_num_enc) lives in engine/allowed.c, next to the allowed set built
+ * from it. */
 
 int store_bm_or(wd_txn *tx, const char *key, size_t klen,
                 roaring_bitmap_t *acc) {
