@@ -204,6 +204,8 @@ static json_t *build_record(const wd_audit_query *q, const wd_audit_agent *ag) {
   return r;
 }
 
+const char *wd_audit_path(const wd_audit *a) { return a ? a->path : NULL; }
+
 int wd_audit_write(wd_audit *a, warden *db, const wd_audit_query *q) {
   return wd_audit_write_obo(a, db, q, NULL);
 }

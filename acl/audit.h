@@ -43,6 +43,8 @@ int wd_audit_create(warden *db, const char *path, int fsync, const char *dir, wd
  * (engine/permissions.c). */
 int wd_audit_open(warden *db, wd_audit **out);
 void wd_audit_close(wd_audit *a);
+/* The log's file (for warden check: engine/check.c). */
+const char *wd_audit_path(const wd_audit *a);
 /* Append one record.  Thread-safe.  Returns 0 or WARDEN_EIO (the query
  * then fails: an audited deployment must not answer unaudited). */
 int wd_audit_write(wd_audit *a, warden *db, const wd_audit_query *q);
@@ -62,7 +64,7 @@ int wd_audit_write_obo(wd_audit *a, warden *db, const wd_audit_query *q,
                        const wd_audit_agent *agent);
 /* Verify a log file: returns the number of good lines, sets *torn when the
  * last line is incomplete or fails its CRC, *bad for damaged lines before
- * the last.  (For `warden check` and tests.) */
+ * the last.  (warden check reports it: engine/check.c.) */
 int64_t wd_audit_verify(const char *path, int *torn, uint64_t *bad);
 
 #endif
