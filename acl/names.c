@@ -3,7 +3,9 @@
  * by every entry point that takes such a name: warden.yaml (default_acl),
  * ingest ACLs and namespaces, acl set/sync, principals set/get/sync,
  * grants, and the query principal, asserted groups and namespace prefixes
- * of the C API (tests/test_names.c feeds them all the same table).
+ * of the C API.  tests/test_harden.c feeds every principal entry point
+ * one table of names, tests/test_names.c every namespace entry point one
+ * table of namespaces.
  *
  *   principal := "user:" NAME | "group:" NAME        ("*" where allowed)
  *   NAME      := 1..256 bytes of valid UTF-8 (shortest form, no surrogates,

@@ -79,7 +79,7 @@ int wd_check_pid(warden *db) {
   return 0;
 }
 
-/* wd_principal_check: see principal.c */
+/* wd_principal_check: acl/names.c */
 
 char *wd_json_string(warden *db, struct json_t *o) {
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
