@@ -109,7 +109,7 @@ int acl_readable(wd_txn *tx, const wd_strlist *who, roaring_bitmap_t **out) {
   char kb[512];
   for (size_t i = 0; i < who->n && !rc; i++) {
     size_t n = strlen(who->v[i]);
-    if (n > 262) continue; /* longer names cannot be stored principals */
+    if (n > WD_PRINCIPAL_MAX) continue; /* longer names cannot be stored principals */
     rc = store_bm_or(tx, kb, store_key(kb, 'A', who->v[i], n), allow);
     if (!rc) rc = store_bm_or(tx, kb, store_key(kb, 'D', who->v[i], n), deny);
   }

@@ -12,6 +12,7 @@
  * names.c lists them).  Returns 0 when valid, else -1 with a reason in
  * why. */
 #define WD_PRINCIPAL_MAX_NAME 256
+#define WD_PRINCIPAL_MAX (6 + WD_PRINCIPAL_MAX_NAME) /* "group:" + NAME */
 int wd_principal_check(const char *p, size_t len, int allow_star, char *why, size_t whylen);
 
 /* Namespaces: "/" or "/seg/seg..." of at most WD_MAX_NAMESPACE bytes, no

@@ -112,7 +112,6 @@ typedef struct rstate {     /* resolver state shared by a batch's queries */
   roaring_bitmap_t *failed;   /* of which refused because the resolver failed */
   roaring_bitmap_t *passed;   /* slots whose document the resolver allowed */
   wd_hmap evidence;           /* doc_id -> evidence string (owned) */
-  wd_hmap failed_docs;        /* doc_id -> (void*)1 failed (not denied) */
   uint64_t denied, errors, timeouts;
   const wd_strlist *agent;    /* on-behalf-of: the agent's expanded set, or NULL */
   wd_hmap agent_evidence;     /* doc_id -> the agent's evidence (owned) */
@@ -166,10 +165,9 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
   unsigned char *out = wd_malloc(n ? n : 1);
   char **ev = wd_calloc(n ? n : 1, sizeof *ev);
   char **aev = wd_calloc(n ? n : 1, sizeof *aev);
-  uint32_t *first = wd_calloc(n ? n : 1, sizeof *first);
   int rc = 0;
   size_t m = 0;
-  if (!items || !out || !ev || !aev || !first) {
+  if (!items || !out || !ev || !aev) {
     rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     goto done;
   }
@@ -185,7 +183,6 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
     if (dup) continue;
     items[m].doc_id = id;
     items[m].source = d->source;
-    first[m] = c[i].id;
     m++;
   }
   if (rc || m == 0) goto done;
@@ -238,7 +235,6 @@ done:
   wd_free(items);
   wd_free(out);
   wd_free(ev);
-  wd_free(first);
   return rc;
 }
 

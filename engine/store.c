@@ -24,6 +24,10 @@
 
 #define NDBI 7
 #define FORMAT_VERSION 2 /* 2: values carry a CRC-32C */
+#define LMDB_MAX_KEY 511            /* LMDB's default key size limit */
+#define LOW_SPACE (4u << 20)        /* free bytes below which EIO means a full disk */
+#define DOCKEY_PREFIX 480           /* doc key: this many bytes of a longer id ... */
+#define DOCKEY_LEN (DOCKEY_PREFIX + 2 + 16) /* ... + "\xff\0" + a 128-bit hash */
 
 static const char *find_map_base(warden *db);
 static int val_in_map(warden *db, const MDB_val *v);
@@ -42,7 +46,7 @@ int store_mdb_err(warden *db, int rc, const char *what) {
     struct statvfs sv;
     char path[4096];
     snprintf(path, sizeof path, "%s/store", db->dir ? db->dir : ".");
-    if (rc == ENOSPC || (statvfs(path, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < (4u << 20)))
+    if (rc == ENOSPC || (statvfs(path, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < LOW_SPACE))
       return wd_err(db, WARDEN_EIO, "%s: no space left on device (the collection is unchanged)",
                     what);
   }
@@ -628,7 +632,7 @@ static int get_strings(wd_txn *tx, MDB_dbi dbi, const char *key, size_t klen, co
                       json_t **out) {
   const void *data;
   size_t len;
-  int rc = klen && klen <= 511 ? get_val(tx, dbi, key, klen, &data, &len, what)
+  int rc = klen && klen <= LMDB_MAX_KEY ? get_val(tx, dbi, key, klen, &data, &len, what)
                                : WARDEN_ENOTFOUND;
   if (rc == WARDEN_ENOTFOUND) {
     *out = json_array();
@@ -829,18 +833,19 @@ int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
 /* ----------------------------------------------------------- documents */
 
 size_t store_dockey(char *buf, const char *doc_id, size_t n) {
-  if (n <= 480) {
+  if (n <= DOCKEY_PREFIX) {
     memcpy(buf, doc_id, n);
     return n;
   }
-  memcpy(buf, doc_id, 480);
-  buf[480] = (char)0xff;
-  buf[481] = 0;
+  memcpy(buf, doc_id, DOCKEY_PREFIX);
+  buf[DOCKEY_PREFIX] = (char)0xff;
+  buf[DOCKEY_PREFIX + 1] = 0;
+  /* two 64-bit hashes with different seeds (golden-ratio constants) */
   uint64_t h1 = wd_hash64(doc_id, n, 0x9e3779b97f4a7c15ULL);
   uint64_t h2 = wd_hash64(doc_id, n, 0x3c6ef372fe94f82bULL);
-  memcpy(buf + 482, &h1, 8);
-  memcpy(buf + 490, &h2, 8);
-  return 498;
+  memcpy(buf + DOCKEY_PREFIX + 2, &h1, 8);
+  memcpy(buf + DOCKEY_PREFIX + 10, &h2, 8);
+  return DOCKEY_LEN;
 }
 
 int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
