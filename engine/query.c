@@ -1,14 +1,23 @@
 /*
  * query.c -- plan and run a permission-aware top-k query.
  *
- * One query, end to end, inside one LMDB read snapshot:
- *   1. who   = the principal + caller groups + directory groups (acl/)
- *   2. allowed = readable(who) AND namespace mask AND filter bitmap
- *      -- all bitmap algebra; no document is looked at one by one;
- *   3. nearest allowed vectors: the exact scan consults `allowed` inside
- *      the scan (index/scan.c), so disallowed chunks cost nothing;
- *   4. the hits are materialised (text, source, metadata) from the same
- *      snapshot, so a result never mixes two revisions.
+ * One query, end to end, inside one LMDB read snapshot; each step is one
+ * function of query_run, in this order, and uses the file that owns its
+ * knowledge:
+ *   1. who (qrun_who): the principal + caller groups + directory groups
+ *      (acl/acl.c);
+ *   2. the allowed set (qrun_allowed): readable(who) AND namespace mask
+ *      AND filter bitmap AND live -- all bitmap algebra, no document looked
+ *      at one by one (engine/allowed.c, next to the bitmap key encoding);
+ *   3. strategy (qrun_search, with a resolver qrun_candidates): nearest
+ *      allowed vectors -- the exact scan consults `allowed` inside the scan
+ *      (index/scan.c), so disallowed chunks cost nothing; engine/search.c
+ *      chooses exact or ANN;
+ *   4. materialise (qrun_hits): text, source, metadata from the same
+ *      snapshot (engine/results.c), each hit re-checked against its record
+ *      by the ACL rule (acl_record_allows), so a result never mixes two
+ *      revisions and never disagrees with its record;
+ *   5. audit (qrun_audit, acl/audit.c) and the plan (qrun_explain).
  * Because everything happens in one snapshot that began after any write
  * that returned before the query started, a revoke that has returned is
  * never missed.

@@ -50,7 +50,7 @@ struct warden {
   struct wd_ann *ann;           /* index/ANN state owned by engine/search.c */
   pthread_mutex_t annlock;      /* guards ann (load, catch-up, swap) */
   struct wd_bmcache *bmcache;   /* engine/store.c; NULL until first use */
-  struct wd_doccache *doccache; /* engine/query.c; NULL until first use */
+  struct wd_doccache *doccache; /* engine/results.c; NULL until first use */
   struct wd_blktab *blktab;     /* engine/store.c; NULL until first use */
   pthread_mutex_t blklock;      /* guards blktab and its reference counts */
   /* engine/search.c: which allowed sets were scanned recently, to price
@@ -73,7 +73,7 @@ struct warden {
 int wd_open_nolock(const char *dir, const warden_open_opts *opts, warden **out, char *errbuf,
                    size_t errlen);
 
-/* engine/query.c: free the handle's document cache (NULL allowed). */
+/* engine/results.c: free the handle's document cache (NULL allowed). */
 void wd_doccache_free(struct wd_doccache *c);
 
 /* Record a message for the calling thread and return code. */
