@@ -14,7 +14,11 @@ CXX     ?= g++
 OPT     ?= -O2 -g
 WARN    := -Wall -Wextra -Werror
 CSTD    := -std=c11 -D_GNU_SOURCE
-INCS    := -Iengine -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
+# Library sources name the folder of every header they include
+# ("base/hmap.h", "acl/acl.h", "index/ivf.h", "engine/store.h"; base/ is
+# engine/base/): -I. and -Iengine resolve those.  The plain -I folders
+# serve tools/, bench/ and tests/.  tests/layers.sh checks the arrows.
+INCS    := -I. -Iengine -Iengine/base -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
 CFLAGS_ALL   := $(CSTD) $(OPT) $(WARN) -fPIC -pthread $(INCS) $(EXTRA_CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) $(WARN) -fPIC -pthread -fopenmp $(INCS) $(EXTRA_CFLAGS)
 
@@ -37,7 +41,7 @@ FAISS_EXTRA_REL := $(patsubst %.cpp,build/rel/%.o,$(FAISS_EXTRA))
 FAISS_EXTRA_SAN := $(patsubst %.cpp,build/san/%.o,$(FAISS_EXTRA))
 LIBS := $(FAISS_LIBS) -llmdb -lroaring -ljansson -lyaml -lstemmer -licuuc -lopenblas -fopenmp -lstdc++ -lm -pthread
 
-LIB_SRCS := $(wildcard engine/*.c index/*.c acl/*.c)
+LIB_SRCS := $(wildcard engine/base/*.c engine/*.c index/*.c acl/*.c)
 CLI_SRCS := $(wildcard tools/*.c)
 TEST_SRCS := $(wildcard tests/test_*.c)
 

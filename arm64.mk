@@ -12,7 +12,7 @@
 A64_CC  ?= aarch64-linux-gnu-gcc
 A64_CXX ?= aarch64-linux-gnu-g++
 A64_RUN ?= qemu-aarch64
-A64_INCS := -Iengine -Iindex -Iacl -I/usr/include/aarch64-linux-gnu/openblas-pthread
+A64_INCS := -I. -Iengine -Iengine/base -Iindex -Iacl -I/usr/include/aarch64-linux-gnu/openblas-pthread
 A64_CF := $(CSTD) -O2 -g $(WARN) -fPIC -pthread $(A64_INCS)
 A64_XF := -std=c++17 -O2 -g $(WARN) -fPIC -pthread -fopenmp $(A64_INCS)
 # Debian 12 ships libfaiss for arm64 as a static library only

@@ -1,7 +1,7 @@
 /*
  * acl.c -- group expansion and readable-set bitmaps (see acl.h).
  */
-#include "acl.h"
+#include "acl/acl.h"
 
 #include <string.h>
 
@@ -36,7 +36,7 @@ void wd_strlist_free(wd_strlist *l) {
 }
 
 int acl_directory_groups(wd_txn *tx, const char *p, size_t n, json_t **out) {
-  return store_get_strings(tx, tx->db->dbi_princ, p, n, "directory entry", out);
+  return store_directory_get(tx, p, n, out);
 }
 
 /* Record parents as entries are added (parallel array, same capacity). */
@@ -85,7 +85,7 @@ int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
     json_array_foreach(g, j, e) {
       if (!json_is_string(e)) continue;
       if (l.n >= WD_MAX_EXPANDED) {
-        rc = wd_err(tx->db, WARDEN_EDATA, "group expansion exceeds %d principals",
+        rc = wd_err(store_txn_handle(tx), WARDEN_EDATA, "group expansion exceeds %d principals",
                     WD_MAX_EXPANDED);
         break;
       }
@@ -96,7 +96,7 @@ int acl_expand(wd_txn *tx, const char *principal, const char *const *groups,
   }
   if (rc) {
     wd_strlist_free(&l);
-    return rc == WARDEN_ENOMEM ? wd_err(tx->db, rc, "out of memory") : rc;
+    return rc == WARDEN_ENOMEM ? wd_err(store_txn_handle(tx), rc, "out of memory") : rc;
   }
   *out = l;
   return 0;
@@ -109,7 +109,7 @@ int acl_readable(wd_txn *tx, const wd_strlist *who, roaring_bitmap_t **out) {
   char kb[512];
   for (size_t i = 0; i < who->n && !rc; i++) {
     size_t n = strlen(who->v[i]);
-    if (n > 262) continue; /* longer names cannot be stored principals */
+    if (n > WD_PRINCIPAL_MAX) continue; /* longer names cannot be stored principals */
     rc = store_bm_or(tx, kb, store_key(kb, 'A', who->v[i], n), allow);
     if (!rc) rc = store_bm_or(tx, kb, store_key(kb, 'D', who->v[i], n), deny);
   }
@@ -126,15 +126,15 @@ int acl_readable(wd_txn *tx, const wd_strlist *who, roaring_bitmap_t **out) {
 }
 
 typedef struct {
-  size_t plen; /* length of "N" + prefix */
+  const char *prefix; /* normalised */
+  size_t plen;        /* length of "N" + prefix */
 } ns_ctx;
 
-/* Take "N/a" and "N/a/..." but not "N/ab". */
+/* Take "N/a" and "N/a/..." but not "N/ab": the walk already matched the
+ * prefix bytes, wd_namespace_covers says whether the rest is a segment. */
 static int ns_take(const char *key, size_t klen, void *ctx) {
   ns_ctx *c = ctx;
-  if (klen == c->plen) return 1;
-  if (c->plen == 2) return 1; /* prefix "/" covers everything */
-  return key[c->plen] == '/';
+  return wd_namespace_covers(c->prefix, c->plen - 1, key + 1, klen - 1);
 }
 
 int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
@@ -145,12 +145,12 @@ int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
     if (strlen(prefixes[i]) > WD_MAX_NAMESPACE ||
         wd_namespace_normalize(prefixes[i], ns, why, sizeof why)) {
       roaring_bitmap_free(m);
-      return wd_err(tx->db, WARDEN_EINVAL, "namespace \"%.100s\": %s", prefixes[i],
+      return wd_err(store_txn_handle(tx), WARDEN_EINVAL, "namespace \"%.100s\": %s", prefixes[i],
                     strlen(prefixes[i]) > WD_MAX_NAMESPACE ? "too long" : why);
     }
     char kb[512];
     size_t kl = store_key(kb, 'N', ns, strlen(ns));
-    ns_ctx c = {kl};
+    ns_ctx c = {ns, kl};
     int rc = store_bm_walk(tx, kb, kl, kl, NULL, 0, m, ns_take, &c);
     if (rc) {
       roaring_bitmap_free(m);
@@ -159,4 +159,42 @@ int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
   }
   *out = m;
   return 0;
+}
+
+/* Defence in depth: the stored-ACL rule and the namespace prefixes,
+ * evaluated again on a document's record (allow, deny, namespace),
+ * independently of the bitmaps that selected it.  The query fails closed
+ * when they disagree (engine/query.c). */
+int acl_record_allows(const wd_strlist *who, const json_t *allow, const json_t *deny,
+                      const char *ns, const char *const *prefixes, size_t nprefixes) {
+  int ok = 0;
+  size_t i;
+  const json_t *p;
+  json_array_foreach(allow, i, p) {
+    const char *s = json_string_value(p);
+    if (s && (strcmp(s, "*") == 0 || wd_strlist_has(who, s, strlen(s)))) ok = 1;
+  }
+  json_array_foreach(deny, i, p) {
+    const char *s = json_string_value(p);
+    if (s && wd_strlist_has(who, s, strlen(s))) ok = 0; /* deny wins */
+  }
+  if (!ok || !nprefixes) return ok;
+  for (size_t j = 0; j < nprefixes; j++) {
+    char pre[WD_MAX_NAMESPACE + 1], why[300];
+    if (wd_namespace_normalize(prefixes[j], pre, why, sizeof why)) continue;
+    if (wd_namespace_covers(pre, strlen(pre), ns, strlen(ns))) return 1;
+  }
+  return 0;
+}
+
+char *acl_evidence(const wd_strlist *who, const json_t *allow) {
+  size_t i;
+  const json_t *p;
+  json_array_foreach(allow, i, p) {
+    const char *s = json_string_value(p);
+    if (s && strcmp(s, "*") == 0) return wd_strdup("*");
+    for (size_t j = 0; s && j < who->n; j++)
+      if (strcmp(who->v[j], s) == 0) return acl_chain(who, j);
+  }
+  return NULL;
 }

@@ -13,7 +13,9 @@
 #define WD_ACL_H
 #include <roaring/roaring.h>
 
-#include "store.h"
+#include "acl/acl_store.h"
+#include "acl/names.h"
+#include "base/wd_alloc.h"
 
 typedef struct wd_strlist {
   char **v;
@@ -47,11 +49,19 @@ int acl_readable(wd_txn *tx, const wd_strlist *who, roaring_bitmap_t **out);
 int acl_namespace_mask(wd_txn *tx, const char *const *prefixes, size_t n,
                        roaring_bitmap_t **out);
 
+/* The stored-ACL rule and the namespace prefixes (normalised here; a
+ * malformed one covers nothing) evaluated again on one document's record:
+ * allow and deny (JSON arrays of principals) and its namespace ns.  1 when
+ * who may read it.  For the query's re-check of every hit. */
+int acl_record_allows(const wd_strlist *who, const json_t *allow, const json_t *deny,
+                      const char *ns, const char *const *prefixes, size_t nprefixes);
+/* The allow entry that admitted a document for who, as a chain ("*", or
+ * acl_chain's form); NULL when none (or out of memory).  wd_free. */
+char *acl_evidence(const wd_strlist *who, const json_t *allow);
+
 /* The groups the directory lists for p (not expanded) as a JSON array
  * (new reference), or an empty array. */
 int acl_directory_groups(wd_txn *tx, const char *p, size_t n, json_t **out);
 
-/* Namespace normalisation shared with ingest (engine/ingest.c). */
-int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl);
 
 #endif

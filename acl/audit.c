@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@
 
 #include <jansson.h>
 
-#include "audit.h"
+#include "acl/audit.h"
 
 struct wd_audit {
   int fd;
@@ -75,18 +76,17 @@ static uint32_t crc32_update(uint32_t crc, const void *buf, size_t n) {
 
 /* ------------------------------------------------------------- open/close */
 
-int wd_audit_open(warden *db, wd_audit **out) {
-  if (!db->cfg.audit_path) {
+int wd_audit_create(warden *db, const char *p, int fsync, const char *dir, wd_audit **out) {
+  if (!p) {
     *out = NULL;
     return 0;
   }
   wd_audit *a = wd_calloc(1, sizeof *a);
   if (!a) return wd_err(db, WARDEN_ENOMEM, "out of memory");
   a->fd = -1;
-  a->fsync = db->cfg.audit_fsync;
+  a->fsync = fsync;
   pthread_mutex_init(&a->lock, NULL);
-  const char *p = db->cfg.audit_path;
-  a->path = p[0] == '/' ? wd_strdup(p) : wd_asprintf("%s/%s", db->dir ? db->dir : ".", p);
+  a->path = p[0] == '/' ? wd_strdup(p) : wd_asprintf("%s/%s", dir ? dir : ".", p);
   if (!a->path) {
     wd_audit_close(a);
     return wd_err(db, WARDEN_ENOMEM, "out of memory");
@@ -203,6 +203,8 @@ static json_t *build_record(const wd_audit_query *q, const wd_audit_agent *ag) {
   }
   return r;
 }
+
+const char *wd_audit_path(const wd_audit *a) { return a ? a->path : NULL; }
 
 int wd_audit_write(wd_audit *a, warden *db, const wd_audit_query *q) {
   return wd_audit_write_obo(a, db, q, NULL);

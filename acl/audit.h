@@ -13,7 +13,7 @@
 #define WD_AUDIT_H
 #include <stdint.h>
 
-#include "acl.h"
+#include "acl/acl.h"
 
 typedef struct wd_audit_hit {
   const char *doc_id;
@@ -35,10 +35,16 @@ typedef struct wd_audit_query {
 
 typedef struct wd_audit wd_audit;
 
-/* Open the log named by db->cfg.audit_path (relative to the collection
- * directory); *out NULL when auditing is off. */
+/* Open the log at path (relative to dir unless absolute); path NULL:
+ * auditing is off, *out NULL.  fsync: fdatasync every line.  db: the
+ * handle errors are recorded on. */
+int wd_audit_create(warden *db, const char *path, int fsync, const char *dir, wd_audit **out);
+/* wd_audit_create from db's audit.path and audit.fsync
+ * (engine/permissions.c). */
 int wd_audit_open(warden *db, wd_audit **out);
 void wd_audit_close(wd_audit *a);
+/* The log's file (for warden check: engine/check.c). */
+const char *wd_audit_path(const wd_audit *a);
 /* Append one record.  Thread-safe.  Returns 0 or WARDEN_EIO (the query
  * then fails: an audited deployment must not answer unaudited). */
 int wd_audit_write(wd_audit *a, warden *db, const wd_audit_query *q);
@@ -58,7 +64,7 @@ int wd_audit_write_obo(wd_audit *a, warden *db, const wd_audit_query *q,
                        const wd_audit_agent *agent);
 /* Verify a log file: returns the number of good lines, sets *torn when the
  * last line is incomplete or fails its CRC, *bad for damaged lines before
- * the last.  (For `warden check` and tests.) */
+ * the last.  (warden check reports it: engine/check.c.) */
 int64_t wd_audit_verify(const char *path, int *torn, uint64_t *bad);
 
 #endif

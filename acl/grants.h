@@ -1,6 +1,6 @@
 /*
- * grants.h -- the stored grants of the `grants` resolver (acl/grants.c),
- * shared with acl/resolver.c.
+ * grants.h -- the stored grants of the `grants` resolver, read by
+ * acl/resolver.c and written by engine/grants.c (warden_grant_*).
  *
  * Layout of the "grants" LMDB database: key = principal (user:NAME,
  * group:NAME or "*"), value = JSON array of the prefixes granted to it,
@@ -12,13 +12,15 @@
 #define WD_GRANTS_H
 #include <jansson.h>
 
-#include "store.h"
+#include "acl/acl_store.h"
 
 #define WD_MAX_GRANT_PREFIX 500 /* the "S"+source bitmap keys keep 500 bytes */
 
 /* The prefixes granted to principal p (exact key, no expansion) as a JSON
  * array (new reference; empty when none).  WARDEN_ECORRUPT when the stored
  * entry is damaged. */
-int grants_of(wd_txn *tx, const char *p, size_t n, json_t **out);
+static inline int grants_of(wd_txn *tx, const char *p, size_t n, json_t **out) {
+  return store_grants_get(tx, p, n, out);
+}
 
 #endif

@@ -55,6 +55,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -67,8 +68,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "grants.h"
-#include "resolver.h"
+#include "acl/grants.h"
+#include "acl/resolver.h"
 
 extern char **environ;
 
@@ -107,28 +108,28 @@ static int64_t now_ms(void) {
 
 /* ------------------------------------------------------------ lifecycle */
 
-int wd_resolver_open(warden *db, wd_resolver **out) {
+int wd_resolver_create(warden *db, const wd_resolver_conf *conf, wd_resolver **out) {
   wd_resolver *r = wd_calloc(1, sizeof *r);
   if (!r) return wd_err(db, WARDEN_ENOMEM, "out of memory");
   r->db = db;
-  r->type = db->cfg.resolver_type;
-  r->timeout_ms = db->cfg.resolver_timeout_ms ? db->cfg.resolver_timeout_ms : 500;
+  r->type = conf->type;
+  r->timeout_ms = conf->timeout_ms ? conf->timeout_ms : WD_RESOLVER_TIMEOUT_MS;
   for (int i = 0; i < RES_POOL; i++) {
     r->kids[i].fd = -1;
     pthread_mutex_init(&r->kids[i].lock, NULL);
   }
   if (r->type == WD_RESOLVER_COMMAND) {
-    if (db->cfg.nresolver_cmd == 0 || !db->cfg.resolver_cmd || !db->cfg.resolver_cmd[0][0]) {
+    if (conf->ncmd == 0 || !conf->cmd || !conf->cmd[0][0]) {
       wd_resolver_close(r);
       return wd_err(db, WARDEN_ERESOLVER, "resolver.command is empty");
     }
-    char *abs = db->dir ? realpath(db->dir, NULL) : NULL;
-    r->cwd = wd_strdup(abs ? abs : (db->dir ? db->dir : "."));
+    char *abs = conf->dir ? realpath(conf->dir, NULL) : NULL;
+    r->cwd = wd_strdup(abs ? abs : (conf->dir ? conf->dir : "."));
     free(abs);
-    r->argv = wd_calloc(db->cfg.nresolver_cmd + 1, sizeof *r->argv);
+    r->argv = wd_calloc(conf->ncmd + 1, sizeof *r->argv);
     int oom = !r->cwd || !r->argv;
-    for (size_t i = 0; !oom && i < db->cfg.nresolver_cmd; i++) {
-      const char *a = db->cfg.resolver_cmd[i];
+    for (size_t i = 0; !oom && i < conf->ncmd; i++) {
+      const char *a = conf->cmd[i];
       /* the program is spawned with the collection as cwd; an absolute
        * path does not depend on how posix_spawnp orders chdir and exec */
       if (i == 0 && a[0] != '/' && strchr(a, '/'))
@@ -200,16 +201,6 @@ void wd_resolver_set_callback(wd_resolver *r, warden_resolver_fn fn, void *ctx) 
   r->ctx = fn ? ctx : NULL;
 }
 
-int warden_set_resolver(warden *db, warden_resolver_fn fn, void *ctx) {
-  if (!db) return WARDEN_EINVAL;
-  int rc = wd_check_pid(db);
-  if (rc) return rc;
-  wd_err_clear(db);
-  if (!db->resolver) return wd_err(db, WARDEN_EINVAL, "set resolver: handle is not open");
-  wd_resolver_set_callback(db->resolver, fn, ctx);
-  return 0;
-}
-
 int wd_resolver_active(const wd_resolver *r) {
   return r && (r->fn || r->type == WD_RESOLVER_GRANTS || r->type == WD_RESOLVER_COMMAND);
 }
@@ -248,7 +239,7 @@ static void grant_set_free(grant_set *s) {
 static int grant_set_load(wd_txn *tx, const wd_strlist *who, grant_set *s) {
   memset(s, 0, sizeof *s);
   s->arrays = json_array();
-  if (!s->arrays) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+  if (!s->arrays) return wd_err(store_txn_handle(tx), WARDEN_ENOMEM, "out of memory");
   int star_seen = wd_strlist_has(who, "*", 1);
   for (size_t i = 0; i <= who->n; i++) {
     const char *p = i < who->n ? who->v[i] : "*";
@@ -268,7 +259,7 @@ static int grant_set_load(wd_txn *tx, const wd_strlist *who, grant_set *s) {
         grant_ref *ng = wd_realloc(s->g, nc * sizeof *ng);
         if (!ng) {
           grant_set_free(s);
-          return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+          return wd_err(store_txn_handle(tx), WARDEN_ENOMEM, "out of memory");
         }
         s->g = ng;
         s->cap = nc;
@@ -293,7 +284,7 @@ static int grants_check(wd_txn *tx, const wd_strlist *who, const warden_resource
     if (!evidence) continue;
     evidence[i] = hit ? wd_asprintf("grant %s %s", hit->principal, hit->prefix)
                       : wd_strdup("grants: no grant matches");
-    if (!evidence[i]) rc = wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    if (!evidence[i]) rc = wd_err(store_txn_handle(tx), WARDEN_ENOMEM, "out of memory");
   }
   grant_set_free(&s);
   return rc;
@@ -319,7 +310,7 @@ int wd_resolver_prefilter(wd_resolver *r, wd_txn *tx, const wd_strlist *who,
     wd_free(pre);
     if (acc) roaring_bitmap_free(acc);
     grant_set_free(&s);
-    return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    return wd_err(store_txn_handle(tx), WARDEN_ENOMEM, "out of memory");
   }
   for (size_t i = 0; i < s.n; i++) pre[i] = s.g[i].prefix;
   /* sorted, a prefix covered by a shorter kept one adds nothing: skip it */

@@ -18,18 +18,35 @@
 #define WD_RESOLVER_H
 #include <roaring/roaring.h>
 
-#include "acl.h"
-#include "store.h"
+#include "acl/acl.h"
 
 #define WD_RES_DENY 0    /* the resolver said no */
 #define WD_RES_ALLOW 1   /* the resolver said yes */
 #define WD_RES_ERROR 2   /* failed: crash, garbage, wrong id, too few answers */
 #define WD_RES_TIMEOUT 3 /* failed: no answer in time */
 
+/* resolver.type in warden.yaml (engine/config.c parses it) */
+#define WD_RESOLVER_NONE 0
+#define WD_RESOLVER_GRANTS 1
+#define WD_RESOLVER_COMMAND 2
+#define WD_RESOLVER_TIMEOUT_MS 500 /* resolver.timeout_ms when unset */
+
 typedef struct wd_resolver wd_resolver;
 
-/* Create the handle's resolver from db->cfg.  Does not start a child
- * process yet (that happens on first use).  *out NULL-safe to close. */
+/* What the resolver needs of the collection's configuration. */
+typedef struct wd_resolver_conf {
+  int type;                /* WD_RESOLVER_* */
+  const char *const *cmd;  /* resolver.command argv (ncmd entries) */
+  size_t ncmd;
+  unsigned timeout_ms;     /* 0: WD_RESOLVER_TIMEOUT_MS */
+  const char *dir;         /* the collection directory (the child's cwd) */
+} wd_resolver_conf;
+
+/* Create a resolver.  Does not start a child process yet (that happens on
+ * first use).  db: the handle errors are recorded on.  *out NULL-safe to
+ * close. */
+int wd_resolver_create(warden *db, const wd_resolver_conf *conf, wd_resolver **out);
+/* wd_resolver_create from db's configuration (engine/permissions.c). */
 int wd_resolver_open(warden *db, wd_resolver **out);
 void wd_resolver_close(wd_resolver *r);
 /* Replace the callback (NULL fn: back to the configured resolver). */

@@ -2,7 +2,7 @@
  * backup.c -- warden_backup: an online, consistent, compacted copy of a
  * collection.
  *
- * The store is copied with mdb_env_copy2(MDB_CP_COMPACT): LMDB walks one
+ * The store is copied compacted (store_copy_compact): LMDB walks one
  * read snapshot and writes only the pages in use, renumbered, so free pages
  * (left by deletes and rewrites) are not copied.  Writers go on meanwhile
  * (a reader never blocks LMDB's writer).  The ANN index file is copied
@@ -21,8 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store.h"
-#include "wd_internal.h"
+#include "engine/store.h"
+#include "engine/wd_internal.h"
 
 static int copy_file(warden *db, const char *from, const char *to, int missing_ok) {
   int in = open(from, O_RDONLY | O_CLOEXEC);
@@ -117,12 +117,7 @@ int warden_backup(warden *db, const char *dest, char **json_out) {
   /* 2. the store: one snapshot, compacted */
   snprintf(b, sizeof b, "%s/store", tmp);
   if (!rc && mkdir(b, 0755) != 0) rc = wd_err(db, WARDEN_EIO, "backup: %s: %s", b, strerror(errno));
-  if (!rc) {
-    pthread_rwlock_rdlock(&db->maplock); /* no map resize during the copy */
-    int mrc = mdb_env_copy2(db->env, b, MDB_CP_COMPACT);
-    pthread_rwlock_unlock(&db->maplock);
-    if (mrc) rc = store_mdb_err(db, mrc, "backup: copy store");
-  }
+  if (!rc) rc = store_copy_compact(db, b, "backup: copy store");
   if (!rc) {
     snprintf(a, sizeof a, "%s/store/data.mdb", tmp);
     int fd = open(a, O_RDONLY | O_CLOEXEC);

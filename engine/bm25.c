@@ -31,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lexical.h"
+#include "engine/lexical.h"
 
 #define MAX_QTERMS 1024
 
@@ -244,61 +244,60 @@ int wd_lex_term_slots(warden *db, wd_txn *tx, const char *text, roaring_bitmap_t
   return rc;
 }
 
-int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *stats,
-                        const roaring_bitmap_t *allowed, size_t k, wd_lex_hit **hits,
-                        size_t *nout, wd_lex_info *info) {
-  double t0 = now_ms();
-  memset(info, 0, sizeof *info);
-  *hits = NULL;
-  *nout = 0;
-  char **terms = NULL;
-  size_t *tlen = NULL, nt = 0;
-  int rc = wd_lex_query_terms(db, text, &terms, &tlen, &nt);
-  if (rc) return wd_err(db, WARDEN_ENOMEM, "out of memory");
-  info->terms = nt;
-  uint64_t N = roaring_bitmap_get_cardinality(stats ? stats : allowed);
-  uint32_t *wa = NULL, *wl = NULL; /* per window: allowed / live slots */
-  roaring_bitmap_t *live = NULL;
+/* One lexical search's state, shared by its four steps below. */
+typedef struct lexq {
+  warden *db;
+  wd_txn *tx;
+  const roaring_bitmap_t *stats, *allowed;
+  size_t k;
+  wd_lex_info *info;
+  char **terms;
+  size_t *tlen, nt;
+  uint64_t N;           /* chunks the statistics are over */
+  double avgdl;
+  size_t nwin;
+  uint32_t *wa, *wl;    /* per window: allowed / live slots */
+  roaring_bitmap_t *live;
+  roaring_uint32_iterator_t *it; /* over allowed */
+  double *idf;          /* per term */
+  went *ents;           /* (window, term) pairs that may score */
+  size_t nents, capents;
+  win *wins;            /* windows, by decreasing bound */
+  size_t nwins;
+  wd_lex_hit *heap;     /* the k best so far (min-heap) */
+  size_t hn;
+  double *acc;          /* per slot of a window: its score so far */
+  uint32_t *mark;       /* per slot: the epoch acc[] was last reset in */
+  uint16_t *touched;    /* slots scored in the current window */
   uint64_t wbits[WD_LEX_WIN / 64]; /* the allowed slots of a partly allowed window */
-  double *idf = wd_calloc(nt ? nt : 1, sizeof *idf);
-  went *ents = NULL;
-  size_t nents = 0, capents = 0;
-  win *wins = NULL;
-  size_t nwins = 0;
-  wd_lex_hit *heap = wd_calloc(k ? k : 1, sizeof *heap);
-  size_t hn = 0;
-  double *acc = wd_malloc(WD_LEX_WIN * sizeof *acc);
-  uint32_t *mark = wd_calloc(WD_LEX_WIN, sizeof *mark);
-  uint16_t *touched = wd_malloc(WD_LEX_WIN * sizeof *touched);
-  roaring_uint32_iterator_t *it = NULL;
-  if (!idf || !heap || !acc || !mark || !touched) goto nomem;
-  if (N == 0 || nt == 0 || !db->have_lex || roaring_bitmap_is_empty(allowed)) goto done;
-  /* 1. per window: how many slots are allowed and live; the total length
-   * of the allowed chunks.  A window whose live slots are all allowed
-   * (allowed is a subset of live) is summed straight from its length
-   * block and later scored without testing postings; only partly allowed
-   * windows are walked slot by slot. */
-  uint32_t maxs = roaring_bitmap_maximum(allowed);
-  size_t nwin = (size_t)maxs / WD_LEX_WIN + 1;
-  wa = wd_calloc(nwin, sizeof *wa);
-  wl = wd_calloc(nwin, sizeof *wl);
-  live = roaring_bitmap_create();
-  it = roaring_create_iterator(allowed);
-  if (!wa || !wl || !live || !it) goto nomem;
-  {
-    char lk[1] = {'L'};
-    if ((rc = store_bm_or(tx, lk, 1, live))) goto done;
-  }
+} lexq;
+
+/* 1. per window: how many slots are allowed and live; the total length of
+ * the allowed chunks.  A window whose live slots are all allowed (allowed
+ * is a subset of live) is summed straight from its length block and later
+ * scored without testing postings; only partly allowed windows are walked
+ * slot by slot. */
+static int lex_windows(lexq *L) {
+  uint32_t maxs = roaring_bitmap_maximum(L->allowed);
+  size_t nwin = L->nwin = (size_t)maxs / WD_LEX_WIN + 1;
+  L->wa = wd_calloc(nwin, sizeof *L->wa);
+  L->wl = wd_calloc(nwin, sizeof *L->wl);
+  L->live = roaring_bitmap_create();
+  L->it = roaring_create_iterator(L->allowed);
+  if (!L->wa || !L->wl || !L->live || !L->it) return wd_err(L->db, WARDEN_ENOMEM, "out of memory");
+  char lk[1] = {'L'};
+  int rc = store_bm_or(L->tx, lk, 1, L->live);
+  if (rc) return rc;
   uint64_t sumdl = 0;
   for (size_t w = 0; w < nwin; w++) {
     uint64_t lo = (uint64_t)w * WD_LEX_WIN, hi = lo + WD_LEX_WIN;
-    wa[w] = (uint32_t)roaring_bitmap_range_cardinality(allowed, lo, hi);
-    if (!wa[w]) continue;
-    wl[w] = (uint32_t)roaring_bitmap_range_cardinality(live, lo, hi);
+    L->wa[w] = (uint32_t)roaring_bitmap_range_cardinality(L->allowed, lo, hi);
+    if (!L->wa[w]) continue;
+    L->wl[w] = (uint32_t)roaring_bitmap_range_cardinality(L->live, lo, hi);
     const unsigned char *lens;
-    if ((rc = get_lens(tx, (uint32_t)w, &lens))) goto done;
+    if ((rc = get_lens(L->tx, (uint32_t)w, &lens))) return rc;
     if (!lens) continue;
-    if (wa[w] == wl[w]) {
+    if (L->wa[w] == L->wl[w]) {
       uint32_t l4[WD_LEX_WIN];
       memcpy(l4, lens, sizeof l4);
       uint64_t s = 0;
@@ -306,46 +305,43 @@ int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_
       sumdl += s;
     } else {
       uint32_t b[WD_LEX_WIN], got = 0;
-      roaring_move_uint32_iterator_equalorlarger(it, (uint32_t)lo);
-      if (it->has_value) got = roaring_read_uint32_iterator(it, b, wa[w]); /* all in w */
+      roaring_move_uint32_iterator_equalorlarger(L->it, (uint32_t)lo);
+      if (L->it->has_value) got = roaring_read_uint32_iterator(L->it, b, L->wa[w]); /* all in w */
       for (uint32_t i = 0; i < got && b[i] < hi; i++) sumdl += len_at(lens, b[i] % WD_LEX_WIN);
     }
   }
-  if (stats && (rc = stats_sumdl(tx, stats, &sumdl))) goto done; /* N, avgdl over stats */
-  double avgdl = sumdl ? (double)sumdl / (double)N : 1.0;
-  /* 2. per term: df over allowed, idf, the windows it may score in */
-  for (size_t t = 0; t < nt; t++) {
+  if (L->stats && (rc = stats_sumdl(L->tx, L->stats, &sumdl))) return rc; /* N, avgdl over stats */
+  L->avgdl = sumdl ? (double)sumdl / (double)L->N : 1.0;
+  return 0;
+}
+
+/* 2. per term: df over allowed (or stats), idf, the windows it may score
+ * in with an upper bound of its weight there. */
+static int lex_terms(lexq *L) {
+  warden *db = L->db;
+  for (size_t t = 0; t < L->nt; t++) {
     char kb[WD_LEX_MAXTERM + 8];
     kb[0] = 'B';
-    memcpy(kb + 1, terms[t], tlen[t]);
+    memcpy(kb + 1, L->terms[t], L->tlen[t]);
     const void *v;
     size_t vl;
-    rc = store_lex_get(tx, kb, tlen[t] + 1, &v, &vl);
-    if (rc == WARDEN_ENOTFOUND) {
-      rc = 0;
-      continue;
-    }
-    if (rc) goto done;
+    int rc = store_lex_get(L->tx, kb, L->tlen[t] + 1, &v, &vl);
+    if (rc == WARDEN_ENOTFOUND) continue;
+    if (rc) return rc;
     roaring_bitmap_t *bm = roaring_bitmap_portable_deserialize_safe(v, vl);
-    if (!bm) {
-      rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: slot bitmap of a term is damaged");
-      goto done;
-    }
-    uint64_t df = roaring_bitmap_and_cardinality(bm, stats ? stats : allowed);
+    if (!bm) return wd_err(db, WARDEN_ECORRUPT, "lexical index: slot bitmap of a term is damaged");
+    uint64_t df = roaring_bitmap_and_cardinality(bm, L->stats ? L->stats : L->allowed);
     roaring_bitmap_free(bm);
     if (df == 0) continue;
-    info->terms_found++;
-    idf[t] = wd_bm25_idf((double)N, (double)df);
+    L->info->terms_found++;
+    L->idf[t] = wd_bm25_idf((double)L->N, (double)df);
     kb[0] = 'T';
-    if ((rc = store_lex_get(tx, kb, tlen[t] + 1, &v, &vl))) {
+    if ((rc = store_lex_get(L->tx, kb, L->tlen[t] + 1, &v, &vl))) {
       if (rc == WARDEN_ENOTFOUND)
         rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: a term has slots but no directory");
-      goto done;
+      return rc;
     }
-    if (vl % 12) {
-      rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: directory of a term is damaged");
-      goto done;
-    }
+    if (vl % 12) return wd_err(db, WARDEN_ECORRUPT, "lexical index: directory of a term is damaged");
     for (size_t i = 0; i < vl / 12; i++) {
       const unsigned char *p = (const unsigned char *)v + 12 * i;
       uint32_t w, min_dl;
@@ -353,126 +349,183 @@ int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_
       memcpy(&w, p, 4);
       memcpy(&max_tf, p + 6, 2);
       memcpy(&min_dl, p + 8, 4);
-      info->windows++;
-      if (w >= nwin || !wa[w]) {
-        info->win_disallowed++;
+      L->info->windows++;
+      if (w >= L->nwin || !L->wa[w]) {
+        L->info->win_disallowed++;
         continue;
       }
-      if (nents == capents) {
-        size_t nc = capents ? capents * 2 : 256;
-        went *ne = wd_realloc(ents, nc * sizeof *ne);
-        if (!ne) goto nomem;
-        ents = ne;
-        capents = nc;
+      if (L->nents == L->capents) {
+        size_t nc = L->capents ? L->capents * 2 : 256;
+        went *ne = wd_realloc(L->ents, nc * sizeof *ne);
+        if (!ne) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+        L->ents = ne;
+        L->capents = nc;
       }
-      ents[nents].w = w;
-      ents[nents].t = (uint32_t)t;
-      ents[nents].bound =
-          wd_bm25_w(idf[t], (double)max_tf, (double)min_dl, avgdl) * (1.0 + 1e-9);
-      nents++;
+      went *e = &L->ents[L->nents++];
+      e->w = w;
+      e->t = (uint32_t)t;
+      e->bound = wd_bm25_w(L->idf[t], (double)max_tf, (double)min_dl, L->avgdl) * (1.0 + 1e-9);
     }
   }
-  /* 3. windows by decreasing bound */
+  return 0;
+}
+
+/* 3. the windows by decreasing bound (the sum of their terms' bounds). */
+static int lex_order(lexq *L) {
+  went *ents = L->ents;
+  size_t nents = L->nents;
   if (nents) qsort(ents, nents, sizeof *ents, went_cmp);
-  wins = wd_calloc(nents ? nents : 1, sizeof *wins);
-  if (!wins) goto nomem;
+  L->wins = wd_calloc(nents ? nents : 1, sizeof *L->wins);
+  if (!L->wins) return wd_err(L->db, WARDEN_ENOMEM, "out of memory");
   for (size_t i = 0; i < nents;) {
     size_t j = i;
     double ub = 0;
     while (j < nents && ents[j].w == ents[i].w) ub += ents[j++].bound;
-    wins[nwins].w = ents[i].w;
-    wins[nwins].first = i;
-    wins[nwins].n = j - i;
-    wins[nwins].ub = ub * (1.0 + 1e-9);
-    nwins++;
+    win *W = &L->wins[L->nwins++];
+    W->w = ents[i].w;
+    W->first = i;
+    W->n = j - i;
+    W->ub = ub * (1.0 + 1e-9);
     i = j;
   }
-  if (nwins) qsort(wins, nwins, sizeof *wins, win_cmp);
-  /* 4. score window by window; stop once no window can beat the k-th */
+  if (L->nwins) qsort(L->wins, L->nwins, sizeof *L->wins, win_cmp);
+  return 0;
+}
+
+/* 4, one window: add every allowed posting of its terms into acc[], then
+ * offer the window's scored slots to the heap. */
+static int lex_score_window(lexq *L, const win *W, uint32_t epoch) {
+  warden *db = L->db;
+  wd_lex_info *info = L->info;
+  double *acc = L->acc, avgdl = L->avgdl;
+  uint32_t *mark = L->mark;
+  uint16_t *touched = L->touched;
+  uint64_t *wbits = L->wbits;
+  const unsigned char *lens;
+  int rc = get_lens(L->tx, W->w, &lens);
+  if (rc) return rc;
+  size_t ntouch = 0;
+  uint32_t base = W->w * WD_LEX_WIN;
+  int full = L->wa[W->w] == L->wl[W->w]; /* every live slot allowed: no test */
+  if (!full) {
+    memset(L->wbits, 0, sizeof L->wbits);
+    uint32_t b[WD_LEX_WIN], got = 0;
+    roaring_move_uint32_iterator_equalorlarger(L->it, base);
+    if (L->it->has_value) got = roaring_read_uint32_iterator(L->it, b, L->wa[W->w]);
+    for (uint32_t i = 0; i < got && b[i] < base + WD_LEX_WIN; i++) {
+      uint32_t o = b[i] - base;
+      wbits[o >> 6] |= 1ull << (o & 63);
+    }
+  }
+  for (size_t e = W->first; e < W->first + W->n; e++) {
+    uint32_t t = L->ents[e].t;
+    size_t tl = L->tlen[t];
+    char kb[WD_LEX_MAXTERM + 8];
+    kb[0] = 'P';
+    memcpy(kb + 1, L->terms[t], tl);
+    kb[1 + tl] = 0;
+    be32((unsigned char *)kb + 2 + tl, W->w);
+    const void *v;
+    size_t vl;
+    if ((rc = store_lex_get_fast(L->tx, kb, tl + 6, &v, &vl))) { /* CRC: warden check */
+      if (rc == WARDEN_ENOTFOUND)
+        rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: a directory names missing postings");
+      return rc;
+    }
+    if (vl % 4 || !lens)
+      return wd_err(db, WARDEN_ECORRUPT, "lexical index: postings of window %u are damaged", W->w);
+    size_t n = vl / 4;
+    const unsigned char *po = v, *pt = (const unsigned char *)v + 2 * n;
+    double idf = L->idf[t];
+    info->blocks++;
+    for (size_t i = 0; i < n; i++) {
+      uint16_t off, tf;
+      memcpy(&off, po + 2 * i, 2);
+      if (off >= WD_LEX_WIN) continue;
+      if (!full && !(wbits[off >> 6] >> (off & 63) & 1)) continue; /* not allowed */
+      info->postings++; /* only allowed postings: the plan reveals nothing else */
+      memcpy(&tf, pt + 2 * i, 2);
+      if (mark[off] != epoch) {
+        mark[off] = epoch;
+        acc[off] = 0.0;
+        touched[ntouch++] = off;
+      }
+      acc[off] += wd_bm25_w(idf, (double)tf, (double)len_at(lens, off), avgdl);
+      info->scored++;
+    }
+  }
+  for (size_t i = 0; i < ntouch; i++)
+    heap_push(L->heap, &L->hn, L->k, base + touched[i], acc[touched[i]]);
+  return 0;
+}
+
+/* 4. score window by window; stop once no window can beat the k-th. */
+static int lex_score(lexq *L) {
   uint32_t epoch = 0;
-  for (size_t wi = 0; wi < nwins; wi++) {
-    win *W = &wins[wi];
-    if (hn == k && W->ub < heap[0].score) {
-      info->win_pruned += nwins - wi;
+  for (size_t wi = 0; wi < L->nwins; wi++) {
+    const win *W = &L->wins[wi];
+    if (L->hn == L->k && W->ub < L->heap[0].score) {
+      L->info->win_pruned += L->nwins - wi;
       break;
     }
-    const unsigned char *lens;
-    if ((rc = get_lens(tx, W->w, &lens))) goto done;
-    epoch++;
-    size_t ntouch = 0;
-    uint32_t base = W->w * WD_LEX_WIN;
-    int full = wa[W->w] == wl[W->w]; /* every live slot allowed: no test */
-    if (!full) {
-      memset(wbits, 0, sizeof wbits);
-      uint32_t b[WD_LEX_WIN], got = 0;
-      roaring_move_uint32_iterator_equalorlarger(it, base);
-      if (it->has_value) got = roaring_read_uint32_iterator(it, b, wa[W->w]);
-      for (uint32_t i = 0; i < got && b[i] < base + WD_LEX_WIN; i++) {
-        uint32_t o = b[i] - base;
-        wbits[o >> 6] |= 1ull << (o & 63);
-      }
-    }
-    for (size_t e = W->first; e < W->first + W->n; e++) {
-      uint32_t t = ents[e].t;
-      char kb[WD_LEX_MAXTERM + 8];
-      kb[0] = 'P';
-      memcpy(kb + 1, terms[t], tlen[t]);
-      kb[1 + tlen[t]] = 0;
-      be32((unsigned char *)kb + 2 + tlen[t], W->w);
-      const void *v;
-      size_t vl;
-      if ((rc = store_lex_get_fast(tx, kb, tlen[t] + 6, &v, &vl))) { /* CRC: warden check */
-        if (rc == WARDEN_ENOTFOUND)
-          rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: a directory names missing postings");
-        goto done;
-      }
-      if (vl % 4 || !lens) {
-        rc = wd_err(db, WARDEN_ECORRUPT, "lexical index: postings of window %u are damaged", W->w);
-        goto done;
-      }
-      size_t n = vl / 4;
-      const unsigned char *po = v, *pt = (const unsigned char *)v + 2 * n;
-      info->blocks++;
-      for (size_t i = 0; i < n; i++) {
-        uint16_t off, tf;
-        memcpy(&off, po + 2 * i, 2);
-        if (off >= WD_LEX_WIN) continue;
-        if (!full && !(wbits[off >> 6] >> (off & 63) & 1)) continue; /* not allowed */
-        info->postings++; /* only allowed postings: the plan reveals nothing else */
-        memcpy(&tf, pt + 2 * i, 2);
-        if (mark[off] != epoch) {
-          mark[off] = epoch;
-          acc[off] = 0.0;
-          touched[ntouch++] = off;
-        }
-        acc[off] += wd_bm25_w(idf[t], (double)tf, (double)len_at(lens, off), avgdl);
-        info->scored++;
-      }
-    }
-    for (size_t i = 0; i < ntouch; i++) heap_push(heap, &hn, k, base + touched[i], acc[touched[i]]);
+    int rc = lex_score_window(L, W, ++epoch);
+    if (rc) return rc;
   }
-  qsort(heap, hn, sizeof *heap, hit_cmp);
-  *hits = heap;
-  *nout = hn;
-  heap = NULL;
-  goto done;
-nomem:
-  rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-done:
-  if (it) roaring_free_uint32_iterator(it);
-  for (size_t i = 0; i < nt; i++) wd_free(terms[i]);
-  wd_free(terms);
-  wd_free(tlen);
-  wd_free(wa);
-  wd_free(wl);
-  if (live) roaring_bitmap_free(live);
-  wd_free(idf);
-  wd_free(ents);
-  wd_free(wins);
-  wd_free(heap);
-  wd_free(acc);
-  wd_free(mark);
-  wd_free(touched);
+  return 0;
+}
+
+int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *stats,
+                        const roaring_bitmap_t *allowed, size_t k, wd_lex_hit **hits,
+                        size_t *nout, wd_lex_info *info) {
+  double t0 = now_ms();
+  memset(info, 0, sizeof *info);
+  *hits = NULL;
+  *nout = 0;
+  lexq *L = wd_calloc(1, sizeof *L);
+  if (!L) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  L->db = db;
+  L->tx = tx;
+  L->stats = stats;
+  L->allowed = allowed;
+  L->k = k;
+  L->info = info;
+  int rc = wd_lex_query_terms(db, text, &L->terms, &L->tlen, &L->nt);
+  if (rc) {
+    wd_free(L);
+    return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  }
+  info->terms = L->nt;
+  L->N = roaring_bitmap_get_cardinality(stats ? stats : allowed);
+  L->idf = wd_calloc(L->nt ? L->nt : 1, sizeof *L->idf);
+  L->heap = wd_calloc(k ? k : 1, sizeof *L->heap);
+  L->acc = wd_malloc(WD_LEX_WIN * sizeof *L->acc);
+  L->mark = wd_calloc(WD_LEX_WIN, sizeof *L->mark);
+  L->touched = wd_malloc(WD_LEX_WIN * sizeof *L->touched);
+  if (!L->idf || !L->heap || !L->acc || !L->mark || !L->touched)
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+  else if (L->N && L->nt && db->have_lex && !roaring_bitmap_is_empty(allowed) &&
+           !(rc = lex_windows(L)) && !(rc = lex_terms(L)) && !(rc = lex_order(L)) &&
+           !(rc = lex_score(L))) {
+    qsort(L->heap, L->hn, sizeof *L->heap, hit_cmp);
+    *hits = L->heap;
+    *nout = L->hn;
+    L->heap = NULL;
+  }
+  if (L->it) roaring_free_uint32_iterator(L->it);
+  for (size_t i = 0; i < L->nt; i++) wd_free(L->terms[i]);
+  wd_free(L->terms);
+  wd_free(L->tlen);
+  wd_free(L->wa);
+  wd_free(L->wl);
+  if (L->live) roaring_bitmap_free(L->live);
+  wd_free(L->idf);
+  wd_free(L->ents);
+  wd_free(L->wins);
+  wd_free(L->heap);
+  wd_free(L->acc);
+  wd_free(L->mark);
+  wd_free(L->touched);
+  wd_free(L);
   info->ms = now_ms() - t0;
   if (rc && *hits) {
     wd_free(*hits);

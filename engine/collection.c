@@ -1,5 +1,6 @@
 /*
- * collection.c -- create, open, close; stats, check, export, delete.
+ * collection.c -- create, open, close; stats, export, delete (check:
+ * engine/check.c).
  *
  * A collection directory holds warden.yaml and store/ (LMDB).  The
  * dimension and metric are recorded in the store too, so a warden.yaml
@@ -15,16 +16,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "acl.h"
-#include "audit.h"
-#include "doc.h"
-#include "indexer.h"
-#include "lexical.h"
-#include "resolver.h"
-#include "search.h"
-#include "embed.h"
-#include "scan.h"
-#include "store.h"
+#include "acl/acl.h"
+#include "acl/audit.h"
+#include "engine/doc.h"
+#include "engine/indexer.h"
+#include "engine/lexical.h"
+#include "acl/resolver.h"
+#include "engine/search.h"
+#include "engine/embed.h"
+#include "index/scan.h"
+#include "engine/store.h"
 
 static void set_err(char *buf, size_t len, const char *msg) {
   if (buf && len) snprintf(buf, len, "%s", msg);
@@ -305,9 +306,8 @@ int warden_stats(warden *db, char **json_out) {
   if (rc) return rc;
   wd_txn tx;
   if ((rc = store_read_begin(db, &tx))) return rc;
-  MDB_stat ms;
-  size_t blocks = 0;
-  if (mdb_stat(tx.t, db->dbi_blocks, &ms) == 0) blocks = ms.ms_entries;
+  uint64_t blocks = 0;
+  if (store_count(&tx, WD_DB_BLOCKS, &blocks)) blocks = 0;
   json_t *o = json_pack(
       "{s:I,s:I,s:i,s:s,s:I,s:I,s:I,s:{s:s,s:s},s:s,s:s}", "documents",
       (json_int_t)store_meta_u64(&tx, "docs"), "chunks",
@@ -381,287 +381,4 @@ int warden_export(warden *db, int (*write)(void *ctx, const char *buf, size_t le
   return wd_export_docs(db, write, ctx);
 }
 
-/* -------------------------------------------------------------- check */
-
-static void problem(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void problem(json_t *list, const char *fmt, ...) {
-  if (json_array_size(list) >= 100) return;
-  char b[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(b, sizeof b, fmt, ap);
-  va_end(ap);
-  json_array_append_new(list, json_string(b));
-}
-
-/* Rebuild every bitmap from the records and compare with the stored ones;
- * check chunk records and embeddings of every slot. */
-int warden_check(warden *db, char **json_out) {
-  if (!db || !json_out) return WARDEN_EINVAL;
-  int rc = wd_check_pid(db);
-  if (rc) return rc;
-  wd_txn tx;
-  if ((rc = store_read_begin(db, &tx))) return rc;
-  json_t *probs = json_array();
-  wd_hmap want; /* bitmap key -> expected bitmap */
-  memset(&want, 0, sizeof want);
-  roaring_bitmap_t *slots_seen = roaring_bitmap_create();
-  uint64_t ndocs = 0, nchunks = 0;
-  MDB_cursor *c = NULL;
-  char *kbuf_all = wd_malloc(4096 * 512);
-  if (!kbuf_all) {
-    store_read_end(&tx);
-    json_decref(probs);
-    roaring_bitmap_free(slots_seen);
-    return wd_err(db, WARDEN_ENOMEM, "out of memory");
-  }
-  int mrc = mdb_cursor_open(tx.t, db->dbi_docs, &c);
-  MDB_val k, d;
-  mrc = mrc ? mrc : mdb_cursor_get(c, &k, &d, MDB_FIRST);
-  /* use a scratch write-like txn view so doc_index's bitmap calls collect
-   * into `want` instead of the store: emulate with our own walk */
-  while (mrc == 0) {
-    json_t *rec = NULL;
-    uint32_t *s = NULL;
-    size_t n = 0;
-    int drc = store_doc_decode(db, &d, &rec);
-    if (!drc) drc = doc_slots(db, rec, &s, &n);
-    if (drc == WARDEN_ENOMEM) {
-      json_decref(rec);
-      rc = drc;
-      break;
-    }
-    if (drc) {
-      problem(probs, "document record %zu bytes under key \"%.*s\" is damaged", d.mv_size,
-              (int)(k.mv_size > 60 ? 60 : k.mv_size), (const char *)k.mv_data);
-      json_decref(rec);
-      mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-      continue;
-    }
-    ndocs++;
-    nchunks += n;
-    const char *id = json_string_value(json_object_get(rec, "doc_id"));
-    /* expected bitmap keys for this document */
-    char kb[512];
-    size_t kl;
-    const char *keys[4096];
-    size_t klens[4096], nk = 0;
-    char *kbufs = kbuf_all;
-#define ADDKEY(len_)                                   \
-  do {                                                 \
-    if (nk < 4096) {                                   \
-      memcpy(kbufs + nk * 512, kb, (len_));            \
-      keys[nk] = kbufs + nk * 512;                     \
-      klens[nk++] = (len_);                            \
-    }                                                  \
-  } while (0)
-    kl = store_key(kb, 'L', "", 0);
-    ADDKEY(kl);
-    const char *lists[2] = {"allow", "deny"};
-    for (int l = 0; l < 2; l++) {
-      size_t i;
-      json_t *p;
-      json_array_foreach(json_object_get(rec, lists[l]), i, p) {
-        kl = store_key(kb, l ? 'D' : 'A', json_string_value(p), json_string_length(p));
-        ADDKEY(kl);
-      }
-    }
-    json_t *ns = json_object_get(rec, "namespace");
-    kl = store_key(kb, 'N', json_string_value(ns), json_string_length(ns));
-    ADDKEY(kl);
-    json_t *srcj = json_object_get(rec, "source");
-    kl = store_key(kb, 'S', json_string_value(srcj), json_string_length(srcj));
-    ADDKEY(kl);
-    const char *field;
-    json_t *v;
-    json_object_foreach(json_object_get(rec, "metadata"), field, v) {
-      wd_type t = store_field_type(&tx, field);
-      if (t == WD_T_NONE) {
-        problem(probs, "%s: metadata field \"%s\" has no recorded type", id, field);
-        continue;
-      }
-      json_t *vals = json_is_array(v) ? v : NULL;
-      size_t cnt = vals ? json_array_size(vals) : 1;
-      for (size_t i = 0; i < cnt; i++) {
-        json_t *x = vals ? json_array_get(vals, i) : v;
-        int fits = (t == WD_T_STRING || t == WD_T_STRING_LIST) ? json_is_string(x)
-                   : t == WD_T_INT                             ? json_is_integer(x)
-                   : t == WD_T_FLOAT                           ? json_is_number(x)
-                                                               : json_is_boolean(x);
-        if (!fits || (t == WD_T_STRING_LIST) != (vals != NULL)) {
-          problem(probs, "%s: metadata \"%s\" does not have its field's type (%s)", id, field,
-                  wd_type_name(t));
-          break;
-        }
-        wd_value val;
-        memset(&val, 0, sizeof val);
-        if (t == WD_T_STRING || t == WD_T_STRING_LIST) {
-          val.type = WD_T_STRING;
-          val.s = json_string_value(x);
-          val.len = json_string_length(x);
-        } else if (t == WD_T_INT) {
-          val.type = WD_T_INT;
-          val.i = json_integer_value(x);
-        } else if (t == WD_T_FLOAT) {
-          val.type = WD_T_FLOAT;
-          val.f = json_number_value(x);
-        } else {
-          val.type = WD_T_BOOL;
-          val.b = json_is_true(x);
-        }
-        kl = store_vkey(kb, field, &val);
-        ADDKEY(kl);
-        if (val.type == WD_T_INT || val.type == WD_T_FLOAT) {
-          kl = store_nkey(kb, 'B', field, store_num_enc(&val), 7);
-          ADDKEY(kl);
-          kl = store_nkey(kb, 'C', field, store_num_enc(&val), 6);
-          ADDKEY(kl);
-        }
-      }
-    }
-    for (size_t i = 0; i < nk && !rc; i++) {
-      roaring_bitmap_t *bm = wd_hmap_get(&want, keys[i], klens[i]);
-      if (!bm) {
-        bm = roaring_bitmap_create();
-        if (!bm || wd_hmap_put(&want, keys[i], klens[i], bm, NULL)) {
-          if (bm) roaring_bitmap_free(bm);
-          rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-          break;
-        }
-      }
-      roaring_bitmap_add_many(bm, n, s);
-    }
-    if (rc) {
-      wd_free(s);
-      json_decref(rec);
-      break;
-    }
-#undef ADDKEY
-    for (size_t i = 0; i < n; i++) {
-      if (roaring_bitmap_contains(slots_seen, s[i]))
-        problem(probs, "%s: slot %u is claimed by two documents", id, s[i]);
-      roaring_bitmap_add(slots_seen, s[i]);
-      uint32_t ord;
-      const char *cid, *text;
-      size_t il, tl;
-      int r = store_chunk_get(&tx, s[i], &ord, &cid, &il, &text, &tl);
-      if (r || il != strlen(id) || memcmp(cid, id, il) != 0 || ord != i)
-        problem(probs, "%s: chunk %zu (slot %u) record is missing or names another document", id,
-                i, s[i]);
-      const float *blk;
-      r = store_block_get(&tx, s[i] / WD_BLOCK, &blk);
-      if (r)
-        problem(probs, "%s: chunk %zu (slot %u) has no embedding block", id, i, s[i]);
-      else {
-        const float *vec = blk + WD_BLOCK + (size_t)(s[i] % WD_BLOCK) * db->cfg.dim;
-        double n2 = 0;
-        int finite = 1;
-        for (size_t j = 0; j < db->cfg.dim; j++) {
-          if (!isfinite(vec[j])) finite = 0;
-          n2 += (double)vec[j] * vec[j];
-        }
-        float inv = blk[s[i] % WD_BLOCK];
-        float expect = n2 > 0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
-        char why[200];
-        if (!finite || fabsf(inv - expect) > 1e-5f * (expect > 1 ? expect : 1))
-          problem(probs, "%s: chunk %zu (slot %u) embedding or its norm is damaged", id, i, s[i]);
-        else if (wd_vec_check(vec, db->cfg.dim, db->cfg.metric, why, sizeof why))
-          /* stored before ingest refused such vectors: it would score NaN
-           * or overflow, and k-means (warden index) would fail on it */
-          problem(probs,
-                  "%s: chunk %zu (slot %u) embedding cannot be scored: %s (re-ingest or delete "
-                  "the document)",
-                  id, i, s[i], why);
-      }
-    }
-    wd_free(s);
-    json_decref(rec);
-    mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-  }
-  if (c) mdb_cursor_close(c);
-  wd_free(kbuf_all);
-  if (mrc && mrc != MDB_NOTFOUND && !rc) rc = store_mdb_err(db, mrc, "check documents");
-  /* counters */
-  if (!rc) {
-    if (store_meta_u64(&tx, "docs") != ndocs)
-      problem(probs, "document counter says %llu, records say %llu",
-              (unsigned long long)store_meta_u64(&tx, "docs"), (unsigned long long)ndocs);
-    if (store_meta_u64(&tx, "chunks") != nchunks)
-      problem(probs, "chunk counter says %llu, records say %llu",
-              (unsigned long long)store_meta_u64(&tx, "chunks"), (unsigned long long)nchunks);
-    MDB_stat st;
-    if (mdb_stat(tx.t, db->dbi_chunks, &st) == 0 && st.ms_entries != nchunks)
-      problem(probs, "%zu chunk records for %llu chunks", (size_t)st.ms_entries,
-              (unsigned long long)nchunks);
-  }
-  /* every stored bitmap must equal the expected one, and vice versa */
-  uint64_t nbitmaps = 0;
-  if (!rc && (mrc = mdb_cursor_open(tx.t, db->dbi_bitmaps, &c)) == 0) {
-    mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
-    while (mrc == 0) {
-      nbitmaps++;
-      roaring_bitmap_t *got = NULL;
-      if (store_bm_decode(db, &d, &got)) got = NULL;
-      roaring_bitmap_t *exp = wd_hmap_get(&want, k.mv_data, k.mv_size);
-      const char *kk = k.mv_data;
-      int kl = (int)(k.mv_size > 60 ? 60 : k.mv_size);
-      if (!got)
-        problem(probs, "bitmap %.*s cannot be decoded", kl, kk);
-      else if (!exp) {
-        if (!roaring_bitmap_is_empty(got)) problem(probs, "bitmap %.*s names chunks no record names", kl, kk);
-      } else if (!roaring_bitmap_equals(got, exp))
-        problem(probs, "bitmap %.*s disagrees with the records (%llu stored, %llu expected)", kl,
-                kk, (unsigned long long)roaring_bitmap_get_cardinality(got),
-                (unsigned long long)roaring_bitmap_get_cardinality(exp));
-      if (exp) {
-        /* mark as seen: the slot 0xFFFFFFFF never names a chunk */
-        roaring_bitmap_clear(exp);
-        roaring_bitmap_add(exp, 0xFFFFFFFFu);
-      }
-      if (got) roaring_bitmap_free(got);
-      mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-  }
-  /* the lexical postings against the chunk texts (engine/lexical.c) */
-  if (!rc) {
-    char lk[2] = "L";
-    roaring_bitmap_t *lv = roaring_bitmap_create();
-    int lrc = lv ? store_bm_or(&tx, lk, 1, lv) : WARDEN_ENOMEM;
-    if (!lrc) lrc = wd_lex_check(db, &tx, lv, probs);
-    if (lv) roaring_bitmap_free(lv);
-    if (lrc < 0) rc = lrc;
-  }
-  WD_HMAP_FOREACH(&want, e) {
-    roaring_bitmap_t *bm = e->val;
-    if (!roaring_bitmap_contains(bm, 0xFFFFFFFFu))
-      problem(probs, "bitmap %.*s is missing", (int)(e->klen > 60 ? 60 : e->klen), e->key);
-    roaring_bitmap_free(bm);
-  }
-  wd_hmap_free(&want);
-  roaring_bitmap_free(slots_seen);
-  uint64_t rev = store_meta_u64(&tx, "revision");
-  /* the ANN index file against the store */
-  json_t *ixrep = json_object();
-  int nix = rc ? 0 : wd_index_check(db, &tx, ixrep);
-  store_read_end(&tx);
-  if (!rc && nix < 0) rc = nix;
-  if (rc) {
-    json_decref(probs);
-    json_decref(ixrep);
-    return rc;
-  }
-  if (nix > 0) problem(probs, "index: %d problem(s), see \"index\"", nix);
-  size_t np = json_array_size(probs);
-  json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:I,s:o}", "ok", np == 0, "documents",
-                        (json_int_t)ndocs, "chunks", (json_int_t)nchunks, "bitmaps",
-                        (json_int_t)nbitmaps, "revision", (json_int_t)rev, "problems", probs);
-  if (o && json_object_get(ixrep, "index"))
-    json_object_set(o, "index", json_object_get(ixrep, "index"));
-  json_decref(ixrep);
-  char *s = wd_json_string(db, o);
-  if (!s) return WARDEN_ENOMEM;
-  *json_out = s;
-  if (np) return wd_err(db, WARDEN_ECORRUPT, "check: %zu problem(s) found", np);
-  return 0;
-}
+/* warden_check: engine/check.c */

@@ -38,8 +38,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "store.h"
-#include "wd_internal.h"
+#include "engine/store.h"
+#include "engine/wd_internal.h"
 
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
@@ -107,6 +107,10 @@ static off_t file_size(const char *p) {
   return stat(p, &st) == 0 ? st.st_size : 0;
 }
 
+/* One function on purpose (~160 lines): steps 1-6 are the crash-safe
+ * sequence described at the top of this file, each valid only after the
+ * one before it on the same paths; reviewing the order is reading this
+ * function top to bottom. */
 int warden_compact(const char *dir, char *errbuf, size_t errlen, char **json_out) {
   if (!dir || !*dir) {
     set_msg(errbuf, errlen, "compact: no directory given");

@@ -29,9 +29,11 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "config.h"
-#include "warden.h"
-#include "wd_alloc.h"
+#include "engine/config.h"
+#include "base/atomic.h"
+#include "acl/names.h" /* the one principal grammar */
+#include "engine/warden.h"
+#include "base/wd_alloc.h"
 
 #define CFG_MAX_FILE (16u << 20) /* a config this large is a mistake */
 #define CFG_MAX_KEY 256          /* metadata key bytes */
@@ -380,10 +382,6 @@ static int known_key(ctx *c, yaml_node_t *k, const char *path,
 }
 
 /* ------------------------------------------------------------ principals */
-
-/* The one principal grammar (principal.c, declared in wd_internal.h). */
-int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
-                       size_t whylen);
 
 /* A sequence (or null = empty) of strings into a NULL-terminated vector. */
 static int want_strv(ctx *c, yaml_node_t *n, const char *path, char ***out,
@@ -1106,17 +1104,6 @@ static char *render(const wd_config *cfg, size_t *len, int *bad, int *oom) {
   return b.p;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 int wd_config_write(const wd_config *cfg, const char *path, char *err,
                     size_t errlen) {
   if (err && errlen) err[0] = 0;
@@ -1144,59 +1131,13 @@ int wd_config_write(const wd_config *cfg, const char *path, char *err,
   }
   wd_config_free(&check);
 
-  char *tmp = wd_asprintf("%s.tmp.XXXXXX", path);
-  if (!tmp) {
-    wd_free(text);
+  const char *what = NULL;
+  int wrc = wd_atomic_write(path, text, len, &what), e = errno;
+  wd_free(text);
+  if (wrc == 0) return 0;
+  if (e == ENOMEM && what && !strcmp(what, "out of memory")) {
     if (err && errlen) snprintf(err, errlen, "%s: out of memory", path);
     return WARDEN_ENOMEM;
   }
-  const char *what = "cannot create temporary file";
-  int fd = mkostemp(tmp, O_CLOEXEC), e = 0;
-  if (fd < 0) {
-    e = errno;
-    goto fail_nofd;
-  }
-  /* keep the mode of the file we replace; otherwise a config is 0644 */
-  struct stat st;
-  mode_t mode = stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
-  what = "cannot write";
-  if (fchmod(fd, mode) != 0 || write_all(fd, text, len) != 0) goto fail;
-  what = "cannot fsync";
-  if (fsync(fd) != 0) goto fail;
-  what = "cannot close";
-  if (close(fd) != 0) {
-    fd = -1;
-    goto fail;
-  }
-  fd = -1;
-  what = "cannot rename into place";
-  if (rename(tmp, path) != 0) goto fail;
-  /* make the rename itself durable */
-  {
-    char *dir = wd_strdup(path);
-    if (dir) {
-      char *slash = strrchr(dir, '/');
-      const char *d = ".";
-      if (slash == dir) d = "/";
-      else if (slash) *slash = 0, d = dir;
-      int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd >= 0) {
-        (void)fsync(dfd); /* best effort: some filesystems refuse */
-        close(dfd);
-      }
-      wd_free(dir);
-    }
-  }
-  wd_free(tmp);
-  wd_free(text);
-  return 0;
-fail:
-  e = errno;
-  if (fd >= 0) close(fd);
-  unlink(tmp);
-fail_nofd:
-  io_err(err, errlen, path, what, e);
-  wd_free(tmp);
-  wd_free(text);
-  return WARDEN_EIO;
+  return io_err(err, errlen, path, what, e);
 }

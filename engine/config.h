@@ -8,15 +8,13 @@
 #define WD_CONFIG_H
 #include <stddef.h>
 
-#include "wd_types.h"
+#include "acl/resolver.h" /* WD_RESOLVER_* */
+#include "base/wd_types.h"
 
 #define WD_INDEX_AUTO 0
 #define WD_INDEX_FLAT 1
 #define WD_INDEX_IVF 2
 
-#define WD_RESOLVER_NONE 0
-#define WD_RESOLVER_GRANTS 1
-#define WD_RESOLVER_COMMAND 2
 
 #define WD_FUSION_RRF 0
 #define WD_FUSION_WEIGHTED 1

@@ -1,9 +1,9 @@
 /*
  * doc.c -- keep bitmaps, records, chunks and embeddings in agreement.
  */
-#include "doc.h"
+#include "engine/doc.h"
 
-#include "lexical.h"
+#include "engine/lexical.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
 #define WD_DOC_H
 #include <jansson.h>
 
-#include "store.h"
+#include "engine/store.h"
 
 /* Metadata value -> index key(s): call fn for each scalar of a metadata
  * value of field type t (one for scalars, one per element for lists). */

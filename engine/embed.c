@@ -7,7 +7,7 @@
  * pair of adjacent words adds +-weight to one hashed coordinate (feature
  * hashing with a sign bit, as in Weinberger et al. 2009).
  */
-#include "embed.h"
+#include "engine/embed.h"
 
 #include <math.h>
 #include <stdint.h>

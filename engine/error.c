@@ -9,7 +9,16 @@
 
 #include <jansson.h>
 
-#include "wd_internal.h"
+#include "engine/wd_internal.h"
+
+void warden_set_allocator(const warden_allocator *a) {
+  if (a)
+    wd_alloc_hook(a->malloc_fn, a->realloc_fn, a->free_fn, a->ctx);
+  else
+    wd_alloc_hook(NULL, NULL, NULL, NULL);
+}
+
+void warden_free(void *p) { wd_free(p); }
 
 const char *warden_strerror(int code) {
   switch (code) {
@@ -70,7 +79,7 @@ int wd_check_pid(warden *db) {
   return 0;
 }
 
-/* wd_principal_check: see principal.c */
+/* wd_principal_check: acl/names.c */
 
 char *wd_json_string(warden *db, struct json_t *o) {
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -1,7 +1,7 @@
 /*
  * fastemb.c -- see fastemb.h.
  */
-#include "fastemb.h"
+#include "engine/fastemb.h"
 
 #include <errno.h>
 #include <math.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wd_alloc.h"
+#include "base/wd_alloc.h"
 
 static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,

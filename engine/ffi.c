@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wd_internal.h"
+#include "engine/wd_internal.h"
 
 static int copy_msg(warden *db, int rc, char *errbuf, size_t errlen) {
   if (rc && errbuf && errlen) snprintf(errbuf, errlen, "%s", db ? warden_errmsg(db) : "");

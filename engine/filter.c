@@ -25,9 +25,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "filter.h"
-#include "warden.h"
-#include "wd_alloc.h"
+#include "engine/filter.h"
+#include "engine/warden.h"
+#include "base/wd_alloc.h"
 
 #define FILTER_MAX_DEPTH 32      /* nested andAll/orAll/$and/$or */
 #define FILTER_MAX_LEAVES 4096   /* comparisons in one filter */

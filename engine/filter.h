@@ -31,7 +31,7 @@
 #include <jansson.h>
 #include <roaring/roaring.h>
 
-#include "wd_types.h"
+#include "base/wd_types.h"
 
 typedef struct wd_filter wd_filter; /* compiled, immutable, thread-safe */
 

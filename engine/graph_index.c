@@ -1,8 +1,8 @@
 /*
  * graph_index.c -- the graph index file's lifecycle (see graph_index.h).
  */
-#include "graph_index.h"
-#include "fileid.h"
+#include "engine/graph_index.h"
+#include "base/fileid.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "indexer.h"
-#include "ivf.h"
+#include "engine/indexer.h"
+#include "index/ivf.h"
 
 /* Nodes whose code is compared with the store when the file is loaded. */
 #define LOAD_SAMPLE 16

@@ -22,8 +22,8 @@
 #include <jansson.h>
 #include <roaring/roaring.h>
 
-#include "hnsw.h"
-#include "store.h"
+#include "index/hnsw.h"
+#include "engine/store.h"
 
 typedef struct wd_graph_ref {
   wd_hnsw *g;

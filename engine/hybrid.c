@@ -1,15 +1,15 @@
 /*
  * hybrid.c -- lexical and hybrid rounds, and their fusion (see hybrid.h).
  */
-#include "hybrid.h"
+#include "engine/hybrid.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lexical.h"
-#include "scan.h"
+#include "engine/lexical.h"
+#include "index/scan.h"
 
 void wd_fused_free(wd_fused *f) {
   wd_free(f->slot);

@@ -23,9 +23,9 @@
 #define WD_HYBRID_H
 #include <roaring/roaring.h>
 
-#include "search.h"
-#include "store.h"
-#include "topk.h"
+#include "engine/search.h"
+#include "engine/store.h"
+#include "index/topk.h"
 
 /* Per hit of a round: score shown to the caller and each side's rank. */
 typedef struct wd_fused {

@@ -17,8 +17,8 @@
  * existing centroids) in memory, publishing a new snapshot; the next
  * `warden index` persists them without retraining.
  */
-#include "indexer.h"
-#include "fileid.h"
+#include "engine/indexer.h"
+#include "base/fileid.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -32,9 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ann_faiss.h"
-#include "graph_index.h"
-#include "ivf_build.h"
+#include "index/ann_faiss.h"
+#include "engine/graph_index.h"
+#include "index/ivf_build.h"
 
 /* Vectors compared with the store when an index file is loaded. */
 #define LOAD_SAMPLE 16

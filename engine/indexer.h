@@ -14,8 +14,8 @@
 #define WD_INDEXER_H
 #include <jansson.h>
 
-#include "ivf.h"
-#include "store.h"
+#include "index/ivf.h"
+#include "engine/store.h"
 
 /* A query's reference to the current index snapshot. */
 typedef struct wd_ann_ref {

@@ -19,10 +19,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "doc.h"
-#include "embed.h"
-#include "ingest.h"
-#include "store.h"
+#include "engine/doc.h"
+#include "engine/embed.h"
+#include "engine/ingest.h"
+#include "engine/store.h"
 
 #define WD_MAX_LINE (8u << 20) /* 8 MiB: larger lines are refused */
 #define WD_MAX_CHUNKS 100000
@@ -77,44 +77,6 @@ static int valid_utf8_nonul(const char *s, size_t n) {
   return memchr(s, 0, n) == NULL; /* jansson already checked UTF-8 */
 }
 
-/* "/a/b/" -> "/a/b"; rejects empty segments, "." and "..". */
-static int norm_namespace(const char *in, size_t n, char *out, char *why,
-                          size_t wl) {
-  if (n == 0 || in[0] != '/') {
-    snprintf(why, wl, "must start with \"/\"");
-    return -1;
-  }
-  if (n > WD_MAX_NAMESPACE) {
-    snprintf(why, wl, "longer than %d bytes", WD_MAX_NAMESPACE);
-    return -1;
-  }
-  while (n > 1 && in[n - 1] == '/') n--;
-  memcpy(out, in, n);
-  out[n] = 0;
-  if (n == 1) return 0;
-  const char *p = out + 1;
-  while (1) {
-    const char *e = strchr(p, '/');
-    size_t sl = e ? (size_t)(e - p) : strlen(p);
-    if (sl == 0 || (sl == 1 && p[0] == '.') || (sl == 2 && p[0] == '.' && p[1] == '.')) {
-      snprintf(why, wl, "empty, \".\" or \"..\" path segment in \"%s\"", out);
-      return -1;
-    }
-    for (size_t i = 0; i < sl; i++)
-      if ((unsigned char)p[i] < 0x20) {
-        snprintf(why, wl, "control character in namespace");
-        return -1;
-      }
-    if (!e) break;
-    p = e + 1;
-  }
-  return 0;
-}
-
-int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl) {
-  return norm_namespace(in, strlen(in), out, why, wl);
-}
-
 static int check_principals(ingest *g, const char *file, uint64_t line,
                             const char *field, const json_t *arr, int allow_star,
                             json_t **out) {
@@ -153,108 +115,161 @@ static json_t *strv_json(char **v, size_t n) {
 
 /* Validate one decoded line into d.  Returns 0, 1 (skipped, keep_going) or
  * a negative error. */
-static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
-                     const float *rows, pdoc *d) {
-  warden *db = g->db;
-  unsigned dim = db->cfg.dim;
-  int rc;
+#define MAX_SOURCE 4096 /* bytes of a source URI */
+#define MAX_LIST 1024   /* strings in a string_list metadata value */
+
+/* The document is an object holding only the known fields. */
+static int doc_fields(ingest *g, const json_t *j, const char *file, uint64_t line) {
   if (!json_is_object(j)) return bad(g, file, line, "document", "expected a JSON object");
   const char *key;
   json_t *v;
-  json_object_foreach(j, key, v) {
+  json_object_foreach((json_t *)j, key, v) {
     if (strcmp(key, "doc_id") && strcmp(key, "source") && strcmp(key, "namespace") &&
         strcmp(key, "metadata") && strcmp(key, "acl") && strcmp(key, "chunks"))
       return bad(g, file, line, key,
                  "unknown field (expected doc_id, source, namespace, metadata, "
                  "acl, chunks)");
   }
-  json_t *id = json_object_get(j, "doc_id");
-  if (!json_is_string(id)) return bad(g, file, line, "doc_id", id ? "expected a string" : "required field is missing");
-  size_t idlen = json_string_length(id);
-  if (idlen == 0 || idlen > WD_MAX_DOCID)
-    return bad(g, file, line, "doc_id", "must be 1..%d bytes", WD_MAX_DOCID);
-  if (!valid_utf8_nonul(json_string_value(id), idlen))
-    return bad(g, file, line, "doc_id", "contains a NUL character");
-  json_t *src = json_object_get(j, "source");
-  if (!json_is_string(src)) return bad(g, file, line, "source", src ? "expected a string" : "required field is missing");
-  {
-    const char *s = json_string_value(src);
-    size_t n = json_string_length(src), i = 0;
-    while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-                     (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.'))))
-      i++;
-    if (n > 4096)
-      return bad(g, file, line, "source", "must be at most 4096 bytes (got %zu)", n);
-    if (!valid_utf8_nonul(s, n))
-      return bad(g, file, line, "source", "contains a NUL character");
-    if (i == 0 || i >= n || s[i] != ':')
-      return bad(g, file, line, "source",
-                 "expected a URI such as s3://bucket/key, file:///path or https://...");
-  }
-  char ns[WD_MAX_NAMESPACE + 1], why[300];
-  json_t *nsj = json_object_get(j, "namespace");
-  if (nsj && !json_is_string(nsj)) return bad(g, file, line, "namespace", "expected a string");
-  if (norm_namespace(nsj ? json_string_value(nsj) : "/", nsj ? json_string_length(nsj) : 1,
-                     ns, why, sizeof why))
-    return bad(g, file, line, "namespace", "%s", why);
-  json_t *meta = json_object_get(j, "metadata");
-  if (meta && !json_is_object(meta)) return bad(g, file, line, "metadata", "expected an object");
-  if (meta) {
-    json_object_foreach(meta, key, v) {
-      char f[WD_MAX_KEYLEN + 80];
-      size_t kl = strlen(key);
-      snprintf(f, sizeof f, "metadata.%.*s", (int)(kl > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : kl), key);
-      if (kl == 0 || kl > WD_MAX_KEYLEN)
-        return bad(g, file, line, f, "keys must be 1..%d bytes", WD_MAX_KEYLEN);
-      if (json_is_string(v)) {
-        if (json_string_length(v) > WD_MAX_STRVAL || !valid_utf8_nonul(json_string_value(v), json_string_length(v)))
-          return bad(g, file, line, f, "string values must be at most %d bytes, without NUL", WD_MAX_STRVAL);
-      } else if (json_is_array(v)) {
-        if (json_array_size(v) > 1024) return bad(g, file, line, f, "lists hold at most 1024 strings");
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-          if (!json_is_string(e)) return bad(g, file, line, f, "lists may only hold strings (string_list)");
-          if (json_string_length(e) > WD_MAX_STRVAL || !valid_utf8_nonul(json_string_value(e), json_string_length(e)))
-            return bad(g, file, line, f, "list strings must be at most %d bytes, without NUL", WD_MAX_STRVAL);
-        }
-      } else if (!json_is_integer(v) && !json_is_real(v) && !json_is_boolean(v)) {
-        return bad(g, file, line, f, "expected a string, number, boolean or list of strings");
+  return 0;
+}
+
+/* source: a URI (scheme ":" ...) of at most MAX_SOURCE bytes. */
+static int doc_source(ingest *g, const json_t *src, const char *file, uint64_t line) {
+  if (!json_is_string(src))
+    return bad(g, file, line, "source", src ? "expected a string" : "required field is missing");
+  const char *s = json_string_value(src);
+  size_t n = json_string_length(src), i = 0;
+  while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                   (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.'))))
+    i++;
+  if (n > MAX_SOURCE)
+    return bad(g, file, line, "source", "must be at most %d bytes (got %zu)", MAX_SOURCE, n);
+  if (!valid_utf8_nonul(s, n))
+    return bad(g, file, line, "source", "contains a NUL character");
+  if (i == 0 || i >= n || s[i] != ':')
+    return bad(g, file, line, "source",
+               "expected a URI such as s3://bucket/key, file:///path or https://...");
+  return 0;
+}
+
+/* metadata: an object of strings, numbers, booleans and string lists. */
+static int doc_metadata(ingest *g, json_t *meta, const char *file, uint64_t line) {
+  if (!meta) return 0;
+  if (!json_is_object(meta)) return bad(g, file, line, "metadata", "expected an object");
+  const char *key;
+  json_t *v;
+  json_object_foreach(meta, key, v) {
+    char f[WD_MAX_KEYLEN + 80];
+    size_t kl = strlen(key);
+    snprintf(f, sizeof f, "metadata.%.*s", (int)(kl > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : kl), key);
+    if (kl == 0 || kl > WD_MAX_KEYLEN)
+      return bad(g, file, line, f, "keys must be 1..%d bytes", WD_MAX_KEYLEN);
+    if (json_is_string(v)) {
+      if (json_string_length(v) > WD_MAX_STRVAL || !valid_utf8_nonul(json_string_value(v), json_string_length(v)))
+        return bad(g, file, line, f, "string values must be at most %d bytes, without NUL", WD_MAX_STRVAL);
+    } else if (json_is_array(v)) {
+      if (json_array_size(v) > MAX_LIST)
+        return bad(g, file, line, f, "lists hold at most %d strings", MAX_LIST);
+      size_t i;
+      json_t *e;
+      json_array_foreach(v, i, e) {
+        if (!json_is_string(e)) return bad(g, file, line, f, "lists may only hold strings (string_list)");
+        if (json_string_length(e) > WD_MAX_STRVAL || !valid_utf8_nonul(json_string_value(e), json_string_length(e)))
+          return bad(g, file, line, f, "list strings must be at most %d bytes, without NUL", WD_MAX_STRVAL);
       }
+    } else if (!json_is_integer(v) && !json_is_real(v) && !json_is_boolean(v)) {
+      return bad(g, file, line, f, "expected a string, number, boolean or list of strings");
     }
   }
-  json_t *allow = NULL, *deny = NULL;
+  return 0;
+}
+
+/* acl: {allow, deny} checked by the principal grammar, or the
+ * collection's default_acl.  *allow and *deny are new references. */
+static int doc_acl(ingest *g, const json_t *j, const char *file, uint64_t line, json_t **allow,
+                   json_t **deny) {
+  warden *db = g->db;
   json_t *acl = json_object_get(j, "acl");
-  if (acl) {
-    if (!json_is_object(acl)) return bad(g, file, line, "acl", "expected an object with allow and deny");
-    json_object_foreach(acl, key, v) if (strcmp(key, "allow") && strcmp(key, "deny"))
-      return bad(g, file, line, "acl", "unknown field \"%s\" (expected allow, deny)", key);
-    json_t *a = json_object_get(acl, "allow");
-    if (!a) return bad(g, file, line, "acl.allow", "required field is missing");
-    if ((rc = check_principals(g, file, line, "acl.allow", a, 1, &allow))) return rc;
-    json_t *dn = json_object_get(acl, "deny");
-    if (dn) {
-      if ((rc = check_principals(g, file, line, "acl.deny", dn, 0, &deny))) {
-        json_decref(allow);
-        return rc;
-      }
-    } else {
-      deny = json_array();
-    }
-  } else if (db->cfg.has_default_acl) {
-    allow = strv_json(db->cfg.default_allow, db->cfg.ndefault_allow);
-    deny = strv_json(db->cfg.default_deny, db->cfg.ndefault_deny);
+  int rc;
+  *allow = *deny = NULL;
+  if (!acl) {
+    if (!db->cfg.has_default_acl)
+      return bad(g, file, line, "acl", "required (the collection has no default_acl)");
+    *allow = strv_json(db->cfg.default_allow, db->cfg.ndefault_allow);
+    *deny = strv_json(db->cfg.default_deny, db->cfg.ndefault_deny);
+    return 0;
+  }
+  if (!json_is_object(acl)) return bad(g, file, line, "acl", "expected an object with allow and deny");
+  const char *key;
+  json_t *v;
+  json_object_foreach(acl, key, v) if (strcmp(key, "allow") && strcmp(key, "deny"))
+    return bad(g, file, line, "acl", "unknown field \"%s\" (expected allow, deny)", key);
+  json_t *a = json_object_get(acl, "allow");
+  if (!a) return bad(g, file, line, "acl.allow", "required field is missing");
+  if ((rc = check_principals(g, file, line, "acl.allow", a, 1, allow))) return rc;
+  json_t *dn = json_object_get(acl, "deny");
+  if (!dn) {
+    *deny = json_array();
+    return 0;
+  }
+  if ((rc = check_principals(g, file, line, "acl.deny", dn, 0, deny))) {
+    json_decref(*allow);
+    *allow = NULL;
+  }
+  return rc;
+}
+
+/* The embedding of chunk c (its text t, its "embedding" e, may be NULL)
+ * into out: the caller's row (typed path), the embedder's, the one
+ * wd_fastemb_scan parsed, or the JSON array; then checked (vecnorm.c). */
+static int chunk_embedding(ingest *g, const char *file, uint64_t line, size_t c, const json_t *t,
+                           const json_t *e, int typed, float *out) {
+  warden *db = g->db;
+  unsigned dim = db->cfg.dim;
+  char f[80];
+  snprintf(f, sizeof f, "chunks[%zu].embedding", c);
+  if (typed) {
+    /* the typed path: the caller's row, checked below like a parsed one */
+  } else if (!e) {
+    if (db->cfg.embedder == WD_EMBEDDER_NONE)
+      return bad(g, file, line, f, "missing, and the collection has no embedder");
+    wd_embed_hash(json_string_value(t), json_string_length(t), out, dim);
+  } else if (!json_is_array(e)) {
+    return bad(g, file, line, f, "expected an array of numbers");
+  } else if (json_array_size(e) == 0 && g->fe.next < g->fe.narr) {
+    /* parsed by wd_fastemb_scan, its text blanked to [] */
+    size_t cnt = g->fe.cnt[g->fe.next];
+    const float *src = g->fe.v + g->fe.off;
+    g->fe.next++;
+    g->fe.off += cnt;
+    if (cnt != dim)
+      return bad(g, file, line, f, "has %zu values, the collection's dimension is %u", cnt, dim);
+    memcpy(out, src, dim * sizeof *out);
+  } else if (json_array_size(e) != dim) {
+    return bad(g, file, line, f, "has %zu values, the collection's dimension is %u",
+               json_array_size(e), dim);
   } else {
-    return bad(g, file, line, "acl", "required (the collection has no default_acl)");
+    for (size_t i = 0; i < dim; i++) {
+      json_t *x = json_array_get(e, i);
+      if (!json_is_number(x)) return bad(g, file, line, f, "value %zu is not a number", i);
+      out[i] = (float)json_number_value(x);
+    }
   }
-  json_t *chunks = json_object_get(j, "chunks");
-  rc = 0;
+  char why[200]; /* finite, not underflowing or overflowing (vecnorm.c) */
+  if (wd_vec_check(out, dim, db->cfg.metric, why, sizeof why))
+    return bad(g, file, line, f, "%s", why);
+  return 0;
+}
+
+/* chunks: 1..WD_MAX_CHUNKS objects {text, embedding}; fills d->texts and
+ * d->emb (rows, when given, are the embeddings: the typed path). */
+static int doc_chunks(ingest *g, const json_t *chunks, const char *file, uint64_t line,
+                      const float *rows, pdoc *d) {
+  unsigned dim = g->db->cfg.dim;
   if (!json_is_array(chunks) || json_array_size(chunks) == 0 ||
-      json_array_size(chunks) > WD_MAX_CHUNKS) {
-    rc = bad(g, file, line, "chunks",
-             chunks ? "expected a non-empty array of {text, embedding}" : "required field is missing");
-    goto fail;
-  }
+      json_array_size(chunks) > WD_MAX_CHUNKS)
+    return bad(g, file, line, "chunks",
+               chunks ? "expected a non-empty array of {text, embedding}" : "required field is missing");
   size_t nc = json_array_size(chunks);
   if (rows) {
     d->emb = (float *)rows;
@@ -263,80 +278,63 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
     d->emb = wd_malloc(nc * dim * sizeof(float));
   }
   d->texts = json_array();
-  if (!d->emb || !d->texts) {
-    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-    goto fail;
-  }
+  if (!d->emb || !d->texts) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   for (size_t c = 0; c < nc; c++) {
     json_t *ch = json_array_get(chunks, c);
     char f[80];
     snprintf(f, sizeof f, "chunks[%zu]", c);
-    if (!json_is_object(ch)) {
-      rc = bad(g, file, line, f, "expected an object {text, embedding}");
-      goto fail;
-    }
-    json_object_foreach(ch, key, v) if (strcmp(key, "text") && strcmp(key, "embedding")) {
-      rc = bad(g, file, line, f, "unknown field \"%s\" (expected text, embedding)", key);
-      goto fail;
-    }
+    if (!json_is_object(ch)) return bad(g, file, line, f, "expected an object {text, embedding}");
+    const char *key;
+    json_t *v;
+    json_object_foreach(ch, key, v) if (strcmp(key, "text") && strcmp(key, "embedding"))
+      return bad(g, file, line, f, "unknown field \"%s\" (expected text, embedding)", key);
     json_t *t = json_object_get(ch, "text");
     snprintf(f, sizeof f, "chunks[%zu].text", c);
-    if (!json_is_string(t)) {
-      rc = bad(g, file, line, f, t ? "expected a string" : "required field is missing");
-      goto fail;
-    }
+    if (!json_is_string(t))
+      return bad(g, file, line, f, t ? "expected a string" : "required field is missing");
     json_array_append(d->texts, t);
-    json_t *e = json_object_get(ch, "embedding");
-    snprintf(f, sizeof f, "chunks[%zu].embedding", c);
-    float *out = d->emb + c * dim;
-    if (rows) {
-      /* the typed path: the caller's row, checked below like a parsed one */
-    } else if (!e) {
-      if (db->cfg.embedder == WD_EMBEDDER_NONE) {
-        rc = bad(g, file, line, f, "missing, and the collection has no embedder");
-        goto fail;
-      }
-      wd_embed_hash(json_string_value(t), json_string_length(t), out, dim);
-    } else {
-      if (!json_is_array(e)) {
-        rc = bad(g, file, line, f, "expected an array of numbers");
-        goto fail;
-      }
-      if (json_array_size(e) == 0 && g->fe.next < g->fe.narr) {
-        /* parsed by wd_fastemb_scan, its text blanked to [] */
-        size_t cnt = g->fe.cnt[g->fe.next];
-        const float *src = g->fe.v + g->fe.off;
-        g->fe.next++;
-        g->fe.off += cnt;
-        if (cnt != dim) {
-          rc = bad(g, file, line, f, "has %zu values, the collection's dimension is %u", cnt, dim);
-          goto fail;
-        }
-        memcpy(out, src, dim * sizeof *out);
-      } else if (json_array_size(e) != dim) {
-        rc = bad(g, file, line, f, "has %zu values, the collection's dimension is %u",
-                 json_array_size(e), dim);
-        goto fail;
-      } else {
-        for (size_t i = 0; i < dim; i++) {
-          json_t *x = json_array_get(e, i);
-          if (!json_is_number(x)) {
-            rc = bad(g, file, line, f, "value %zu is not a number", i);
-            goto fail;
-          }
-          out[i] = (float)json_number_value(x);
-        }
-      }
-    }
-    {
-      char why[200]; /* finite, not underflowing or overflowing (vecnorm.c) */
-      if (wd_vec_check(out, dim, db->cfg.metric, why, sizeof why)) {
-        rc = bad(g, file, line, f, "%s", why);
-        goto fail;
-      }
-    }
+    int rc = chunk_embedding(g, file, line, c, t, json_object_get(ch, "embedding"), rows != NULL,
+                             d->emb + c * dim);
+    if (rc) return rc;
   }
   d->nchunks = nc;
+  return 0;
+}
+
+/* One input document, validated completely, as a record ready to write:
+ * fields, doc_id, source, namespace, metadata, acl, chunks. */
+static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
+                     const float *rows, pdoc *d) {
+  int rc;
+  if ((rc = doc_fields(g, j, file, line))) return rc;
+  json_t *id = json_object_get(j, "doc_id");
+  if (!json_is_string(id)) return bad(g, file, line, "doc_id", id ? "expected a string" : "required field is missing");
+  size_t idlen = json_string_length(id);
+  if (idlen == 0 || idlen > WD_MAX_DOCID)
+    return bad(g, file, line, "doc_id", "must be 1..%d bytes", WD_MAX_DOCID);
+  if (!valid_utf8_nonul(json_string_value(id), idlen))
+    return bad(g, file, line, "doc_id", "contains a NUL character");
+  json_t *src = json_object_get(j, "source");
+  if ((rc = doc_source(g, src, file, line))) return rc;
+  char ns[WD_MAX_NAMESPACE + 1], why[300];
+  json_t *nsj = json_object_get(j, "namespace");
+  if (nsj && !json_is_string(nsj)) return bad(g, file, line, "namespace", "expected a string");
+  if (wd_namespace_check(nsj ? json_string_value(nsj) : "/", nsj ? json_string_length(nsj) : 1,
+                     ns, why, sizeof why))
+    return bad(g, file, line, "namespace", "%s", why);
+  json_t *meta = json_object_get(j, "metadata");
+  if ((rc = doc_metadata(g, meta, file, line))) return rc;
+  json_t *allow, *deny;
+  if ((rc = doc_acl(g, j, file, line, &allow, &deny))) return rc;
+  if ((rc = doc_chunks(g, json_object_get(j, "chunks"), file, line, rows, d))) {
+    json_decref(allow);
+    json_decref(deny);
+    json_decref(d->texts);
+    if (!d->emb_borrowed) wd_free(d->emb);
+    d->texts = NULL;
+    d->emb = NULL;
+    return rc;
+  }
   d->rec = json_object();
   json_object_set(d->rec, "doc_id", id);
   json_object_set(d->rec, "source", src);
@@ -347,14 +345,6 @@ static int parse_doc(ingest *g, json_t *j, const char *file, uint64_t line,
   d->file = file;
   d->line = line;
   return 0;
-fail:
-  json_decref(allow);
-  json_decref(deny);
-  json_decref(d->texts);
-  if (!d->emb_borrowed) wd_free(d->emb);
-  d->texts = NULL;
-  d->emb = NULL;
-  return rc;
 }
 
 static void pdoc_free(pdoc *d) {

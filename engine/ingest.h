@@ -14,8 +14,8 @@
 #include <jansson.h>
 #include <stdarg.h>
 
-#include "fastemb.h"
-#include "store.h"
+#include "engine/fastemb.h"
+#include "engine/store.h"
 
 typedef struct wd_pdoc {
   json_t *rec;        /* doc_id, source, namespace, metadata, allow, deny */

@@ -1,7 +1,7 @@
 /*
  * lexical.c -- tokenizer and the postings' write path (see lexical.h).
  */
-#include "lexical.h"
+#include "engine/lexical.h"
 
 #include <libstemmer.h>
 #include <stdarg.h>

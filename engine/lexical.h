@@ -44,7 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "engine/store.h"
 
 #define WD_LEX_MAXTERM 128
 #define WD_LEX_WIN 4096u /* slots per posting window */

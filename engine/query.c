@@ -1,14 +1,23 @@
 /*
  * query.c -- plan and run a permission-aware top-k query.
  *
- * One query, end to end, inside one LMDB read snapshot:
- *   1. who   = the principal + caller groups + directory groups (acl/)
- *   2. allowed = readable(who) AND namespace mask AND filter bitmap
- *      -- all bitmap algebra; no document is looked at one by one;
- *   3. nearest allowed vectors: the exact scan consults `allowed` inside
- *      the scan (index/scan.c), so disallowed chunks cost nothing;
- *   4. the hits are materialised (text, source, metadata) from the same
- *      snapshot, so a result never mixes two revisions.
+ * One query, end to end, inside one LMDB read snapshot; each step is one
+ * function of query_run, in this order, and uses the file that owns its
+ * knowledge:
+ *   1. who (qrun_who): the principal + caller groups + directory groups
+ *      (acl/acl.c);
+ *   2. the allowed set (qrun_allowed): readable(who) AND namespace mask
+ *      AND filter bitmap AND live -- all bitmap algebra, no document looked
+ *      at one by one (engine/allowed.c, next to the bitmap key encoding);
+ *   3. strategy (qrun_search, with a resolver qrun_candidates): nearest
+ *      allowed vectors -- the exact scan consults `allowed` inside the scan
+ *      (index/scan.c), so disallowed chunks cost nothing; engine/search.c
+ *      chooses exact or ANN;
+ *   4. materialise (qrun_hits): text, source, metadata from the same
+ *      snapshot (engine/results.c), each hit re-checked against its record
+ *      by the ACL rule (acl_record_allows), so a result never mixes two
+ *      revisions and never disagrees with its record;
+ *   5. audit (qrun_audit, acl/audit.c) and the plan (qrun_explain).
  * Because everything happens in one snapshot that began after any write
  * that returned before the query started, a revoke that has returned is
  * never missed.
@@ -22,383 +31,28 @@
 #include <string.h>
 #include <time.h>
 
-#include "acl.h"
-#include "audit.h"
-#include "embed.h"
-#include "resolver.h"
-#include "search.h"
-#include "filter.h"
-#include "hybrid.h"
-#include "kernels.h"
-#include "lexical.h"
-#include "scan.h"
-#include "store.h"
+#include "acl/acl.h"
+#include "acl/audit.h"
+#include "engine/embed.h"
+#include "acl/resolver.h"
+#include "engine/search.h"
+#include "engine/filter.h"
+#include "engine/hybrid.h"
+#include "index/kernels.h"
+#include "engine/lexical.h"
+#include "index/scan.h"
+#include "engine/allowed.h"
+#include "engine/results.h"
+#include "engine/store.h"
 
 #define WD_MAX_K WARDEN_MAX_K
 #define WD_MAX_NQ 100000
-
-/* What a query needs from a document record, decoded once.  Immutable
- * once built and shared by reference count: between the results that hold
- * it and the handle's document cache. */
-typedef struct docinfo {
-  char *source, *namespace_, *metadata;
-  json_t *allow; /* for audit evidence and the record re-check */
-  json_t *deny;
-  int refs;      /* atomic */
-} docinfo;
-
-static void doc_unref(docinfo *d) {
-  if (!d || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
-  wd_free(d->source);
-  wd_free(d->namespace_);
-  wd_free(d->metadata);
-  json_decref(d->allow);
-  json_decref(d->deny);
-  wd_free(d);
-}
-
-/* Decoded document records of the newest revision seen, shared by a
- * handle's queries.  Measured: decoding the JSON record and re-encoding its
- * metadata was ~70 % of a query at 0.1 % selectivity.  Like the bitmap
- * cache (engine/store.c), it is keyed by revision: every committed write
- * bumps the revision, so (revision, doc_id) names one immutable record; a
- * snapshot older than the cache bypasses it, a newer one empties it. */
-typedef struct wd_doccache {
-  pthread_mutex_t mu; /* first: store_lazy_cache initialises it */
-  uint64_t rev;
-  wd_hmap map; /* doc_id -> docinfo* (one reference) */
-} wd_doccache;
-
-#define DOCCACHE_MAX 65536 /* documents; beyond it, new ones are not kept */
-
-void wd_doccache_free(wd_doccache *c) {
-  if (!c) return;
-  WD_HMAP_FOREACH(&c->map, e) doc_unref(e->val);
-  wd_hmap_free(&c->map);
-  pthread_mutex_destroy(&c->mu);
-  wd_free(c);
-}
-
-/* A new reference to the cached record of doc id for tx's revision, or
- * NULL. */
-static docinfo *doccache_get(wd_txn *tx, const char *id, size_t il) {
-  wd_doccache *c = __atomic_load_n(&tx->db->doccache, __ATOMIC_ACQUIRE);
-  if (tx->write || !c) return NULL;
-  docinfo *d = NULL;
-  pthread_mutex_lock(&c->mu);
-  if (c->rev == tx->rev && (d = wd_hmap_get(&c->map, id, il)))
-    __atomic_add_fetch(&d->refs, 1, __ATOMIC_RELAXED);
-  pthread_mutex_unlock(&c->mu);
-  return d;
-}
-
-/* Offer d (decoded in tx's snapshot) to the cache, which takes a reference
- * if it keeps it.  Failing to cache is never an error. */
-static void doccache_offer(wd_txn *tx, const char *id, size_t il, docinfo *d) {
-  warden *db = tx->db;
-  if (tx->write) return;
-  wd_doccache *c = store_lazy_cache(db, (void **)&db->doccache, sizeof *c);
-  if (!c) return;
-  pthread_mutex_lock(&c->mu);
-  if (tx->rev > c->rev) { /* a newer revision: what is cached is stale */
-    WD_HMAP_FOREACH(&c->map, e) doc_unref(e->val);
-    wd_hmap_free(&c->map);
-    c->rev = tx->rev;
-  }
-  if (tx->rev == c->rev && c->map.n < DOCCACHE_MAX && !wd_hmap_get(&c->map, id, il)) {
-    __atomic_add_fetch(&d->refs, 1, __ATOMIC_RELAXED);
-    if (wd_hmap_put(&c->map, id, il, d, NULL)) __atomic_sub_fetch(&d->refs, 1, __ATOMIC_RELAXED);
-  }
-  pthread_mutex_unlock(&c->mu);
-}
-
-typedef struct qres {
-  warden_hit *hits;
-  size_t n;
-  int degraded;
-  char *plan;
-} qres;
-
-struct warden_results {
-  uint64_t revision;
-  size_t nq;
-  qres *q;
-  wd_hmap docs; /* doc_id -> docinfo*, shared by hits */
-  char **texts; /* owned strings: doc ids and texts */
-  size_t ntexts, captexts;
-};
 
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
-
-void warden_results_free(warden_results *r) {
-  if (!r) return;
-  for (size_t i = 0; r->q && i < r->nq; i++) {
-    wd_free(r->q[i].hits);
-    wd_free(r->q[i].plan);
-  }
-  wd_free(r->q);
-  WD_HMAP_FOREACH(&r->docs, e) doc_unref(e->val);
-  wd_hmap_free(&r->docs);
-  for (size_t i = 0; i < r->ntexts; i++) wd_free(r->texts[i]);
-  wd_free(r->texts);
-  wd_free(r);
-}
-
-uint64_t warden_results_revision(const warden_results *r) { return r ? r->revision : 0; }
-size_t warden_results_nqueries(const warden_results *r) { return r ? r->nq : 0; }
-size_t warden_results_count(const warden_results *r, size_t qi) {
-  return r && qi < r->nq ? r->q[qi].n : 0;
-}
-const warden_hit *warden_results_hit(const warden_results *r, size_t qi, size_t i) {
-  if (!r || qi >= r->nq || i >= r->q[qi].n) return NULL;
-  return &r->q[qi].hits[i];
-}
-int warden_results_degraded(const warden_results *r, size_t qi) {
-  return r && qi < r->nq ? r->q[qi].degraded : 0;
-}
-const char *warden_results_plan(const warden_results *r, size_t qi) {
-  return r && qi < r->nq ? r->q[qi].plan : NULL;
-}
-
-static char *own(warden_results *r, const char *s, size_t n) {
-  if (r->ntexts == r->captexts) {
-    size_t nc = r->captexts ? r->captexts * 2 : 32;
-    char **nv = wd_realloc(r->texts, nc * sizeof *nv);
-    if (!nv) return NULL;
-    r->texts = nv;
-    r->captexts = nc;
-  }
-  char *d = wd_strndup(s, n);
-  if (d) r->texts[r->ntexts++] = d;
-  return d;
-}
-
-static char *json_str(const json_t *j) {
-  char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-  if (!s) return NULL;
-  char *d = wd_strdup(s);
-  free(s);
-  return d;
-}
-
-/* The derived-bitmap cache key of a query's allowed set (before any
- * resolver pre-filter): NUL, 'A', the counts of groups and namespaces,
- * then the principal, groups and namespaces NUL-terminated, then the
- * filter text.  The counts make the encoding unambiguous.  NULL (do not
- * cache) when long or out of memory. */
-static char *allowed_key(const warden_query_opts *o, size_t *len) {
-  size_t n = 2 + 8 + strlen(o->principal) + 1 + (o->filter ? strlen(o->filter) : 0);
-  for (size_t i = 0; i < o->ngroups; i++) n += strlen(o->groups[i]) + 1;
-  for (size_t i = 0; i < o->nnamespaces; i++) n += strlen(o->namespaces[i]) + 1;
-  if (n > 8192) return NULL;
-  char *k = wd_malloc(n), *p = k;
-  if (!k) return NULL;
-  uint32_t ng = (uint32_t)o->ngroups, nn = (uint32_t)o->nnamespaces;
-  *p++ = 0;
-  *p++ = 'A';
-  memcpy(p, &ng, 4);
-  memcpy(p + 4, &nn, 4);
-  p += 8;
-  size_t l = strlen(o->principal) + 1;
-  memcpy(p, o->principal, l);
-  p += l;
-  for (size_t i = 0; i < o->ngroups; i++) {
-    l = strlen(o->groups[i]) + 1;
-    memcpy(p, o->groups[i], l);
-    p += l;
-  }
-  for (size_t i = 0; i < o->nnamespaces; i++) {
-    l = strlen(o->namespaces[i]) + 1;
-    memcpy(p, o->namespaces[i], l);
-    p += l;
-  }
-  if (o->filter) memcpy(p, o->filter, strlen(o->filter));
-  *len = n;
-  return k;
-}
-
-/* Fill hit h from slot s in the snapshot. */
-static int materialise(wd_txn *tx, warden_results *r, uint32_t s, float score,
-                       warden_hit *h) {
-  uint32_t ord;
-  const char *id, *text;
-  size_t il, tl;
-  int rc = store_chunk_get(tx, s, &ord, &id, &il, &text, &tl);
-  if (rc == WARDEN_ENOTFOUND)
-    return wd_err(tx->db, WARDEN_ECORRUPT, "slot %u is allowed but has no chunk record", s);
-  if (rc) return rc;
-  docinfo *d = wd_hmap_get(&r->docs, id, il);
-  if (!d && (d = doccache_get(tx, id, il)) && wd_hmap_put(&r->docs, id, il, d, NULL)) {
-    doc_unref(d);
-    return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-  }
-  if (!d) {
-    json_t *rec;
-    if ((rc = store_doc_get(tx, id, il, &rec))) {
-      if (rc == WARDEN_ENOTFOUND)
-        rc = wd_err(tx->db, WARDEN_ECORRUPT, "chunk %u names a missing document", s);
-      return rc;
-    }
-    d = wd_calloc(1, sizeof *d);
-    if (d) {
-      d->refs = 1;
-      d->source = wd_strdup(json_string_value(json_object_get(rec, "source")));
-      d->namespace_ = wd_strdup(json_string_value(json_object_get(rec, "namespace")));
-      d->metadata = json_str(json_object_get(rec, "metadata"));
-      d->allow = json_incref(json_object_get(rec, "allow"));
-      d->deny = json_incref(json_object_get(rec, "deny"));
-    }
-    json_decref(rec);
-    if (!d || !d->source || !d->namespace_ || !d->metadata ||
-        wd_hmap_put(&r->docs, id, il, d, NULL)) {
-      doc_unref(d);
-      return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-    }
-    doccache_offer(tx, id, il, d);
-  }
-  h->doc_id = own(r, id, il);
-  h->text = own(r, text, tl);
-  if (!h->doc_id || !h->text) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-  h->chunk = ord;
-  h->score = score;
-  h->source = d->source;
-  h->namespace_ = d->namespace_;
-  h->metadata_json = d->metadata;
-  return 0;
-}
-
-/* ------------------------------------------------------ filter index */
-
-typedef struct fx_ctx {
-  wd_txn *tx;
-} fx_ctx;
-
-static wd_type fx_type(void *ctx, const char *key) {
-  return store_field_type(((fx_ctx *)ctx)->tx, key);
-}
-
-/* Only keys declared in warden.yaml have a public type (filter.h). */
-static int fx_public(void *ctx, const char *key) {
-  const wd_config *cfg = &((fx_ctx *)ctx)->tx->db->cfg;
-  for (size_t i = 0; i < cfg->nmeta; i++)
-    if (strcmp(cfg->meta[i].key, key) == 0) return 1;
-  return 0;
-}
-
-static int fx_eq(void *ctx, const char *key, const wd_value *v, roaring_bitmap_t *acc) {
-  fx_ctx *c = ctx;
-  if (strlen(key) > WD_MAX_KEYLEN) return 0;
-  if (v->type == WD_T_STRING && v->len > WD_MAX_STRVAL) return 0; /* cannot be stored */
-  char kb[512];
-  size_t kl = store_vkey(kb, key, v);
-  return store_bm_or(c->tx, kb, kl, acc);
-}
-
-/* Walk keys kind+field+"\0"+top nbytes of the encoding, for encodings
- * (truncated to nbytes) in [lo, hi]. */
-static int walk_level(wd_txn *tx, const char *field, char kind, int nbytes, uint64_t lo,
-                      uint64_t hi, roaring_bitmap_t *acc) {
-  if (lo > hi) return 0;
-  char lk[512], hk[512];
-  int shift = 8 * (8 - nbytes);
-  size_t ll = store_nkey(lk, kind, field, lo << shift, nbytes);
-  size_t hl = store_nkey(hk, kind, field, hi << shift, nbytes);
-  size_t plen = strlen(field) > WD_MAX_KEYLEN ? WD_MAX_KEYLEN + 2 : strlen(field) + 2;
-  return store_bm_walk(tx, lk, ll, plen, hk, hl, acc, NULL, NULL);
-}
-
-/* Range [lo, hi] over encodings, decomposed like a segment tree: exact
- * values at the ragged edges, 256-value buckets next, 65536-value buckets
- * in the middle -- at most ~1000 bitmaps whatever the number of distinct
- * values in the range.  Half-open arithmetic in 128 bits: no overflow at
- * the ends of the u64 range. */
-static int range_enc(wd_txn *tx, const char *field, uint64_t lo, uint64_t hi,
-                     roaring_bitmap_t *acc) {
-  typedef unsigned __int128 u128;
-  if (lo > hi) return 0;
-  u128 L = lo, H = (u128)hi + 1; /* [L, H) */
-  int rc;
-  if (H - L < 512) return walk_level(tx, field, 'V', 8, lo, hi, acc);
-  u128 bL = (L + 255) >> 8, bH = H >> 8; /* full 256-buckets [bL, bH) */
-  if (bL >= bH) return walk_level(tx, field, 'V', 8, lo, hi, acc);
-  if (L < (bL << 8) && (rc = walk_level(tx, field, 'V', 8, lo, (uint64_t)((bL << 8) - 1), acc)))
-    return rc;
-  if ((bH << 8) < H && (rc = walk_level(tx, field, 'V', 8, (uint64_t)(bH << 8), hi, acc)))
-    return rc;
-  u128 cL = (bL + 255) >> 8, cH = bH >> 8; /* full 65536-buckets [cL, cH) */
-  if (cL >= cH) return walk_level(tx, field, 'B', 7, (uint64_t)bL, (uint64_t)(bH - 1), acc);
-  if (bL < (cL << 8) &&
-      (rc = walk_level(tx, field, 'B', 7, (uint64_t)bL, (uint64_t)((cL << 8) - 1), acc)))
-    return rc;
-  if ((cH << 8) < bH &&
-      (rc = walk_level(tx, field, 'B', 7, (uint64_t)(cH << 8), (uint64_t)(bH - 1), acc)))
-    return rc;
-  return walk_level(tx, field, 'C', 6, (uint64_t)cL, (uint64_t)(cH - 1), acc);
-}
-
-static int fx_range(void *ctx, const char *key, const wd_value *lo, int lo_incl,
-                    const wd_value *hi, int hi_incl, roaring_bitmap_t *acc) {
-  fx_ctx *c = ctx;
-  if (strlen(key) > WD_MAX_KEYLEN) return 0;
-  uint64_t l = 0, h = UINT64_MAX;
-  if (lo) {
-    l = store_num_enc(lo);
-    if (!lo_incl) {
-      if (l == UINT64_MAX) return 0;
-      l++;
-    }
-  }
-  if (hi) {
-    h = store_num_enc(hi);
-    if (!hi_incl) {
-      if (h == 0) return 0;
-      h--;
-    }
-  }
-  return range_enc(c->tx, key, l, h, acc);
-}
-
-typedef struct match_ctx {
-  size_t plen;
-  const char *needle;
-  size_t nlen;
-} match_ctx;
-
-static int take_contains(const char *k, size_t kl, void *ctx) {
-  match_ctx *m = ctx;
-  return memmem(k + m->plen, kl - m->plen, m->needle, m->nlen) != NULL;
-}
-
-static int fx_prefix(void *ctx, const char *key, const char *p, size_t n,
-                     roaring_bitmap_t *acc) {
-  fx_ctx *c = ctx;
-  size_t fl = strlen(key);
-  if (fl > WD_MAX_KEYLEN || n > WD_MAX_STRVAL) return 0;
-  char kb[512];
-  kb[0] = 'V';
-  memcpy(kb + 1, key, fl);
-  kb[fl + 1] = 0;
-  memcpy(kb + fl + 2, p, n);
-  return store_bm_walk(c->tx, kb, fl + 2 + n, fl + 2 + n, NULL, 0, acc, NULL, NULL);
-}
-
-static int fx_contains(void *ctx, const char *key, const char *needle, size_t n,
-                       roaring_bitmap_t *acc) {
-  fx_ctx *c = ctx;
-  size_t fl = strlen(key);
-  if (fl > WD_MAX_KEYLEN || n > WD_MAX_STRVAL) return 0;
-  char kb[512];
-  kb[0] = 'V';
-  memcpy(kb + 1, key, fl);
-  kb[fl + 1] = 0;
-  match_ctx m = {fl + 2, needle, n};
-  return store_bm_walk(c->tx, kb, fl + 2, fl + 2, NULL, 0, acc, take_contains, &m);
-}
-
 
 /* ------------------------------------------------------------- query */
 
@@ -454,27 +108,19 @@ static int validate(warden *db, const float *vecs, size_t nq, const warden_query
 /* Work bound of the resolver over-fetch: at most this many candidates are
  * checked per query (documented in the README); hitting it is reported in
  * the plan as "work_bound_hit" and the query returns what passed. */
-static size_t work_bound(size_t k) { return k * 50 > 5000 ? k * 50 : 5000; }
-
-/* Document behind a slot, through the results' document cache. */
-static int slot_doc(wd_txn *tx, warden_results *r, uint32_t s, const char **id,
-                    size_t *il, docinfo **dout) {
-  warden_hit h;
-  memset(&h, 0, sizeof h);
-  int rc = materialise(tx, r, s, 0, &h); /* caches the document */
-  if (rc) return rc;
-  *id = h.doc_id;
-  *il = strlen(h.doc_id);
-  *dout = wd_hmap_get(&r->docs, *id, *il);
-  return 0;
-}
+#define WORK_PER_K 50    /* candidates checked per result asked for */
+#define WORK_MIN 5000    /* ... but at least this many */
+static size_t work_bound(size_t k) { return k * WORK_PER_K > WORK_MIN ? k * WORK_PER_K : WORK_MIN; }
+/* Resolver rounds: the next round asks for (k - passed) / pass rate x
+ * ROUND_MARGIN more candidates, the rate taken as at least MIN_PASS_RATE. */
+#define MIN_PASS_RATE 0.02
+#define ROUND_MARGIN 1.5
 
 typedef struct rstate {     /* resolver state shared by a batch's queries */
   roaring_bitmap_t *rejected; /* slots whose document the resolver refused */
   roaring_bitmap_t *failed;   /* of which refused because the resolver failed */
   roaring_bitmap_t *passed;   /* slots whose document the resolver allowed */
   wd_hmap evidence;           /* doc_id -> evidence string (owned) */
-  wd_hmap failed_docs;        /* doc_id -> (void*)1 failed (not denied) */
   uint64_t denied, errors, timeouts;
   const wd_strlist *agent;    /* on-behalf-of: the agent's expanded set, or NULL */
   wd_hmap agent_evidence;     /* doc_id -> the agent's evidence (owned) */
@@ -528,10 +174,9 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
   unsigned char *out = wd_malloc(n ? n : 1);
   char **ev = wd_calloc(n ? n : 1, sizeof *ev);
   char **aev = wd_calloc(n ? n : 1, sizeof *aev);
-  uint32_t *first = wd_calloc(n ? n : 1, sizeof *first);
   int rc = 0;
   size_t m = 0;
-  if (!items || !out || !ev || !aev || !first) {
+  if (!items || !out || !ev || !aev) {
     rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     goto done;
   }
@@ -541,13 +186,12 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
     const char *id;
     size_t il;
     docinfo *d;
-    if ((rc = slot_doc(tx, r, c[i].id, &id, &il, &d))) break;
+    if ((rc = wd_results_slot_doc(tx, r, c[i].id, &id, &il, &d))) break;
     int dup = 0;
     for (size_t j = 0; j < m && !dup; j++) dup = strcmp(items[j].doc_id, id) == 0;
     if (dup) continue;
     items[m].doc_id = id;
     items[m].source = d->source;
-    first[m] = c[i].id;
     m++;
   }
   if (rc || m == 0) goto done;
@@ -569,7 +213,7 @@ static int resolve_round(warden *db, wd_txn *tx, warden_results *r, const wd_str
       docinfo *d;
       if (roaring_bitmap_contains(rs->passed, c[i].id) || roaring_bitmap_contains(rs->rejected, c[i].id))
         continue;
-      if ((rc = slot_doc(tx, r, c[i].id, &id, &il, &d))) goto done;
+      if ((rc = wd_results_slot_doc(tx, r, c[i].id, &id, &il, &d))) goto done;
       if (strcmp(id, items[j].doc_id) != 0) continue;
       roaring_bitmap_add(ok ? rs->passed : rs->rejected, c[i].id);
       if (out[j] == WD_RES_ERROR || out[j] == WD_RES_TIMEOUT) roaring_bitmap_add(rs->failed, c[i].id);
@@ -600,7 +244,6 @@ done:
   wd_free(items);
   wd_free(out);
   wd_free(ev);
-  wd_free(first);
   return rc;
 }
 
@@ -668,51 +311,13 @@ done:
   return rc;
 }
 
-/* Defence in depth: the stored-ACL rule and the namespace prefixes,
- * evaluated again on the document record of every hit, independently of
- * the bitmaps that selected it.  A disagreement means damaged storage: the
- * query fails closed. */
-static int record_allows(const wd_strlist *who, const docinfo *d, const warden_query_opts *o) {
-  int ok = 0;
-  size_t i;
-  const json_t *p;
-  json_array_foreach(d->allow, i, p) {
-    const char *s = json_string_value(p);
-    if (s && (strcmp(s, "*") == 0 || wd_strlist_has(who, s, strlen(s)))) ok = 1;
-  }
-  json_array_foreach(d->deny, i, p) {
-    const char *s = json_string_value(p);
-    if (s && wd_strlist_has(who, s, strlen(s))) ok = 0;
-  }
-  if (!ok || !o->nnamespaces) return ok;
-  for (size_t j = 0; j < o->nnamespaces; j++) {
-    char ns[WD_MAX_NAMESPACE + 1], why[300];
-    if (wd_namespace_normalize(o->namespaces[j], ns, why, sizeof why)) continue;
-    size_t n = strlen(ns);
-    if (n == 1 || (strncmp(d->namespace_, ns, n) == 0 &&
-                   (d->namespace_[n] == 0 || d->namespace_[n] == '/')))
-      return 1;
-  }
-  return 0;
-}
-
-/* On-behalf-of: the principal and the agent must both pass the record. */
+/* On-behalf-of: the principal and the agent must both pass the record
+ * (acl_record_allows: the stored-ACL rule again, on the record). */
 static int record_allows2(const wd_strlist *who, const wd_strlist *agent, const docinfo *d,
                           const warden_query_opts *o) {
-  return record_allows(who, d, o) && (!agent || record_allows(agent, d, o));
-}
-
-/* The allow entry that admitted this document for who, as a chain. */
-static char *acl_evidence(const wd_strlist *who, const json_t *allow) {
-  size_t i;
-  const json_t *p;
-  json_array_foreach(allow, i, p) {
-    const char *s = json_string_value(p);
-    if (s && strcmp(s, "*") == 0) return wd_strdup("*");
-    for (size_t j = 0; s && j < who->n; j++)
-      if (strcmp(who->v[j], s) == 0) return acl_chain(who, j);
-  }
-  return NULL;
+  return acl_record_allows(who, d->allow, d->deny, d->namespace_, o->namespaces, o->nnamespaces) &&
+         (!agent ||
+          acl_record_allows(agent, d->allow, d->deny, d->namespace_, o->namespaces, o->nnamespaces));
 }
 
 /* On-behalf-of, for --explain: {"principal":..,"groups":[expanded]} of
@@ -730,7 +335,7 @@ static char *plan_agent(const warden_query_opts *o, const wd_strlist *agent) {
     json_decref(a);
     json_decref(g);
   }
-  char *s = j ? json_str(j) : NULL;
+  char *s = j ? wd_json_dup(j) : NULL;
   json_decref(j);
   return s;
 }
@@ -746,71 +351,83 @@ int warden_query(warden *db, const float *vecs, size_t nq, const warden_query_op
   return query_run(db, vecs, nq, o, NULL, out);
 }
 
-static int query_run(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
-                     const char *only_doc, warden_results **out) {
-  if (!db || !out) return WARDEN_EINVAL;
-  int rc = wd_check_pid(db);
-  if (rc) return rc;
-  wd_err_clear(db);
-  if ((rc = validate(db, vecs, nq, o))) return rc;
+/* One call's state, from the vectors to the results: the steps of the
+ * header comment are the functions below, in order. */
+typedef struct qrun {
+  warden *db;
+  const warden_query_opts *o;
+  size_t nq, k, dim, kmax;
+  int active;           /* a resolver post-checks the candidates */
+  float *own_vec;       /* lexical, or hybrid without a vector: the query's own */
+  float *qv;            /* nq query vectors, normalised for cosine */
+  wd_filter *flt;
+  wd_topk *heaps;       /* per query, filled by the search without a resolver */
+  wd_hit_i *sorted;     /* candidates of the current query, in rank order */
+  warden_results *r;
+  wd_txn tx;
+  int in_txn;
+  wd_strlist who, awho; /* awho: the agent's expanded set (on-behalf-of) */
+  roaring_bitmap_t *live, *allowed;
+  uint64_t set_key, nallowed, nlive;
+  rstate rs;
+  roaring_bitmap_t *lstats; /* rankfix: BM25 statistics set with a resolver */
+  int lstats_exact;
+  uint64_t pre_checked, pre_d, pre_e, pre_t; /* the lexical pre-check's counts */
+  wd_fused fz;
+  wd_search_info si;
+  double t0, t_plan, t_scan;
+} qrun;
+
+typedef struct qone { /* one query of a batch */
+  size_t n, rounds;
+  uint64_t checked, denied0, errors0, timeouts0;
+  int work_hit, degraded;
+} qone;
+
+/* The query vectors (the query's own for lexical mode), the filter, and
+ * the buffers every later step writes into. */
+static int qrun_prepare(qrun *Q, const float *vecs, size_t nq) {
+  warden *db = Q->db;
+  const warden_query_opts *o = Q->o;
   /* lexical mode needs no vector; hybrid without one embeds the text */
-  float *own_vec = NULL;
   if (o->mode != WARDEN_MODE_SEMANTIC && (o->mode == WARDEN_MODE_LEXICAL || !vecs)) {
     if (o->mode == WARDEN_MODE_HYBRID && db->cfg.embedder != WD_EMBEDDER_HASH)
       return wd_err(db, WARDEN_EINVAL,
                     "query: hybrid mode needs a query vector or an embedder (embedder.type)");
-    own_vec = wd_calloc(db->cfg.dim, sizeof(float));
-    if (!own_vec) return wd_err(db, WARDEN_ENOMEM, "out of memory");
-    if (o->mode == WARDEN_MODE_HYBRID) wd_embed_hash(o->text, strlen(o->text), own_vec, db->cfg.dim);
+    float *v = Q->own_vec = wd_calloc(db->cfg.dim, sizeof(float));
+    if (!v) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+    if (o->mode == WARDEN_MODE_HYBRID) wd_embed_hash(o->text, strlen(o->text), v, db->cfg.dim);
     if (o->mode == WARDEN_MODE_LEXICAL || db->cfg.metric == WD_METRIC_COSINE) {
       double n2 = 0;
-      for (size_t i = 0; i < db->cfg.dim; i++) n2 += (double)own_vec[i] * own_vec[i];
-      if (!(n2 > 0)) own_vec[0] = 1; /* a vector without words: any non-zero one */
+      for (size_t i = 0; i < db->cfg.dim; i++) n2 += (double)v[i] * v[i];
+      if (!(n2 > 0)) v[0] = 1; /* a vector without words: any non-zero one */
     }
-    vecs = own_vec;
+    vecs = v;
     nq = 1;
   }
-  wd_fused fz;
-  memset(&fz, 0, sizeof fz);
-  double t0 = now_ms();
-  size_t k = o->k ? o->k : 10, dim = db->cfg.dim;
-  char ferr[512];
-  wd_filter *flt = NULL;
+  Q->t0 = now_ms();
+  Q->nq = nq;
+  Q->k = o->k ? o->k : 10;
+  size_t dim = Q->dim = db->cfg.dim;
   if (o->filter) {
-    int frc = wd_filter_parse(o->filter, strlen(o->filter), &flt, ferr, sizeof ferr);
-    if (frc) {
-      wd_free(own_vec);
-      return wd_err(db, frc == WARDEN_ENOMEM ? WARDEN_ENOMEM : WARDEN_EDATA, "%s", ferr);
-    }
+    char ferr[512];
+    int frc = wd_filter_parse(o->filter, strlen(o->filter), &Q->flt, ferr, sizeof ferr);
+    if (frc) return wd_err(db, frc == WARDEN_ENOMEM ? WARDEN_ENOMEM : WARDEN_EDATA, "%s", ferr);
   }
-  int active = wd_resolver_active(db->resolver);
-  size_t kmax = active ? work_bound(k) + k : k;
-  float *qv = wd_malloc(nq * dim * sizeof(float));
-  warden_results *r = wd_calloc(1, sizeof *r);
-  wd_topk *heaps = wd_calloc(nq, sizeof *heaps);
-  wd_hit_i *sorted = wd_malloc(kmax * sizeof *sorted);
-  roaring_bitmap_t *allowed = NULL, *live = roaring_bitmap_create();
-  rstate rs;
-  memset(&rs, 0, sizeof rs);
-  roaring_bitmap_t *lstats = NULL; /* rankfix: BM25 statistics set with a resolver */
-  rs.rejected = roaring_bitmap_create();
-  rs.failed = roaring_bitmap_create();
-  rs.passed = roaring_bitmap_create();
-  wd_strlist who, awho; /* awho: the agent's expanded set (on-behalf-of) */
-  memset(&who, 0, sizeof who);
-  memset(&awho, 0, sizeof awho);
-  wd_txn tx;
-  int in_txn = 0;
-  if (!qv || !r || !heaps || !sorted || !live || !rs.rejected || !rs.failed || !rs.passed) {
-    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-    goto out;
-  }
-  r->nq = nq;
-  r->q = wd_calloc(nq, sizeof *r->q);
-  if (!r->q) {
-    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-    goto out;
-  }
+  Q->active = wd_resolver_active(db->resolver);
+  Q->kmax = Q->active ? work_bound(Q->k) + Q->k : Q->k;
+  Q->qv = wd_malloc(nq * dim * sizeof(float));
+  Q->r = wd_results_new(nq, 0);
+  Q->heaps = wd_calloc(nq, sizeof *Q->heaps);
+  Q->sorted = wd_malloc(Q->kmax * sizeof *Q->sorted);
+  Q->live = roaring_bitmap_create();
+  Q->rs.rejected = roaring_bitmap_create();
+  Q->rs.failed = roaring_bitmap_create();
+  Q->rs.passed = roaring_bitmap_create();
+  if (!Q->qv || !Q->r || !Q->heaps || !Q->sorted || !Q->live || !Q->rs.rejected ||
+      !Q->rs.failed || !Q->rs.passed)
+    return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  float *qv = Q->qv;
   memcpy(qv, vecs, nq * dim * sizeof(float));
   if (db->cfg.metric == WD_METRIC_COSINE)
     for (size_t q = 0; q < nq; q++) {
@@ -820,293 +437,343 @@ static int query_run(warden *db, const float *vecs, size_t nq, const warden_quer
       for (size_t i = 0; i < dim; i++) qv[q * dim + i] *= inv;
     }
   for (size_t q = 0; q < nq; q++)
-    if (wd_topk_init(&heaps[q], k)) {
-      rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-      goto out;
-    }
-  if ((rc = store_read_begin(db, &tx))) goto out;
-  in_txn = 1;
-  r->revision = store_meta_u64(&tx, "revision");
-  if (o->min_revision && r->revision < o->min_revision) {
-    rc = wd_err(db, WARDEN_ESTALE,
-                "query: the collection is at revision %llu, older than the required %llu",
-                (unsigned long long)r->revision, (unsigned long long)o->min_revision);
-    goto out;
-  }
-  /* 1-2: the allowed set.  Within one revision it is a function of the
-   * caller's identity, the namespaces and the filter text: repeated
-   * queries take it from the revision's cache (engine/store.c). */
-  if ((rc = acl_expand(&tx, o->principal, o->groups, o->ngroups, &who))) goto out;
+    if (wd_topk_init(&Q->heaps[q], Q->k)) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  return 0;
+}
+
+/* The snapshot every later step reads, at least as new as asked. */
+static int qrun_snapshot(qrun *Q) {
+  int rc = store_read_begin(Q->db, &Q->tx);
+  if (rc) return rc;
+  Q->in_txn = 1;
+  Q->r->revision = store_meta_u64(&Q->tx, "revision");
+  if (Q->o->min_revision && Q->r->revision < Q->o->min_revision)
+    return wd_err(Q->db, WARDEN_ESTALE,
+                  "query: the collection is at revision %llu, older than the required %llu",
+                  (unsigned long long)Q->r->revision, (unsigned long long)Q->o->min_revision);
+  return 0;
+}
+
+/* 1. who may read: the principal, its groups and the directory's, and on
+ * behalf of an agent the agent's too (acl/acl.c). */
+static int qrun_who(qrun *Q) {
+  const warden_query_opts *o = Q->o;
+  int rc = acl_expand(&Q->tx, o->principal, o->groups, o->ngroups, &Q->who);
+  if (rc) return rc;
   if (o->agent) {
-    if ((rc = acl_expand(&tx, o->agent, o->agent_groups, o->nagent_groups, &awho))) goto out;
-    rs.agent = &awho;
+    if ((rc = acl_expand(&Q->tx, o->agent, o->agent_groups, o->nagent_groups, &Q->awho)))
+      return rc;
+    Q->rs.agent = &Q->awho;
   }
+  return 0;
+}
+
+/* 2. the allowed set (engine/allowed.c), narrowed to what the agent may
+ * read too, to one document for warden_fetch, and by the grants
+ * resolver's pre-filter (a superset, still post-checked). */
+static int qrun_allowed(qrun *Q, const char *only_doc) {
+  warden *db = Q->db;
+  wd_txn *tx = &Q->tx;
   char kb[8];
-  if ((rc = store_bm_or(&tx, kb, store_key(kb, 'L', "", 0), live))) goto out;
-  size_t akl = 0;
-  char *akey = allowed_key(o, &akl);
-  uint64_t set_key = 0; /* FNV-1a of akey: the planner's cache-recency key */
-  if (akey) {
-    set_key = 14695981039346656037ull;
-    for (size_t i = 0; i < akl; i++) set_key = (set_key ^ (unsigned char)akey[i]) * 1099511628211ull;
-    /* on-behalf-of: the scanned set also depends on the agent; NUL-separated */
-    for (size_t i = 0; o->agent && i <= o->nagent_groups; i++) {
-      const char *p = i ? o->agent_groups[i - 1] : o->agent;
-      for (; *p; p++) set_key = (set_key ^ (unsigned char)*p) * 1099511628211ull;
-      set_key = (set_key ^ 0) * 1099511628211ull;
-    }
-    if (!set_key) set_key = 1;
-  }
-  if (akey && store_derived_get(&tx, akey, akl, &allowed)) goto have_allowed;
-  if ((rc = acl_readable(&tx, &who, &allowed))) goto allowed_out;
-  if (o->nnamespaces) {
-    roaring_bitmap_t *m;
-    if ((rc = acl_namespace_mask(&tx, o->namespaces, o->nnamespaces, &m))) goto allowed_out;
-    roaring_bitmap_and_inplace(allowed, m);
-    roaring_bitmap_free(m);
-  }
-  if (flt) {
-    fx_ctx fc = {&tx};
-    wd_filter_index ix = {&fc, fx_type, fx_eq, fx_range, fx_prefix, fx_contains, live, fx_public};
-    roaring_bitmap_t *fb;
-    if ((rc = wd_filter_eval(flt, &ix, &fb, ferr, sizeof ferr))) {
-      if (rc == WARDEN_EDATA) wd_err(db, rc, "%s", ferr);
-      goto allowed_out;
-    }
-    roaring_bitmap_and_inplace(allowed, fb);
-    roaring_bitmap_free(fb);
-  }
-  roaring_bitmap_and_inplace(allowed, live);
-  if (akey) store_derived_put(&tx, akey, akl, allowed);
-have_allowed:
-allowed_out:
-  wd_free(akey);
-  if (rc) goto out;
-  if (o->agent) { /* on-behalf-of: what both may read (the cached set is the principal's) */
+  int rc = store_bm_or(tx, kb, store_key(kb, 'L', "", 0), Q->live);
+  if (!rc) rc = wd_allowed_set(tx, Q->o, Q->flt, &Q->who, Q->live, &Q->allowed, &Q->set_key);
+  if (rc) return rc;
+  roaring_bitmap_t *allowed = Q->allowed;
+  if (Q->o->agent) { /* on-behalf-of: what both may read (the cached set is the principal's) */
     roaring_bitmap_t *ab = NULL;
-    if ((rc = acl_readable(&tx, &awho, &ab))) goto out;
+    if ((rc = acl_readable(tx, &Q->awho, &ab))) return rc;
     roaring_bitmap_and_inplace(allowed, ab);
     roaring_bitmap_free(ab);
   }
-  if (only_doc && (rc = only_doc_slots(&tx, only_doc, allowed))) goto out; /* warden_fetch */
-  if (active) { /* grants: a pre-filter superset, still post-checked */
+  if (only_doc && (rc = only_doc_slots(tx, only_doc, allowed))) return rc; /* warden_fetch */
+  for (int a = 0; Q->active && a < (Q->o->agent ? 2 : 1); a++) {
     roaring_bitmap_t *pf = NULL;
-    if ((rc = wd_resolver_prefilter(db->resolver, &tx, &who, &pf))) goto out;
-    if (pf) {
-      roaring_bitmap_and_inplace(allowed, pf);
-      roaring_bitmap_free(pf);
-    }
-    pf = NULL;
-    if (o->agent && (rc = wd_resolver_prefilter(db->resolver, &tx, &awho, &pf))) goto out;
+    if ((rc = wd_resolver_prefilter(db->resolver, tx, a ? &Q->awho : &Q->who, &pf))) return rc;
     if (pf) {
       roaring_bitmap_and_inplace(allowed, pf);
       roaring_bitmap_free(pf);
     }
   }
-  roaring_bitmap_and_inplace(allowed, live); /* defensive: only live slots */
-  uint64_t nallowed = roaring_bitmap_get_cardinality(allowed);
-  uint64_t nlive = roaring_bitmap_get_cardinality(live);
-  double t_plan = now_ms();
-  wd_search_info si;
-  memset(&si, 0, sizeof si);
-  si.explain = o->explain;
-  /* 3: nearest allowed vectors */
-  if (!active) {
+  roaring_bitmap_and_inplace(allowed, Q->live); /* defensive: only live slots */
+  Q->nallowed = roaring_bitmap_get_cardinality(allowed);
+  Q->nlive = roaring_bitmap_get_cardinality(Q->live);
+  Q->t_plan = now_ms();
+  return 0;
+}
+
+/* 3. strategy: without a resolver, the nearest allowed vectors of every
+ * query at once (engine/search.c chooses exact or ANN; hybrid and lexical
+ * go through engine/hybrid.c).  With one, the search runs per query in
+ * rounds (qrun_candidates); lexical and hybrid first check BM25's
+ * statistics set (lex_precheck). */
+static int qrun_search(qrun *Q) {
+  warden *db = Q->db;
+  const warden_query_opts *o = Q->o;
+  int rc = 0;
+  Q->si.explain = o->explain; /* the planner formats its detail only then */
+  if (!Q->active) {
     if (o->mode != WARDEN_MODE_SEMANTIC)
-      rc = wd_hybrid_round(db, &tx, o, qv, allowed, nallowed, nlive, set_key, heaps, &si, &fz,
-                           NULL);
+      rc = wd_hybrid_round(db, &Q->tx, o, Q->qv, Q->allowed, Q->nallowed, Q->nlive, Q->set_key,
+                           Q->heaps, &Q->si, &Q->fz, NULL);
     else
-      rc = wd_search_t(db, &tx, qv, nq, allowed, nallowed, nlive, o->strategy, o->target_recall,
-                       set_key, heaps, &si);
-    if (rc) goto out;
+      rc = wd_search_t(db, &Q->tx, Q->qv, Q->nq, Q->allowed, Q->nallowed, Q->nlive, o->strategy,
+                       o->target_recall, Q->set_key, Q->heaps, &Q->si);
+    if (rc) return rc;
   }
-  /* rankfix: lexical and hybrid with a resolver -- BM25's statistics over
-   * a set holding no document the resolver refused (lex_precheck). */
-  int lstats_exact = 0;
-  uint64_t pre_checked = 0, pre_d = rs.denied, pre_e = rs.errors, pre_t = rs.timeouts;
-  if (active && o->mode != WARDEN_MODE_SEMANTIC) {
-    rs.budget_end = 0;
+  Q->pre_d = Q->rs.denied;
+  Q->pre_e = Q->rs.errors;
+  Q->pre_t = Q->rs.timeouts;
+  if (Q->active && o->mode != WARDEN_MODE_SEMANTIC) {
+    Q->rs.budget_end = 0;
     int pdeg = 0;
-    if ((rc = lex_precheck(db, &tx, r, &who, &rs, allowed, o->text ? o->text : "", work_bound(k),
-                           &lstats, &lstats_exact, &pdeg, &pre_checked)))
-      goto out;
+    if ((rc = lex_precheck(db, &Q->tx, Q->r, &Q->who, &Q->rs, Q->allowed, o->text ? o->text : "",
+                           work_bound(Q->k), &Q->lstats, &Q->lstats_exact, &pdeg,
+                           &Q->pre_checked)))
+      return rc;
   }
-  double t_scan = now_ms();
-  for (size_t q = 0; q < nq && !rc; q++) {
-    size_t n = 0, rounds = 0;
-    uint64_t checked = 0, denied0 = rs.denied, errors0 = rs.errors, timeouts0 = rs.timeouts;
-    if (q == 0) { /* the first query also owns the lexical pre-check's verdicts */
-      denied0 = pre_d;
-      errors0 = pre_e;
-      timeouts0 = pre_t;
+  Q->t_scan = now_ms();
+  return 0;
+}
+
+/* 3 (with a resolver). Over-fetch in rounds until k candidates of query q
+ * pass the resolver or the allowed set is exhausted; never pad.  Leaves
+ * the candidates that passed in Q->sorted[0..s->n), in rank order. */
+static int qrun_candidates(qrun *Q, size_t q, qone *s) {
+  warden *db = Q->db;
+  const warden_query_opts *o = Q->o;
+  rstate *rs = &Q->rs;
+  size_t k = Q->k, kk = k, n = 0;
+  int rc = 0;
+  /* each query of a batch has its own resolver budget (the first one
+   * shares it with the lexical pre-check) */
+  if (q > 0 || !Q->lstats) rs->budget_end = 0;
+  if (q == 0) s->checked = Q->pre_checked;
+  for (;;) {
+    s->rounds++;
+    roaring_bitmap_t *cand = roaring_bitmap_andnot(Q->allowed, rs->rejected);
+    uint64_t ncand = cand ? roaring_bitmap_get_cardinality(cand) : 0;
+    wd_topk h;
+    if (!cand || wd_topk_init(&h, kk)) {
+      if (cand) roaring_bitmap_free(cand);
+      return wd_err(db, WARDEN_ENOMEM, "out of memory");
     }
-    /* in a batch, a document the resolver failed on for an earlier query
-     * stays out of the later ones too: their answers are degraded as well */
-    int work_hit = 0, degraded = active && !roaring_bitmap_is_empty(rs.failed);
-    if (!active) {
-      n = wd_topk_drain_sorted(&heaps[q], sorted);
-    } else {
-      /* over-fetch in rounds until k candidates pass the resolver or the
-       * allowed set is exhausted; never pad */
-      size_t kk = k;
-      /* each query of a batch has its own resolver budget (the first one
-       * shares it with the lexical pre-check) */
-      if (q > 0 || !lstats) rs.budget_end = 0;
-      if (q == 0) checked = pre_checked;
-      for (;;) {
-        rounds++;
-        roaring_bitmap_t *cand = roaring_bitmap_andnot(allowed, rs.rejected);
-        uint64_t ncand = roaring_bitmap_get_cardinality(cand);
-        wd_topk h;
-        if (!cand || wd_topk_init(&h, kk)) {
-          if (cand) roaring_bitmap_free(cand);
-          rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-          break;
-        }
-        rc = o->mode != WARDEN_MODE_SEMANTIC
-                 ? wd_hybrid_round(db, &tx, o, qv + q * dim, cand, ncand, nlive, 0, &h, &si, &fz,
-                                   lstats)
-                 : wd_search_t(db, &tx, qv + q * dim, 1, cand, ncand, nlive, o->strategy,
-                               o->target_recall, 0, &h, &si);
-        roaring_bitmap_free(cand);
-        if (!rc) n = wd_topk_drain_sorted(&h, sorted);
-        wd_topk_free(&h);
-        if (rc) break;
-        if ((rc = resolve_round(db, &tx, r, &who, &rs, sorted, n, &degraded, &checked))) break;
-        size_t pass = 0;
-        for (size_t i = 0; i < n; i++) pass += roaring_bitmap_contains(rs.passed, sorted[i].id);
-        if (pass >= k || n < kk) break; /* enough, or allowed set exhausted */
-        if (checked >= work_bound(k)) {
-          work_hit = 1;
-          break;
-        }
-        /* size the next round from the observed pass rate */
-        double rate = n ? (double)pass / (double)n : 0;
-        if (rate < 0.02) rate = 0.02;
-        size_t want = (size_t)((double)(k - pass) / rate * 1.5) + pass + k;
-        if (want < kk * 2) want = kk * 2;
-        if (want > kmax) want = kmax;
-        if (want <= kk) {
-          work_hit = 1;
-          break;
-        }
-        kk = want;
-      }
-      if (rc) break;
-      /* keep the candidates that passed, in rank order, at most k */
-      size_t w = 0;
-      int fused = o->mode != WARDEN_MODE_SEMANTIC;
-      for (size_t i = 0; i < n && (fused || w < k); i++)
-        if (roaring_bitmap_contains(rs.passed, sorted[i].id)) sorted[w++] = sorted[i];
-      n = w;
-      /* rankfix: ranks and the fused score among what passed only */
-      if (fused &&
-          (rc = wd_fused_renumber(db, &fz, o->mode == WARDEN_MODE_LEXICAL, sorted, w, k, &n)))
-        break;
-    }
-    r->q[q].degraded = degraded;
-    r->q[q].hits = wd_calloc(n ? n : 1, sizeof(warden_hit));
-    wd_audit_hit *ah = db->audit ? wd_calloc(n ? n : 1, sizeof *ah) : NULL;
-    /* on-behalf-of: the agent's evidence per hit, for the audit line */
-    int obo = db->audit && o->agent;
-    char **aacl = obo ? wd_calloc(n ? n : 1, sizeof *aacl) : NULL;
-    const char **ares = obo ? wd_calloc(n ? n : 1, sizeof *ares) : NULL;
-    if (!r->q[q].hits || (db->audit && !ah) || (obo && (!aacl || !ares))) {
-      wd_free(aacl);
-      wd_free((void *)ares);
-      wd_free(ah);
-      rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    const float *qv = Q->qv + q * Q->dim;
+    rc = o->mode != WARDEN_MODE_SEMANTIC
+             ? wd_hybrid_round(db, &Q->tx, o, qv, cand, ncand, Q->nlive, 0, &h, &Q->si, &Q->fz,
+                               Q->lstats)
+             : wd_search_t(db, &Q->tx, qv, 1, cand, ncand, Q->nlive, o->strategy,
+                           o->target_recall, 0, &h, &Q->si);
+    roaring_bitmap_free(cand);
+    if (!rc) n = wd_topk_drain_sorted(&h, Q->sorted);
+    wd_topk_free(&h);
+    if (rc) return rc;
+    if ((rc = resolve_round(db, &Q->tx, Q->r, &Q->who, rs, Q->sorted, n, &s->degraded,
+                            &s->checked)))
+      return rc;
+    size_t pass = 0;
+    for (size_t i = 0; i < n; i++) pass += roaring_bitmap_contains(rs->passed, Q->sorted[i].id);
+    if (pass >= k || n < kk) break; /* enough, or allowed set exhausted */
+    if (s->checked >= work_bound(k)) {
+      s->work_hit = 1;
       break;
     }
-    for (size_t i = 0; i < n && !rc; i++) {
-      warden_hit *h = &r->q[q].hits[i];
-      rc = materialise(&tx, r, sorted[i].id, wd_dist_to_score(db->cfg.metric, sorted[i].dist), h);
-      if (rc) break;
-      if (o->mode != WARDEN_MODE_SEMANTIC) /* fused score, each side's rank */
-        wd_fused_apply(&fz, (size_t)sorted[i].dist, sorted[i].id, h);
-      docinfo *dinf = wd_hmap_get(&r->docs, h->doc_id, strlen(h->doc_id));
-      if (!dinf || !record_allows2(&who, o->agent ? &awho : NULL, dinf, o)) {
-        rc = wd_err(db, WARDEN_ECORRUPT,
+    /* size the next round from the observed pass rate */
+    double rate = n ? (double)pass / (double)n : 0;
+    if (rate < MIN_PASS_RATE) rate = MIN_PASS_RATE;
+    size_t want = (size_t)((double)(k - pass) / rate * ROUND_MARGIN) + pass + k;
+    if (want < kk * 2) want = kk * 2;
+    if (want > Q->kmax) want = Q->kmax;
+    if (want <= kk) {
+      s->work_hit = 1;
+      break;
+    }
+    kk = want;
+  }
+  /* keep the candidates that passed, in rank order, at most k */
+  size_t w = 0;
+  int fused = o->mode != WARDEN_MODE_SEMANTIC;
+  for (size_t i = 0; i < n && (fused || w < k); i++)
+    if (roaring_bitmap_contains(rs->passed, Q->sorted[i].id)) Q->sorted[w++] = Q->sorted[i];
+  s->n = w;
+  /* rankfix: ranks and the fused score among what passed only */
+  if (fused &&
+      (rc = wd_fused_renumber(db, &Q->fz, o->mode == WARDEN_MODE_LEXICAL, Q->sorted, w, k, &s->n)))
+    return rc;
+  return 0;
+}
+
+/* 4. materialise query q's hits into the results (engine/results.c), and
+ * re-check each against its document record (acl_record_allows): a
+ * disagreement with the bitmaps means damaged storage, and the query fails
+ * closed. */
+static int qrun_hits(qrun *Q, size_t q, const qone *s) {
+  warden *db = Q->db;
+  const warden_query_opts *o = Q->o;
+  warden_results *r = Q->r;
+  size_t n = s->n;
+  r->q[q].degraded = s->degraded;
+  r->q[q].hits = wd_calloc(n ? n : 1, sizeof(warden_hit));
+  if (!r->q[q].hits) return wd_err(db, WARDEN_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    warden_hit *h = &r->q[q].hits[i];
+    const wd_hit_i *c = &Q->sorted[i];
+    int rc = wd_results_materialise(&Q->tx, r, c->id, wd_dist_to_score(db->cfg.metric, c->dist), h);
+    if (rc) return rc;
+    if (o->mode != WARDEN_MODE_SEMANTIC) /* fused score, each side's rank */
+      wd_fused_apply(&Q->fz, (size_t)c->dist, c->id, h);
+    docinfo *d = wd_results_doc(r, h->doc_id);
+    if (!d || !record_allows2(&Q->who, o->agent ? &Q->awho : NULL, d, o))
+      return wd_err(db, WARDEN_ECORRUPT,
                     "query: the bitmaps selected a chunk its document record does not "
                     "allow; refusing to answer (run warden check)");
-        break;
-      }
-      r->q[q].n++;
-      if (ah) {
-        ah[i].doc_id = h->doc_id;
-        ah[i].chunk = h->chunk;
-        docinfo *d = wd_hmap_get(&r->docs, h->doc_id, strlen(h->doc_id));
-        ah[i].acl_evidence = d && d->allow ? acl_evidence(&who, d->allow) : NULL;
-        ah[i].resolver_evidence = wd_hmap_get(&rs.evidence, h->doc_id, strlen(h->doc_id));
-        if (aacl) {
-          aacl[i] = d && d->allow ? acl_evidence(&awho, d->allow) : NULL;
-          ares[i] = wd_hmap_get(&rs.agent_evidence, h->doc_id, strlen(h->doc_id));
-        }
-      }
-    }
-    if (!rc && db->audit) {
-      wd_audit_query aq = {o, &who, r->revision, q, ah, r->q[q].n, rs.denied - denied0,
-                           rs.errors - errors0, rs.timeouts - timeouts0, degraded};
-      wd_audit_agent ag = {&awho, (const char *const *)aacl, ares};
-      rc = wd_audit_write_obo(db->audit, db, &aq, o->agent ? &ag : NULL);
-    }
-    for (size_t i = 0; ah && i < n; i++) wd_free((char *)ah[i].acl_evidence);
-    for (size_t i = 0; aacl && i < n; i++) wd_free(aacl[i]);
-    wd_free(aacl);
-    wd_free((void *)ares);
-    wd_free(ah);
-    if (!rc && o->explain) {
-      static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
-      char *ajson = o->agent ? plan_agent(o, &awho) : NULL; /* on-behalf-of */
-      r->q[q].plan = wd_asprintf(
-          "{\"strategy\":\"%s\"%s%s%s,\"simd\":\"%s\",\"k\":%zu,"
-          "\"live_chunks\":%llu,\"allowed\":%llu,\"selectivity\":%.6g,"
-          "\"scanned\":%llu,\"resolver\":\"%s\",\"rounds\":%zu,\"checked\":%llu,"
-          "\"dropped_by_resolver\":%llu,\"resolver_failed\":%llu,\"work_bound\":%zu,"
-          "\"work_bound_hit\":%s,\"revision\":%llu,\"plan_ms\":%.3f,\"scan_ms\":%.3f,"
-          "\"batch\":%zu%s%s%s%s%s}",
-          si.strategy ? si.strategy : "exact",
-          !si.strategy || !strcmp(si.strategy, "exact") ? ",\"path\":\"" : "",
-          !si.strategy || !strcmp(si.strategy, "exact") ? paths[si.path < 0 || si.path > 2 ? 0 : si.path] : "",
-          !si.strategy || !strcmp(si.strategy, "exact") ? "\"" : "",
-          wd_kernels_name(), k, (unsigned long long)nlive, (unsigned long long)nallowed,
-          nlive ? (double)nallowed / (double)nlive : 0.0,
-          (unsigned long long)(active ? si.scanned : si.scanned / nq),
-          wd_resolver_name(db->resolver), rounds, (unsigned long long)checked,
-          (unsigned long long)(rs.denied - denied0 + rs.errors - errors0 + rs.timeouts - timeouts0),
-          (unsigned long long)(rs.errors - errors0 + rs.timeouts - timeouts0),
-          active ? work_bound(k) : 0, work_hit ? "true" : "false",
-          (unsigned long long)r->revision, t_plan - t0, (active ? now_ms() : t_scan) - t_plan, nq,
-          !lstats ? "" : lstats_exact ? ",\"lexical_stats\":\"resolver-checked\""
-                                      : ",\"lexical_stats\":\"resolver-checked-subset\"",
-          si.detail[0] ? "," : "", si.detail, ajson ? ",\"agent\":" : "", ajson ? ajson : "");
-      wd_free(ajson);
-      if (!r->q[q].plan) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    r->q[q].n++;
+  }
+  return 0;
+}
+
+/* 5. audit: one line per query with each hit's evidence (acl/audit.c);
+ * an audited deployment must not answer unaudited, so failing to write it
+ * fails the query. */
+static int qrun_audit(qrun *Q, size_t q, const qone *s) {
+  warden *db = Q->db;
+  const warden_query_opts *o = Q->o;
+  const qres *res = &Q->r->q[q];
+  size_t n = res->n;
+  wd_audit_hit *ah = wd_calloc(n ? n : 1, sizeof *ah);
+  /* on-behalf-of: the agent's evidence per hit */
+  int obo = o->agent != NULL;
+  char **aacl = obo ? wd_calloc(n ? n : 1, sizeof *aacl) : NULL;
+  const char **ares = obo ? wd_calloc(n ? n : 1, sizeof *ares) : NULL;
+  int rc = 0;
+  if (!ah || (obo && (!aacl || !ares))) {
+    rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const warden_hit *h = &res->hits[i];
+    docinfo *d = wd_results_doc(Q->r, h->doc_id);
+    ah[i].doc_id = h->doc_id;
+    ah[i].chunk = h->chunk;
+    ah[i].acl_evidence = d && d->allow ? acl_evidence(&Q->who, d->allow) : NULL;
+    ah[i].resolver_evidence = wd_hmap_get(&Q->rs.evidence, h->doc_id, strlen(h->doc_id));
+    if (aacl) {
+      aacl[i] = d && d->allow ? acl_evidence(&Q->awho, d->allow) : NULL;
+      ares[i] = wd_hmap_get(&Q->rs.agent_evidence, h->doc_id, strlen(h->doc_id));
     }
   }
-out:
-  if (in_txn) store_read_end(&tx);
-  wd_strlist_free(&who);
-  wd_strlist_free(&awho);
-  WD_HMAP_FOREACH(&rs.agent_evidence, e) wd_free(e->val);
-  wd_hmap_free(&rs.agent_evidence);
-  if (allowed) roaring_bitmap_free(allowed); /* CRoaring 0.2 rejects NULL */
-  if (live) roaring_bitmap_free(live);
-  if (lstats) roaring_bitmap_free(lstats);
-  if (rs.rejected) roaring_bitmap_free(rs.rejected);
-  if (rs.failed) roaring_bitmap_free(rs.failed);
-  if (rs.passed) roaring_bitmap_free(rs.passed);
-  WD_HMAP_FOREACH(&rs.evidence, e) wd_free(e->val);
-  wd_hmap_free(&rs.evidence);
-  wd_hmap_free(&rs.failed_docs);
-  if (heaps)
-    for (size_t q = 0; q < nq; q++) wd_topk_free(&heaps[q]);
-  wd_free(heaps);
-  wd_free(sorted);
-  wd_free(qv);
-  wd_free(own_vec);
-  wd_fused_free(&fz);
-  wd_filter_free(flt);
+  wd_audit_query aq = {o, &Q->who, Q->r->revision, q, ah, n, Q->rs.denied - s->denied0,
+                       Q->rs.errors - s->errors0, Q->rs.timeouts - s->timeouts0, s->degraded};
+  wd_audit_agent ag = {&Q->awho, (const char *const *)aacl, ares};
+  rc = wd_audit_write_obo(db->audit, db, &aq, obo ? &ag : NULL);
+done:
+  for (size_t i = 0; ah && i < n; i++) wd_free((char *)ah[i].acl_evidence);
+  for (size_t i = 0; aacl && i < n; i++) wd_free(aacl[i]);
+  wd_free(aacl);
+  wd_free((void *)ares);
+  wd_free(ah);
+  return rc;
+}
+
+/* --explain: the plan of query q as a JSON object text (warden_results_plan). */
+static int qrun_explain(qrun *Q, size_t q, const qone *s) {
+  static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
+  warden *db = Q->db;
+  const wd_search_info *si = &Q->si;
+  const rstate *rs = &Q->rs;
+  int exact = !si->strategy || !strcmp(si->strategy, "exact");
+  char *ajson = Q->o->agent ? plan_agent(Q->o, &Q->awho) : NULL; /* on-behalf-of */
+  uint64_t failed = rs->errors - s->errors0 + rs->timeouts - s->timeouts0;
+  Q->r->q[q].plan = wd_asprintf(
+      "{\"strategy\":\"%s\"%s%s%s,\"simd\":\"%s\",\"k\":%zu,"
+      "\"live_chunks\":%llu,\"allowed\":%llu,\"selectivity\":%.6g,"
+      "\"scanned\":%llu,\"resolver\":\"%s\",\"rounds\":%zu,\"checked\":%llu,"
+      "\"dropped_by_resolver\":%llu,\"resolver_failed\":%llu,\"work_bound\":%zu,"
+      "\"work_bound_hit\":%s,\"revision\":%llu,\"plan_ms\":%.3f,\"scan_ms\":%.3f,"
+      "\"batch\":%zu%s%s%s%s%s}",
+      si->strategy ? si->strategy : "exact", exact ? ",\"path\":\"" : "",
+      exact ? paths[si->path < 0 || si->path > 2 ? 0 : si->path] : "", exact ? "\"" : "",
+      wd_kernels_name(), Q->k, (unsigned long long)Q->nlive, (unsigned long long)Q->nallowed,
+      Q->nlive ? (double)Q->nallowed / (double)Q->nlive : 0.0,
+      (unsigned long long)(Q->active ? si->scanned : si->scanned / Q->nq),
+      wd_resolver_name(db->resolver), s->rounds, (unsigned long long)s->checked,
+      (unsigned long long)(rs->denied - s->denied0 + failed), (unsigned long long)failed,
+      Q->active ? work_bound(Q->k) : 0, s->work_hit ? "true" : "false",
+      (unsigned long long)Q->r->revision, Q->t_plan - Q->t0,
+      (Q->active ? now_ms() : Q->t_scan) - Q->t_plan, Q->nq,
+      !Q->lstats          ? ""
+      : Q->lstats_exact ? ",\"lexical_stats\":\"resolver-checked\""
+                        : ",\"lexical_stats\":\"resolver-checked-subset\"",
+      si->detail[0] ? "," : "", si->detail, ajson ? ",\"agent\":" : "", ajson ? ajson : "");
+  wd_free(ajson);
+  return Q->r->q[q].plan ? 0 : wd_err(db, WARDEN_ENOMEM, "out of memory");
+}
+
+/* Query q of the batch, after the search: its candidates, hits, audit
+ * line and plan. */
+static int qrun_one(qrun *Q, size_t q) {
+  qone s;
+  memset(&s, 0, sizeof s);
+  s.denied0 = Q->rs.denied;
+  s.errors0 = Q->rs.errors;
+  s.timeouts0 = Q->rs.timeouts;
+  if (q == 0) { /* the first query also owns the lexical pre-check's verdicts */
+    s.denied0 = Q->pre_d;
+    s.errors0 = Q->pre_e;
+    s.timeouts0 = Q->pre_t;
+  }
+  /* in a batch, a document the resolver failed on for an earlier query
+   * stays out of the later ones too: their answers are degraded as well */
+  s.degraded = Q->active && !roaring_bitmap_is_empty(Q->rs.failed);
+  int rc;
+  if (!Q->active)
+    s.n = wd_topk_drain_sorted(&Q->heaps[q], Q->sorted);
+  else if ((rc = qrun_candidates(Q, q, &s)))
+    return rc;
+  if ((rc = qrun_hits(Q, q, &s))) return rc;
+  if (Q->db->audit && (rc = qrun_audit(Q, q, &s))) return rc;
+  if (Q->o->explain && (rc = qrun_explain(Q, q, &s))) return rc;
+  return 0;
+}
+
+static void qrun_free(qrun *Q) {
+  if (Q->in_txn) store_read_end(&Q->tx);
+  wd_strlist_free(&Q->who);
+  wd_strlist_free(&Q->awho);
+  WD_HMAP_FOREACH(&Q->rs.agent_evidence, e) wd_free(e->val);
+  wd_hmap_free(&Q->rs.agent_evidence);
+  /* CRoaring 0.2 rejects NULL */
+  roaring_bitmap_t *bms[] = {Q->allowed, Q->live, Q->lstats, Q->rs.rejected, Q->rs.failed,
+                             Q->rs.passed};
+  for (size_t i = 0; i < sizeof bms / sizeof bms[0]; i++)
+    if (bms[i]) roaring_bitmap_free(bms[i]);
+  WD_HMAP_FOREACH(&Q->rs.evidence, e) wd_free(e->val);
+  wd_hmap_free(&Q->rs.evidence);
+  if (Q->heaps)
+    for (size_t q = 0; q < Q->nq; q++) wd_topk_free(&Q->heaps[q]);
+  wd_free(Q->heaps);
+  wd_free(Q->sorted);
+  wd_free(Q->qv);
+  wd_free(Q->own_vec);
+  wd_fused_free(&Q->fz);
+  wd_filter_free(Q->flt);
+}
+
+static int query_run(warden *db, const float *vecs, size_t nq, const warden_query_opts *o,
+                     const char *only_doc, warden_results **out) {
+  if (!db || !out) return WARDEN_EINVAL;
+  int rc = wd_check_pid(db);
+  if (rc) return rc;
+  wd_err_clear(db);
+  if ((rc = validate(db, vecs, nq, o))) return rc;
+  qrun Q;
+  memset(&Q, 0, sizeof Q);
+  Q.db = db;
+  Q.o = o;
+  if (!(rc = qrun_prepare(&Q, vecs, nq)) && !(rc = qrun_snapshot(&Q)) && !(rc = qrun_who(&Q)) &&
+      !(rc = qrun_allowed(&Q, only_doc)) && !(rc = qrun_search(&Q)))
+    for (size_t q = 0; q < Q.nq && !rc; q++) rc = qrun_one(&Q, q);
+  warden_results *r = Q.r;
+  qrun_free(&Q);
   if (rc) {
     warden_results_free(r);
     /* every failure carries a message, even from a helper that only

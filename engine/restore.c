@@ -36,11 +36,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "doc.h"
-#include "scan.h"
-#include "store.h"
-#include "wd_internal.h"
+#include "engine/config.h"
+#include "engine/doc.h"
+#include "index/scan.h"
+#include "engine/store.h"
+#include "engine/wd_internal.h"
 
 /* ------------------------------------------------------- number output */
 
@@ -191,23 +191,18 @@ static int emit_json(warden *db, write_fn w, void *ctx, json_t *o) {
 
 static int export_docs(wd_txn *tx, int as_float_types, write_fn w, void *ctx, uint64_t *ndocs) {
   warden *db = tx->db;
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(tx->t, db->dbi_docs, &c);
-  if (rc) return store_mdb_err(db, rc, "export");
-  MDB_val k, d;
-  int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  wd_iter it;
+  int rc = store_iter_begin(tx, WD_DB_DOCS, NULL, 0, "export", &it);
   outbuf b = {0};
-  while (mrc == 0 && !rc) {
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *rec = NULL;
-    if (!(rc = store_doc_decode(db, &d, &rec))) rc = doc_line(tx, rec, as_float_types, &b);
+    if (!(rc = store_doc_decode(db, it.val, it.vlen, &rec))) rc = doc_line(tx, rec, as_float_types, &b);
     json_decref(rec);
     if (!rc) rc = emit(db, w, ctx, b.p, b.n);
     if (!rc) (*ndocs)++;
-    if (!rc) mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export");
   wd_free(b.p);
-  mdb_cursor_close(c);
+  store_iter_end(&it);
   return rc;
 }
 
@@ -216,21 +211,19 @@ static int export_docs(wd_txn *tx, int as_float_types, write_fn w, void *ctx, ui
  * older chunk first). */
 static int export_docs_by_slot(wd_txn *tx, write_fn w, void *ctx, uint64_t *ndocs) {
   warden *db = tx->db;
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(tx->t, db->dbi_chunks, &c);
-  if (rc) return store_mdb_err(db, rc, "export");
-  MDB_val k, d;
-  int mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  wd_iter it;
+  int rc = store_iter_begin(tx, WD_DB_CHUNKS, NULL, 0, "export", &it);
   outbuf b = {0};
-  while (mrc == 0 && !rc) {
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
+    rc = 0;
     uint32_t slot = 0, ord;
-    if (k.mv_size == 4) {
-      const unsigned char *kb = k.mv_data;
+    if (it.klen == 4) {
+      const unsigned char *kb = it.key;
       slot = (uint32_t)kb[0] << 24 | (uint32_t)kb[1] << 16 | (uint32_t)kb[2] << 8 | kb[3];
     }
     const char *id, *text;
     size_t il, tl;
-    if (k.mv_size != 4) rc = wd_err(db, WARDEN_ECORRUPT, "export: bad chunk key");
+    if (it.klen != 4) rc = wd_err(db, WARDEN_ECORRUPT, "export: bad chunk key");
     if (!rc) rc = store_chunk_get(tx, slot, &ord, &id, &il, &text, &tl);
     if (!rc && ord == 0) {
       json_t *rec = NULL;
@@ -242,11 +235,9 @@ static int export_docs_by_slot(wd_txn *tx, write_fn w, void *ctx, uint64_t *ndoc
       if (!rc) rc = emit(db, w, ctx, b.p, b.n);
       if (!rc) (*ndocs)++;
     }
-    if (!rc) mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export");
   wd_free(b.p);
-  mdb_cursor_close(c);
+  store_iter_end(&it);
   return rc;
 }
 
@@ -301,27 +292,20 @@ int warden_export_full(warden *db, write_fn w, void *ctx) {
   /* header: configuration as written, every field type (declared or
    * inferred), the revision of the snapshot */
   json_t *types = json_object();
-  MDB_cursor *c = NULL;
-  MDB_val k, d;
-  int mrc = mdb_cursor_open(tx.t, db->dbi_meta, &c);
-  if (mrc) rc = store_mdb_err(db, mrc, "export");
-  if (!rc) {
-    k.mv_size = 2;
-    k.mv_data = "t:";
-    for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
-         mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-      if (k.mv_size < 2 || memcmp(k.mv_data, "t:", 2) != 0) break;
-      if (d.mv_size != 1) continue;
-      char key[WD_MAX_KEYLEN + 1];
-      size_t kl = k.mv_size - 2 > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : k.mv_size - 2;
-      memcpy(key, (const char *)k.mv_data + 2, kl);
-      key[kl] = 0;
-      json_object_set_new(types, key,
-                          json_string(wd_type_name((wd_type) * (const unsigned char *)d.mv_data)));
-    }
-    mdb_cursor_close(c);
-    c = NULL;
+  wd_iter it;
+  rc = store_iter_begin(&tx, WD_DB_META, "t:", 2, "export", &it);
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
+    rc = 0;
+    if (it.klen < 2 || memcmp(it.key, "t:", 2) != 0) break;
+    if (it.vlen != 1) continue;
+    char key[WD_MAX_KEYLEN + 1];
+    size_t kl = it.klen - 2 > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : it.klen - 2;
+    memcpy(key, (const char *)it.key + 2, kl);
+    key[kl] = 0;
+    json_object_set_new(types, key,
+                        json_string(wd_type_name((wd_type) * (const unsigned char *)it.val)));
   }
+  store_iter_end(&it);
   for (size_t i = 0; i < db->cfg.nmeta; i++)
     json_object_set_new(types, db->cfg.meta[i].key, json_string(wd_type_name(db->cfg.meta[i].type)));
   uint64_t rev = store_meta_u64(&tx, "revision");
@@ -333,39 +317,34 @@ int warden_export_full(warden *db, write_fn w, void *ctx) {
   wd_free(yaml);
   /* the directory */
   uint64_t np = 0, ng = 0, nd = 0;
-  if (!rc && (mrc = mdb_cursor_open(tx.t, db->dbi_princ, &c))) rc = store_mdb_err(db, mrc, "export");
-  for (mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !rc;
-       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+  if (!rc) rc = store_iter_begin(&tx, WD_DB_PRINC, NULL, 0, "export directory", &it);
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *g;
-    if ((rc = store_get_strings(&tx, db->dbi_princ, k.mv_data, k.mv_size, "directory entry", &g)))
+    if ((rc = store_get_strings(&tx, WD_DB_PRINC, it.key, it.klen, "directory entry", &g)))
       break;
     rc = emit_json(db, w, ctx,
-                   json_pack("{s:s%,s:o}", "principal", (const char *)k.mv_data, k.mv_size,
+                   json_pack("{s:s%,s:o}", "principal", (const char *)it.key, it.klen,
                              "groups", g));
     np++;
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export directory");
-  if (c) mdb_cursor_close(c);
-  c = NULL;
+  store_iter_end(&it);
   /* grants */
-  if (!rc && (mrc = mdb_cursor_open(tx.t, db->dbi_grants, &c))) rc = store_mdb_err(db, mrc, "export");
-  for (mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !rc;
-       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+  if (!rc) rc = store_iter_begin(&tx, WD_DB_GRANTS, NULL, 0, "export grants", &it);
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *a;
-    if ((rc = store_get_strings(&tx, db->dbi_grants, k.mv_data, k.mv_size, "grant", &a))) break;
+    if ((rc = store_get_strings(&tx, WD_DB_GRANTS, it.key, it.klen, "grant", &a))) break;
     size_t i;
     json_t *e;
     json_array_foreach(a, i, e) {
       if (rc) break;
       rc = emit_json(db, w, ctx,
-                     json_pack("{s:{s:s%,s:O}}", "grant", "principal", (const char *)k.mv_data,
-                               k.mv_size, "prefix", e));
+                     json_pack("{s:{s:s%,s:O}}", "grant", "principal", (const char *)it.key,
+                               it.klen, "prefix", e));
       ng++;
     }
     json_decref(a);
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "export grants");
-  if (c) mdb_cursor_close(c);
+  store_iter_end(&it);
   /* documents, with their values exactly as stored (the types above say
    * how a fresh collection must read them) */
   if (!rc) rc = export_docs_by_slot(&tx, w, ctx, &nd);
@@ -474,12 +453,23 @@ int warden_import(const char *dir, const char *path, char *errbuf, size_t errlen
   return warden_import_ex(dir, path, 0, errbuf, errlen, json_out);
 }
 
-int warden_import_ex(const char *dir, const char *path, unsigned flags, char *errbuf,
-                     size_t errlen, char **json_out) {
-  if (!dir || !*dir || !path) {
-    set_msg(errbuf, errlen, "import: NULL argument");
-    return WARDEN_EINVAL;
-  }
+/* The state of one import, from the file to the renamed directory. */
+typedef struct import_st {
+  const char *name;   /* the file as messages name it */
+  unsigned flags;
+  char tmp[4200];     /* the new collection, renamed to dir at the end */
+  char ppath[4300], dpath[4300]; /* principal and document lines, for sync and ingest */
+  FILE *pf, *df;
+  uint64_t pblank, dblank; /* lines already in pf / df */
+  uint64_t ln, nd, np, ng, want_d, want_p, want_g, rev0;
+  int have_end;
+  json_t *types, *grants;
+  char msg[1024];
+} import_st;
+
+/* dir must not hold a collection; an existing empty directory is removed
+ * (the import renames over it). */
+static int import_target(const char *dir, char *errbuf, size_t errlen) {
   struct stat st;
   char p[4200];
   snprintf(p, sizeof p, "%s/warden.yaml", dir);
@@ -487,256 +477,294 @@ int warden_import_ex(const char *dir, const char *path, unsigned flags, char *er
     set_msg(errbuf, errlen, "%s: already holds a collection", dir);
     return WARDEN_EEXIST;
   }
-  if (stat(dir, &st) == 0) {
-    /* an existing directory must be empty: we rename over it */
-    if (!S_ISDIR(st.st_mode) || rmdir(dir) != 0) {
-      set_msg(errbuf, errlen, "%s: exists and is not an empty directory", dir);
-      return WARDEN_EEXIST;
-    }
+  if (stat(dir, &st) == 0 && (!S_ISDIR(st.st_mode) || rmdir(dir) != 0)) {
+    set_msg(errbuf, errlen, "%s: exists and is not an empty directory", dir);
+    return WARDEN_EEXIST;
   }
-  const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-  FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-  if (!in) {
-    set_msg(errbuf, errlen, "%s: %s", path, strerror(errno));
-    return WARDEN_EIO;
-  }
-  /* temp directory next to dir, renamed into place at the end */
+  return 0;
+}
+
+/* A temporary directory next to dir. */
+static int import_tmpdir(const char *dir, char *tmp, size_t tl, char *errbuf, size_t errlen) {
   char *dcopy = wd_strdup(dir), *bcopy = wd_strdup(dir);
-  char tmp[4200];
   if (!dcopy || !bcopy) {
     wd_free(dcopy);
     wd_free(bcopy);
-    if (in != stdin) fclose(in);
     set_msg(errbuf, errlen, "out of memory");
     return WARDEN_ENOMEM;
   }
-  snprintf(tmp, sizeof tmp, "%s/.%s.import-XXXXXX", dirname(dcopy), basename(bcopy));
+  snprintf(tmp, tl, "%s/.%s.import-XXXXXX", dirname(dcopy), basename(bcopy));
   wd_free(dcopy);
   wd_free(bcopy);
   if (!mkdtemp(tmp)) {
     set_msg(errbuf, errlen, "%.900s: %s", tmp, strerror(errno));
-    if (in != stdin) fclose(in);
     return WARDEN_EIO;
   }
+  return 0;
+}
+
+/* Line ln of the input into *f (opened on first use), padded with blank
+ * lines so that a later ingest or sync names this file's line numbers. */
+static int import_copy_line(import_st *I, FILE **f, const char *path, uint64_t *blank,
+                            const char *s, size_t n) {
+  if (!*f && !(*f = fopen(path, "wb"))) {
+    snprintf(I->msg, sizeof I->msg, "%.900s: %s", path, strerror(errno));
+    return WARDEN_EIO;
+  }
+  for (; *blank + 1 < I->ln; (*blank)++) fputc('\n', *f);
+  fwrite(s, 1, n, *f);
+  if (s[n - 1] != '\n') fputc('\n', *f);
+  (*blank)++;
+  return 0;
+}
+
+/* Line 1: the header {warden_export: 2, revision, config, types}; creates
+ * the collection in I->tmp from its config. */
+static int import_header(import_st *I, json_t *o) {
+  json_t *ver = json_object_get(o, "warden_export"), *cfg = json_object_get(o, "config");
+  I->types = json_incref(json_object_get(o, "types"));
+  I->rev0 = (uint64_t)json_integer_value(json_object_get(o, "revision"));
+  const char *tk;
+  json_t *tv;
+  int bad_type = 0;
+  if (json_is_object(I->types))
+    json_object_foreach(I->types, tk, tv) if (!json_is_string(tv) ||
+                                               wd_type_parse(json_string_value(tv)) == WD_T_NONE ||
+                                               strlen(tk) == 0 || strlen(tk) > WD_MAX_KEYLEN)
+      bad_type = 1;
+  if (json_integer_value(ver) != 2 || !json_is_string(cfg) || !json_is_object(I->types) ||
+      bad_type) {
+    snprintf(I->msg, sizeof I->msg,
+             "%s:1: warden_export: not a full export (expected a header with "
+             "warden_export 2, config and types; `warden export DIR FILE --full` writes one)",
+             I->name);
+    return WARDEN_EDATA;
+  }
+  if (!(I->flags & WARDEN_IMPORT_TRUST_CONFIG) &&
+      untrusted_config(json_string_value(cfg), json_string_length(cfg), I->name, I->msg,
+                       sizeof I->msg))
+    return WARDEN_EDATA;
+  char yp[4300];
+  snprintf(yp, sizeof yp, "%s/in.yaml", I->tmp);
+  FILE *yf = fopen(yp, "wb");
+  if (!yf || fwrite(json_string_value(cfg), 1, json_string_length(cfg), yf) !=
+                 json_string_length(cfg) ||
+      fclose(yf) != 0) {
+    if (yf) fclose(yf);
+    snprintf(I->msg, sizeof I->msg, "%.900s: %s", yp, strerror(errno));
+    return WARDEN_EIO;
+  }
+  char sub[4300];
+  snprintf(sub, sizeof sub, "%s", I->tmp);
+  warden_create_opts co = {0, NULL, yp};
+  /* the collection lives in tmp itself; in.yaml is removed below */
+  int rc = warden_create(sub, &co, I->msg, sizeof I->msg);
+  unlink(yp);
+  if (rc) {
+    char m2[1024];
+    snprintf(m2, sizeof m2, "%.300s:1: config: %.700s", I->name, I->msg);
+    snprintf(I->msg, sizeof I->msg, "%s", m2);
+  }
+  return rc;
+}
+
+/* One non-blank line (line, len; s: where it starts after white space). */
+static int import_line(import_st *I, const char *line, size_t len, size_t s) {
+  if (I->have_end) {
+    snprintf(I->msg, sizeof I->msg, "%s:%llu: line: data after the end of the export", I->name,
+             (unsigned long long)I->ln);
+    return WARDEN_EDATA;
+  }
+  /* document lines go to ingest unparsed (it checks them); the others
+   * are small and parsed here */
+  if (I->ln > 1 && strncmp(line + s, "{\"doc_id\"", 9) == 0) {
+    int rc = import_copy_line(I, &I->df, I->dpath, &I->dblank, line, len);
+    if (!rc) I->nd++;
+    return rc;
+  }
+  json_error_t je;
+  json_t *o = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
+  if (!json_is_object(o)) {
+    snprintf(I->msg, sizeof I->msg, "%s:%llu: json: %s", I->name, (unsigned long long)I->ln,
+             o ? "expected a JSON object" : je.text);
+    json_decref(o);
+    return WARDEN_EDATA;
+  }
   int rc = 0;
-  char msg[1024] = "";
+  if (I->ln == 1) {
+    rc = import_header(I, o);
+  } else if (json_object_get(o, "principal")) {
+    if (!(rc = import_copy_line(I, &I->pf, I->ppath, &I->pblank, line + s, len - s))) I->np++;
+  } else if (json_object_get(o, "grant")) {
+    json_t *g = json_object_get(o, "grant");
+    json_t *gp = json_object_get(g, "principal"), *gx = json_object_get(g, "prefix");
+    if (json_object_size(o) != 1 || !json_is_string(gp) || !json_is_string(gx) ||
+        json_object_size(g) != 2) {
+      snprintf(I->msg, sizeof I->msg, "%s:%llu: grant: expected {\"principal\": P, \"prefix\": X}",
+               I->name, (unsigned long long)I->ln);
+      rc = WARDEN_EDATA;
+    } else {
+      json_object_set_new(g, "line", json_integer((json_int_t)I->ln));
+      json_array_append(I->grants, g);
+      I->ng++;
+    }
+  } else if (json_object_get(o, "warden_export_end")) {
+    json_t *e = json_object_get(o, "warden_export_end");
+    I->want_d = (uint64_t)json_integer_value(json_object_get(e, "documents"));
+    I->want_p = (uint64_t)json_integer_value(json_object_get(e, "principals"));
+    I->want_g = (uint64_t)json_integer_value(json_object_get(e, "grants"));
+    I->have_end = 1;
+  } else {
+    snprintf(I->msg, sizeof I->msg,
+             "%s:%llu: line: expected a principal, grant, document or end record", I->name,
+             (unsigned long long)I->ln);
+    rc = WARDEN_EDATA;
+  }
+  json_decref(o);
+  return rc;
+}
+
+/* Every line of in; then the end record's counts must match what was
+ * read (a truncated or edited file is refused).  Closes in. */
+static int import_read(import_st *I, FILE *in) {
+  int rc = 0;
   char *line = NULL;
   size_t cap = 0;
   ssize_t len;
-  uint64_t ln = 0, nd = 0, np = 0, ng = 0, want_d = 0, want_p = 0, want_g = 0, rev0 = 0;
-  int have_end = 0;
-  json_t *types = NULL, *grants = json_array();
-  FILE *pf = NULL, *df = NULL;
-  char ppath[4300], dpath[4300];
-  snprintf(ppath, sizeof ppath, "%s/principals.jsonl", tmp);
-  snprintf(dpath, sizeof dpath, "%s/docs.jsonl", tmp);
-  warden *db = NULL;
-  uint64_t pblank = 0, dblank = 0; /* lines already in pf / df */
   while (!rc && (len = getline(&line, &cap, in)) >= 0) {
-    ln++;
+    I->ln++;
     size_t s = 0;
     while (s < (size_t)len && (line[s] == ' ' || line[s] == '\t' || line[s] == '\r' || line[s] == '\n'))
       s++;
     if (s == (size_t)len) continue;
-    if (have_end) {
-      snprintf(msg, sizeof msg, "%s:%llu: line: data after the end of the export", name,
-               (unsigned long long)ln);
-      rc = WARDEN_EDATA;
-      break;
-    }
-    /* document lines go to ingest unparsed (it checks them); the others
-     * are small and parsed here */
-    int is_doc = ln > 1 && strncmp(line + s, "{\"doc_id\"", 9) == 0;
-    if (is_doc) {
-      if (!df && !(df = fopen(dpath, "wb"))) {
-        snprintf(msg, sizeof msg, "%.900s: %s", dpath, strerror(errno));
-        rc = WARDEN_EIO;
-        break;
-      }
-      /* pad with blank lines so ingest's line numbers are this file's */
-      for (; dblank + 1 < ln; dblank++) fputc('\n', df);
-      fwrite(line, 1, (size_t)len, df);
-      if (line[len - 1] != '\n') fputc('\n', df);
-      dblank++;
-      nd++;
-      continue;
-    }
-    json_error_t je;
-    json_t *o = json_loadb(line + s, (size_t)len - s, JSON_REJECT_DUPLICATES, &je);
-    if (!json_is_object(o)) {
-      snprintf(msg, sizeof msg, "%s:%llu: json: %s", name, (unsigned long long)ln,
-               o ? "expected a JSON object" : je.text);
-      json_decref(o);
-      rc = WARDEN_EDATA;
-      break;
-    }
-    if (ln == 1) {
-      json_t *ver = json_object_get(o, "warden_export"), *cfg = json_object_get(o, "config");
-      types = json_incref(json_object_get(o, "types"));
-      rev0 = (uint64_t)json_integer_value(json_object_get(o, "revision"));
-      const char *tk;
-      json_t *tv;
-      int bad_type = 0;
-      if (json_is_object(types))
-        json_object_foreach(types, tk, tv) if (!json_is_string(tv) ||
-                                               wd_type_parse(json_string_value(tv)) == WD_T_NONE ||
-                                               strlen(tk) == 0 || strlen(tk) > WD_MAX_KEYLEN)
-          bad_type = 1;
-      if (json_integer_value(ver) != 2 || !json_is_string(cfg) || !json_is_object(types) ||
-          bad_type) {
-        snprintf(msg, sizeof msg,
-                 "%s:1: warden_export: not a full export (expected a header with "
-                 "warden_export 2, config and types; `warden export DIR FILE --full` writes one)",
-                 name);
-        rc = WARDEN_EDATA;
-      } else if (!(flags & WARDEN_IMPORT_TRUST_CONFIG) &&
-                 untrusted_config(json_string_value(cfg), json_string_length(cfg), name, msg,
-                                  sizeof msg)) {
-        rc = WARDEN_EDATA;
-      } else {
-        char yp[4300];
-        snprintf(yp, sizeof yp, "%s/in.yaml", tmp);
-        FILE *yf = fopen(yp, "wb");
-        if (!yf || fwrite(json_string_value(cfg), 1, json_string_length(cfg), yf) !=
-                       json_string_length(cfg) ||
-            fclose(yf) != 0) {
-          if (yf) fclose(yf);
-          snprintf(msg, sizeof msg, "%.900s: %s", yp, strerror(errno));
-          rc = WARDEN_EIO;
-        } else {
-          char sub[4300];
-          snprintf(sub, sizeof sub, "%s", tmp);
-          warden_create_opts co = {0, NULL, yp};
-          /* the collection lives in tmp itself; in.yaml is removed below */
-          rc = warden_create(sub, &co, msg, sizeof msg);
-          unlink(yp);
-          if (rc) {
-            char m2[1024];
-            snprintf(m2, sizeof m2, "%s:1: config: %s", name, msg);
-            snprintf(msg, sizeof msg, "%s", m2);
-          }
-        }
-      }
-    } else if (json_object_get(o, "principal")) {
-      if (!pf && !(pf = fopen(ppath, "wb"))) {
-        snprintf(msg, sizeof msg, "%.900s: %s", ppath, strerror(errno));
-        rc = WARDEN_EIO;
-      } else {
-        for (; pblank + 1 < ln; pblank++) fputc('\n', pf);
-        fwrite(line + s, 1, (size_t)len - s, pf);
-        if (line[len - 1] != '\n') fputc('\n', pf);
-        pblank++;
-        np++;
-      }
-    } else if (json_object_get(o, "grant")) {
-      json_t *g = json_object_get(o, "grant");
-      json_t *gp = json_object_get(g, "principal"), *gx = json_object_get(g, "prefix");
-      if (json_object_size(o) != 1 || !json_is_string(gp) || !json_is_string(gx) ||
-          json_object_size(g) != 2) {
-        snprintf(msg, sizeof msg, "%s:%llu: grant: expected {\"principal\": P, \"prefix\": X}",
-                 name, (unsigned long long)ln);
-        rc = WARDEN_EDATA;
-      } else {
-        json_object_set_new(g, "line", json_integer((json_int_t)ln));
-        json_array_append(grants, g);
-        ng++;
-      }
-    } else if (json_object_get(o, "warden_export_end")) {
-      json_t *e = json_object_get(o, "warden_export_end");
-      want_d = (uint64_t)json_integer_value(json_object_get(e, "documents"));
-      want_p = (uint64_t)json_integer_value(json_object_get(e, "principals"));
-      want_g = (uint64_t)json_integer_value(json_object_get(e, "grants"));
-      have_end = 1;
-    } else {
-      snprintf(msg, sizeof msg,
-               "%s:%llu: line: expected a principal, grant, document or end record", name,
-               (unsigned long long)ln);
-      rc = WARDEN_EDATA;
-    }
-    json_decref(o);
+    rc = import_line(I, line, (size_t)len, s);
   }
   free(line);
   if (!rc && ferror(in)) {
-    snprintf(msg, sizeof msg, "%s: read error", name);
+    snprintf(I->msg, sizeof I->msg, "%s: read error", I->name);
     rc = WARDEN_EIO;
   }
   if (in != stdin) fclose(in);
-  if (pf && fclose(pf) != 0 && !rc) {
-    snprintf(msg, sizeof msg, "%.900s: %s", ppath, strerror(errno));
+  if (I->pf && fclose(I->pf) != 0 && !rc) {
+    snprintf(I->msg, sizeof I->msg, "%.900s: %s", I->ppath, strerror(errno));
     rc = WARDEN_EIO;
   }
-  if (df && fclose(df) != 0 && !rc) {
-    snprintf(msg, sizeof msg, "%.900s: %s", dpath, strerror(errno));
+  if (I->df && fclose(I->df) != 0 && !rc) {
+    snprintf(I->msg, sizeof I->msg, "%.900s: %s", I->dpath, strerror(errno));
     rc = WARDEN_EIO;
   }
-  if (!rc && ln == 0) {
-    snprintf(msg, sizeof msg, "%s: empty file (not a full export)", name);
+  I->pf = I->df = NULL;
+  if (!rc && I->ln == 0) {
+    snprintf(I->msg, sizeof I->msg, "%s: empty file (not a full export)", I->name);
     rc = WARDEN_EDATA;
   }
-  if (!rc && (!have_end || want_d != nd || want_p != np || want_g != ng)) {
-    snprintf(msg, sizeof msg,
+  if (!rc && (!I->have_end || I->want_d != I->nd || I->want_p != I->np || I->want_g != I->ng)) {
+    snprintf(I->msg, sizeof I->msg,
              "%s:%llu: warden_export_end: %s (read %llu documents, %llu principals, %llu "
              "grants): the file is truncated or edited",
-             name, (unsigned long long)ln, have_end ? "counts differ" : "missing",
-             (unsigned long long)nd, (unsigned long long)np, (unsigned long long)ng);
+             I->name, (unsigned long long)I->ln, I->have_end ? "counts differ" : "missing",
+             (unsigned long long)I->nd, (unsigned long long)I->np, (unsigned long long)I->ng);
     rc = WARDEN_EDATA;
   }
-  if (!rc) rc = warden_open(tmp, NULL, &db, msg, sizeof msg);
-  /* field types first, so values read back with the original's types */
+  return rc;
+}
+
+/* Into the new collection: field types first (so values read back with
+ * the original's types), the directory, the grants, the documents. */
+static int import_apply(import_st *I, uint64_t *rev) {
+  warden *db = NULL;
+  int rc = warden_open(I->tmp, NULL, &db, I->msg, sizeof I->msg);
   if (!rc) {
-    types_op op = {types, rev0};
+    types_op op = {I->types, I->rev0};
     rc = store_write(db, types_apply, &op, NULL);
   }
-  if (!rc && np) {
-    rc = warden_principals_sync(db, ppath, NULL, NULL);
+  if (!rc && I->np) {
+    rc = warden_principals_sync(db, I->ppath, NULL, NULL);
     if (rc) {
-      snprintf(msg, sizeof msg, "%s", warden_errmsg(db));
-      rename_in_msg(msg, sizeof msg, ppath, name);
+      snprintf(I->msg, sizeof I->msg, "%s", warden_errmsg(db));
+      rename_in_msg(I->msg, sizeof I->msg, I->ppath, I->name);
     }
   }
   size_t i;
   json_t *g;
-  json_array_foreach(grants, i, g) {
+  json_array_foreach(I->grants, i, g) {
     if (rc) break;
     rc = warden_grant_add(db, json_string_value(json_object_get(g, "principal")),
                           json_string_value(json_object_get(g, "prefix")), NULL);
     if (rc)
-      snprintf(msg, sizeof msg, "%s:%lld: %s", name,
+      snprintf(I->msg, sizeof I->msg, "%s:%lld: %s", I->name,
                (long long)json_integer_value(json_object_get(g, "line")), warden_errmsg(db));
   }
   warden_ingest_report rep = {0};
-  if (!rc && nd) {
-    const char *paths[] = {dpath};
+  if (!rc && I->nd) {
+    const char *paths[] = {I->dpath};
     rc = warden_ingest(db, paths, 1, NULL, &rep);
     if (rc) {
-      snprintf(msg, sizeof msg, "%s", warden_errmsg(db));
-      rename_in_msg(msg, sizeof msg, dpath, name);
+      snprintf(I->msg, sizeof I->msg, "%s", warden_errmsg(db));
+      rename_in_msg(I->msg, sizeof I->msg, I->dpath, I->name);
     }
   }
-  uint64_t rev = 0;
-  if (!rc) rc = warden_revision(db, &rev);
+  if (!rc) rc = warden_revision(db, rev);
   warden_close(db);
-  json_decref(types);
-  json_decref(grants);
-  unlink(ppath);
-  unlink(dpath);
-  if (!rc && rename(tmp, dir) != 0) {
-    snprintf(msg, sizeof msg, "%s: %s", dir, strerror(errno));
+  return rc;
+}
+
+int warden_import_ex(const char *dir, const char *path, unsigned flags, char *errbuf,
+                     size_t errlen, char **json_out) {
+  if (!dir || !*dir || !path) {
+    set_msg(errbuf, errlen, "import: NULL argument");
+    return WARDEN_EINVAL;
+  }
+  int rc = import_target(dir, errbuf, errlen);
+  if (rc) return rc;
+  import_st *I = wd_calloc(1, sizeof *I);
+  if (!I) {
+    set_msg(errbuf, errlen, "out of memory");
+    return WARDEN_ENOMEM;
+  }
+  I->flags = flags;
+  I->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+  FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!in) {
+    set_msg(errbuf, errlen, "%s: %s", path, strerror(errno));
+    wd_free(I);
+    return WARDEN_EIO;
+  }
+  if ((rc = import_tmpdir(dir, I->tmp, sizeof I->tmp, errbuf, errlen))) {
+    if (in != stdin) fclose(in);
+    wd_free(I);
+    return rc;
+  }
+  I->grants = json_array();
+  snprintf(I->ppath, sizeof I->ppath, "%s/principals.jsonl", I->tmp);
+  snprintf(I->dpath, sizeof I->dpath, "%s/docs.jsonl", I->tmp);
+  uint64_t rev = 0;
+  rc = import_read(I, in);
+  if (!rc) rc = import_apply(I, &rev);
+  json_decref(I->types);
+  json_decref(I->grants);
+  unlink(I->ppath);
+  unlink(I->dpath);
+  if (!rc && rename(I->tmp, dir) != 0) {
+    snprintf(I->msg, sizeof I->msg, "%s: %s", dir, strerror(errno));
     rc = WARDEN_EIO;
   }
   if (rc) {
-    rm_tree(tmp);
-    set_msg(errbuf, errlen, "%s", msg[0] ? msg : warden_strerror(rc));
+    rm_tree(I->tmp);
+    set_msg(errbuf, errlen, "%s", I->msg[0] ? I->msg : warden_strerror(rc));
+    wd_free(I);
     return rc;
   }
   if (json_out) {
     json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I}", "imported", dir, "documents",
-                          (json_int_t)nd, "principals", (json_int_t)np, "grants", (json_int_t)ng,
-                          "revision", (json_int_t)rev, "source_revision", (json_int_t)rev0);
+                          (json_int_t)I->nd, "principals", (json_int_t)I->np, "grants",
+                          (json_int_t)I->ng, "revision", (json_int_t)rev, "source_revision",
+                          (json_int_t)I->rev0);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     *json_out = s ? wd_strdup(s) : NULL;
     free(s);
   }
+  wd_free(I);
   return 0;
 }

@@ -34,7 +34,7 @@
  * Threading: wd_search is reentrant; the index snapshot is reference
  * counted (engine/indexer.c).
  */
-#include "search.h"
+#include "engine/search.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -44,9 +44,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "graph_index.h"
-#include "indexer.h"
-#include "scan.h"
+#include "engine/graph_index.h"
+#include "engine/indexer.h"
+#include "index/scan.h"
 
 /* ---- measured cost constants (ns), bench/planner_calib.c ----
  * Measured on 200k x 384 and 200k x 64 (1788 lists), three runs on a

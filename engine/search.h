@@ -12,9 +12,9 @@
 #define WD_SEARCH_H
 #include <roaring/roaring.h>
 
-#include "ivf.h"
-#include "store.h"
-#include "topk.h"
+#include "index/ivf.h"
+#include "engine/store.h"
+#include "index/topk.h"
 
 typedef struct wd_search_info {
   const char *strategy; /* "exact", "ivf", ... (static string) */

@@ -7,7 +7,7 @@
  * so that a map resize (which LMDB allows only with no live transaction in
  * the process) waits for them.
  */
-#include "store.h"
+#include "engine/store.h"
 
 #include <errno.h>
 #include <sys/mman.h>
@@ -19,13 +19,21 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "lexical.h"
-#include "scan.h"
+#include "engine/lexical.h"
+#include "index/scan.h"
 
 #define NDBI 7
 #define FORMAT_VERSION 2 /* 2: values carry a CRC-32C */
+#define LMDB_MAX_KEY 511            /* LMDB's default key size limit */
+#define LOW_SPACE (4u << 20)        /* free bytes below which EIO means a full disk */
+#define DOCKEY_PREFIX 480           /* doc key: this many bytes of a longer id ... */
+#define DOCKEY_LEN (DOCKEY_PREFIX + 2 + 16) /* ... + "\xff\0" + a 128-bit hash */
 
 static const char *find_map_base(warden *db);
+static int val_in_map(warden *db, const MDB_val *v);
+static int val_check(warden *db, const MDB_val *v, const char *what, size_t *len);
+static int doc_decode(warden *db, const MDB_val *v, json_t **rec);
+static int bm_decode(warden *db, const MDB_val *v, roaring_bitmap_t **bm);
 
 static size_t block_floats(const warden *db) {
   return (size_t)WD_BLOCK + (size_t)WD_BLOCK * db->cfg.dim;
@@ -38,7 +46,7 @@ int store_mdb_err(warden *db, int rc, const char *what) {
     struct statvfs sv;
     char path[4096];
     snprintf(path, sizeof path, "%s/store", db->dir ? db->dir : ".");
-    if (rc == ENOSPC || (statvfs(path, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < (4u << 20)))
+    if (rc == ENOSPC || (statvfs(path, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < LOW_SPACE))
       return wd_err(db, WARDEN_EIO, "%s: no space left on device (the collection is unchanged)",
                     what);
   }
@@ -540,7 +548,7 @@ void store_write_abort(wd_txn *tx) {
 /* A value LMDB hands back must lie inside the used part of the map: a
  * damaged page number or overflow count would otherwise point past the
  * end of the file, and reading it is a SIGBUS, not an error. */
-int store_val_in_map(warden *db, const MDB_val *v) {
+static int val_in_map(warden *db, const MDB_val *v) {
   const char *p = v->mv_data;
   /* only values served from the map can point past the file; a write
    * transaction's own dirty pages live in ordinary memory */
@@ -582,9 +590,9 @@ static const char *find_map_base(warden *db) {
   return base;
 }
 
-int store_val_check(warden *db, const MDB_val *v, const char *what, size_t *len) {
+static int val_check(warden *db, const MDB_val *v, const char *what, size_t *len) {
   uint32_t c;
-  if (v->mv_size < 4 || !store_val_in_map(db, v)) goto bad;
+  if (v->mv_size < 4 || !val_in_map(db, v)) goto bad;
   memcpy(&c, (const char *)v->mv_data + v->mv_size - 4, 4);
   if (wd_crc32c(v->mv_data, v->mv_size - 4) != c) goto bad;
   *len = v->mv_size - 4;
@@ -593,7 +601,7 @@ bad:
   return wd_err(db, WARDEN_ECORRUPT, "%s: stored value fails its checksum (damaged on disk)", what);
 }
 
-int store_put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void *data,
+static int put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void *data,
                   size_t len, const char *what) {
   MDB_val k = {klen, (void *)key}, d = {len + 4, NULL};
   int rc = mdb_put(tx->t, dbi, &k, &d, MDB_RESERVE);
@@ -605,24 +613,26 @@ int store_put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const v
   return 0;
 }
 
-int store_get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void **data,
+static int get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void **data,
                   size_t *len, const char *what) {
   MDB_val k = {klen, (void *)key}, d;
   int rc = mdb_get(tx->t, dbi, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, what);
-  if ((rc = store_val_check(tx->db, &d, what, len))) return rc;
+  if ((rc = val_check(tx->db, &d, what, len))) return rc;
   *data = d.mv_data;
   return 0;
 }
 
 static int str_array(const json_t *a);
+static int get_strings(wd_txn *tx, MDB_dbi dbi, const char *key, size_t klen, const char *what,
+                       json_t **out);
 
-int store_get_strings(wd_txn *tx, MDB_dbi dbi, const char *key, size_t klen, const char *what,
+static int get_strings(wd_txn *tx, MDB_dbi dbi, const char *key, size_t klen, const char *what,
                       json_t **out) {
   const void *data;
   size_t len;
-  int rc = klen && klen <= 511 ? store_get_val(tx, dbi, key, klen, &data, &len, what)
+  int rc = klen && klen <= LMDB_MAX_KEY ? get_val(tx, dbi, key, klen, &data, &len, what)
                                : WARDEN_ENOTFOUND;
   if (rc == WARDEN_ENOTFOUND) {
     *out = json_array();
@@ -672,9 +682,9 @@ static int doc_shape_ok(const json_t *r) {
   return 1;
 }
 
-int store_doc_decode(warden *db, const MDB_val *v, json_t **rec) {
-  size_t len;
-  int rc = store_val_check(db, v, "document record", &len);
+static int doc_decode(warden *db, const MDB_val *v, json_t **rec) {
+  size_t len = 0;
+  int rc = val_check(db, v, "document record", &len);
   if (rc) return rc;
   json_error_t je;
   json_t *j = json_loadb(v->mv_data, len, 0, &je);
@@ -687,9 +697,9 @@ int store_doc_decode(warden *db, const MDB_val *v, json_t **rec) {
   return 0;
 }
 
-int store_bm_decode(warden *db, const MDB_val *v, roaring_bitmap_t **bm) {
-  size_t len;
-  int rc = store_val_check(db, v, "bitmap", &len);
+static int bm_decode(warden *db, const MDB_val *v, roaring_bitmap_t **bm) {
+  size_t len = 0;
+  int rc = val_check(db, v, "bitmap", &len);
   if (rc) return rc;
   roaring_bitmap_t *b = roaring_bitmap_portable_deserialize_safe(v->mv_data, len);
   if (!b) return wd_err(db, WARDEN_ECORRUPT, "bitmap: cannot decode stored bitmap");
@@ -737,63 +747,9 @@ int store_field_type_put(wd_txn *tx, const char *field, wd_type t) {
 
 /* ------------------------------------------------------------- bitmaps */
 
-size_t store_key(char *buf, char kind, const char *s, size_t n) {
-  buf[0] = kind;
-  if (n > 500) n = 500; /* callers validate lengths; never overflow */
-  if (n && s) memcpy(buf + 1, s, n); /* s may be NULL from a damaged record */
-  return n + 1;
-}
-
-/* Order-preserving 8-byte encodings: LMDB compares keys bytewise. */
-static void enc_u64be(unsigned char *p, uint64_t u) {
-  for (int i = 7; i >= 0; i--) {
-    p[i] = (unsigned char)(u & 0xff);
-    u >>= 8;
-  }
-}
-
-uint64_t store_num_enc(const wd_value *v) {
-  if (v->type == WD_T_INT) return (uint64_t)v->i ^ 0x8000000000000000ULL;
-  double f = v->f == 0 ? 0.0 : v->f; /* -0 and 0 are one value */
-  uint64_t u;
-  memcpy(&u, &f, 8);
-  return (u & 0x8000000000000000ULL) ? ~u : u ^ 0x8000000000000000ULL;
-}
-
-size_t store_nkey(char *buf, char kind, const char *field, uint64_t enc, int nbytes) {
-  size_t fl = strlen(field);
-  if (fl > WD_MAX_KEYLEN) fl = WD_MAX_KEYLEN;
-  buf[0] = kind;
-  memcpy(buf + 1, field, fl);
-  buf[1 + fl] = 0;
-  unsigned char e[8];
-  enc_u64be(e, enc);
-  memcpy(buf + 2 + fl, e, (size_t)nbytes);
-  return 2 + fl + (size_t)nbytes;
-}
-
-size_t store_vkey(char *buf, const char *field, const wd_value *v) {
-  size_t fl = strlen(field);
-  if (fl > WD_MAX_KEYLEN) fl = WD_MAX_KEYLEN;
-  buf[0] = 'V';
-  memcpy(buf + 1, field, fl);
-  buf[1 + fl] = 0;
-  unsigned char *p = (unsigned char *)buf + 2 + fl;
-  switch (v->type) {
-    case WD_T_INT:
-    case WD_T_FLOAT:
-      enc_u64be(p, store_num_enc(v));
-      return 2 + fl + 8;
-    case WD_T_BOOL:
-      p[0] = v->b ? 1 : 0;
-      return 2 + fl + 1;
-    default: {
-      size_t n = v->len > WD_MAX_STRVAL ? WD_MAX_STRVAL : v->len;
-      if (n && v->s) memcpy(p, v->s, n);
-      return 2 + fl + n;
-    }
-  }
-}
+/* The bitmap key encoding (store_key, store_vkey, store_nkey,
+ * store_num_enc) lives in engine/allowed.c, next to the allowed set built
+ * from it. */
 
 int store_bm_or(wd_txn *tx, const char *key, size_t klen,
                 roaring_bitmap_t *acc) {
@@ -810,7 +766,7 @@ int store_bm_or(wd_txn *tx, const char *key, size_t klen,
   if (rc == MDB_NOTFOUND) return 0;
   if (rc) return store_mdb_err(tx->db, rc, "read bitmap");
   roaring_bitmap_t *bm;
-  if ((rc = store_bm_decode(tx->db, &d, &bm))) return rc;
+  if ((rc = bm_decode(tx->db, &d, &bm))) return rc;
   roaring_bitmap_or_inplace(acc, bm);
   if (cache_offer(tx, key, klen, bm)) return 0;
   roaring_bitmap_free(bm);
@@ -863,7 +819,7 @@ int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
     if (take && cache_or(tx, k.mv_data, k.mv_size, acc)) take = 0;
     if (take) {
       roaring_bitmap_t *bm;
-      if ((ret = store_bm_decode(tx->db, &d, &bm))) break;
+      if ((ret = bm_decode(tx->db, &d, &bm))) break;
       roaring_bitmap_or_inplace(acc, bm);
       if (!cache_offer(tx, k.mv_data, k.mv_size, bm)) roaring_bitmap_free(bm);
     }
@@ -877,18 +833,19 @@ int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
 /* ----------------------------------------------------------- documents */
 
 size_t store_dockey(char *buf, const char *doc_id, size_t n) {
-  if (n <= 480) {
+  if (n <= DOCKEY_PREFIX) {
     memcpy(buf, doc_id, n);
     return n;
   }
-  memcpy(buf, doc_id, 480);
-  buf[480] = (char)0xff;
-  buf[481] = 0;
+  memcpy(buf, doc_id, DOCKEY_PREFIX);
+  buf[DOCKEY_PREFIX] = (char)0xff;
+  buf[DOCKEY_PREFIX + 1] = 0;
+  /* two 64-bit hashes with different seeds (golden-ratio constants) */
   uint64_t h1 = wd_hash64(doc_id, n, 0x9e3779b97f4a7c15ULL);
   uint64_t h2 = wd_hash64(doc_id, n, 0x3c6ef372fe94f82bULL);
-  memcpy(buf + 482, &h1, 8);
-  memcpy(buf + 490, &h2, 8);
-  return 498;
+  memcpy(buf + DOCKEY_PREFIX + 2, &h1, 8);
+  memcpy(buf + DOCKEY_PREFIX + 10, &h2, 8);
+  return DOCKEY_LEN;
 }
 
 int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
@@ -898,7 +855,7 @@ int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "read document");
   json_t *j;
-  if ((rc = store_doc_decode(tx->db, &d, &j))) return rc;
+  if ((rc = doc_decode(tx->db, &d, &j))) return rc;
   json_t *id = json_object_get(j, "doc_id");
   if (json_string_length(id) != n || memcmp(json_string_value(id), doc_id, n) != 0) {
     json_decref(j);
@@ -914,7 +871,7 @@ int store_doc_put(wd_txn *tx, const char *doc_id, size_t n, const json_t *rec) {
   char kb[512];
   char *s = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(17));
   if (!s) return wd_err(tx->db, WARDEN_ENOMEM, "encode document: out of memory");
-  int rc = store_put_val(tx, tx->db->dbi_docs, kb, store_dockey(kb, doc_id, n), s, strlen(s),
+  int rc = put_val(tx, tx->db->dbi_docs, kb, store_dockey(kb, doc_id, n), s, strlen(s),
                          "write document");
   free(s);
   return rc;
@@ -966,7 +923,7 @@ int store_chunk_get(wd_txn *tx, uint32_t slot, uint32_t *ord,
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "read chunk");
   size_t len;
-  if ((rc = store_val_check(tx->db, &d, "chunk record", &len))) return rc;
+  if ((rc = val_check(tx->db, &d, "chunk record", &len))) return rc;
   uint32_t h[2];
   if (len < 8) goto bad;
   memcpy(h, d.mv_data, 8);
@@ -1089,7 +1046,7 @@ int store_block_get(wd_txn *tx, uint32_t b, const float **base) {
   int rc = mdb_get(tx->t, tx->db->dbi_blocks, &k, &d);
   if (rc == MDB_NOTFOUND) return 1;
   if (rc) return store_mdb_err(tx->db, rc, "read embeddings");
-  if (d.mv_size != block_floats(tx->db) * sizeof(float) || !store_val_in_map(tx->db, &d))
+  if (d.mv_size != block_floats(tx->db) * sizeof(float) || !val_in_map(tx->db, &d))
     return wd_err(tx->db, WARDEN_ECORRUPT,
                   "embedding block %u has %zu bytes, expected %zu", b,
                   d.mv_size, block_floats(tx->db) * sizeof(float));
@@ -1154,7 +1111,7 @@ int store_vec_zero(wd_txn *tx, uint32_t slot) {
 
 int store_lex_get(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len) {
   if (!tx->db->have_lex) return WARDEN_ENOTFOUND;
-  return store_get_val(tx, tx->db->dbi_lex, key, klen, data, len, "lexical index");
+  return get_val(tx, tx->db->dbi_lex, key, klen, data, len, "lexical index");
 }
 
 int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len) {
@@ -1163,7 +1120,7 @@ int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **da
   int rc = mdb_get(tx->t, tx->db->dbi_lex, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "lexical index");
-  if (d.mv_size < 4 || !store_val_in_map(tx->db, &d))
+  if (d.mv_size < 4 || !val_in_map(tx->db, &d))
     return wd_err(tx->db, WARDEN_ECORRUPT, "lexical index: a stored value is damaged");
   *data = d.mv_data;
   *len = d.mv_size - 4;
@@ -1172,7 +1129,7 @@ int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **da
 
 int store_lex_put(wd_txn *tx, const void *key, size_t klen, const void *data, size_t len) {
   if (!tx->db->have_lex) return wd_err(tx->db, WARDEN_EIO, "lexical index: not open");
-  return store_put_val(tx, tx->db->dbi_lex, key, klen, data, len, "write lexical index");
+  return put_val(tx, tx->db->dbi_lex, key, klen, data, len, "write lexical index");
 }
 
 int store_lex_del(wd_txn *tx, const void *key, size_t klen) {
@@ -1197,7 +1154,7 @@ int store_lex_walk(wd_txn *tx, const void *prefix, size_t plen,
     if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) break;
     size_t len = 0;
     const void *v = NULL;
-    if (store_val_check(tx->db, &d, "lexical index", &len) == 0) v = d.mv_data;
+    if (val_check(tx->db, &d, "lexical index", &len) == 0) v = d.mv_data;
     else len = 0;
     int r = fn(k.mv_data, k.mv_size, v, len, ctx);
     if (r) {
@@ -1210,3 +1167,111 @@ int store_lex_walk(wd_txn *tx, const void *prefix, size_t plen,
   mdb_cursor_close(c);
   return ret;
 }
+
+/* ------------------------------------------ the generic door (store.h) */
+
+static MDB_dbi dbi_of(const warden *db, wd_db which) {
+  switch (which) {
+    case WD_DB_META: return db->dbi_meta;
+    case WD_DB_DOCS: return db->dbi_docs;
+    case WD_DB_CHUNKS: return db->dbi_chunks;
+    case WD_DB_BLOCKS: return db->dbi_blocks;
+    case WD_DB_BITMAPS: return db->dbi_bitmaps;
+    case WD_DB_PRINC: return db->dbi_princ;
+    case WD_DB_GRANTS: return db->dbi_grants;
+  }
+  return db->dbi_meta;
+}
+
+int store_put_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const void *data,
+                  size_t len, const char *what) {
+  return put_val(tx, dbi_of(tx->db, which), key, klen, data, len, what);
+}
+
+int store_get_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const void **data,
+                  size_t *len, const char *what) {
+  return get_val(tx, dbi_of(tx->db, which), key, klen, data, len, what);
+}
+
+int store_del_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const char *what) {
+  MDB_val k = {klen, (void *)key};
+  int rc = mdb_del(tx->t, dbi_of(tx->db, which), &k, NULL);
+  if (rc == MDB_NOTFOUND) return 0;
+  return rc ? store_mdb_err(tx->db, rc, what) : 0;
+}
+
+int store_get_strings(wd_txn *tx, wd_db which, const char *key, size_t klen, const char *what,
+                      json_t **out) {
+  return get_strings(tx, dbi_of(tx->db, which), key, klen, what, out);
+}
+
+int store_directory_get(wd_txn *tx, const char *p, size_t n, json_t **out) {
+  return get_strings(tx, tx->db->dbi_princ, p, n, "directory entry", out);
+}
+
+int store_grants_get(wd_txn *tx, const char *p, size_t n, json_t **out) {
+  return get_strings(tx, tx->db->dbi_grants, p, n, "grants", out);
+}
+
+int store_doc_decode(warden *db, const void *val, size_t len, json_t **rec) {
+  MDB_val v = {len, (void *)val};
+  return doc_decode(db, &v, rec);
+}
+
+int store_bm_decode(warden *db, const void *val, size_t len, roaring_bitmap_t **bm) {
+  MDB_val v = {len, (void *)val};
+  return bm_decode(db, &v, bm);
+}
+
+int store_count(wd_txn *tx, wd_db which, uint64_t *n) {
+  MDB_stat st;
+  int rc = mdb_stat(tx->t, dbi_of(tx->db, which), &st);
+  if (rc) return store_mdb_err(tx->db, rc, "count entries");
+  *n = st.ms_entries;
+  return 0;
+}
+
+int store_iter_begin(wd_txn *tx, wd_db which, const void *from, size_t flen, const char *what,
+                     wd_iter *it) {
+  memset(it, 0, sizeof *it);
+  it->tx = tx;
+  it->what = what;
+  it->from = from;
+  it->flen = flen;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(tx->t, dbi_of(tx->db, which), &c);
+  if (rc) return store_mdb_err(tx->db, rc, what);
+  it->cursor = c;
+  return 0;
+}
+
+int store_iter_next(wd_iter *it) {
+  MDB_cursor *c = it->cursor;
+  if (!c) return 0;
+  MDB_val k = {it->flen, (void *)it->from}, d;
+  int rc = it->started ? mdb_cursor_get(c, &k, &d, MDB_NEXT)
+           : it->from  ? mdb_cursor_get(c, &k, &d, MDB_SET_RANGE)
+                       : mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  it->started = 1;
+  if (rc == MDB_NOTFOUND) return 0;
+  if (rc) return store_mdb_err(it->tx->db, rc, it->what);
+  it->key = k.mv_data;
+  it->klen = k.mv_size;
+  it->val = d.mv_data;
+  it->vlen = d.mv_size;
+  return 1;
+}
+
+void store_iter_end(wd_iter *it) {
+  if (it->cursor) mdb_cursor_close(it->cursor);
+  it->cursor = NULL;
+}
+
+int store_copy_compact(warden *db, const char *dir, const char *what) {
+  pthread_rwlock_rdlock(&db->maplock); /* no map resize during the copy */
+  int rc = mdb_env_copy2(db->env, dir, MDB_CP_COMPACT);
+  pthread_rwlock_unlock(&db->maplock);
+  return rc ? store_mdb_err(db, rc, what) : 0;
+}
+
+warden *store_txn_handle(wd_txn *tx) { return tx->db; }

@@ -40,14 +40,16 @@
 #include <jansson.h>
 #include <roaring/roaring.h>
 
-#include "hmap.h"
-#include "wd_internal.h"
+#include "base/crc.h"
+#include "acl/acl_store.h"
+#include "acl/names.h"
+#include "base/hmap.h"
+#include "engine/wd_internal.h"
 
 #define WD_EMAPFULL (-30999) /* internal: the map must grow, rerun the op */
 #define WD_MAX_DOCID 1024
 #define WD_MAX_KEYLEN 128    /* metadata key */
 #define WD_MAX_STRVAL 256    /* metadata string value / list element */
-#define WD_MAX_NAMESPACE 256
 #define WD_MAX_SLOTS 0xFFFFFF00u
 
 typedef struct wd_txn {
@@ -122,27 +124,66 @@ void store_write_abort(wd_txn *tx);
  * carry none: a checksum over ~400 KB per block would cost the scan a
  * third of its speed, and a damaged vector can change a score, never who
  * may read what. */
-uint32_t wd_crc32c(const void *p, size_t n);
-/* 1 when v lies inside the used part of the LMDB map. */
-int store_val_in_map(warden *db, const MDB_val *v);
-/* Verify v's trailing CRC; on success *len = payload length. */
-int store_val_check(warden *db, const MDB_val *v, const char *what, size_t *len);
-/* Put data with its CRC under key in dbi. */
-int store_put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void *data,
+/* The named databases (layout above), for the generic calls below. */
+typedef enum wd_db {
+  WD_DB_META,
+  WD_DB_DOCS,
+  WD_DB_CHUNKS,
+  WD_DB_BLOCKS,
+  WD_DB_BITMAPS,
+  WD_DB_PRINC,
+  WD_DB_GRANTS
+} wd_db;
+/* Put data with its CRC under key. */
+int store_put_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const void *data,
                   size_t len, const char *what);
 /* Get and verify: WARDEN_ENOTFOUND when absent; *data borrowed until the
  * end of the transaction. */
-int store_get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void **data,
+int store_get_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const void **data,
                   size_t *len, const char *what);
+/* Delete key (absent: not an error).  Does not mark tx changed. */
+int store_del_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const char *what);
 /* A value holding a JSON array of strings (directory entries, grants):
  * *out a new reference, an empty array when key is absent (or too long to
  * be a key); WARDEN_ECORRUPT when the value is damaged. */
-int store_get_strings(wd_txn *tx, MDB_dbi dbi, const char *key, size_t klen, const char *what,
+int store_get_strings(wd_txn *tx, wd_db which, const char *key, size_t klen, const char *what,
                       json_t **out);
-/* Decode a document record value (CRC, JSON, shape). */
-int store_doc_decode(warden *db, const MDB_val *v, json_t **rec);
+/* Decode a document record value (CRC, JSON, shape), e.g. from an
+ * iterator. */
+int store_doc_decode(warden *db, const void *val, size_t len, json_t **rec);
 /* Decode a bitmap value (CRC, CRoaring portable format). */
-int store_bm_decode(warden *db, const MDB_val *v, roaring_bitmap_t **bm);
+int store_bm_decode(warden *db, const void *val, size_t len, roaring_bitmap_t **bm);
+/* Number of entries in a database. */
+int store_count(wd_txn *tx, wd_db which, uint64_t *n);
+
+/* Walk one database in key order, from the first key >= from (from NULL:
+ * the first key):
+ *     wd_iter it;
+ *     if ((rc = store_iter_begin(tx, WD_DB_DOCS, NULL, 0, "export", &it))) ...
+ *     while ((rc = store_iter_next(&it)) == 1) use it.key/klen, it.val/vlen;
+ *     store_iter_end(&it);            rc: 0 at the end, negative on error
+ * Keys and values are borrowed until the next call; values are raw (no
+ * CRC check: decode them with store_doc_decode etc.).  what names the walk
+ * in error messages. */
+typedef struct wd_iter {
+  const void *key, *val;
+  size_t klen, vlen;
+  /* private */
+  wd_txn *tx;
+  void *cursor;
+  const void *from;
+  size_t flen;
+  const char *what;
+  int started;
+} wd_iter;
+int store_iter_begin(wd_txn *tx, wd_db which, const void *from, size_t flen, const char *what,
+                     wd_iter *it);
+int store_iter_next(wd_iter *it);
+void store_iter_end(wd_iter *it);
+
+/* A compacted copy of the store (one snapshot) into directory dir
+ * (engine/backup.c). */
+int store_copy_compact(warden *db, const char *dir, const char *what);
 
 /* Map an LMDB return code to a warden code with a message. */
 int store_mdb_err(warden *db, int rc, const char *what);
@@ -152,8 +193,9 @@ int store_meta_put_u64(wd_txn *tx, const char *key, uint64_t v);
 wd_type store_field_type(wd_txn *tx, const char *field);
 int store_field_type_put(wd_txn *tx, const char *field, wd_type t);
 
-/* Bitmap keys. */
-size_t store_key(char *buf, char kind, const char *s, size_t n); /* buf>=512 */
+/* Bitmap keys (store_key, store_bm_or and store_bm_walk, which the
+ * permission code uses too, are declared in acl/acl_store.h; store_bm_or
+ * reads through a write transaction's dirty bitmaps). */
 size_t store_vkey(char *buf, const char *field, const wd_value *v);
 /* Numeric values also live in bucket bitmaps so a range over a field with
  * many distinct values reads few bitmaps: "B"+field+"\0"+top 7 bytes of the
@@ -161,7 +203,6 @@ size_t store_vkey(char *buf, const char *field, const wd_value *v);
  * store_num_enc: the order-preserving u64 of an int or float value. */
 uint64_t store_num_enc(const wd_value *v);
 size_t store_nkey(char *buf, char kind, const char *field, uint64_t enc, int nbytes);
-/* OR the stored bitmap (read-through the write cache) into acc. */
 /* Bitmaps derived from stored ones (e.g. a query's allowed set), kept in
  * the same per-revision cache: key must start with a NUL byte (stored
  * bitmap keys never do).  get: 1 with *out a new copy, or 0 (not cached,
@@ -169,19 +210,9 @@ size_t store_nkey(char *buf, char kind, const char *field, uint64_t enc, int nby
 int store_derived_get(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t **out);
 void store_derived_put(wd_txn *tx, const char *key, size_t klen, const roaring_bitmap_t *bm);
 
-int store_bm_or(wd_txn *tx, const char *key, size_t klen,
-                roaring_bitmap_t *acc);
 /* A mutable bitmap for key in a write txn (loaded or created, cached). */
 int store_bm_mut(wd_txn *tx, const char *key, size_t klen,
                  roaring_bitmap_t **bm);
-/* Walk bitmap keys in [lo, hi] (hi NULL: while key starts with lo's first
- * plen bytes), calling fn(key, klen, ctx) -> 1 to OR that bitmap into acc,
- * 0 to skip, negative to stop with an error. */
-int store_bm_walk(wd_txn *tx, const char *lo, size_t lolen, size_t plen,
-                  const char *hi, size_t hilen, roaring_bitmap_t *acc,
-                  int (*fn)(const char *key, size_t klen, void *ctx),
-                  void *ctx);
-
 /* Documents. */
 size_t store_dockey(char *buf, const char *doc_id, size_t n); /* buf>=512 */
 int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec);

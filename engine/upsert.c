@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ingest.h"
+#include "engine/ingest.h"
 
 /* A new JSON string for s, or NULL with *why set when s is not UTF-8. */
 static json_t *str_json(const char *s, const char **why) {

@@ -16,7 +16,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "wd_internal.h"
+#include "engine/wd_internal.h"
 
 int wd_vec_check(const float *v, size_t dim, int metric, char *why, size_t wl) {
   double n2 = 0;

@@ -16,10 +16,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "warden.h"
-#include "wd_alloc.h"
-#include "wd_types.h"
+#include "acl/names.h"
+#include "engine/config.h"
+#include "engine/warden.h"
+#include "base/wd_alloc.h"
+#include "base/wd_types.h"
 
 #define WD_ERRLEN 1024
 
@@ -49,7 +50,7 @@ struct warden {
   struct wd_ann *ann;           /* index/ANN state owned by engine/search.c */
   pthread_mutex_t annlock;      /* guards ann (load, catch-up, swap) */
   struct wd_bmcache *bmcache;   /* engine/store.c; NULL until first use */
-  struct wd_doccache *doccache; /* engine/query.c; NULL until first use */
+  struct wd_doccache *doccache; /* engine/results.c; NULL until first use */
   struct wd_blktab *blktab;     /* engine/store.c; NULL until first use */
   pthread_mutex_t blklock;      /* guards blktab and its reference counts */
   /* engine/search.c: which allowed sets were scanned recently, to price
@@ -72,7 +73,7 @@ struct warden {
 int wd_open_nolock(const char *dir, const warden_open_opts *opts, warden **out, char *errbuf,
                    size_t errlen);
 
-/* engine/query.c: free the handle's document cache (NULL allowed). */
+/* engine/results.c: free the handle's document cache (NULL allowed). */
 void wd_doccache_free(struct wd_doccache *c);
 
 /* Record a message for the calling thread and return code. */
@@ -92,14 +93,7 @@ struct json_t;
 char *wd_json_string(warden *db, struct json_t *o);
 int wd_json_return(warden *db, struct json_t *o, char **out);
 
-/* Principal syntax (the one grammar, principal.c): user:NAME | group:NAME
- * | "*" (when allow_star).  NAME: 1..WD_PRINCIPAL_MAX_NAME bytes of valid
- * UTF-8 without whitespace, control, format or other invisible code points
- * (Unicode ones included).  Returns 0 when valid, else writes a reason into
- * why. */
-#define WD_PRINCIPAL_MAX_NAME 256
-int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
-                       size_t whylen);
+/* Principal and namespace grammar: acl/names.h. */
 
 /* Vectors warden can score in float32 (vecnorm.c): every component finite,
  * squared norm at most WD_VEC_MAX_NORM2, and for cosine a norm of at least

@@ -2,14 +2,14 @@
  * ann_faiss.c -- FAISS k-means and centroid assignment (see ann_faiss.h).
  * This is the only C file that calls FAISS.
  */
-#include "ann_faiss.h"
+#include "index/ann_faiss.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "faiss_capi.h"
-#include "wd_alloc.h"
-#include "wd_types.h"
+#include "index/faiss_capi.h"
+#include "base/wd_alloc.h"
+#include "base/wd_types.h"
 
 static int fail(char *err, size_t errlen, const char *what) {
   const char *m = faiss_get_last_error();

@@ -17,7 +17,7 @@
  * candidates it pushes out of the re-rank window, which the calibration
  * measures.
  */
-#include "hnsw.h"
+#include "index/hnsw.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,11 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ivf.h"
-#include "imgmap.h"
-#include "kernels.h"
-#include "wd_alloc.h"
-#include "wd_types.h"
+#include "index/imgmap.h"
+#include "index/ivf.h"
+#include "index/kernels.h"
+#include "base/wd_alloc.h"
+#include "base/wd_types.h"
 
 _Static_assert(sizeof(wd_hnsw_header) == WD_HNSW_HDR, "header is 128 bytes");
 _Static_assert(sizeof(wd_hnsw_cal) == 24, "calibration point is 24 bytes");

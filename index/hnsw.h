@@ -49,8 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "scan.h"
-#include "topk.h"
+#include "index/scan.h"
+#include "index/topk.h"
 
 #define WD_HNSW_VERSION 1u
 #define WD_HNSW_HDR 128u

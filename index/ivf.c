@@ -15,7 +15,7 @@
  * turn a query into a full scan; the planner (engine/search.c) sends such
  * filters to the exact scan in the first place.
  */
-#include "ivf.h"
+#include "index/ivf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,10 +28,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "imgmap.h"
-#include "kernels.h"
-#include "wd_alloc.h"
-#include "wd_types.h"
+#include "index/imgmap.h"
+#include "index/kernels.h"
+#include "base/wd_alloc.h"
+#include "base/wd_types.h"
 
 _Static_assert(sizeof(wd_ivf_header) == WD_IVF_HDR, "header is 128 bytes");
 _Static_assert(sizeof(wd_ivf_cal) <= sizeof(((wd_ivf_header *)0)->pad), "the table fits the padding");

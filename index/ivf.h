@@ -42,8 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "scan.h"
-#include "topk.h"
+#include "index/scan.h"
+#include "index/topk.h"
 
 #define WD_IVF_VERSION 1u
 #define WD_IVF_HDR 128u

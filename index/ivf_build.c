@@ -7,16 +7,16 @@
  * Vectors are re-read from the source in the second pass rather than kept,
  * so the builder's memory is the image plus one batch.
  */
-#include "ivf_build.h"
+#include "index/ivf_build.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "ann_faiss.h"
-#include "wd_alloc.h"
-#include "wd_types.h"
+#include "index/ann_faiss.h"
+#include "base/wd_alloc.h"
+#include "base/wd_types.h"
 
 #define BATCH 8192
 #define IDBUF 1024

@@ -11,7 +11,7 @@
  */
 #ifndef WD_IVF_BUILD_H
 #define WD_IVF_BUILD_H
-#include "ivf.h"
+#include "index/ivf.h"
 
 typedef struct wd_ivf_build_in {
   const wd_vecsrc *src;          /* exact vectors of the slots */

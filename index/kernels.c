@@ -18,7 +18,7 @@
  * dispatch table under pthread_once.  wd_kernels_force is for tests only
  * and must not race with other calls.
  */
-#include "kernels.h"
+#include "index/kernels.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

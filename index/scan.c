@@ -32,15 +32,15 @@
  * Threading: reentrant; reads the blocks, writes only the caller's heaps
  * and its own per-call scratch.
  */
-#include "scan.h"
+#include "index/scan.h"
 
 #include <cblas.h>
 #include <float.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "wd_alloc.h"
-#include "wd_types.h"
+#include "index/kernels.h"
+#include "base/wd_alloc.h"
+#include "base/wd_types.h"
 
 /* A block with at least this many allowed rows takes a dense path. */
 #define DENSE_MIN (WD_BLOCK / 8)

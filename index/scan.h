@@ -25,9 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "topk.h"
-
-#define WD_BLOCK 256
+#include "base/layout.h"
+#include "index/topk.h"
 
 typedef struct wd_vecsrc {
   size_t dim;

@@ -9,11 +9,11 @@
  *
  * Threading: a wd_topk belongs to one thread at a time.
  */
-#include "topk.h"
+#include "index/topk.h"
 
 #include <math.h>
 
-#include "wd_alloc.h"
+#include "base/wd_alloc.h"
 
 int wd_topk_init(wd_topk *t, size_t k) {
   t->n = 0;

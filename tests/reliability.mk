@@ -24,9 +24,9 @@
 
 RL_CC    ?= clang
 RL_CXX   ?= clang++
-RL_INCS  := -Iengine -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
+RL_INCS  := -I. -Iengine -Iengine/base -Iindex -Iacl -I/usr/include/x86_64-linux-gnu/openblas-pthread
 RL_LIBS  := -lfaiss -llmdb -lroaring -ljansson -lyaml -lstemmer -licuuc -lopenblas -fopenmp -lstdc++ -lm -pthread
-RL_CSRC  := $(wildcard engine/*.c index/*.c acl/*.c)
+RL_CSRC  := $(wildcard engine/base/*.c engine/*.c index/*.c acl/*.c)
 RL_XSRC  := $(wildcard index/*.cpp)
 FUZZ_SECONDS ?= 60
 SOAK_SECONDS ?= 300

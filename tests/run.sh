@@ -36,6 +36,9 @@ for t in tests/cli/*.sh; do
   [ -f "$t" ] || continue
   run "san/cli/$(basename "$t")" env WARDEN=build/san/warden WARDEN_TEST_QUICK=1 sh "$t"
 done
+# the layering (base <- index, base <- acl, engine on top; LMDB only in
+# engine/store.c): tests/layers.sh
+run "layers" sh tests/layers.sh
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
 # the README's CLI reference documents exactly the options the parsers read

@@ -5,8 +5,8 @@
  * survive the writer: it is written out, loaded back and compared field by
  * field, so the fuzzer checks the round-trip promise as well as memory
  * safety.  Build and run:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iengine \
- *     tests/fuzz/fuzz_config.c engine/config.c engine/alloc.c -lyaml \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -Iengine -Iengine/base -Iacl \
+ *     tests/fuzz/fuzz_config.c engine/config.c engine/base/alloc.c -lyaml \
  *     -o /tmp/fuzz_config
  *   /tmp/fuzz_config -max_total_time=60 tests/fuzz/corpus/config
  */

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "store.h"
+#include "base/crc.h"
 
 static uint32_t table[256];
 #if defined(__x86_64__)

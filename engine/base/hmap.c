@@ -1,11 +1,11 @@
 /*
  * hmap.c -- open-addressing hash map (linear probing, no deletion).
  */
-#include "hmap.h"
+#include "base/hmap.h"
 
 #include <string.h>
 
-#include "wd_alloc.h"
+#include "base/wd_alloc.h"
 
 uint64_t wd_hash64(const void *p, size_t n, uint64_t seed) {
   /* FNV-1a with a final avalanche (splitmix64): fast, good enough for

@@ -18,5 +18,10 @@ char *wd_strdup(const char *s);
 char *wd_strndup(const char *s, size_t n);
 /* printf into a new string; NULL on allocation failure. */
 char *wd_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Route the calls above through these functions (all NULL: the C
+ * library's); warden_set_allocator (engine/error.c) is the public side. */
+void wd_alloc_hook(void *(*malloc_fn)(void *ctx, size_t n),
+                   void *(*realloc_fn)(void *ctx, void *p, size_t n),
+                   void (*free_fn)(void *ctx, void *p), void *ctx);
 
 #endif

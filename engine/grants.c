@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grants.h"
+#include "acl/grants.h"
+#include "engine/store.h"
 
 static int begin_public(warden *db) {
   if (!db) return WARDEN_EINVAL;
@@ -21,10 +22,6 @@ static int begin_public(warden *db) {
   if (rc) return rc;
   wd_err_clear(db);
   return 0;
-}
-
-int grants_of(wd_txn *tx, const char *p, size_t n, json_t **out) {
-  return store_get_strings(tx, tx->db->dbi_grants, p, n, "grants", out);
 }
 
 typedef struct grant_op {
@@ -79,17 +76,15 @@ static int grant_apply(wd_txn *tx, void *ctx) {
     json_decref(a);
     return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
   }
-  MDB_val k = {pl, (void *)op->principal};
   if (json_array_size(a) == 0) {
-    rc = mdb_del(tx->t, tx->db->dbi_grants, &k, NULL);
-    if (rc == MDB_NOTFOUND) rc = 0;
+    rc = store_del_val(tx, WD_DB_GRANTS, op->principal, pl, "write grant");
   } else {
     char *s = json_dumps(a, JSON_COMPACT);
     if (!s) {
       json_decref(a);
       return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
     }
-    rc = store_put_val(tx, tx->db->dbi_grants, op->principal, pl, s, strlen(s), "write grant");
+    rc = store_put_val(tx, WD_DB_GRANTS, op->principal, pl, s, strlen(s), "write grant");
     free(s);
     json_decref(a);
     if (rc) return rc;
@@ -98,7 +93,7 @@ static int grant_apply(wd_txn *tx, void *ctx) {
     return 0;
   }
   json_decref(a);
-  if (rc) return store_mdb_err(tx->db, rc, "write grant");
+  if (rc) return rc;
   tx->changed = 1;
   op->changed = 1;
   return 0;
@@ -150,28 +145,25 @@ int warden_grant_list(warden *db, char **json_out) {
   wd_txn tx;
   if ((rc = store_read_begin(db, &tx))) return rc;
   json_t *list = json_array();
-  MDB_cursor *c = NULL;
-  int mrc = mdb_cursor_open(tx.t, db->dbi_grants, &c);
-  if (mrc) rc = store_mdb_err(db, mrc, "open cursor");
-  MDB_val k, d;
+  wd_iter it;
+  rc = store_iter_begin(&tx, WD_DB_GRANTS, NULL, 0, "walk grants", &it);
   /* keys come in bytewise order, prefixes are stored sorted: the list is
    * ordered by (principal, prefix) */
-  for (mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !rc;
-       mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+  while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *a;
-    if ((rc = grants_of(&tx, k.mv_data, k.mv_size, &a))) break;
+    if ((rc = grants_of(&tx, it.key, it.klen, &a))) break;
     size_t i;
     json_t *e;
     json_array_foreach(a, i, e) {
       json_t *g = json_object();
-      json_object_set_new(g, "principal", json_stringn(k.mv_data, k.mv_size));
+      json_object_set_new(g, "principal", json_stringn(it.key, it.klen));
       json_object_set(g, "prefix", e);
       json_array_append_new(list, g);
     }
     json_decref(a);
+    rc = 0;
   }
-  if (!rc && mrc != MDB_NOTFOUND) rc = store_mdb_err(db, mrc, "walk grants");
-  if (c) mdb_cursor_close(c);
+  store_iter_end(&it);
   uint64_t rev = store_meta_u64(&tx, "revision");
   store_read_end(&tx);
   if (rc) {

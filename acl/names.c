@@ -1,8 +1,11 @@
 /*
- * principal.c -- the one principal grammar, used by every entry point that
- * takes a principal name: warden.yaml (default_acl), ingest ACLs, acl
- * set/sync, principals set/get/sync, grants, and the query principal and
- * asserted groups of the C API.
+ * names.c -- the one principal grammar and the one namespace grammar, used
+ * by every entry point that takes such a name: warden.yaml (default_acl),
+ * ingest ACLs and namespaces, acl set/sync, principals set/get/sync,
+ * grants, and the query principal, asserted groups and namespace prefixes
+ * of the C API.  tests/test_harden.c feeds every principal entry point
+ * one table of names, tests/test_names.c every namespace entry point one
+ * table of namespaces.
  *
  *   principal := "user:" NAME | "group:" NAME        ("*" where allowed)
  *   NAME      := 1..256 bytes of valid UTF-8 (shortest form, no surrogates,
@@ -28,7 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wd_internal.h"
+#include "acl/names.h"
 
 /* Decode one UTF-8 code point at s[i..len); returns its byte length, or 0
  * when the bytes are not valid (overlong, surrogate, > U+10FFFF, cut). */
@@ -154,4 +157,48 @@ int wd_principal_check(const char *p, size_t len, int allow_star, char *why,
     i += k;
   }
   return 0;
+}
+
+/* ------------------------------------------------------------ namespaces */
+
+/* "/a/b/" -> "/a/b"; rejects empty segments, "." and "..". */
+int wd_namespace_check(const char *in, size_t n, char *out, char *why, size_t wl) {
+  if (n == 0 || in[0] != '/') {
+    snprintf(why, wl, "must start with \"/\"");
+    return -1;
+  }
+  if (n > WD_MAX_NAMESPACE) {
+    snprintf(why, wl, "longer than %d bytes", WD_MAX_NAMESPACE);
+    return -1;
+  }
+  while (n > 1 && in[n - 1] == '/') n--;
+  memcpy(out, in, n);
+  out[n] = 0;
+  if (n == 1) return 0;
+  const char *p = out + 1;
+  while (1) {
+    const char *e = strchr(p, '/');
+    size_t sl = e ? (size_t)(e - p) : strlen(p);
+    if (sl == 0 || (sl == 1 && p[0] == '.') || (sl == 2 && p[0] == '.' && p[1] == '.')) {
+      snprintf(why, wl, "empty, \".\" or \"..\" path segment in \"%s\"", out);
+      return -1;
+    }
+    for (size_t i = 0; i < sl; i++)
+      if ((unsigned char)p[i] < 0x20) {
+        snprintf(why, wl, "control character in namespace");
+        return -1;
+      }
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
+int wd_namespace_normalize(const char *in, char *out, char *why, size_t wl) {
+  return wd_namespace_check(in, strlen(in), out, why, wl);
+}
+
+int wd_namespace_covers(const char *prefix, size_t plen, const char *ns, size_t nlen) {
+  if (plen == 1) return 1; /* "/" covers everything */
+  return nlen >= plen && memcmp(ns, prefix, plen) == 0 && (nlen == plen || ns[plen] == '/');
 }

@@ -1,5 +1,6 @@
 /*
- * alloc.c -- libwarden's allocation hook (see wd_alloc.h, warden.h).
+ * alloc.c -- libwarden's allocation hook (see wd_alloc.h; warden_set_allocator
+ * and warden_free, the public side, are in engine/error.c).
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -7,16 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "warden.h"
-#include "wd_alloc.h"
+#include "base/wd_alloc.h"
 
-static warden_allocator g_alloc; /* zero: use malloc/realloc/free */
+static struct {
+  void *(*malloc_fn)(void *ctx, size_t n);
+  void *(*realloc_fn)(void *ctx, void *p, size_t n);
+  void (*free_fn)(void *ctx, void *p);
+  void *ctx;
+} g_alloc; /* zero: use malloc/realloc/free */
 
-void warden_set_allocator(const warden_allocator *a) {
-  if (a)
-    g_alloc = *a;
-  else
-    memset(&g_alloc, 0, sizeof g_alloc);
+void wd_alloc_hook(void *(*malloc_fn)(void *, size_t), void *(*realloc_fn)(void *, void *, size_t),
+                   void (*free_fn)(void *, void *), void *ctx) {
+  g_alloc.malloc_fn = malloc_fn;
+  g_alloc.realloc_fn = realloc_fn;
+  g_alloc.free_fn = free_fn;
+  g_alloc.ctx = ctx;
 }
 
 void *wd_malloc(size_t n) {
@@ -44,8 +50,6 @@ void wd_free(void *p) {
   else
     free(p);
 }
-
-void warden_free(void *p) { wd_free(p); }
 
 char *wd_strndup(const char *s, size_t n) {
   char *d = wd_malloc(n + 1);

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "acl.h"
-#include "doc.h"
-#include "store.h"
+#include "acl/acl.h"
+#include "engine/doc.h"
+#include "engine/store.h"
 
 #define WD_MAX_SYNC_LINE (1u << 20)
 
@@ -351,18 +351,15 @@ static int princ_apply(wd_txn *tx, void *ctx) {
       op->unchanged++;
       continue;
     }
-    MDB_val k = {pl, c->principal};
     if (json_array_size(c->groups) == 0) {
-      rc = mdb_del(tx->t, tx->db->dbi_princ, &k, NULL);
-      if (rc == MDB_NOTFOUND) rc = 0;
+      rc = store_del_val(tx, WD_DB_PRINC, c->principal, pl, "write principal");
     } else {
       char *s = json_dumps(c->groups, JSON_COMPACT);
       if (!s) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-      rc = store_put_val(tx, tx->db->dbi_princ, c->principal, pl, s, strlen(s), "write principal");
+      rc = store_put_val(tx, WD_DB_PRINC, c->principal, pl, s, strlen(s), "write principal");
       free(s);
-      if (rc) return rc;
     }
-    if (rc) return store_mdb_err(tx->db, rc, "write principal");
+    if (rc) return rc;
     tx->changed = 1;
     op->changed++;
   }
