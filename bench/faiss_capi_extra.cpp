@@ -43,7 +43,7 @@
 #include <string>
 #include <vector>
 
-#include "faiss_capi_impl.h"
+#include "index/faiss_capi_impl.h"
 
 using namespace wd_faiss;
 

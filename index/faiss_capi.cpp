@@ -26,7 +26,7 @@
 
 #include <cstdio>
 
-#include "faiss_capi_impl.h"
+#include "index/faiss_capi_impl.h"
 
 namespace {
 

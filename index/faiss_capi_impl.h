@@ -31,7 +31,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "faiss_capi.h"
+#include "index/faiss_capi.h"
 
 namespace wd_faiss {
 

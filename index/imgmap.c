@@ -1,5 +1,5 @@
 /* imgmap.c -- see imgmap.h */
-#include "imgmap.h"
+#include "index/imgmap.h"
 
 #include <errno.h>
 #include <stdint.h>
