@@ -60,7 +60,8 @@ typedef struct wd_stage {
   float *pblk;          /* block pub / WD_BLOCK, held while staging */
 } wd_stage;
 
-/* Bytes of new data per staging transaction (WARDEN_STAGE_MB, MiB). */
+/* Bytes of new data per staging transaction (WARDEN_STAGE_MB, MiB; 0
+ * stages every input with a staging txn per batch, for tests). */
 uint64_t wd_stage_cap(void);
 /* Take DIR/store/ingest.lock exclusively (blocking): every ingest does. */
 int wd_stage_lock(warden *db, int *fd);

@@ -914,10 +914,12 @@ int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
                   "document record for \"%.*s\" is damaged", (int)(n > 80 ? 80 : n),
                   doc_id);
   }
-  /* staged by an ingest that has not published (engine/stage.h) */
+  /* staged by an ingest that has not published (engine/stage.h); a write
+   * txn's own new slots are below its next_slot */
   json_t *s0 = json_array_get(json_object_get(j, "slots"), 0);
   if (!tx->stage_live && json_is_integer(s0) &&
-      (uint64_t)json_integer_value(s0) >= store_meta_u64(tx, "next_slot")) {
+      (uint64_t)json_integer_value(s0) >=
+          (tx->write ? tx->next_slot : store_meta_u64(tx, "next_slot"))) {
     json_decref(j);
     return WARDEN_ENOTFOUND;
   }
