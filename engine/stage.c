@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,17 @@
 #define RECLAIM_CHUNKS 20000        /* chunk records deleted per reclaim txn */
 #define RECLAIM_BITMAPS 4096        /* bitmaps trimmed per reclaim txn */
 #define PUBLISH_LEX_BATCH 4096      /* chunks tokenised per lexical call */
+
+/* Crash-test hook (tests/crash/crash.py): WARDEN_CRASH_AT=POINT kills the
+ * process with SIGKILL -- kill -9 exactly there -- at the first time it
+ * reaches POINT: "stage-mid" (a staging txn written, not committed),
+ * "stage-between" (after a staging commit), "publish-mid" (the publish
+ * txn written, not committed), "publish-done" (committed, not yet
+ * reported), "reclaim-mid" (after a reclaim commit). */
+static void crash_point(const char *point) {
+  const char *e = getenv("WARDEN_CRASH_AT");
+  if (e && strcmp(e, point) == 0) raise(SIGKILL);
+}
 
 uint64_t wd_stage_cap(void) {
   const char *e = getenv("WARDEN_STAGE_MB");
@@ -133,6 +145,7 @@ int wd_stage_reclaim(warden *db) {
     if (rc < 0) goto fail;
     tx.stage_live = NULL;
     if ((rc = commit_plain(&tx))) goto out;
+    crash_point("reclaim-mid");
     if ((rc = store_write_begin(db, &tx))) goto out;
     if (n < RECLAIM_CHUNKS) break;
   }
@@ -251,7 +264,9 @@ int wd_stage_step(wd_stage *st, wd_txn *tx, uint64_t bytes) {
   if (!st->on) return 0;
   st->bytes += bytes;
   if (st->bytes < st->cap) return 0;
+  crash_point("stage-mid");
   int rc = stage_commit(st, tx);
+  if (!rc) crash_point("stage-between");
   if (!rc) rc = store_write_begin(st->db, tx);
   if (!rc) rc = attach(st, tx);
   return rc;
@@ -324,7 +339,10 @@ int wd_stage_publish(wd_stage *st, wd_txn *tx, uint64_t *revision) {
     store_write_abort(tx);
     return rc;
   }
-  return store_write_commit(tx, revision);
+  crash_point("publish-mid");
+  rc = store_write_commit(tx, revision);
+  if (!rc) crash_point("publish-done");
+  return rc;
 }
 
 void wd_stage_free(wd_stage *st) {
