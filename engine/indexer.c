@@ -586,6 +586,8 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
     if (r) {
       json_object_set_new(r, "calibrated_min_lists", json_integer((json_int_t)calib));
       json_object_set_new(r, "calibrate_ms", json_real(t_cal));
+      json_object_set_new(r, "train_bytes", json_integer((json_int_t)bo.train_bytes));
+      json_object_set_new(r, "build_bytes", json_integer((json_int_t)bo.build_bytes));
       json_object_set_new(r, "stale_temp_files_removed", json_integer(swept));
       if (graph_rep) json_object_set(r, "graph", graph_rep);
     }
