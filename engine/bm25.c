@@ -313,6 +313,7 @@ int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_
   }
   if (stats && (rc = stats_sumdl(tx, stats, &sumdl))) goto done; /* N, avgdl over stats */
   double avgdl = sumdl ? (double)sumdl / (double)N : 1.0;
+  uint64_t staged_w = (store_meta_u64(tx, "next_slot") + WD_LEX_WIN - 1) / WD_LEX_WIN;
   /* 2. per term: df over allowed, idf, the windows it may score in */
   for (size_t t = 0; t < nt; t++) {
     char kb[WD_LEX_MAXTERM + 8];
@@ -353,6 +354,7 @@ int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_
       memcpy(&w, p, 4);
       memcpy(&max_tf, p + 6, 2);
       memcpy(&min_dl, p + 8, 4);
+      if (w >= staged_w) continue; /* an unpublished staged ingest's (stage.h) */
       info->windows++;
       if (w >= nwin || !wa[w]) {
         info->win_disallowed++;

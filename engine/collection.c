@@ -610,10 +610,17 @@ int warden_check(warden *db, char **json_out) {
   if (!rc && (mrc = mdb_cursor_open(tx.t, db->dbi_bitmaps, &c)) == 0) {
     mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
     while (mrc == 0) {
-      nbitmaps++;
       roaring_bitmap_t *got = NULL;
       if (store_bm_decode(db, &d, &got)) got = NULL;
-      if (got) roaring_bitmap_remove_range(got, pub, (uint64_t)UINT32_MAX + 1); /* staged */
+      if (got && roaring_bitmap_maximum(got) >= pub && !roaring_bitmap_is_empty(got)) {
+        roaring_bitmap_remove_range(got, pub, (uint64_t)UINT32_MAX + 1); /* staged */
+        if (roaring_bitmap_is_empty(got)) { /* only staged slots */
+          roaring_bitmap_free(got);
+          mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+          continue;
+        }
+      }
+      nbitmaps++;
       roaring_bitmap_t *exp = wd_hmap_get(&want, k.mv_data, k.mv_size);
       const char *kk = k.mv_data;
       int kl = (int)(k.mv_size > 60 ? 60 : k.mv_size);

@@ -143,8 +143,13 @@ int doc_index(wd_txn *tx, const json_t *rec, int set) {
   char kb[512];
   size_t kl;
   if (tx->stage_live && set) {
-    /* a staged ingest: live bits and postings wait for publish (stage.h) */
+    /* a staged ingest: live bits wait for publish, and so do the postings
+     * of slots in the posting window shared with published ones (stage.h);
+     * a document's slots ascend */
     roaring_bitmap_add_many(tx->stage_live, n, s);
+    size_t k = 0;
+    while (k < n && s[k] < tx->stage_lex_from) k++;
+    if (k < n && (rc = wd_lex_doc(tx, s + k, n - k, 1))) goto out;
   } else {
     kl = store_key(kb, 'L', "", 0);
     if ((rc = bits_key(tx, kb, kl, s, n, set))) goto out;

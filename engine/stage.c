@@ -69,6 +69,13 @@ void wd_stage_unlock(int *fd) {
 
 /* ------------------------------------------------------------ reclaim */
 
+/* The first slot of the first posting window that holds no published
+ * slot: staging writes postings from there on (stage.h). */
+static uint64_t lex_from(uint64_t pub) {
+  return (pub + WD_LEX_WIN - 1) / WD_LEX_WIN * WD_LEX_WIN;
+}
+
+
 typedef struct {
   uint32_t from;
   char **keys;
@@ -135,6 +142,11 @@ int wd_stage_reclaim(warden *db) {
         }
       } else if (rc == WARDEN_ENOTFOUND || rc == WARDEN_ECORRUPT) {
         rc = 0;
+      }
+      /* its postings, written by staging from lex_from(pub) on */
+      if (!rc && s >= lex_from(pub)) {
+        rc = wd_lex_doc(&tx, &s, 1, 0);
+        if (rc == WARDEN_ECORRUPT) rc = 0; /* no chunk record: nothing indexed */
       }
       if (!rc) rc = store_chunk_del(&tx, s);
       if (rc) break;
@@ -219,6 +231,7 @@ static uint32_t held_block(const wd_stage *st) {
 static int attach(wd_stage *st, wd_txn *tx) {
   tx->stage_live = st->live;
   tx->stage_types = &st->types;
+  tx->stage_lex_from = lex_from(st->pub);
   tx->next_slot = st->next_slot;
   st->tx_docs = tx->ndocs;
   st->tx_chunks = tx->nchunks;
@@ -313,7 +326,8 @@ static int publish(wd_stage *st, wd_txn *tx) {
     if (!rc) rc = store_doc_put(tx, json_string_value(id), json_string_length(id), rec);
     if (rc) return rc;
   }
-  /* live bits and lexical postings of every new slot */
+  /* live bits of every new slot; postings of those that share a posting
+   * window with published slots (at most WD_LEX_WIN - 1) */
   roaring_bitmap_t *L;
   char kb[8];
   if ((rc = store_bm_mut(tx, kb, store_key(kb, 'L', "", 0), &L))) return rc;
@@ -321,9 +335,12 @@ static int publish(wd_stage *st, wd_txn *tx) {
   roaring_uint32_iterator_t *it = roaring_create_iterator(st->live);
   uint32_t *buf = wd_malloc(PUBLISH_LEX_BATCH * sizeof *buf);
   if (!it || !buf) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-  while (!rc && it && it->has_value) {
-    uint32_t n = roaring_read_uint32_iterator(it, buf, PUBLISH_LEX_BATCH);
-    rc = wd_lex_doc(tx, buf, n, 1);
+  uint64_t lf = lex_from(st->pub);
+  while (!rc && it && it->has_value && it->current_value < lf) {
+    uint32_t n = roaring_read_uint32_iterator(it, buf, PUBLISH_LEX_BATCH), m = 0;
+    while (m < n && buf[m] < lf) m++;
+    rc = wd_lex_doc(tx, buf, m, 1);
+    if (m < n) break;
   }
   if (it) roaring_free_uint32_iterator(it);
   wd_free(buf);

@@ -63,11 +63,13 @@ typedef struct wd_txn {
   int blk_tried;
   struct wd_lexw *lex;   /* write txn: dirty lexical entries (lexical.c) */
   /* A staged ingest's write txns (engine/stage.h): the new slots' live
-   * bits and lexical postings wait for the publish txn (stage_live
-   * collects the slots), new field types wait in stage_types, and the txn
-   * sees staged document records.  NULL in every other txn. */
+   * bits wait for the publish txn (stage_live collects the slots), and so
+   * do the postings of those in the posting window of the first new slot;
+   * new field types wait in stage_types; the txn sees staged document
+   * records.  NULL in every other txn. */
   roaring_bitmap_t *stage_live;
   wd_hmap *stage_types; /* field -> (void *)(uintptr_t)(wd_type + 1) */
+  uint64_t stage_lex_from; /* new slots from here on get postings now */
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read
