@@ -748,6 +748,7 @@ static int apply_batch(ingest *g) {
 int wd_ingest_begin(ingest *g, uint64_t reserve) {
   /* one ingest at a time, for its whole length (stage.h); leftovers of a
    * killed staged ingest go first */
+  if (g->db->read_only) return wd_err(g->db, WARDEN_EINVAL, "collection was opened read-only");
   int rc = wd_stage_lock(g->db, &g->lockfd);
   if (rc) return rc;
   g->locked = 1;

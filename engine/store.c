@@ -917,9 +917,9 @@ int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
   /* staged by an ingest that has not published (engine/stage.h); a write
    * txn's own new slots are below its next_slot */
   json_t *s0 = json_array_get(json_object_get(j, "slots"), 0);
+  if (!tx->write && !tx->pub_slot1) tx->pub_slot1 = store_meta_u64(tx, "next_slot") + 1;
   if (!tx->stage_live && json_is_integer(s0) &&
-      (uint64_t)json_integer_value(s0) >=
-          (tx->write ? tx->next_slot : store_meta_u64(tx, "next_slot"))) {
+      (uint64_t)json_integer_value(s0) >= (tx->write ? tx->next_slot : tx->pub_slot1 - 1)) {
     json_decref(j);
     return WARDEN_ENOTFOUND;
   }

@@ -70,6 +70,7 @@ typedef struct wd_txn {
   roaring_bitmap_t *stage_live;
   wd_hmap *stage_types; /* field -> (void *)(uintptr_t)(wd_type + 1) */
   uint64_t stage_lex_from; /* new slots from here on get postings now */
+  uint64_t pub_slot1;      /* read txn: meta next_slot + 1, 0 until read */
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read
