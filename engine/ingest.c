@@ -716,12 +716,18 @@ static int apply_batch(ingest *g) {
     uint64_t first = json_integer_value(json_array_get(slots, 0));
     rc = doc_index(tx, d->rec, 1);
     if (!rc && defer) {
-      if (json_array_append(g->st.repl, d->rec) ||
-          wd_hmap_put(&g->st.repl_ids, ids, idl, (void *)(uintptr_t)(first + 1), NULL))
+      /* the stage keeps the record (with its slots) for the publish txn;
+       * the document goes on with a copy (ids points into it) */
+      json_t *copy = json_deep_copy(d->rec);
+      if (!copy || json_array_append(g->st.repl, d->rec)) {
+        json_decref(copy);
         rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
-      else
-        d->rec = json_deep_copy(d->rec); /* the stage keeps the original */
-      if (!rc && !d->rec) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+      } else {
+        if (wd_hmap_put(&g->st.repl_ids, ids, idl, (void *)(uintptr_t)(first + 1), NULL))
+          rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+        json_decref(d->rec);
+        d->rec = copy;
+      }
     } else if (!rc) {
       rc = store_doc_put(tx, ids, idl, d->rec);
     }
