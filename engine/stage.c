@@ -289,6 +289,10 @@ int wd_stage_step(wd_stage *st, wd_txn *tx, uint64_t bytes) {
 static int publish(wd_stage *st, wd_txn *tx) {
   warden *db = st->db;
   int rc = 0;
+  /* nothing written (every document refused with keep_going): the
+   * revision stays, as for an ingest in one txn */
+  if (roaring_bitmap_is_empty(st->live) && !st->types.n && !json_array_size(st->repl))
+    return store_meta_del(tx, STAGE_KEY);
   tx->next_slot = st->next_slot;
   tx->ndocs = (uint64_t)((int64_t)tx->ndocs + st->d_docs);
   tx->nchunks = (uint64_t)((int64_t)tx->nchunks + st->d_chunks);
