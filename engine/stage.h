@@ -12,20 +12,21 @@
  * which only the publish transaction moves: staging writes chunk records,
  * embedding blocks and bitmap bits of slots at or above it (every reader
  * reaches a chunk through the live bitmap "L", which staging does not
- * touch), and records of new documents, which store_doc_get, warden check
- * and export hide while their first slot is not published.  Staging does
- * not write the block that holds the first new slot (its other rows are
- * published and readers cache block locations per revision): it stays in
- * memory until publish.  The counters, the revision and new field types
- * are not written either.
+ * touch), lexical postings in posting windows that hold no published slot
+ * (BM25 reads only windows with allowed live slots; warden check skips
+ * those windows), and records of new documents, which store_doc_get,
+ * warden check and export hide while their first slot is not published.
+ * Staging does not write the block that holds the first new slot (its
+ * other rows are published and readers cache block locations per
+ * revision): it stays in memory until publish.  The counters, the
+ * revision and new field types are not written either.
  *
  * The publish transaction writes: next_slot, counters, the live bits of
- * every new slot, the held block's new rows, new field types, the removal
- * of every replaced document and its new record, and the lexical postings
- * of the new chunks (built from the staged chunk texts).  Its memory is
- * therefore bounded for new documents except for those postings (held
- * until commit: ~40 bytes per distinct term and ~6 per posting), and grows
- * by ~1 KB per document that replaces a stored one.
+ * every new slot, the held block's new rows, new field types, the postings
+ * of the (at most WD_LEX_WIN - 1) new slots in the window shared with
+ * published ones, and the removal of every replaced document and its new
+ * record.  Its memory is bounded, except ~1 KB per document that replaces
+ * a stored one (their records wait in memory for it).
  *
  * kill -9: before the publish commit readers see the collection as before
  * (the staged data is invisible); after it, the whole ingest.  The staged
