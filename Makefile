@@ -54,7 +54,7 @@ REL_LIB_OBJS := $(call objs,rel,$(LIB_SRCS),$(CXX_SRCS))
 SAN_LIB_OBJS := $(call objs,san,$(LIB_SRCS),$(CXX_SRCS))
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test demo bench bench-full bench-graph clean
+.PHONY: all deps test demo bench bench-full bench-graph bench-scale clean
 all: deps build/warden build/libwarden.a build/libwarden.so
 
 deps:
@@ -97,6 +97,15 @@ build/perm_bench: bench/perm_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/lexical_bench: bench/lexical_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+# issue 15: the scale run (not in CI): make bench-scale [N=10000000] [Q=200]
+# [GRAPH=off]; bench/scale/run.sh says what it measures
+build/scale_query: bench/scale/scale_query.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+build/bench/npy2jsonl: bench/scale/npy2jsonl.c
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS_ALL) -o $@ $<
+bench-scale: build/warden build/scale_query build/bench/npy2jsonl
+	N=$(or $(N),10000000) Q=$(or $(Q),200) GRAPH=$(or $(GRAPH),on) sh bench/scale/run.sh
 # issue 14: the graph-index bench driver (bench/graph_run.sh)
 build/graph_bench: bench/graph_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)

@@ -256,6 +256,7 @@ typedef struct lexq {
   uint64_t N;           /* chunks the statistics are over */
   double avgdl;
   size_t nwin;
+  uint64_t staged_w;    /* windows at and above it: an unpublished staged ingest's (stage.h) */
   uint32_t *wa, *wl;    /* per window: allowed / live slots */
   roaring_bitmap_t *live;
   roaring_uint32_iterator_t *it; /* over allowed */
@@ -319,6 +320,7 @@ static int lex_windows(lexq *L) {
  * in with an upper bound of its weight there. */
 static int lex_terms(lexq *L) {
   warden *db = L->db;
+  L->staged_w = (store_meta_u64(L->tx, "next_slot") + WD_LEX_WIN - 1) / WD_LEX_WIN;
   for (size_t t = 0; t < L->nt; t++) {
     char kb[WD_LEX_MAXTERM + 8];
     kb[0] = 'B';
@@ -349,6 +351,7 @@ static int lex_terms(lexq *L) {
       memcpy(&w, p, 4);
       memcpy(&max_tf, p + 6, 2);
       memcpy(&min_dl, p + 8, 4);
+      if (w >= L->staged_w) continue; /* an unpublished staged ingest's (stage.h) */
       L->info->windows++;
       if (w >= L->nwin || !L->wa[w]) {
         L->info->win_disallowed++;

@@ -35,6 +35,7 @@ typedef struct check_ctx {
   wd_hmap want; /* bitmap key -> expected bitmap */
   roaring_bitmap_t *slots_seen;
   uint64_t ndocs, nchunks, nbitmaps;
+  uint64_t pub; /* next_slot: slots from it on are an unpublished staged ingest's (stage.h) */
 } check_ctx;
 
 static void problem(json_t *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -196,6 +197,8 @@ static int check_docs(check_ctx *C) {
     } else if (drc) {
       problem(C->probs, "document record %zu bytes under key \"%.*s\" is damaged", it.vlen,
               keylen_shown(it.klen), (const char *)it.key);
+    } else if (n && s[0] >= C->pub) {
+      /* staged, not published: not part of the collection yet */
     } else {
       C->ndocs++;
       C->nchunks += n;
@@ -219,7 +222,8 @@ static void check_counters(check_ctx *C) {
     problem(C->probs, "chunk counter says %llu, records say %llu", (unsigned long long)chunks,
             (unsigned long long)C->nchunks);
   uint64_t nrec;
-  if (store_count(&C->tx, WD_DB_CHUNKS, &nrec) == 0 && nrec != C->nchunks)
+  if (store_count(&C->tx, WD_DB_CHUNKS, &nrec) == 0 &&
+      nrec - store_count_from(&C->tx, 0, (uint32_t)C->pub) != C->nchunks)
     problem(C->probs, "%zu chunk records for %llu chunks", (size_t)nrec,
             (unsigned long long)C->nchunks);
 }
@@ -230,9 +234,16 @@ static void check_bitmaps(check_ctx *C) {
   wd_iter it;
   if (store_iter_begin(&C->tx, WD_DB_BITMAPS, NULL, 0, "check bitmaps", &it)) return;
   while (store_iter_next(&it) == 1) {
-    C->nbitmaps++;
     roaring_bitmap_t *got = NULL;
     if (store_bm_decode(C->db, it.val, it.vlen, &got)) got = NULL;
+    if (got && !roaring_bitmap_is_empty(got) && roaring_bitmap_maximum(got) >= C->pub) {
+      roaring_bitmap_remove_range(got, C->pub, (uint64_t)UINT32_MAX + 1); /* staged */
+      if (roaring_bitmap_is_empty(got)) { /* only staged slots */
+        roaring_bitmap_free(got);
+        continue;
+      }
+    }
+    C->nbitmaps++;
     roaring_bitmap_t *exp = wd_hmap_get(&C->want, it.key, it.klen);
     const char *kk = it.key;
     int kl = keylen_shown(it.klen);
@@ -298,6 +309,7 @@ int warden_check(warden *db, char **json_out) {
   memset(&C, 0, sizeof C);
   C.db = db;
   if ((rc = store_read_begin(db, &C.tx))) return rc;
+  C.pub = store_meta_u64(&C.tx, "next_slot");
   C.probs = json_array();
   C.slots_seen = roaring_bitmap_create();
   if (!C.probs || !C.slots_seen) rc = wd_err(db, WARDEN_ENOMEM, "out of memory");

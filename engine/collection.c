@@ -308,6 +308,8 @@ int warden_stats(warden *db, char **json_out) {
   if ((rc = store_read_begin(db, &tx))) return rc;
   uint64_t blocks = 0;
   if (store_count(&tx, WD_DB_BLOCKS, &blocks)) blocks = 0;
+  else /* not those of a staged ingest (stage.h) */
+    blocks -= store_count_from(&tx, 1, (uint32_t)((store_meta_u64(&tx, "next_slot") + WD_BLOCK - 1) / WD_BLOCK));
   json_t *o = json_pack(
       "{s:I,s:I,s:i,s:s,s:I,s:I,s:I,s:{s:s,s:s},s:s,s:s}", "documents",
       (json_int_t)store_meta_u64(&tx, "docs"), "chunks",

@@ -141,10 +141,21 @@ int doc_index(wd_txn *tx, const json_t *rec, int set) {
   int rc = doc_slots(tx->db, rec, &s, &n);
   if (rc) return rc;
   char kb[512];
-  size_t kl = store_key(kb, 'L', "", 0);
-  if ((rc = bits_key(tx, kb, kl, s, n, set))) goto out;
-  /* the lexical postings of the chunk texts (engine/lexical.c) */
-  if ((rc = wd_lex_doc(tx, s, n, set))) goto out;
+  size_t kl;
+  if (tx->stage_live && set) {
+    /* a staged ingest: live bits wait for publish, and so do the postings
+     * of slots in the posting window shared with published ones (stage.h);
+     * a document's slots ascend */
+    roaring_bitmap_add_many(tx->stage_live, n, s);
+    size_t k = 0;
+    while (k < n && s[k] < tx->stage_lex_from) k++;
+    if (k < n && (rc = wd_lex_doc(tx, s + k, n - k, 1))) goto out;
+  } else {
+    kl = store_key(kb, 'L', "", 0);
+    if ((rc = bits_key(tx, kb, kl, s, n, set))) goto out;
+    /* the lexical postings of the chunk texts (engine/lexical.c) */
+    if ((rc = wd_lex_doc(tx, s, n, set))) goto out;
+  }
   if ((rc = acl_bits(tx, rec, s, n, set))) goto out;
   const json_t *ns = json_object_get(rec, "namespace");
   kl = store_key(kb, 'N', json_string_value(ns), json_string_length(ns));

@@ -694,6 +694,8 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
         json_object_set_new(ct, "lists", jl);
         json_object_set_new(r, "probe_calibration", ct);
       }
+      json_object_set_new(r, "train_bytes", json_integer((json_int_t)bo.train_bytes));
+      json_object_set_new(r, "build_bytes", json_integer((json_int_t)bo.build_bytes));
       json_object_set_new(r, "stale_temp_files_removed", json_integer(swept));
       if (graph_rep) json_object_set(r, "graph", graph_rep);
     }

@@ -617,6 +617,7 @@ static int apply_batch(ingest *g) {
   wd_txn *tx = &g->tx;
   warden *db = g->db;
   int rc = 0;
+  uint64_t staged = 0; /* bytes of new data (stage.h) */
   for (size_t i = 0; i < g->ndocs && !rc; i++) {
     pdoc *d = &g->docs[i];
     char field[WD_MAX_KEYLEN + 16], why[400];
@@ -631,7 +632,31 @@ static int apply_batch(ingest *g) {
     const char *ids = json_string_value(id);
     size_t idl = json_string_length(id);
     json_t *old = NULL;
+    /* staged: a replacement waits for publish (stage.h); a second
+     * occurrence of its doc_id in this input is a duplicate */
+    uintptr_t rfirst = g->st.on ? (uintptr_t)wd_hmap_get(&g->st.repl_ids, ids, idl) : 0;
+    int defer = 0;
+    if (rfirst) {
+      uint64_t where;
+      char at[WD_WHERE_LEN];
+      if (written_where(g, rfirst - 1, &where))
+        rc = bad(g, d->file, d->line, "doc_id", "duplicate of %s in this input",
+                 where_name(g, where, at, sizeof at));
+      else
+        rc = bad(g, d->file, d->line, "doc_id", "duplicate in this input");
+      if (rc > 0) rc = 0;
+      continue;
+    }
     rc = store_doc_get(tx, ids, idl, &old);
+    if (rc == 0 && g->st.on) {
+      json_t *s0 = json_array_get(json_object_get(old, "slots"), 0);
+      if (!(json_is_integer(s0) && (uint64_t)json_integer_value(s0) >= g->start_slot)) {
+        json_decref(old);
+        defer = 1;
+        g->replaced++;
+        rc = WARDEN_ENOTFOUND; /* written below as new, stored at publish */
+      }
+    }
     if (rc == 0) {
       /* written by an earlier batch of this same input? */
       json_t *s0 = json_array_get(json_object_get(old, "slots"), 0);
@@ -678,30 +703,60 @@ static int apply_batch(ingest *g) {
       break;
     }
     json_object_set_new(d->rec, "slots", slots);
+    uint64_t first = json_integer_value(json_array_get(slots, 0));
     rc = doc_index(tx, d->rec, 1);
-    if (!rc) rc = store_doc_put(tx, ids, idl, d->rec);
-    json_object_del(d->rec, "slots");
+    if (!rc && defer) {
+      /* the stage keeps the record (with its slots) for the publish txn;
+       * the document goes on with a copy (ids points into it) */
+      json_t *copy = json_deep_copy(d->rec);
+      if (!copy || json_array_append(g->st.repl, d->rec)) {
+        json_decref(copy);
+        rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+      } else {
+        if (wd_hmap_put(&g->st.repl_ids, ids, idl, (void *)(uintptr_t)(first + 1), NULL))
+          rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
+        json_decref(d->rec);
+        d->rec = copy;
+      }
+    } else if (!rc) {
+      rc = store_doc_put(tx, ids, idl, d->rec);
+    }
     if (rc) break;
+    json_object_del(d->rec, "slots");
     tx->ndocs++;
     tx->nchunks += d->nchunks;
     g->written++;
     g->chunks += d->nchunks;
+    staged += 512 + d->nchunks * ((uint64_t)db->cfg.dim * sizeof(float) + 64);
+    for (size_t c = 0; c < d->nchunks; c++)
+      staged += json_string_length(json_array_get(d->texts, c));
   }
   for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
   g->ndocs = 0;
   wd_hmap_free(&g->ids);
   /* blocks are written once full; bitmaps when many are dirty */
   if (!rc) rc = store_write_spill(tx, WD_SPILL_BITMAPS);
+  /* staged: commit this staging txn once it holds enough */
+  if (!rc) rc = wd_stage_step(&g->st, tx, staged);
   return rc;
 }
 
 int wd_ingest_begin(ingest *g, uint64_t reserve) {
-  int rc = store_reserve(g->db, reserve);
+  /* one ingest at a time, for its whole length (stage.h); leftovers of a
+   * killed staged ingest go first */
+  if (g->db->read_only) return wd_err(g->db, WARDEN_EINVAL, "collection was opened read-only");
+  int rc = wd_stage_lock(g->db, &g->lockfd);
+  if (rc) return rc;
+  g->locked = 1;
+  rc = wd_stage_reclaim(g->db);
+  if (!rc) rc = store_reserve(g->db, reserve);
   if (!rc) rc = store_write_begin(g->db, &g->tx);
   if (rc) return rc;
   g->open = 1;
   g->start_slot = g->tx.next_slot;
-  return 0;
+  if (g->expect == 0 || g->expect > wd_stage_cap())
+    rc = wd_stage_start(&g->st, g->db, &g->tx);
+  return rc;
 }
 
 int wd_ingest_drain(ingest *g) {
@@ -712,6 +767,11 @@ int wd_ingest_drain(ingest *g) {
 void wd_ingest_free(ingest *g) {
   if (g->open) store_write_abort(&g->tx);
   g->open = 0;
+  /* a staged ingest that did not publish removes what it staged (an
+   * error here leaves it to the next ingest) */
+  if (g->st.on && g->st.ntxn) (void)wd_stage_reclaim(g->db);
+  wd_stage_free(&g->st);
+  if (g->locked) wd_stage_unlock(&g->lockfd);
   for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
   wd_free(g->docs);
   wd_hmap_free(&g->ids);
@@ -727,8 +787,9 @@ int wd_ingest_finish(ingest *g, int rc, warden_ingest_report *report) {
   uint64_t rev = 0;
   if (!rc && g->ndocs) rc = wd_ingest_drain(g);
   if (!rc) {
-    rc = store_write_commit(&g->tx, &rev);
+    rc = g->st.on ? wd_stage_publish(&g->st, &g->tx, &rev) : store_write_commit(&g->tx, &rev);
     g->open = 0;
+    if (!rc) g->st.ntxn = 0; /* published: nothing to reclaim */
   }
   if (!rc && report) {
     memset(report, 0, sizeof *report);
@@ -798,6 +859,7 @@ static int run(warden *db, const warden_ingest_opts *opts, const char *const *pa
     g.opts = opts;
     g.keep_going = opts && opts->keep_going;
     g.size_total = size_total;
+    g.expect = has_stdin ? 0 : size_total + 1;
     /* standard input cannot be replayed: reserve generously up front */
     uint64_t reserve = has_stdin ? ((uint64_t)64 << 30) : reserve_for(size_total, attempt);
     int rc = run_once(db, &g, paths, npaths, bufname, buf, buflen, reserve);

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 
 #include "engine/fastemb.h"
+#include "engine/stage.h"
 #include "engine/store.h"
 
 typedef struct wd_pdoc {
@@ -54,6 +55,11 @@ typedef struct wd_ingest {
   const char **files; /* the JSONL inputs seen so far (borrowed paths) */
   size_t nfiles, files_cap;
   wd_fastemb fe;      /* the current line's embedding arrays (fastemb.h) */
+  /* bounded memory (stage.h): an input expected to be larger than one
+   * staging txn (or of unknown size) is staged and then published */
+  uint64_t expect;    /* bytes the input is expected to add; 0 unknown */
+  wd_stage st;
+  int lockfd, locked; /* DIR/store/ingest.lock, held from begin to free */
 } wd_ingest;
 
 /* Documents validated before they are applied and freed; bitmaps dirty

@@ -194,12 +194,18 @@ static int export_docs(wd_txn *tx, int as_float_types, write_fn w, void *ctx, ui
   wd_iter it;
   int rc = store_iter_begin(tx, WD_DB_DOCS, NULL, 0, "export", &it);
   outbuf b = {0};
+  uint64_t pub = store_meta_u64(tx, "next_slot"); /* staged ingests: stage.h */
   while (!rc && (rc = store_iter_next(&it)) == 1) {
     json_t *rec = NULL;
-    if (!(rc = store_doc_decode(db, it.val, it.vlen, &rec))) rc = doc_line(tx, rec, as_float_types, &b);
+    int staged = 0;
+    if (!(rc = store_doc_decode(db, it.val, it.vlen, &rec))) {
+      json_t *s0 = json_array_get(json_object_get(rec, "slots"), 0);
+      staged = json_is_integer(s0) && (uint64_t)json_integer_value(s0) >= pub;
+      if (!staged) rc = doc_line(tx, rec, as_float_types, &b);
+    }
     json_decref(rec);
-    if (!rc) rc = emit(db, w, ctx, b.p, b.n);
-    if (!rc) (*ndocs)++;
+    if (!rc && !staged) rc = emit(db, w, ctx, b.p, b.n);
+    if (!rc && !staged) (*ndocs)++;
   }
   wd_free(b.p);
   store_iter_end(&it);
@@ -224,6 +230,7 @@ static int export_docs_by_slot(wd_txn *tx, write_fn w, void *ctx, uint64_t *ndoc
     const char *id, *text;
     size_t il, tl;
     if (it.klen != 4) rc = wd_err(db, WARDEN_ECORRUPT, "export: bad chunk key");
+    if (!rc && slot >= store_meta_u64(tx, "next_slot")) break; /* staged (stage.h) */
     if (!rc) rc = store_chunk_get(tx, slot, &ord, &id, &il, &text, &tl);
     if (!rc && ord == 0) {
       json_t *rec = NULL;

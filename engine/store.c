@@ -724,6 +724,10 @@ wd_type store_field_type(wd_txn *tx, const char *field) {
   for (size_t i = 0; i < tx->db->cfg.nmeta; i++)
     if (strcmp(tx->db->cfg.meta[i].key, field) == 0)
       return tx->db->cfg.meta[i].type;
+  if (tx->stage_types) { /* a staged ingest's new fields (stage.h) */
+    uintptr_t st = (uintptr_t)wd_hmap_get(tx->stage_types, field, strlen(field));
+    if (st) return (wd_type)(st - 1);
+  }
   char key[WD_MAX_KEYLEN + 8];
   int n = snprintf(key, sizeof key, "t:%s", field);
   if (n < 0 || (size_t)n >= sizeof key) return WD_T_NONE;
@@ -738,6 +742,10 @@ int store_field_type_put(wd_txn *tx, const char *field, wd_type t) {
   int n = snprintf(key, sizeof key, "t:%s", field);
   if (n < 0 || (size_t)n >= sizeof key)
     return wd_err(tx->db, WARDEN_EDATA, "metadata key too long");
+  if (tx->stage_types) /* written by the publish txn (stage.c) */
+    return wd_hmap_put(tx->stage_types, field, strlen(field), (void *)(uintptr_t)(t + 1), NULL)
+               ? wd_err(tx->db, WARDEN_ENOMEM, "out of memory")
+               : 0;
   unsigned char b = (unsigned char)t;
   MDB_val k = {(size_t)n, key}, d = {1, &b};
   tx->changed = 1;
@@ -862,6 +870,15 @@ int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
     return wd_err(tx->db, WARDEN_ECORRUPT,
                   "document record for \"%.*s\" is damaged", (int)(n > 80 ? 80 : n),
                   doc_id);
+  }
+  /* staged by an ingest that has not published (engine/stage.h); a write
+   * txn's own new slots are below its next_slot */
+  json_t *s0 = json_array_get(json_object_get(j, "slots"), 0);
+  if (!tx->write && !tx->pub_slot1) tx->pub_slot1 = store_meta_u64(tx, "next_slot") + 1;
+  if (!tx->stage_live && json_is_integer(s0) &&
+      (uint64_t)json_integer_value(s0) >= (tx->write ? tx->next_slot : tx->pub_slot1 - 1)) {
+    json_decref(j);
+    return WARDEN_ENOTFOUND;
   }
   *rec = j;
   return 0;
@@ -1275,3 +1292,120 @@ int store_copy_compact(warden *db, const char *dir, const char *what) {
 }
 
 warden *store_txn_handle(wd_txn *tx) { return tx->db; }
+
+/* ---------------------------------------------------- staged ingest */
+
+int store_stage_commit(wd_txn *tx, uint32_t hold, float **held) {
+  warden *db = tx->db;
+  *held = NULL;
+  int rc = flush_bitmaps(tx);
+  if (!rc) rc = flush_blocks(tx, hold);
+  if (!rc && hold != UINT32_MAX) {
+    unsigned char kb[4];
+    slotkey(kb, hold);
+    *held = wd_hmap_get(&tx->blocks, kb, 4);
+    wd_hmap_free(&tx->blocks); /* the held block is the only one left */
+    memset(&tx->blocks, 0, sizeof tx->blocks);
+  }
+  free_caches(tx);
+  if (rc) {
+    mdb_txn_abort(tx->t);
+  } else {
+    int mrc = mdb_txn_commit(tx->t);
+    if (mrc) rc = store_mdb_err(db, mrc, "commit staged ingest");
+  }
+  tx->t = NULL;
+  pthread_rwlock_unlock(&db->maplock);
+  if (rc && *held) {
+    wd_free(*held);
+    *held = NULL;
+  }
+  return rc;
+}
+
+int store_block_give(wd_txn *tx, uint32_t b, float *blk) {
+  unsigned char kb[4];
+  slotkey(kb, b);
+  void *old = NULL;
+  if (wd_hmap_put(&tx->blocks, kb, 4, blk, &old)) {
+    wd_free(blk);
+    return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+  }
+  if (old) wd_free(old);
+  tx->changed = 1;
+  return 0;
+}
+
+int store_block_del(wd_txn *tx, uint32_t b) {
+  unsigned char kb[4];
+  slotkey(kb, b);
+  MDB_val k = {4, kb};
+  int rc = mdb_del(tx->t, tx->db->dbi_blocks, &k, NULL);
+  if (rc == MDB_NOTFOUND) return 0;
+  return rc ? store_mdb_err(tx->db, rc, "delete embeddings") : 0;
+}
+
+int store_meta_del(wd_txn *tx, const char *key) {
+  MDB_val k = {strlen(key), (void *)key};
+  int rc = mdb_del(tx->t, tx->db->dbi_meta, &k, NULL);
+  if (rc == MDB_NOTFOUND) return 0;
+  return rc ? store_mdb_err(tx->db, rc, "delete meta") : 0;
+}
+
+int store_chunk_next(wd_txn *tx, uint32_t from, uint32_t *slot) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(tx->t, tx->db->dbi_chunks, &c);
+  if (rc) return store_mdb_err(tx->db, rc, "read chunks");
+  unsigned char kb[4];
+  slotkey(kb, from);
+  MDB_val k = {4, kb}, d;
+  rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND) return 1;
+  if (rc) return store_mdb_err(tx->db, rc, "read chunks");
+  if (k.mv_size != 4) return wd_err(tx->db, WARDEN_ECORRUPT, "bad chunk key");
+  const unsigned char *p = k.mv_data;
+  *slot = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+  return 0;
+}
+
+uint64_t store_count_from(wd_txn *tx, int which, uint32_t from) {
+  MDB_cursor *c;
+  if (mdb_cursor_open(tx->t, which ? tx->db->dbi_blocks : tx->db->dbi_chunks, &c)) return 0;
+  unsigned char kb[4];
+  slotkey(kb, from);
+  MDB_val k = {4, kb}, d;
+  uint64_t n = 0;
+  for (int rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
+       rc = mdb_cursor_get(c, &k, &d, MDB_NEXT))
+    n++;
+  mdb_cursor_close(c);
+  return n;
+}
+
+int store_bm_keys(wd_txn *tx, const char *after, size_t alen,
+                  int (*fn)(const char *key, size_t klen, uint32_t max_slot, void *ctx),
+                  void *ctx) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(tx->t, tx->db->dbi_bitmaps, &c);
+  if (rc) return store_mdb_err(tx->db, rc, "read bitmaps");
+  MDB_val k = {alen, (void *)after}, d;
+  rc = alen ? mdb_cursor_get(c, &k, &d, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &d, MDB_FIRST);
+  if (rc == 0 && alen && k.mv_size == alen && memcmp(k.mv_data, after, alen) == 0)
+    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+  int out = 0;
+  while (rc == 0) {
+    roaring_bitmap_t *bm = NULL;
+    uint32_t mx = 0;
+    if (bm_decode(tx->db, &d, &bm) == 0) {
+      if (!roaring_bitmap_is_empty(bm)) mx = roaring_bitmap_maximum(bm);
+      roaring_bitmap_free(bm);
+    }
+    if ((out = fn(k.mv_data, k.mv_size, mx, ctx))) break;
+    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  if (out < 0) return out;
+  if (rc && rc != MDB_NOTFOUND) return store_mdb_err(tx->db, rc, "read bitmaps");
+  return 0;
+}

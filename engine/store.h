@@ -64,6 +64,15 @@ typedef struct wd_txn {
   struct wd_blktab *blk; /* read txn: block locations of rev (see store.c) */
   int blk_tried;
   struct wd_lexw *lex;   /* write txn: dirty lexical entries (lexical.c) */
+  /* A staged ingest's write txns (engine/stage.h): the new slots' live
+   * bits wait for the publish txn (stage_live collects the slots), and so
+   * do the postings of those in the posting window of the first new slot;
+   * new field types wait in stage_types; the txn sees staged document
+   * records.  NULL in every other txn. */
+  roaring_bitmap_t *stage_live;
+  wd_hmap *stage_types; /* field -> (void *)(uintptr_t)(wd_type + 1) */
+  uint64_t stage_lex_from; /* new slots from here on get postings now */
+  uint64_t pub_slot1;      /* read txn: meta next_slot + 1, 0 until read */
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read
@@ -254,5 +263,29 @@ int store_lex_del(wd_txn *tx, const void *key, size_t klen);
 int store_lex_walk(wd_txn *tx, const void *prefix, size_t plen,
                    int (*fn)(const void *key, size_t klen, const void *val, size_t vlen, void *ctx),
                    void *ctx);
+
+/* ---------------------------------------------------- staged ingest
+ * Primitives of engine/stage.c.  Published = below the meta "next_slot":
+ * records, chunks, rows and bits of slots at or above it are invisible to
+ * every reader (store_doc_get hides a record whose first slot is not
+ * published, except in a stager's txn). */
+/* Commit a staging txn: writes the dirty bitmaps and blocks but neither the
+ * counters nor the revision.  Block hold (UINT32_MAX: none) is not written:
+ * *held receives it (wd_free), NULL when it was not dirty.  Ends the txn. */
+int store_stage_commit(wd_txn *tx, uint32_t hold, float **held);
+/* Make blk (wd_malloc'd, taken over) the dirty copy of block b. */
+int store_block_give(wd_txn *tx, uint32_t b, float *blk);
+int store_block_del(wd_txn *tx, uint32_t b);
+int store_meta_del(wd_txn *tx, const char *key);
+/* The first chunk slot >= from: 0 with *slot, 1 when none, <0 error. */
+int store_chunk_next(wd_txn *tx, uint32_t from, uint32_t *slot);
+/* Entries of chunks (which 0) or blocks (which 1) with key >= from. */
+uint64_t store_count_from(wd_txn *tx, int which, uint32_t from);
+/* Call fn for bitmap keys > after (alen 0: from the first) in key order
+ * until fn returns nonzero (1: stop, <0: error returned).  *max_slot is
+ * the bitmap's largest slot (0 when empty or undecodable). */
+int store_bm_keys(wd_txn *tx, const char *after, size_t alen,
+                  int (*fn)(const char *key, size_t klen, uint32_t max_slot, void *ctx),
+                  void *ctx);
 
 #endif

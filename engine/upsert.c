@@ -177,7 +177,7 @@ static int check_args(warden *db, const warden_doc *docs, size_t ndocs,
 }
 
 static int bulk_open(warden *db, const warden_upsert_opts *opts, uint64_t reserve,
-                     warden_bulk **out) {
+                     uint64_t expect, warden_bulk **out) {
   warden_bulk *b = wd_calloc(1, sizeof *b);
   if (!b) return wd_err(db, WARDEN_ENOMEM, "out of memory");
   b->db = db;
@@ -186,6 +186,7 @@ static int bulk_open(warden *db, const warden_upsert_opts *opts, uint64_t reserv
   b->g.keep_going = opts && opts->keep_going;
   b->opts = opts;
   b->reserve = reserve;
+  b->g.expect = expect; /* 0: unknown, staged (engine/stage.h) */
   int rc = wd_ingest_begin(&b->g, reserve);
   if (rc) {
     wd_ingest_free(&b->g);
@@ -238,7 +239,7 @@ int warden_bulk_begin(warden *db, const warden_upsert_opts *opts, uint64_t expec
   wd_err_clear(db);
   if (db->read_only) return wd_err(db, WARDEN_EINVAL, "collection was opened read-only");
   uint64_t reserve = expected_bytes ? 2 * expected_bytes + ((uint64_t)1 << 30) : (uint64_t)64 << 30;
-  return bulk_open(db, opts, reserve, out);
+  return bulk_open(db, opts, reserve, expected_bytes, out);
 }
 
 int warden_bulk_upsert(warden_bulk *b, const warden_doc *docs, size_t ndocs,
@@ -291,7 +292,7 @@ int warden_upsert(warden *db, const warden_doc *docs, size_t ndocs,
   for (int attempt = 0;; attempt++) {
     uint64_t reserve = (2 * bytes + ((uint64_t)256 << 20)) << (2 * attempt);
     warden_bulk *b;
-    if ((rc = bulk_open(db, opts, reserve, &b))) return rc;
+    if ((rc = bulk_open(db, opts, reserve, bytes + 1, &b))) return rc;
     rc = bulk_add(b, docs, ndocs, embeddings);
     rc = wd_ingest_finish(&b->g, rc, report);
     wd_free(b);

@@ -117,11 +117,22 @@ int wd_ivf_build(const wd_ivf_build_in *in, wd_ivf_build_out *out, char *why,
     uint64_t ns = n < (uint64_t)nlist * per ? n : (uint64_t)nlist * per;
     sample = wd_malloc(ns * dim * sizeof *sample);
     if (!sample) goto oom;
-    double step = (double)n / (double)ns;
-    for (uint64_t i = 0; i < ns; i++) {
-      uint64_t at = (uint64_t)((double)i * step);
-      if ((rc = read_vec(&rd, slots[at], sample + i * dim))) goto done;
+    out->train_bytes = ns * dim * sizeof *sample;
+    /* a seeded uniform random sample of ns of the n live slots, drawn in
+     * ascending slot order (Knuth's selection sampling, TAOCP 3.4.2 S) so
+     * the blocks are read in order: a stride over insertion order could
+     * alias with a periodic input, a random sample cannot */
+    uint64_t rng = 0x9E3779B97F4A7C15ull ^ in->seed, got = 0;
+    for (uint64_t i = 0; i < n && got < ns; i++) {
+      uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      /* select with probability (ns - got) / (n - i) */
+      if ((double)(z >> 11) * (1.0 / 9007199254740992.0) * (double)(n - i) < (double)(ns - got))
+        if ((rc = read_vec(&rd, slots[i], sample + got++ * dim))) goto done;
     }
+    ns = got; /* == ns: the last n - i candidates are taken with certainty */
     if (in->sq8) {
       for (size_t j = 0; j < dim; j++) {
         float lo = sample[j], hi = sample[j];
@@ -179,6 +190,10 @@ int wd_ivf_build(const wd_ivf_build_in *in, wd_ivf_build_out *out, char *why,
   wd_ivf_layout lay;
   wd_ivf_layout_of(dim, nlist, n, in->sq8, &lay);
   size_t len = WD_IVF_HDR + lay.body_len;
+  /* what the build holds at its peak: the image, slots and labels, one
+   * batch, and (freed before this) the training sample */
+  out->build_bytes = len + n * 8 + (size_t)BATCH * dim * sizeof *buf + nlist * dim * sizeof *cent;
+  if (out->train_bytes > out->build_bytes) out->build_bytes = out->train_bytes + n * 8;
   image = wd_calloc(1, len);
   if (!image) goto oom;
   char *body = image + WD_IVF_HDR;

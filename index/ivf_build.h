@@ -4,8 +4,12 @@
  * engine passes LMDB blocks (engine/indexer.c), the benchmark in-memory
  * ones.
  *
- * Training: FAISS k-means (index/ann_faiss.c) on an evenly strided sample
- * of at most max_train_per_list vectors per list.  With `old`, the old
+ * Training: FAISS k-means (index/ann_faiss.c) on a seeded uniform random
+ * sample of at most max_train_per_list vectors per list (bounded: at most
+ * 40 * nlist = 160 * sqrt(n) vectors by default, 245 MB at 1M x 384, 777 MB
+ * at 10M); every live vector is then assigned in batches (FAISS, all
+ * cores).  Memory: the image (n * (dim + 4) bytes with SQ8) plus 8 bytes
+ * per vector; build_bytes reports it.  With `old`, the old
  * centroids (and SQ8 ranges) are kept -- no retraining -- and only slots
  * the old index did not hold are assigned; slots no longer live drop out.
  */
@@ -35,6 +39,8 @@ typedef struct wd_ivf_build_out {
   int retrained;     /* 1: new centroids; 0: reused old ones */
   uint64_t nvec, assigned, reused;
   double train_ms, assign_ms;
+  uint64_t train_bytes;  /* the training sample */
+  uint64_t build_bytes;  /* the build's peak working set (estimate) */
 } wd_ivf_build_out;
 
 /* Returns 0, -1 on allocation failure, -2 on a FAISS error, -3 when live is

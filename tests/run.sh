@@ -39,6 +39,16 @@ done
 # the layering (base <- index, base <- acl, engine on top; LMDB only in
 # engine/store.c): tests/layers.sh
 run "layers" sh tests/layers.sh
+# staged ingest (engine/stage.h): the ingest and export tests again with
+# WARDEN_STAGE_MB=0, which stages every input (a staging txn per batch)
+for t in test_upsert test_lexical; do
+  run "staged/$t" env WARDEN_STAGE_MB=0 "build/rel/tests/$t"
+  run "san/staged/$t" env WARDEN_STAGE_MB=0 WARDEN_TEST_QUICK=1 "build/san/tests/$t"
+done
+for t in npy restore roundtrip compact; do
+  run "staged/cli/$t.sh" env WARDEN_STAGE_MB=0 WARDEN=build/warden sh "tests/cli/$t.sh"
+  run "san/staged/cli/$t.sh" env WARDEN_STAGE_MB=0 WARDEN=build/san/warden WARDEN_TEST_QUICK=1 sh "tests/cli/$t.sh"
+done
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
 # the README's CLI reference documents exactly the options the parsers read

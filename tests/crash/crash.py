@@ -5,6 +5,14 @@ survived.  Two ingest kinds more: "bulk", JSONL inputs of 2100-3000
 documents (more than one 2048-document batch, so the kill can land after
 full embedding blocks were written into the still-open transaction), and
 "npy", `ingest META --vectors EMB.npy` (the .npy written here by hand).
+Two staged kinds ("staged", "staged_npy": the same inputs with
+WARDEN_STAGE_MB=0, so the ingest commits a staging transaction per batch
+and publishes in a last one, engine/stage.h) are killed at random too, and
+once per run each at every named point of a staged ingest
+(WARDEN_CRASH_AT: mid-staging, between staging transactions, during and
+after the publish, and in the middle of reclaiming a killed ingest's
+leftovers), where the outcome is known: the old state before the publish
+commit, the new one after it; the next ingest must reclaim and succeed.
 
 For each operation kind, ITERS times: a command is started on a collection
 whose exact contents this script knows (the model), SIGKILLed after a random
@@ -69,7 +77,7 @@ class Crash:
         self.next_id = 0
         self.gen = 0
         self.stats = {"kills": 0, "acked": 0, "committed_unacked": 0, "absent": 0,
-                      "queries": 0, "checks": 0}
+                      "queries": 0, "checks": 0, "points": 0}
         self.dur = {}
         self.run(["init", self.coll, "--dim", str(DIM), "--metric", "l2"])
 
@@ -187,7 +195,7 @@ class Crash:
     def same(self, exp, model):
         return exp == {k: norm(v) for k, v in model.items()}
 
-    def verify(self, before, after, acked, what):
+    def verify(self, before, after, acked, what, expect=None):
         exp = self.export()
         st = json.loads(self.run(["stats", self.coll]).stdout)
         is_before, is_after = self.same(exp, before), self.same(exp, after)
@@ -200,6 +208,12 @@ class Crash:
                     and exp.get(k) != (norm(before[k]) if k in before else None)]
             raise SystemExit("FAIL: %s: collection is neither the old nor the new state; documents "
                              "that match neither: %s" % (what, diff[:5]))
+        if expect == "before" and not is_before:
+            raise SystemExit("FAIL: %s: killed before the publish commit but the export is the new state"
+                             % what)
+        if expect == "after" and not is_after:
+            raise SystemExit("FAIL: %s: killed after the publish commit but the export is the old state"
+                             % what)
         if is_after and not is_before:
             if st["revision"] != self.rev + 1:
                 raise SystemExit("FAIL: %s: new state at revision %d, expected %d"
@@ -272,15 +286,22 @@ class Crash:
                         raise SystemExit("FAIL: %s: query returned a chunk the oracle does not rank" % what)
 
     # ------------------------------------------------------------ main
-    def once(self, kind, kill):
+    def once(self, kind, kill, crash_at=None):
         args, after = {"ingest": self.make_ingest, "sync": self.make_sync,
                        "delete": self.make_delete, "bulk": self.make_bulk,
-                       "npy": self.make_npy}[kind]()
+                       "npy": self.make_npy, "staged": self.make_bulk,
+                       "staged_npy": self.make_npy}[kind]()
         if args is None:
             return False
         before = self.model
+        env = dict(os.environ)
+        env.pop("WARDEN_CRASH_AT", None)
+        if kind.startswith("staged"):
+            env["WARDEN_STAGE_MB"] = "0"  # a staging txn per 2048-document batch
+        if crash_at:
+            env["WARDEN_CRASH_AT"] = crash_at
         t0 = time.monotonic()
-        p = subprocess.Popen([self.w] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen([self.w] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         if kill:
             delay = self.r.uniform(0, 1.3 * self.dur.get(kind, 0.05))
             time.sleep(delay)
@@ -296,10 +317,29 @@ class Crash:
                 pass
         if p.returncode not in (0, -9):
             raise SystemExit("FAIL: %s exited %d: %s" % (kind, p.returncode, err.decode()[:400]))
-        if kill:
+        expect = None
+        if crash_at:
+            if p.returncode != -9:
+                raise SystemExit("FAIL: %s never reached crash point %s" % (kind, crash_at))
+            expect = "after" if crash_at == "publish-done" else "before"
+            self.stats["points"] += 1
+        if kill or crash_at:
             self.stats["kills"] += 1
-        self.verify(before, after, acked, "%s (kill=%s)" % (kind, kill))
+        self.verify(before, after, acked, "%s (kill=%s%s)" % (kind, kill, ", at " + crash_at if crash_at else ""),
+                    expect)
         return True
+
+    def points(self):
+        """kill -9 at every named point of a staged ingest (engine/stage.c)."""
+        for kind in ("staged", "staged_npy"):
+            for point in ("stage-mid", "stage-between", "publish-mid", "publish-done"):
+                while not self.once(kind, False, crash_at=point):
+                    pass
+            # leftovers of a kill between staging txns, then a kill while the
+            # next ingest reclaims them, then an ingest that must finish
+            self.once(kind, False, crash_at="stage-between")
+            self.once(kind, False, crash_at="reclaim-mid")
+            self.once(kind, False)
 
     def main(self, iters):
         # calibrate: one unkilled run of each kind (also grows the collection)
@@ -309,15 +349,18 @@ class Crash:
         self.once("delete", False)
         self.once("bulk", False)
         self.once("npy", False)
+        self.once("staged", False)
+        self.once("staged_npy", False)
+        self.points()
         for i in range(iters):
-            for kind in ("ingest", "sync", "delete", "bulk", "npy"):
+            for kind in ("ingest", "sync", "delete", "bulk", "npy", "staged", "staged_npy"):
                 while not self.once(kind, True):
                     self.once("ingest", False)
         s = self.stats
-        print("crash: %d kills (%d per operation); after reopen: %d acknowledged commits, %d commits "
+        print("crash: %d kills (%d per operation, %d at named staged-ingest points); after reopen: %d acknowledged commits, %d commits "
               "done but not yet acknowledged, %d operations absent; %d checks clean; %d oracle "
               "queries equal; %d documents at revision %d" %
-              (s["kills"], iters, s["acked"], s["committed_unacked"], s["absent"], s["checks"],
+              (s["kills"], iters, s["points"], s["acked"], s["committed_unacked"], s["absent"], s["checks"],
                s["queries"], len(self.model), self.rev))
 
     def cleanup(self):
