@@ -295,7 +295,12 @@ int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int reb
   if (!slots) goto oom;
   roaring_bitmap_to_uint32_array(add, slots);
   wd_vecsrc src = {db->cfg.dim, db->cfg.metric, get_block, tx};
-  wd_hnsw_build_in in = {&src, slots, nadd, extend ? &old : NULL, rev, ns, 0, 0, 0, 1234};
+  /* all cores; WARDEN_BUILD_THREADS (tests only) pins the count: a
+   * parallel build inserts in a scheduler-dependent order, and a test near
+   * its recall bound must give the same graph every run */
+  const char *bt = getenv("WARDEN_BUILD_THREADS");
+  int threads = bt && atoi(bt) > 0 ? atoi(bt) : 0;
+  wd_hnsw_build_in in = {&src, slots, nadd, extend ? &old : NULL, rev, ns, 0, 0, threads, 1234};
   int brc = wd_hnsw_build(&in, &img, &len, why, sizeof why);
   if (brc) {
     rc = brc == -1 ? wd_err(db, WARDEN_ENOMEM, "index: graph: out of memory")

@@ -12,6 +12,10 @@ run() { # name, command...
   else
     fail=$((fail+1)); failed="$failed $name"
     echo "FAIL $name"; tail -40 "build/log.$$.txt" | sed 's/^/    /'
+    # the whole log, for what the last 40 lines do not show (the first
+    # failed assertion before a sanitizer's leak report, say)
+    cp "build/log.$$.txt" "build/failed-$(echo "$name" | tr '/' '_').log"
+    echo "    (whole log: build/failed-$(echo "$name" | tr '/' '_').log)"
   fi
   rm -f "build/log.$$.txt"
 }

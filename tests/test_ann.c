@@ -1142,6 +1142,8 @@ static void test_concurrent(void **state) {
 }
 
 int main(void) {
+  /* one graph build thread: the same graph every run (engine/graph_index.c) */
+  setenv("WARDEN_BUILD_THREADS", "1", 1);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_planner),
       cmocka_unit_test(test_image_validation),
