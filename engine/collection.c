@@ -260,8 +260,6 @@ static int open_impl(const char *dir, const warden_open_opts *opts, warden **out
     snprintf(msg, sizeof msg, "resolver: %s", warden_errmsg(db));
   if (!rc && (rc = wd_audit_open(db, &db->audit)) != 0)
     snprintf(msg, sizeof msg, "audit: %s", warden_errmsg(db));
-  if (!rc && (rc = wd_search_open(db)) != 0)
-    snprintf(msg, sizeof msg, "index: %s", warden_errmsg(db));
   if (rc) {
     if (rc == WARDEN_ENOMEM) snprintf(msg, sizeof msg, "out of memory");
     set_err(errbuf, errlen, msg);

@@ -384,7 +384,7 @@ static double now_ms(void) {
  * answered exactly and by the IVF probe with increasing list counts.
  *
  * Unfiltered: the smallest count whose recall@10 reaches CALIB_TARGET,
- * times a margin, is stamped in the header (reserved0): the minimum probe
+ * times a margin, is stamped in the header (calib_lists): the minimum probe
  * of files without the table below, and of selectivities above it.
  *
  * The table (wd_ivf_cal, issue 14): the same sweep at each of
@@ -519,7 +519,7 @@ static size_t calibrate(warden *db, wd_txn *tx, const roaring_bitmap_t *live, vo
       }
       continue;
     }
-    /* unfiltered: the truth over every live vector, and reserved0 */
+    /* unfiltered: the truth over every live vector, and calib_lists */
     for (size_t i = 0; i < CALIB_Q; i++)
       if (wd_topk_init(&ex[i], 10)) goto out;
     if (wd_scan_exact(&src, q, CALIB_Q, live, ex, NULL)) goto out;
@@ -648,7 +648,7 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
   double t_cal = now_ms();
   wd_ivf_cal cal;
   size_t calib = calibrate(db, &tx, live, bo.image, bo.len, &cal);
-  ((wd_ivf_header *)bo.image)->reserved0 = (uint32_t)calib;
+  ((wd_ivf_header *)bo.image)->calib_lists = (uint32_t)calib;
   memcpy(((wd_ivf_header *)bo.image)->pad, &cal, sizeof cal); /* zero when not measured */
   wd_ivf_seal(bo.image);
   t_cal = now_ms() - t_cal;

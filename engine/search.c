@@ -206,11 +206,6 @@ static void plan_graph(const wd_hnsw *g, double sel, double target, size_t k, si
                 (double)gp->ef * GR_RERANK * ex_vec + bits + (double)ntail * ex_vec) / 1e3;
 }
 
-int wd_search_open(warden *db) {
-  (void)db; /* the index is loaded on first use, not at open */
-  return 0;
-}
-
 void wd_search_close(warden *db) { wd_ann_close(db); }
 
 /* The calibrated probe depth (index/ivf.h wd_ivf_cal) for selectivity
@@ -285,6 +280,23 @@ void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
     minl = (double)cl > nl ? nl : (double)cl;
     want = k;
     out->calibrated = 1;
+    /* ... and the depths of the calibrated selectivities above s, for a
+     * probe that finds the filter denser near the query than overall
+     * (wd_ivf_params.dyn_*; measured: image-784 1 % correlated probed the
+     * 1 % depth although its region held the allowed vectors of a 10 %
+     * filter) */
+    const double csel[WD_IVF_CAL_NSEL] = WD_IVF_CAL_SELS;
+    size_t nd = 0;
+    for (size_t i = 0; i < WD_IVF_CAL_NSEL; i++) {
+      if (csel[i] <= s) break;
+      size_t li = cal_lists(in->cal, csel[i], in->target > 0 ? in->target : 0.95);
+      if (!li) continue;
+      out->dyn_sel[nd] = csel[i];
+      out->dyn_lists[nd++] = li;
+    }
+    out->ivf.ndyn = nd;
+    out->ivf.dyn_sel = out->dyn_sel; /* out outlives the probe (wd_search_t's po) */
+    out->ivf.dyn_lists = out->dyn_lists;
   }
   if (want > na) want = na;
   double visited = minl * len;
@@ -549,6 +561,12 @@ int wd_search(warden *db, wd_txn *tx, const float *qv, size_t nq,
                      info);
 }
 
+/* Longer than the ~150 lines the rest keeps to, for a reason: the index
+ * references it acquires (IVF, graph), the tail of slots the graph does
+ * not hold and the dense bitset are shared by every strategy and must be
+ * released on every path, so planning, dispatch and release stay in one
+ * frame; the strategies themselves are run_exact, run_graph, codes_pass
+ * and probe above. */
 int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
                 const roaring_bitmap_t *allowed, uint64_t nallowed, uint64_t nlive,
                 int strategy, double target_recall, uint64_t set_key, wd_topk *heaps,
@@ -581,7 +599,7 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   memset(&ivcal, 0, sizeof ivcal);
   if (have) memcpy(&ivcal, ref.ix->h.pad, sizeof ivcal);
   wd_plan_in pin = {nallowed, nlive, have ? ref.nindexed : 0, db->cfg.dim, k, nq,
-                    have ? ref.ix->nlist : 0, have, force, have ? ref.ix->h.reserved0 : 0,
+                    have ? ref.ix->nlist : 0, have, force, have ? ref.ix->h.calib_lists : 0,
                     have ? ref.ix->sq8 : 0,
                     hot_lookup(db, set_key, (double)nallowed * (double)db->cfg.dim * 4),
                     target, ivcal.present ? &ivcal : NULL};

@@ -79,6 +79,8 @@ typedef struct wd_plan_out {
   double est_exact_us, est_ivf_us; /* per query */
   double est_all_us;   /* SQ8: every list, the fallback of a starved probe */
   int calibrated;      /* min_lists came from the index's table */
+  double dyn_sel[WD_IVF_CAL_NSEL];   /* ivf.dyn_*: the table at the */
+  size_t dyn_lists[WD_IVF_CAL_NSEL]; /* calibrated selectivities above sel */
   double est_wide_us;  /* the widened probe of a starved query at its worst
                           (every list, filtered): above est_exact_us a
                           starved query goes straight to the exact scan */
@@ -89,8 +91,8 @@ typedef struct wd_plan_out {
 
 void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out);
 
-/* Handle lifecycle hooks for the ANN state (called by open/close). */
-int wd_search_open(warden *db);
+/* Releases the handle's ANN state (called by close; the indexes are
+ * loaded on first use, so there is no open hook). */
 void wd_search_close(warden *db);
 
 #endif

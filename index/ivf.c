@@ -669,7 +669,16 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         break;
       }
     }
-    if (s.lists >= p->min_lists && allowed_seen >= p->want_allowed && eff >= p->min_eff) break;
+    size_t need = p->min_lists;
+    if (p->ndyn && s.visited >= WD_IVF_DYN_MIN) { /* wd_ivf_params.dyn_*: a correlated filter */
+      double loc = (double)allowed_seen / (double)s.visited;
+      for (size_t i = 0; i < p->ndyn; i++)
+        if (loc >= WD_IVF_DYN_FACTOR * p->dyn_sel[i]) {
+          if (p->dyn_lists[i] < need) need = p->dyn_lists[i];
+          break;
+        }
+    }
+    if (s.lists >= need && allowed_seen >= p->want_allowed && eff >= p->min_eff) break;
     if (s.lists >= p->max_lists || (s.lists > 0 && s.visited >= p->max_visited)) {
       s.bound_hit = 1;
       break;

@@ -16,10 +16,12 @@
  * header followed by a body of 64-byte aligned sections:
  *
  *   header: magic "WDIVF\r\n\032", u32 version, dim, metric, flags (bit 0:
- *           SQ8), nlist, reserved; u64 revision, next_slot (the LMDB state
+ *           SQ8), nlist, calib_lists (the unfiltered probe depth measured
+ *           at build time, 0: none); u64 revision, next_slot (the LMDB state
  *           it reflects), ntrained (vectors when the centroids were
  *           trained), nvec, body_len, body_sum (checksum of the body),
- *           created (unix time); zero padding; u64 hdr_sum (checksum of the
+ *           created (unix time); the probe-depth table
+ *           (wd_ivf_cal, zero in older files) and zero padding; u64 hdr_sum (checksum of the
  *           120 bytes before it).  Host byte order (little-endian x86-64).
  *   body:   float centroids[nlist][dim]
  *           u64   offs[nlist + 1]           list l = [offs[l], offs[l+1])
@@ -51,7 +53,8 @@
 
 typedef struct wd_ivf_header {
   char magic[8];
-  uint32_t version, dim, metric, flags, nlist, reserved0;
+  uint32_t version, dim, metric, flags, nlist;
+  uint32_t calib_lists; /* lists reaching recall 0.95 unfiltered at build time (0: not measured) */
   uint64_t revision, next_slot, ntrained, nvec, body_len, body_sum, created;
   uint8_t pad[WD_IVF_HDR - 88 - 8];
   uint64_t hdr_sum;
@@ -185,7 +188,19 @@ typedef struct wd_ivf_params {
    * lists near it sparse, and there the run-by-run scan is cheaper.
    * 0: off. */
   double whole_from;
+  /* Optional (a calibrated probe): a shallower depth where the probe finds
+   * the allowed set denser than its global share -- a filter correlated
+   * with the query, whose nearest allowed vectors are as near as those of
+   * a higher selectivity.  After WD_IVF_DYN_MIN visited ids, while the
+   * allowed share seen is at least WD_IVF_DYN_FACTOR times dyn_sel[i]
+   * (descending), dyn_lists[i] lists are enough (never more than
+   * min_lists; k allowed, want_allowed, still needed).  ndyn 0: off. */
+  const double *dyn_sel;
+  const size_t *dyn_lists;
+  size_t ndyn;
 } wd_ivf_params;
+#define WD_IVF_DYN_MIN 256
+#define WD_IVF_DYN_FACTOR 1.5
 
 /* A dense bitset of allowed (ids < roaring max + 1), *nbits set to its
  * size in bits.  Free with wd_free.  NULL on allocation failure (or when
