@@ -162,15 +162,15 @@ int wd_fused_renumber(warden *db, wd_fused *fz, int lexical, wd_hit_i *hits, siz
   return 0;
 }
 
-static void lex_plan(char *b, size_t n, const wd_lex_info *li, size_t k) {
-  snprintf(b, n,
-           "{\"strategy\":\"bm25-blockmax\",\"k\":%zu,\"terms\":%zu,\"terms_found\":%zu,"
-           "\"windows\":%llu,\"windows_disallowed\":%llu,\"windows_pruned\":%llu,"
-           "\"blocks_read\":%llu,\"postings_read\":%llu,\"postings_scored\":%llu,\"ms\":%.3f}",
-           k, li->terms, li->terms_found, (unsigned long long)li->windows,
-           (unsigned long long)li->win_disallowed, (unsigned long long)li->win_pruned,
-           (unsigned long long)li->blocks, (unsigned long long)li->postings,
-           (unsigned long long)li->scored, li->ms);
+/* The lexical side's plan (--explain), or NULL when out of memory. */
+static json_t *lex_plan(const wd_lex_info *li, size_t k) {
+  typedef json_int_t I;
+  return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o?}", "strategy", "bm25-blockmax",
+                   "k", (I)k, "terms", (I)li->terms, "terms_found", (I)li->terms_found, "windows",
+                   (I)li->windows, "windows_disallowed", (I)li->win_disallowed, "windows_pruned",
+                   (I)li->win_pruned, "blocks_read", (I)li->blocks, "postings_read",
+                   (I)li->postings, "postings_scored", (I)li->scored, "ms",
+                   wd_json_fixed(li->ms, 3));
 }
 
 int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const float *qv,
@@ -183,9 +183,9 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
   wd_lex_info li;
   int rc = wd_lex_search_stats(db, tx, o->text ? o->text : "", lstats, cand, kk, &lh, &nl, &li);
   if (rc) return rc;
-  char lp[400];
-  lex_plan(lp, sizeof lp, &li, kk);
-  memset(si, 0, sizeof *si);
+  memset(si, 0, sizeof *si); /* the caller released si->detail */
+  wd_search_info ss; /* the semantic side's, released at out */
+  memset(&ss, 0, sizeof ss);
   if (o->mode == WARDEN_MODE_LEXICAL) {
     if ((rc = fz_alloc(db, fz, nl))) goto out;
     for (size_t i = 0; i < nl; i++) {
@@ -198,7 +198,9 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
     fz->n = nl;
     si->strategy = "lexical";
     si->scanned = li.scored;
-    snprintf(si->detail, sizeof si->detail, "\"mode\":\"lexical\",\"lexical\":%s", lp);
+    json_t *lp = o->explain ? lex_plan(&li, kk) : NULL;
+    if (lp) si->detail = json_pack("{s:s,s:O}", "mode", "lexical", "lexical", lp);
+    json_decref(lp);
     goto out;
   }
   /* hybrid: the semantic side over the same candidates */
@@ -207,8 +209,6 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
     rc = wd_err(db, WARDEN_ENOMEM, "out of memory");
     goto out;
   }
-  wd_search_info ss;
-  memset(&ss, 0, sizeof ss);
   ss.explain = o->explain;
   rc = wd_search_t(db, tx, qv, 1, cand, ncand, nlive, o->strategy, o->target_recall, set_key,
                    &sh, &ss);
@@ -277,32 +277,33 @@ int wd_hybrid_round(warden *db, wd_txn *tx, const warden_query_opts *o, const fl
   si->path = ss.path;
   si->scanned = ss.scanned;
   si->fell_back = ss.fell_back;
-  {
+  if (o->explain) {
     static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
     const char *st = ss.strategy ? ss.strategy : "exact";
-    char sp[512];
-    int exact = !strcmp(st, "exact");
-    int sn = snprintf(sp, sizeof sp, "{\"strategy\":\"%s\"%s%s%s,\"k\":%zu,\"scanned\":%llu%s%s}", st,
-                      exact ? ",\"path\":\"" : "",
-                      exact ? paths[ss.path < 0 || ss.path > 2 ? 0 : ss.path] : "",
-                      exact ? "\"" : "", kk, (unsigned long long)ss.scanned,
-                      ss.detail[0] ? "," : "", ss.detail);
-    if (sn < 0 || (size_t)sn >= sizeof sp) /* too long: without the details */
-      snprintf(sp, sizeof sp, "{\"strategy\":\"%s\",\"k\":%zu,\"scanned\":%llu}", st, kk,
-               (unsigned long long)ss.scanned);
-    char fu[64];
-    if (weighted)
-      snprintf(fu, sizeof fu, "\"fusion\":\"weighted\",\"semantic_weight\":%.6g", w);
+    json_t *sp = json_pack("{s:s}", "strategy", st);
+    if (sp && !strcmp(st, "exact") &&
+        json_object_set_new(sp, "path", json_string(paths[ss.path < 0 || ss.path > 2 ? 0 : ss.path])))
+      json_decref(sp), sp = NULL;
+    if (sp && (json_object_set_new(sp, "k", json_integer((json_int_t)kk)) ||
+               json_object_set_new(sp, "scanned", json_integer((json_int_t)ss.scanned)) ||
+               (ss.detail && json_object_update(sp, ss.detail))))
+      json_decref(sp), sp = NULL;
+    json_t *d = json_pack("{s:s}", "mode", "hybrid");
+    if (d && (weighted ? json_object_set_new(d, "fusion", json_string("weighted")) ||
+                             json_object_set_new(d, "semantic_weight", wd_json_sig(w, 6))
+                       : json_object_set_new(d, "fusion", json_string("rrf")) ||
+                             json_object_set_new(d, "rrf_k", wd_json_fixed(rk, 0))))
+      json_decref(d), d = NULL;
+    json_t *lp = lex_plan(&li, kk);
+    if (d && lp && sp && !json_object_set(d, "lexical", lp) && !json_object_set(d, "semantic", sp))
+      si->detail = d;
     else
-      snprintf(fu, sizeof fu, "\"fusion\":\"rrf\",\"rrf_k\":%.0f", rk);
-    int dn = snprintf(si->detail, sizeof si->detail, "\"mode\":\"hybrid\",%s,\"lexical\":%s,\"semantic\":%s",
-                      fu, lp, sp);
-    if (dn < 0 || (size_t)dn >= sizeof si->detail)
-      dn = snprintf(si->detail, sizeof si->detail,
-               "\"mode\":\"hybrid\",%s,\"lexical\":%s,\"semantic\":{\"strategy\":\"%s\"}", fu, lp, st);
-    if (dn < 0 || (size_t)dn >= sizeof si->detail) si->detail[0] = 0; /* never half a member */
+      json_decref(d); /* never half a plan */
+    json_decref(lp);
+    json_decref(sp);
   }
 out:
+  wd_search_info_clear(&ss);
   wd_free(lh);
   return rc;
 }

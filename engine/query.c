@@ -321,8 +321,8 @@ static int record_allows2(const wd_strlist *who, const wd_strlist *agent, const 
 }
 
 /* On-behalf-of, for --explain: {"principal":..,"groups":[expanded]} of
- * the agent as JSON (wd_free), or NULL when out of memory. */
-static char *plan_agent(const warden_query_opts *o, const wd_strlist *agent) {
+ * the agent, or NULL when out of memory. */
+static json_t *plan_agent(const warden_query_opts *o, const wd_strlist *agent) {
   json_t *g = json_array();
   for (size_t i = 1; g && i < agent->n; i++) json_array_append_new(g, json_string(agent->v[i]));
   json_t *a = json_string(o->agent);
@@ -335,9 +335,7 @@ static char *plan_agent(const warden_query_opts *o, const wd_strlist *agent) {
     json_decref(a);
     json_decref(g);
   }
-  char *s = j ? wd_json_dup(j) : NULL;
-  json_decref(j);
-  return s;
+  return j;
 }
 
 /* warden_query, or with only_doc set (warden_fetch) the same query with
@@ -510,7 +508,8 @@ static int qrun_search(qrun *Q) {
   warden *db = Q->db;
   const warden_query_opts *o = Q->o;
   int rc = 0;
-  Q->si.explain = o->explain; /* the planner formats its detail only then */
+  wd_search_info_clear(&Q->si);
+  Q->si.explain = o->explain; /* the planner builds its detail only then */
   if (!Q->active) {
     if (o->mode != WARDEN_MODE_SEMANTIC)
       rc = wd_hybrid_round(db, &Q->tx, o, Q->qv, Q->allowed, Q->nallowed, Q->nlive, Q->set_key,
@@ -558,6 +557,7 @@ static int qrun_candidates(qrun *Q, size_t q, qone *s) {
       return wd_err(db, WARDEN_ENOMEM, "out of memory");
     }
     const float *qv = Q->qv + q * Q->dim;
+    wd_search_info_clear(&Q->si); /* the last round's plan is the one kept */
     rc = o->mode != WARDEN_MODE_SEMANTIC
              ? wd_hybrid_round(db, &Q->tx, o, qv, cand, ncand, Q->nlive, 0, &h, &Q->si, &Q->fz,
                                Q->lstats)
@@ -674,37 +674,57 @@ done:
   return rc;
 }
 
-/* --explain: the plan of query q as a JSON object text (warden_results_plan). */
+/* --explain: the plan of query q as a JSON object text (warden_results_plan),
+ * its members in this order (the order it has always had). */
 static int qrun_explain(qrun *Q, size_t q, const qone *s) {
   static const char *paths[] = {"sparse", "dense", "dense-sgemm"};
+  typedef json_int_t I;
   warden *db = Q->db;
   const wd_search_info *si = &Q->si;
   const rstate *rs = &Q->rs;
   int exact = !si->strategy || !strcmp(si->strategy, "exact");
-  char *ajson = Q->o->agent ? plan_agent(Q->o, &Q->awho) : NULL; /* on-behalf-of */
   uint64_t failed = rs->errors - s->errors0 + rs->timeouts - s->timeouts0;
-  Q->r->q[q].plan = wd_asprintf(
-      "{\"strategy\":\"%s\"%s%s%s,\"simd\":\"%s\",\"k\":%zu,"
-      "\"live_chunks\":%llu,\"allowed\":%llu,\"selectivity\":%.6g,"
-      "\"scanned\":%llu,\"resolver\":\"%s\",\"rounds\":%zu,\"checked\":%llu,"
-      "\"dropped_by_resolver\":%llu,\"resolver_failed\":%llu,\"work_bound\":%zu,"
-      "\"work_bound_hit\":%s,\"revision\":%llu,\"plan_ms\":%.3f,\"scan_ms\":%.3f,"
-      "\"batch\":%zu%s%s%s%s%s}",
-      si->strategy ? si->strategy : "exact", exact ? ",\"path\":\"" : "",
-      exact ? paths[si->path < 0 || si->path > 2 ? 0 : si->path] : "", exact ? "\"" : "",
-      wd_kernels_name(), Q->k, (unsigned long long)Q->nlive, (unsigned long long)Q->nallowed,
-      Q->nlive ? (double)Q->nallowed / (double)Q->nlive : 0.0,
-      (unsigned long long)(Q->active ? si->scanned : si->scanned / Q->nq),
-      wd_resolver_name(db->resolver), s->rounds, (unsigned long long)s->checked,
-      (unsigned long long)(rs->denied - s->denied0 + failed), (unsigned long long)failed,
-      Q->active ? work_bound(Q->k) : 0, s->work_hit ? "true" : "false",
-      (unsigned long long)Q->r->revision, Q->t_plan - Q->t0,
-      (Q->active ? now_ms() : Q->t_scan) - Q->t_plan, Q->nq,
-      !Q->lstats          ? ""
-      : Q->lstats_exact ? ",\"lexical_stats\":\"resolver-checked\""
-                        : ",\"lexical_stats\":\"resolver-checked-subset\"",
-      si->detail[0] ? "," : "", si->detail, ajson ? ",\"agent\":" : "", ajson ? ajson : "");
-  wd_free(ajson);
+  json_t *p = json_object();
+  int bad = !p;
+  bad = bad || json_object_set_new(p, "strategy", json_string(si->strategy ? si->strategy : "exact"));
+  if (exact)
+    bad = bad || json_object_set_new(p, "path",
+                                     json_string(paths[si->path < 0 || si->path > 2 ? 0 : si->path]));
+  bad = bad || json_object_set_new(p, "simd", json_string(wd_kernels_name()));
+  bad = bad || json_object_set_new(p, "k", json_integer((I)Q->k));
+  bad = bad || json_object_set_new(p, "live_chunks", json_integer((I)Q->nlive));
+  bad = bad || json_object_set_new(p, "allowed", json_integer((I)Q->nallowed));
+  bad = bad || json_object_set_new(p, "selectivity",
+                                   wd_json_sig(Q->nlive ? (double)Q->nallowed / (double)Q->nlive : 0.0, 6));
+  bad = bad || json_object_set_new(p, "scanned",
+                                   json_integer((I)(Q->active ? si->scanned : si->scanned / Q->nq)));
+  bad = bad || json_object_set_new(p, "resolver", json_string(wd_resolver_name(db->resolver)));
+  bad = bad || json_object_set_new(p, "rounds", json_integer((I)s->rounds));
+  bad = bad || json_object_set_new(p, "checked", json_integer((I)s->checked));
+  bad = bad || json_object_set_new(p, "dropped_by_resolver",
+                                   json_integer((I)(rs->denied - s->denied0 + failed)));
+  bad = bad || json_object_set_new(p, "resolver_failed", json_integer((I)failed));
+  bad = bad || json_object_set_new(p, "work_bound", json_integer((I)(Q->active ? work_bound(Q->k) : 0)));
+  bad = bad || json_object_set_new(p, "work_bound_hit", json_boolean(s->work_hit));
+  bad = bad || json_object_set_new(p, "revision", json_integer((I)Q->r->revision));
+  bad = bad || json_object_set_new(p, "plan_ms", wd_json_fixed(Q->t_plan - Q->t0, 3));
+  bad = bad || json_object_set_new(p, "scan_ms",
+                                   wd_json_fixed((Q->active ? now_ms() : Q->t_scan) - Q->t_plan, 3));
+  bad = bad || json_object_set_new(p, "batch", json_integer((I)Q->nq));
+  if (Q->lstats)
+    bad = bad || json_object_set_new(p, "lexical_stats",
+                                     json_string(Q->lstats_exact ? "resolver-checked"
+                                                                 : "resolver-checked-subset"));
+  if (si->detail) bad = bad || json_object_update(p, si->detail);
+  if (Q->o->agent) bad = bad || json_object_set_new(p, "agent", plan_agent(Q->o, &Q->awho));
+  char *t = bad ? NULL : json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+  json_decref(p);
+  Q->r->q[q].plan = t ? wd_strdup(t) : NULL; /* results free it with wd_free */
+  if (t) {
+    json_free_t jfree;
+    json_get_alloc_funcs(NULL, &jfree);
+    jfree(t);
+  }
   return Q->r->q[q].plan ? 0 : wd_err(db, WARDEN_ENOMEM, "out of memory");
 }
 
@@ -737,6 +757,7 @@ static int qrun_one(qrun *Q, size_t q) {
 
 static void qrun_free(qrun *Q) {
   if (Q->in_txn) store_read_end(&Q->tx);
+  wd_search_info_clear(&Q->si);
   wd_strlist_free(&Q->who);
   wd_strlist_free(&Q->awho);
   WD_HMAP_FOREACH(&Q->rs.agent_evidence, e) wd_free(e->val);

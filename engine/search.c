@@ -805,46 +805,49 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   wd_free(bits);
   if (rc || !explain) return rc;
   size_t nqq = nq ? nq : 1;
-  int w = snprintf(info->detail, sizeof info->detail,
-                   "\"planner\":{\"choice\":\"%s\",\"reason\":\"%s\",\"est_exact_us\":%.1f,"
-                   "\"est_ivf_us\":%.1f,\"est_all_lists_us\":%.1f,\"est_graph_us\":%.1f,"
-                   "\"est_codes_us\":%.1f,\"target_recall\":%.4g,\"allowed_cached\":%s},"
-                   "\"graph\":{\"state\":\"%s\",\"calibrated\":%s,\"selectivity\":%.4g,"
-                   "\"ef_search\":%zu,\"mode\":\"%s\",\"est_distances\":%.0f,\"pending_slots\":%llu",
-                   use_codes ? "codes" : use_graph ? "graph" : po.use_ivf ? "ivf" : "exact",
-                   use_codes ? "cheapest: every allowed code, re-ranked"
-                   : use_graph ? "cheapest at the calibrated effort" : po.reason,
-                   po.est_exact_us, po.est_ivf_us, po.est_all_us, gp.est_us, est_codes, target,
-                   pin.hot ? "true" : "false",
-                   gstate, gp.ok ? "true" : "false", gsel, gp.ef,
-                   gp.two_hop ? "two_hop" : "expand", gp.ndist, (unsigned long long)ntail);
-  if ((use_graph || use_codes) && w > 0 && (size_t)w < sizeof info->detail)
-    w += snprintf(info->detail + w, sizeof info->detail - (size_t)w,
-                  ",\"distances\":%.1f,\"hops\":%.1f,\"reranked\":%.1f,\"anticorrelated\":%llu,"
-                  "\"exact_fallbacks\":%llu,\"codes_fallbacks\":%llu",
-                  (double)gtot[0] / nqq, (double)gtot[1] / nqq, (double)gtot[2] / nqq,
-                  (unsigned long long)gtot[3], (unsigned long long)(gtot[4] - gtot[5]),
-                  (unsigned long long)gtot[5]);
-  if (w > 0 && (size_t)w < sizeof info->detail)
-    w += snprintf(info->detail + w, sizeof info->detail - (size_t)w, "},\"index\":{\"state\":\"%s\"",
-                  istate);
-  if (have && w > 0 && (size_t)w < sizeof info->detail)
-    w += snprintf(info->detail + w, sizeof info->detail - (size_t)w,
-                  ",\"nlist\":%zu,\"indexed\":%llu,\"caught_up\":%llu", ref.ix ? ref.ix->nlist : 0,
-                  (unsigned long long)pin.nindexed, (unsigned long long)ref.caught_up);
-  if (w > 0 && (size_t)w < sizeof info->detail)
-    w += snprintf(info->detail + w, sizeof info->detail - (size_t)w, "}");
-  if (po.use_ivf && !use_graph && w > 0 && (size_t)w < sizeof info->detail)
-    snprintf(info->detail + w, sizeof info->detail - (size_t)w,
-             ",\"ivf\":{\"lists_probed\":%.1f,\"visited\":%.0f,\"min_lists\":%zu,\"calibrated\":%s,"
-             "\"want_allowed\":%llu,\"bitset\":%s,\"all_allowed\":%s,\"bound_hit\":%llu,"
-             "\"widened\":%llu,\"starved_exact\":%llu,\"exact_fallbacks\":%llu,"
-             "\"codes_fallbacks\":%llu}",
-             (double)acc.lists / nqq, (double)acc.visited / nqq, po.ivf.min_lists,
-             po.calibrated ? "true" : "false", (unsigned long long)po.ivf.want_allowed, po.use_bits ? "true" : "false",
-             unfiltered ? "true" : "false",
-             (unsigned long long)bound, (unsigned long long)widened,
-             (unsigned long long)starved_exact,
-             (unsigned long long)(fallbacks - gtot[5]), (unsigned long long)gtot[5]);
+  typedef json_int_t I;
+  json_t *planner = json_pack(
+      "{s:s?,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?,s:o?,s:b}", "choice",
+      use_codes ? "codes" : use_graph ? "graph" : po.use_ivf ? "ivf" : "exact", "reason",
+      use_codes ? "cheapest: every allowed code, re-ranked"
+      : use_graph ? "cheapest at the calibrated effort" : po.reason,
+      "est_exact_us", wd_json_fixed(po.est_exact_us, 1), "est_ivf_us", wd_json_fixed(po.est_ivf_us, 1),
+      "est_all_lists_us", wd_json_fixed(po.est_all_us, 1), "est_graph_us", wd_json_fixed(gp.est_us, 1),
+      "est_codes_us", wd_json_fixed(est_codes, 1), "target_recall", wd_json_sig(target, 4),
+      "allowed_cached", pin.hot);
+  json_t *graph = json_pack("{s:s?,s:b,s:o?,s:I,s:s,s:o?,s:I}", "state", gstate, "calibrated", gp.ok,
+                            "selectivity", wd_json_sig(gsel, 4), "ef_search", (I)gp.ef, "mode",
+                            gp.two_hop ? "two_hop" : "expand", "est_distances",
+                            wd_json_fixed(gp.ndist, 0), "pending_slots", (I)ntail);
+  json_t *more = NULL;
+  if (graph && (use_graph || use_codes)) {
+    more = json_pack("{s:o?,s:o?,s:o?,s:I,s:I,s:I}", "distances",
+                     wd_json_fixed((double)gtot[0] / nqq, 1), "hops", wd_json_fixed((double)gtot[1] / nqq, 1),
+                     "reranked", wd_json_fixed((double)gtot[2] / nqq, 1), "anticorrelated", (I)gtot[3],
+                     "exact_fallbacks", (I)(gtot[4] - gtot[5]), "codes_fallbacks", (I)gtot[5]);
+    if (!more || json_object_update(graph, more)) json_decref(graph), graph = NULL;
+    json_decref(more);
+  }
+  json_t *index = json_pack("{s:s?}", "state", istate);
+  if (index && have) {
+    more = json_pack("{s:I,s:I,s:I}", "nlist", (I)(ref.ix ? ref.ix->nlist : 0), "indexed",
+                     (I)pin.nindexed, "caught_up", (I)ref.caught_up);
+    if (!more || json_object_update(index, more)) json_decref(index), index = NULL;
+    json_decref(more);
+  }
+  json_t *d = json_pack("{s:o?,s:o?,s:o?}", "planner", planner, "graph", graph, "index", index);
+  if (d && (!planner || !graph || !index)) json_decref(d), d = NULL; /* never half a plan */
+  if (d && po.use_ivf && !use_graph &&
+      json_object_set_new(
+          d, "ivf",
+          json_pack("{s:o?,s:o?,s:I,s:b,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I}", "lists_probed",
+                    wd_json_fixed((double)acc.lists / nqq, 1), "visited",
+                    wd_json_fixed((double)acc.visited / nqq, 0), "min_lists", (I)po.ivf.min_lists,
+                    "calibrated", po.calibrated, "want_allowed", (I)po.ivf.want_allowed, "bitset",
+                    po.use_bits, "all_allowed", unfiltered, "bound_hit", (I)bound, "widened",
+                    (I)widened, "starved_exact", (I)starved_exact, "exact_fallbacks",
+                    (I)(fallbacks - gtot[5]), "codes_fallbacks", (I)gtot[5])))
+    json_decref(d), d = NULL;
+  info->detail = d;
   return 0;
 }

@@ -10,6 +10,8 @@
  */
 #ifndef WD_SEARCH_H
 #define WD_SEARCH_H
+#include <jansson.h>
+#include <math.h>
 #include <roaring/roaring.h>
 
 #include "index/ivf.h"
@@ -21,12 +23,37 @@ typedef struct wd_search_info {
   int path;             /* exact scan path (index/scan.h stats.path) */
   uint64_t scanned;     /* distance computations, summed over queries */
   int fell_back;        /* exact was run for a query the IVF pass left short or starved */
-  int explain;          /* set by the caller: fill detail (else left empty:
-                           formatting it was ~3 % of a graph query) */
-  char detail[1536];    /* extra JSON members for --explain, e.g.
-                           "\"nprobe\":12,\"lists_scanned\":40" (no braces);
-                           empty when none */
+  int explain;          /* set by the caller: fill detail (else left NULL:
+                           building it was ~3 % of a graph query) */
+  json_t *detail;       /* --explain only: an object of the extra plan
+                           members ({"planner":{..},"graph":{..},..}), merged
+                           into the plan's top level; NULL when none.  Owned
+                           by the info: whoever owns the info releases it
+                           with wd_search_info_clear before reusing or
+                           dropping it (wd_search_t overwrites it) */
 } wd_search_info;
+
+static inline void wd_search_info_clear(wd_search_info *i) {
+  json_decref(i->detail);
+  i->detail = NULL;
+}
+
+/* Plan numbers with the digits the plan has always shown (it was printf
+ * text): v rounded to d decimals (d = 0: an integer), or to s significant
+ * digits.  A non-finite value gives NULL (a "o?" json_pack argument makes
+ * it null: printf wrote "inf", which was not JSON). */
+static inline json_t *wd_json_fixed(double v, int d) {
+  if (!isfinite(v)) return NULL;
+  if (d == 0) return json_integer((json_int_t)llround(v));
+  double p = pow(10, d);
+  return json_real(round(v * p) / p);
+}
+static inline json_t *wd_json_sig(double v, int s) {
+  if (!isfinite(v)) return NULL;
+  if (v == 0) return json_real(0);
+  double p = pow(10, s - 1 - (int)floor(log10(fabs(v))));
+  return json_real(round(v * p) / p);
+}
 
 /* For each of nq (unit-normalised for cosine) queries, fill heaps[q]
  * (initialised by the caller with the wanted k) with the nearest chunks in
