@@ -399,22 +399,17 @@ static void sift_down(cl_ent *h, size_t n, size_t i) {
   }
 }
 
-static inline void offer(wd_topk *t, float d, uint32_t id) {
-  if (t->n < t->k || wd_hit_better(d, id, t->h[0].dist, t->h[0].id))
-    wd_topk_push(t, d, id);
-}
-
-/* offer() for a run of kernel values: dist = a + b * v[r].  The heap's
+/* wd_topk_offer() for a run of kernel values: dist = a + b * v[r].  The heap's
  * worst distance is kept in a register and re-read only after a push, so
  * a rejected candidate costs one compare (perf: the per-candidate heap
- * reads were ~15 % of an unfiltered GloVe probe).  Ties go to offer(). */
+ * reads were ~15 % of an unfiltered GloVe probe).  Ties go to wd_topk_offer(). */
 static inline void offer_run(wd_topk *t, const float *v, size_t len, float a, float b,
                              const uint32_t *ids) {
   float thr = t->n < t->k ? INFINITY : t->h[0].dist;
   for (size_t r = 0; r < len; r++) {
     float d = a + b * v[r];
     if (d <= thr) {
-      offer(t, d, ids[r]);
+      wd_topk_offer(t, d, ids[r]);
       thr = t->n < t->k ? INFINITY : t->h[0].dist;
     }
   }
@@ -515,7 +510,7 @@ static inline uint64_t offer_run_allowed(wd_topk *t, const float *v, size_t len,
     n += (uint64_t)ok;
     float d = a + b * v[r];
     if (ok && d <= thr) {
-      offer(t, d, ids[r]);
+      wd_topk_offer(t, d, ids[r]);
       thr = t->n < t->k ? INFINITY : t->h[0].dist;
     }
   }
@@ -750,7 +745,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         if (!is_allowed(allowed_f, id)) continue;
         allowed_seen++;
         /* extras hold exact vectors: straight into the final heap */
-        offer(heap, flat_dist(metric, q, ex->vecs[l] + (size_t)i * dim, dim), id);
+        wd_topk_offer(heap, flat_dist(metric, q, ex->vecs[l] + (size_t)i * dim, dim), id);
       }
       len0 += ex->cnt[l];
     }
@@ -783,13 +778,13 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
         goto done;
       }
       if (g != 0 || !base) {
-        offer(heap, c[i].dist, id); /* no exact vector: keep the estimate */
+        wd_topk_offer(heap, c[i].dist, id); /* no exact vector: keep the estimate */
         continue;
       }
       const float *x = base + WD_BLOCK + (size_t)(id % WD_BLOCK) * dim;
       float v = l2 ? wd_l2sq(q, x, dim) : wd_dot(q, x, dim);
       float d = l2 ? v : metric == WD_METRIC_COSINE ? -(v * base[id % WD_BLOCK]) : -v;
-      offer(heap, d, id);
+      wd_topk_offer(heap, d, id);
       s.reranked++;
     }
     wd_free(c);

@@ -89,13 +89,6 @@ static inline void prefetch_row(const float *x, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
-/* Push only what could enter the heap: a rejected candidate costs one
- * compare instead of a call. */
-static inline void offer(wd_topk *t, float d, uint32_t id) {
-  if (t->n < t->k || wd_hit_better(d, id, t->h[0].dist, t->h[0].id))
-    wd_topk_push(t, d, id);
-}
-
 /* Turn a raw kernel value into the internal lower-is-better dist. */
 static inline float to_dist(int metric, float v, float invnorm) {
   if (metric == WD_METRIC_COSINE) return -(v * invnorm);
@@ -123,7 +116,7 @@ static void sparse_flush(scan_ctx *c) {
       }
       const float *x = c->sp_x[i];
       float v = l2 ? wd_l2sq(q, x, dim) : wd_dot(q, x, dim);
-      offer(t, to_dist(c->metric, v, *c->sp_inv[i]), c->sp_id[i]);
+      wd_topk_offer(t, to_dist(c->metric, v, *c->sp_inv[i]), c->sp_id[i]);
     }
   }
   c->scanned += (uint64_t)n * c->nq;
@@ -154,7 +147,7 @@ static void block_runs(scan_ctx *c, const float *base, uint32_t b,
       else
         wd_dot_rows(q, x, span, dim, c->out);
       for (size_t k = 0; k < nrows; k++)
-        offer(t, to_dist(c->metric, c->out[rows[k] - r0], invn[rows[k]]), b * WD_BLOCK + rows[k]);
+        wd_topk_offer(t, to_dist(c->metric, c->out[rows[k] - r0], invn[rows[k]]), b * WD_BLOCK + rows[k]);
       continue;
     }
     size_t i = 0;
@@ -169,7 +162,7 @@ static void block_runs(scan_ctx *c, const float *base, uint32_t b,
       else
         wd_dot_rows(q, x, len, dim, c->out);
       for (size_t k = 0; k < len; k++)
-        offer(t, to_dist(c->metric, c->out[k], invn[r0 + k]),
+        wd_topk_offer(t, to_dist(c->metric, c->out[k], invn[r0 + k]),
               b * WD_BLOCK + r0 + (uint32_t)k);
       i = j;
     }
@@ -209,7 +202,7 @@ static void block_sgemm(scan_ctx *c, const float *base, uint32_t b,
       if (!l2) {
         for (size_t i = 0; i < nrows; i++) {
           uint32_t r = rows[i];
-          offer(t, to_dist(c->metric, o[r - lo], invn[r]), b * WD_BLOCK + r);
+          wd_topk_offer(t, to_dist(c->metric, o[r - lo], invn[r]), b * WD_BLOCK + r);
         }
         continue;
       }
@@ -224,7 +217,7 @@ static void block_sgemm(scan_ctx *c, const float *base, uint32_t b,
         if (t->n >= t->k && !(approx - relerr * s <= t->h[0].dist)) continue;
         float d = wd_l2sq(q, vec + (size_t)r * dim, dim);
         c->scanned++;
-        offer(t, d, b * WD_BLOCK + r);
+        wd_topk_offer(t, d, b * WD_BLOCK + r);
       }
     }
   }

@@ -34,6 +34,12 @@ void wd_topk_free(wd_topk *t);
 void wd_topk_reset(wd_topk *t);
 /* Offer a candidate; kept if it ranks among the best k seen so far. */
 void wd_topk_push(wd_topk *t, float dist, uint32_t id);
+/* wd_topk_push for the scan loops (index/scan.c, index/ivf.c): pushes only
+ * what could enter the heap, so a rejected candidate costs one compare
+ * instead of a call. */
+static inline void wd_topk_offer(wd_topk *t, float d, uint32_t id) {
+  if (t->n < t->k || wd_hit_better(d, id, t->h[0].dist, t->h[0].id)) wd_topk_push(t, d, id);
+}
 /* Current admission threshold: a candidate must rank better than
  * (worst_dist, worst_id) once the heap is full.  +inf while not full. */
 float wd_topk_worst(const wd_topk *t);
