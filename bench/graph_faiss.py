@@ -161,6 +161,20 @@ def call_overhead():
 res["python_call_us"] = round(call_overhead(), 2)
 
 
+def selectors(cb):
+    """Per query its IDSelectorBitmap, one per distinct allowed set; masks
+    keeps the bit arrays alive as long as the selectors."""
+    masks, sels = {}, []
+    for i in range(nq):
+        key = 0 if cb["rule"][0] == "urank" else cb["rule"][2][i]
+        if key not in masks:
+            m = allowed_mask(cb, i)
+            bits = np.packbits(m.astype(np.uint8), bitorder="little")
+            masks[key] = (bits, faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits)))
+        sels.append(masks[key][1])
+    return masks, sels
+
+
 out_params = {}  # configuration name -> (index, params maker, setup), of the last run_faiss
 NCORES = os.cpu_count() or 1
 
@@ -173,14 +187,7 @@ def batch_faiss(cb, name):
     ix, mk, setup = out_params[name]
     if setup:
         setup()
-    masks, sels = {}, []
-    for i in range(nq):
-        key = 0 if cb["rule"][0] == "urank" else cb["rule"][2][i]
-        if key not in masks:
-            m = allowed_mask(cb, i)
-            bits = np.packbits(m.astype(np.uint8), bitorder="little")
-            masks[key] = (bits, faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits)))
-        sels.append(masks[key][1])
+    masks, sels = selectors(cb)
     best = 0.0
     for _ in range(3):
         if len(masks) == 1:
@@ -200,15 +207,7 @@ def batch_faiss(cb, name):
 
 
 def run_faiss(cb, truth):
-    masks = {}
-    sels = []
-    for i in range(nq):
-        key = 0 if cb["rule"][0] == "urank" else cb["rule"][2][i]
-        if key not in masks:
-            m = allowed_mask(cb, i)
-            bits = np.packbits(m.astype(np.uint8), bitorder="little")
-            masks[key] = (bits, faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits)))
-        sels.append(masks[key][1])
+    masks, sels = selectors(cb)
     out = []
 
     def measure(name, ix, mkparams, setup=None):
