@@ -229,6 +229,19 @@ static void unbuild(built *b) {
   mem_free(&b->m);
 }
 
+/* A fresh query into q: a data point moved toward another (unit for
+ * cosine), drawn from rnd(). */
+static void fresh_query(const float *x, size_t n, size_t d, int metric, float *q) {
+  size_t a = rnd() % n, c = rnd() % n;
+  double n2 = 0;
+  for (size_t j = 0; j < d; j++) {
+    q[j] = (float)(0.8 * x[a * d + j] + 0.2 * x[c * d + j]);
+    n2 += (double)q[j] * q[j];
+  }
+  if (metric == WD_METRIC_COSINE)
+    for (size_t j = 0; j < d; j++) q[j] = (float)(q[j] / sqrt(n2));
+}
+
 /* Mean recall@10 of nq queries at selectivity sel; corr: 0 random, 1
  * correlated (allowed = the half-space around the first query),
  * checks that no disallowed slot is ever returned.  Planned with
@@ -262,15 +275,7 @@ static double recall_at(built *b, const float *x, size_t n, size_t d, int metric
   double rsum = 0;
   float *q = malloc(d * sizeof *q), *tmp = malloc(d * sizeof *tmp);
   for (size_t t = 0; t < nq; t++) {
-    /* fresh queries: a data point moved toward another, plus noise */
-    size_t a = rnd() % n, c = rnd() % n;
-    double n2 = 0;
-    for (size_t j = 0; j < d; j++) {
-      q[j] = (float)(0.8 * x[a * d + j] + 0.2 * x[c * d + j]);
-      n2 += (double)q[j] * q[j];
-    }
-    if (metric == WD_METRIC_COSINE)
-      for (size_t j = 0; j < d; j++) q[j] = (float)(q[j] / sqrt(n2));
+    fresh_query(x, n, d, metric, q);
     uint32_t truth[K];
     size_t nt = oracle(metric, x, n, d, ok, q, truth);
     wd_topk h;
@@ -428,14 +433,7 @@ static void test_scan_codes(void **st) {
         if (unif() < sels[s]) ok[i] = 1, okg[i] = ing[i], roaring_bitmap_add(al, (uint32_t)i);
       double rsum = 0;
       for (size_t t = 0; t < nq; t++) {
-        size_t a = rnd() % n, c = rnd() % n;
-        double n2 = 0;
-        for (size_t j = 0; j < d; j++) {
-          q[j] = (float)(0.8 * x[a * d + j] + 0.2 * x[c * d + j]);
-          n2 += (double)q[j] * q[j];
-        }
-        if (metric == WD_METRIC_COSINE)
-          for (size_t j = 0; j < d; j++) q[j] = (float)(q[j] / sqrt(n2));
+        fresh_query(x, n, d, metric, q);
         uint32_t truth[K];
         size_t nt = oracle(metric, x, n, d, okg, q, truth);
         for (int full = 0; full < 2; full++) {
