@@ -542,7 +542,8 @@ static int centroid_dots_i8(const wd_ivf *ix, const float *q, float *cd) {
     mx = v > mx ? v : mx;
     base += q[j] * ix->cmin[j];
   }
-  float inv = mx > 0 ? 127.0f / mx : 0, back = mx / 127.0f;
+  float qm = (float)wd_kernels_i8_qmax();
+  float inv = mx > 0 ? qm / mx : 0, back = mx / qm;
   for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(q[j] * ix->cscale[j] * inv);
   wd_sq8_i8_dot_rows(qi, ix->ccodes, nl, dim, acc);
   for (size_t l = 0; l < nl; l++) cd[l] = base + (float)acc[l] * back;
@@ -605,7 +606,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
   }
   if (l2) {
     wd_l2sq_rows(q, ix->cent, nlist, dim, cd);
-  } else if (ix->ccodes && wd_kernels_vnni() && !(rc = centroid_dots_i8(ix, q, cd))) {
+  } else if (ix->ccodes && wd_kernels_i8_qmax() && !(rc = centroid_dots_i8(ix, q, cd))) {
     /* probe order from the byte centroids (see centroid_dots_i8) */
   } else {
     if (rc) goto done;
@@ -635,7 +636,9 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
    * vectors, and the probe depth is calibrated through this same path.
    * perf: the float SQ8 kernel was compute-bound (~130 cycles per
    * 384-byte code against ~45 to stream it). */
-  if (ix->sq8 && !l2 && wd_kernels_vnni()) {
+  /* (AVX2: the same with a 7-bit query, wd_kernels_i8_qmax) */
+  int qmax = wd_kernels_i8_qmax();
+  if (ix->sq8 && !l2 && qmax) {
     float mx = 0;
     for (size_t j = 0; j < dim; j++) mx = fabsf(qs[j]) > mx ? fabsf(qs[j]) : mx;
     qi = wd_malloc(dim ? dim : 1);
@@ -643,9 +646,9 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
       rc = -1;
       goto done;
     }
-    float inv = mx > 0 ? 127.0f / mx : 0;
+    float inv = mx > 0 ? (float)qmax / mx : 0;
     for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(qs[j] * inv);
-    qiscale = mx / 127.0f;
+    qiscale = mx / (float)qmax;
   }
   int32_t irun[RUN_MAX];
   wd_topk *out = ix->sq8 ? &cand : heap;

@@ -38,13 +38,17 @@ void wd_sq8_l2_rows(const float *qm, const float *scale, const uint8_t *codes,
                     size_t n, size_t d, float *out);
 
 /* SQ8 codes against a query quantized to signed bytes:
- * out[i] = sum_j q[j] * c[i*d + j], exact in 32-bit integers (d <= 65536).
- * Native with AVX-512 VNNI (one instruction per 64 byte pairs); portable C
- * otherwise.  wd_kernels_vnni() says whether the native one is in use: the
- * IVF scan only quantizes the query when it is. */
+ * out[i] = sum_j q[j] * c[i*d + j], exact in 32-bit integers (d <= 65536)
+ * provided every |q[j]| <= wd_kernels_i8_qmax().  Native with AVX-512 VNNI
+ * (one instruction per 64 byte pairs, qmax 127) and with AVX2 (vpmaddubsw,
+ * whose 16-bit pair sums bound qmax to 63); portable C otherwise, where
+ * qmax is 0: the byte path is not faster than the float one there, and
+ * callers (the IVF scan, the graph walk) only quantize the query when
+ * qmax > 0.  wd_kernels_vnni() says whether the VNNI kernel is in use. */
 void wd_sq8_i8_dot_rows(const int8_t *q, const uint8_t *codes, size_t n, size_t d,
                         int32_t *out);
 int wd_kernels_vnni(void);
+int wd_kernels_i8_qmax(void);
 
 /* The level in use (WD_SIMD_*) and its name ("avx512", "avx2", "scalar"). */
 int wd_kernels_level(void);

@@ -178,7 +178,15 @@ static void check_sq8_i8(size_t d, size_t n) {
   int32_t out[MAXROWS];
   static uint8_t codes[MAXROWS * MAXD];
   int extreme = d % 3 == 0;
-  for (size_t j = 0; j < d; j++) q[j] = extreme ? (int8_t)(j & 1 ? 127 : -128) : (int8_t)rnd();
+  /* the kernel's contract: exact for |q| <= wd_kernels_i8_qmax() (the
+   * portable kernel, qmax 0, for every byte) */
+  int lim = wd_kernels_i8_qmax();
+  for (size_t j = 0; j < d; j++) {
+    if (!lim || lim == 127)
+      q[j] = extreme ? (int8_t)(j & 1 ? 127 : -128) : (int8_t)rnd();
+    else
+      q[j] = extreme ? (int8_t)(j & 2 ? lim : -lim) /* pairs of one sign: the 16-bit bound */ : (int8_t)((int)(rnd() % (2 * lim + 1)) - lim);
+  }
   for (size_t i = 0; i < n * d; i++) codes[i] = extreme ? 255 : (uint8_t)rnd();
   for (size_t r = 0; r < MAXROWS; r++) out[r] = 12345;
   wd_sq8_i8_dot_rows(q, codes, n, d, out);
@@ -218,6 +226,10 @@ static void run_level(int level) {
   fprintf(stderr, "level %s: byte kernel %s\n", wd_kernels_name(),
           wd_kernels_vnni() ? "AVX-512 VNNI" : "portable");
   if (level != WD_SIMD_AVX512) assert_false(wd_kernels_vnni());
+  /* the byte kernel's query range: 127 with VNNI, 63 with AVX2's
+   * vpmaddubsw (16-bit pair sums), none for the portable one */
+  assert_int_equal(wd_kernels_i8_qmax(),
+                   wd_kernels_vnni() ? 127 : level >= WD_SIMD_AVX2 ? 63 : 0);
 }
 
 static void test_scalar(void **st) {
