@@ -384,6 +384,17 @@ json_t *wd_graph_stats(warden *db, wd_txn *tx) {
     json_object_set_new(o, "bytes_per_vector", json_real((double)g->maplen / (double)g->n));
     json_object_set_new(o, "float_walk", json_boolean((g->h.flags & WD_HNSW_FLOAT_WALK) != 0));
     json_object_set_new(o, "calibration_points", json_integer((json_int_t)g->ncal));
+    /* the measured curves the planner reads (index/hnsw.c calibration):
+     * one [selectivity, efSearch, recall@10, code distances, two_hop,
+     * neighbour lists read] per point */
+    json_t *cal = json_array();
+    for (size_t i = 0; cal && i < g->ncal; i++) {
+      const wd_hnsw_cal *c = &g->cal[i];
+      json_array_append_new(cal, json_pack("[f,i,f,f,b,i]", (double)c->sel, (json_int_t)c->ef,
+                                           (double)c->recall, (double)c->ndist, (int)c->two_hop,
+                                           (json_int_t)c->lists));
+    }
+    if (cal) json_object_set_new(o, "calibration", cal);
     json_object_set_new(o, "revision", json_integer((json_int_t)g->h.revision));
     json_object_set_new(o, "next_slot", json_integer((json_int_t)g->h.next_slot));
     json_object_set_new(o, "pending_slots",

@@ -132,13 +132,17 @@
  * Cost of a graph query: the calibrated code distances (wd_hnsw_plan's
  * ndist, measured on this collection at build time) times the cost of one
  * (a random SQ8 code: prefetched cache lines, the VNNI or float SQ8 kernel,
- * a heap offer), the float re-rank of ef candidates, and the allowed set
+ * a heap offer), the float re-rank (wd_hnsw_rerank candidates), and the allowed set
  * as a dense bitset.  GR_* measured with bench/graph_bench.c (see its
  * header): synthetic 784-d L2 and 100-d cosine, one thread, loaded 2-core
  * EPYC. */
 #define GR_FIXED 4000.0   /* per query: query codes, visited-set reuse, heaps */
 #define GR_DIST 40.0      /* per code distance: cache misses, heap work */
 #define GR_DIM 0.10       /* per code distance and dimension */
+/* per level-0 neighbour list read (wd_hnsw_stats.lists): a random
+ * 4 (M0 + 1)-byte read and M0 filter tests; two-hop mode reads one per
+ * disallowed neighbour it passes through, which ndist does not count */
+#define GR_LIST 40.0
 #define GR_RERANK 1.5     /* a float re-rank distance costs this many exact-scan vectors
                              (a random row, not a streamed block) */
 /* The walk saw fewer allowed nodes near the query than the filter's
@@ -191,19 +195,22 @@ typedef struct graph_plan {
   int ok;          /* calibrated for this selectivity and target */
   size_t ef;
   int two_hop;
-  double ndist, est_us;
+  double ndist, lists, est_us;
 } graph_plan;
 
 static void plan_graph(const wd_hnsw *g, double sel, double target, size_t k, size_t dim,
                        uint64_t nallowed, uint64_t range, uint64_t ntail, graph_plan *gp) {
   memset(gp, 0, sizeof *gp);
   gp->est_us = -1;
-  if (!g || !wd_hnsw_plan(g, sel, target, k, &gp->ef, &gp->two_hop, &gp->ndist)) return;
+  double per_dist = GR_DIST + GR_DIM * (double)dim;
+  if (!g || !wd_hnsw_plan(g, sel, target, k, GR_LIST / per_dist, &gp->ef, &gp->two_hop,
+                          &gp->ndist, &gp->lists))
+    return;
   gp->ok = 1;
   double bits = sel < 1.0 / 16 ? (double)nallowed * BITS_ID : (double)range * BITS_RANGE;
   double ex_vec = EX_VEC + EX_DIM * (double)dim;
-  gp->est_us = (GR_FIXED + gp->ndist * (GR_DIST + GR_DIM * (double)dim) +
-                (double)gp->ef * GR_RERANK * ex_vec + bits + (double)ntail * ex_vec) / 1e3;
+  gp->est_us = (GR_FIXED + gp->ndist * per_dist + gp->lists * GR_LIST +
+                (double)wd_hnsw_rerank(gp->ef, k) * GR_RERANK * ex_vec + bits + (double)ntail * ex_vec) / 1e3;
 }
 
 void wd_search_close(warden *db) { wd_ann_close(db); }
@@ -507,7 +514,7 @@ static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t
     /* bounded: GR_BUDGET times the calibrated distances, and the density
      * check after the first hops (index/hnsw.c STARVE_HOPS) */
     double budget = gp->ndist * GR_BUDGET;
-    wd_hnsw_params p = {gp->ef, gp->two_hop, gp->ef, bits, nbits,
+    wd_hnsw_params p = {gp->ef, gp->two_hop, wd_hnsw_rerank(gp->ef, heaps[q].k), bits, nbits,
                         (uint64_t)(budget > GR_BUDGET_MIN ? budget : GR_BUDGET_MIN),
                         sel < 0.95 ? GR_STARVED * sel : 0};
     wd_hnsw_stats st;
@@ -515,6 +522,7 @@ static int run_graph(warden *db, wd_txn *tx, wd_hnsw *g, const float *qv, size_t
     tot[0] += st.ndist;
     tot[1] += st.hops;
     tot[2] += st.reranked;
+    tot[6] += st.lists;
     uint64_t want_n = nallowed < heaps[q].k ? nallowed : heaps[q].k;
     double local = st.looked ? (double)st.allowed / (double)st.looked : 1.0;
     int anti = st.starved || st.bound_hit || (sel < 0.95 && local < GR_STARVED * sel);
@@ -614,7 +622,7 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   graph_plan gp;
   memset(&gp, 0, sizeof gp);
   gp.est_us = -1;
-  uint64_t ntail = 0, range = 0, in_g = 0, gtot[6] = {0, 0, 0, 0, 0, 0};
+  uint64_t ntail = 0, range = 0, in_g = 0, gtot[7] = {0, 0, 0, 0, 0, 0, 0};
   int use_codes = 0, codes_fallback = 0;
   double est_codes = -1;
   double gsel = 0;
@@ -819,14 +827,16 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
       "est_all_lists_us", wd_json_fixed(po.est_all_us, 1), "est_graph_us", wd_json_fixed(gp.est_us, 1),
       "est_codes_us", wd_json_fixed(est_codes, 1), "target_recall", wd_json_sig(target, 4),
       "allowed_cached", pin.hot);
-  json_t *graph = json_pack("{s:s?,s:b,s:o?,s:I,s:s,s:o?,s:I}", "state", gstate, "calibrated", gp.ok,
-                            "selectivity", wd_json_sig(gsel, 4), "ef_search", (I)gp.ef, "mode",
-                            gp.two_hop ? "two_hop" : "expand", "est_distances",
-                            wd_json_fixed(gp.ndist, 0), "pending_slots", (I)ntail);
+  json_t *graph = json_pack("{s:s?,s:b,s:o?,s:I,s:s,s:o?,s:o?,s:I}", "state", gstate, "calibrated",
+                            gp.ok, "selectivity", wd_json_sig(gsel, 4), "ef_search", (I)gp.ef,
+                            "mode", gp.two_hop ? "two_hop" : "expand", "est_distances",
+                            wd_json_fixed(gp.ndist, 0), "est_lists", wd_json_fixed(gp.lists, 0),
+                            "pending_slots", (I)ntail);
   json_t *more = NULL;
   if (graph && (use_graph || use_codes)) {
-    more = json_pack("{s:o?,s:o?,s:o?,s:I,s:I,s:I}", "distances",
+    more = json_pack("{s:o?,s:o?,s:o?,s:o?,s:I,s:I,s:I}", "distances",
                      wd_json_fixed((double)gtot[0] / nqq, 1), "hops", wd_json_fixed((double)gtot[1] / nqq, 1),
+                     "lists", wd_json_fixed((double)gtot[6] / nqq, 1),
                      "reranked", wd_json_fixed((double)gtot[2] / nqq, 1), "anticorrelated", (I)gtot[3],
                      "exact_fallbacks", (I)(gtot[4] - gtot[5]), "codes_fallbacks", (I)gtot[5]);
     if (!more || json_object_update(graph, more)) json_decref(graph), graph = NULL;

@@ -72,10 +72,12 @@ typedef struct wd_hnsw_header {
 
 /* One calibration point: at selectivity sel (uncorrelated allowed set),
  * search mode two_hop with efSearch ef gave mean recall@10 recall for
- * ndist distance computations per query (mean, codes). */
+ * ndist distance computations per query (mean, codes) and lists
+ * neighbour lists read (mean, rounded; 0 in files written before it was
+ * recorded). */
 typedef struct wd_hnsw_cal {
   float sel, ef, recall, ndist;
-  uint32_t two_hop, reserved;
+  uint32_t two_hop, lists;
 } wd_hnsw_cal;
 
 typedef struct wd_hnsw {
@@ -165,6 +167,19 @@ typedef struct wd_hnsw_params {
   double starve_below;
 } wd_hnsw_params;
 
+/* The float re-rank window of a walk at efSearch ef for k results: the
+ * best max(3k, 24) candidates by code distance, never more than ef.  The
+ * build-time calibration measures recall with this same window.
+ * Measured (bench/graph_bench.c text-384 60k, 100 %, efSearch 64, AVX2):
+ * re-ranking all 64 candidates 7,197 QPS at recall 0.957, 40: 7,601 at
+ * 0.957, 24: 9,048 at 0.9565, 16: 9,031 at 0.946 -- the true top 10 are
+ * almost always among the best 24 codes; each further re-rank is a random
+ * float row (1.5 KB at d=384) read for nothing. */
+static inline size_t wd_hnsw_rerank(size_t ef, size_t k) {
+  size_t r = 3 * k > 24 ? 3 * k : 24;
+  return r < ef ? r : ef;
+}
+
 typedef struct wd_hnsw_stats {
   uint64_t ndist;    /* code distances */
   uint64_t hops;     /* nodes expanded */
@@ -173,6 +188,10 @@ typedef struct wd_hnsw_stats {
                         allowed density the walk saw near the query
                         (second hops are not counted: only the allowed
                         ones are ever looked at) */
+  uint64_t lists;    /* level-0 neighbour lists read: one per hop, and in
+                        two-hop mode one per disallowed neighbour passed
+                        through (each a random 4 (M0 + 1)-byte read and
+                        M0 filter tests: two-hop's cost beyond ndist) */
   uint64_t reranked; /* float distances */
   int bound_hit;     /* stopped by max_dist */
   int starved;       /* stopped by starve_below */
@@ -199,8 +218,8 @@ int wd_hnsw_scan_codes(wd_hnsw *g, const float *q, const roaring_bitmap_t *allow
                        size_t rerank, const wd_vecsrc *exact, wd_topk *heap,
                        wd_hnsw_stats *st);
 
-/* Calibrate on the graph's own vectors: nq leave-one-out queries (indexed
- * vectors, the query's own slot excluded from its allowed set) at each
+/* Calibrate on the graph's own vectors: nq sample queries (index/hnsw.c
+ * says which kinds: jittered and left-out indexed vectors) at each
  * selectivity sels[i] (random allowed subsets of live), answered exactly
  * (wd_scan_exact) and by the graph in both modes over an efSearch sweep.
  * Writes up to cap points to out, returns how many (0 when it could not
@@ -211,10 +230,11 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
 
 /* The cheapest calibrated setting that reaches recall target at
  * selectivity sel: interpolated between the calibrated selectivities
- * around sel (the larger ef / costlier mode of the two, so the choice is
- * conservative).  Returns 1 with *ef, *two_hop and *ndist set, 0 when no
+ * around sel, cost = ndist + list_w * lists (list_w: what one neighbour
+ * list read costs in code distances; the caller's cost model says).
+ * Returns 1 with *ef, *two_hop, *ndist and *lists set, 0 when no
  * calibrated setting reaches target there. */
-int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, size_t *ef,
-                 int *two_hop, double *ndist);
+int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double list_w,
+                 size_t *ef, int *two_hop, double *ndist, double *lists);
 
 #endif
