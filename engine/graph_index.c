@@ -386,7 +386,7 @@ json_t *wd_graph_stats(warden *db, wd_txn *tx) {
     json_object_set_new(o, "calibration_points", json_integer((json_int_t)g->ncal));
     /* the measured curves the planner reads (index/hnsw.c calibration):
      * one [selectivity, efSearch, recall@10, code distances, two_hop,
-     * neighbour lists read] per point */
+     * second-hop lists read] per point */
     json_t *cal = json_array();
     for (size_t i = 0; cal && i < g->ncal; i++) {
       const wd_hnsw_cal *c = &g->cal[i];

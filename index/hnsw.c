@@ -1080,7 +1080,6 @@ int wd_hnsw_search(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
       break;
     }
     s.hops++;
-    s.lists++;
     const uint32_t *li = g->nb0 + (size_t)e.n * (M0 + 1);
     size_t nb = 0;
     /* the neighbours' slots, and in two-hop mode their own lists, are

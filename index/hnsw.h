@@ -73,8 +73,8 @@ typedef struct wd_hnsw_header {
 /* One calibration point: at selectivity sel (uncorrelated allowed set),
  * search mode two_hop with efSearch ef gave mean recall@10 recall for
  * ndist distance computations per query (mean, codes) and lists
- * neighbour lists read (mean, rounded; 0 in files written before it was
- * recorded). */
+ * second-hop neighbour lists read (wd_hnsw_stats.lists: mean, rounded; 0
+ * in expand mode and in files written before it was recorded). */
 typedef struct wd_hnsw_cal {
   float sel, ef, recall, ndist;
   uint32_t two_hop, lists;
@@ -188,10 +188,10 @@ typedef struct wd_hnsw_stats {
                         allowed density the walk saw near the query
                         (second hops are not counted: only the allowed
                         ones are ever looked at) */
-  uint64_t lists;    /* level-0 neighbour lists read: one per hop, and in
-                        two-hop mode one per disallowed neighbour passed
-                        through (each a random 4 (M0 + 1)-byte read and
-                        M0 filter tests: two-hop's cost beyond ndist) */
+  uint64_t lists;    /* two-hop mode: the level-0 neighbour lists of
+                        disallowed neighbours read (each a random
+                        4 (M0 + 1)-byte read and M0 filter tests: two-hop's
+                        cost beyond ndist and hops); 0 in expand mode */
   uint64_t reranked; /* float distances */
   int bound_hit;     /* stopped by max_dist */
   int starved;       /* stopped by starve_below */
