@@ -186,11 +186,15 @@ static void query(const char *data, const char *cdir, const char *combo, double 
       o.filter = filters[i];
       o.k = 10;
       o.target_recall = (float)target;
-      o.explain = pass == 0 && i == 0;
+      /* GRAPH_BENCH_EXACT=1: every query answered by the exact scan */
+      if (getenv("GRAPH_BENCH_EXACT")) o.strategy = WARDEN_STRATEGY_EXACT;
+      o.explain = (pass == 0 && i == 0) || (pass == 0 && getenv("GRAPH_BENCH_PLAN_ALL"));
       warden_results *r = NULL;
       double t = now();
       if (warden_query(db, q + i * d, 1, &o, &r)) die("query", warden_errmsg(db));
       lat[i] = now() - t;
+      /* GRAPH_BENCH_PLAN_ALL=1: every query's plan on stderr (warm-up pass) */
+      if (pass == 0 && getenv("GRAPH_BENCH_PLAN_ALL")) fprintf(stderr, "%s\n", warden_results_plan(r, 0));
       if (pass == 0 && i == 0) {
         /* GRAPH_BENCH_PLAN=1: the first query's plan (--explain) on stderr */
         if (getenv("GRAPH_BENCH_PLAN")) fprintf(stderr, "%s\n", warden_results_plan(r, 0));
@@ -212,6 +216,8 @@ static void query(const char *data, const char *cdir, const char *combo, double 
           for (size_t a = 0; a < 10; a++) hit += truth[i * 10 + a] == row;
         }
         rsum += nt ? (double)hit / (double)nt : 1.0;
+        if (getenv("GRAPH_BENCH_PLAN_ALL"))
+          fprintf(stderr, "{\"query\":%zu,\"recall\":%.2f}\n", i, nt ? (double)hit / (double)nt : 1.0);
       }
       warden_results_free(r);
     }
