@@ -50,10 +50,22 @@ if not a.debian:
     cands = [a.faiss_path, os.environ.get("FAISS_PATH")] + [
         os.path.join(os.path.dirname(repo), *([".."] * up), "shared", "anchors",
                      "faiss-1.12-avx512") for up in (0, 1)]
+    # the first candidate that imports: the AVX-512 anchor does not on a
+    # CPU without AVX-512 (its loader finds no generic module), and the
+    # issue says to fall back to Debian's python3-faiss then
     for fp in cands:
-        if fp and os.path.isdir(fp):
-            sys.path.insert(0, os.path.abspath(fp))
+        if not (fp and os.path.isdir(fp)):
+            continue
+        sys.path.insert(0, os.path.abspath(fp))
+        try:
+            import faiss  # noqa: F401
             break
+        except Exception as e:  # ImportError, or the loader's own errors
+            print("[graph_faiss] %s does not import here (%s); trying the next" % (fp, e),
+                  file=sys.stderr, flush=True)
+            sys.path.remove(os.path.abspath(fp))
+            for m in [m for m in sys.modules if m == "faiss" or m.startswith("faiss.")]:
+                del sys.modules[m]
 import numpy as np  # noqa: E402
 import faiss  # noqa: E402
 
