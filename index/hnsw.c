@@ -202,16 +202,21 @@ static int cand_room(vis *v, size_t need) {
 
 /* =============================================================== build */
 
-/* M = 16 (M0 = 32) and efConstruction = 64.  Measured (bench/graph_run.sh,
- * image-784, 100k x 784, 2 loaded cores): build 26-42 s against FAISS
- * 1.12's HNSW32 (efConstruction 40) 74 s on the same cores, 934 bytes per
- * vector with the codes; the calibrated walks reach recall 0.99 at
- * efSearch 16-32 from 1 % to 100 %.  M0 = 32 keeps the two-hop
- * neighbourhood at ~1,000 nodes, enough to find allowed nodes at 1 %
- * (ACORN uses a denser level 0 for the same reason).  Other values were
- * not swept in this round; the calibration measures whatever is built. */
+/* M = 24 (M0 = 48) and efConstruction = 64.  Measured first with M 16
+ * (bench/graph_run.sh, image-784, 100k x 784, 2 loaded cores): build
+ * 26-42 s against FAISS 1.12's HNSW32 (efConstruction 40) 74 s on the same
+ * cores, 934 bytes per vector with the codes; the calibrated walks reach
+ * recall 0.99 at efSearch 16-32 from 1 % to 100 %.  Then M 16/24/32 on
+ * text-384 60k (cosine, low contrast: the 10th neighbour only 6 % farther
+ * than the 1st), one thread, AMD EPYC AVX2, planner's choice at target
+ * 0.95: 100 % 6,200-6,700 / 8,292 / 7,513 QPS (efSearch 96 / 64 / 64),
+ * 50 % ~6,000 / 6,988 / 4,669; build 4.2-4.5 s for each, 534 / 597 / 661
+ * bytes per vector; image-784 the same at M 16 and 24 (efSearch 16, recall
+ * 0.985 -> 0.990 at 100 %).  M0 = 2M keeps the two-hop neighbourhood
+ * large enough to find allowed nodes at 1 % (ACORN uses a denser level 0
+ * for the same reason); the calibration measures whatever is built. */
 #ifndef WD_HNSW_M
-#define WD_HNSW_M 16
+#define WD_HNSW_M 24
 #endif
 #ifndef WD_HNSW_EFC
 #define WD_HNSW_EFC 64
@@ -1244,7 +1249,12 @@ done:
 /* ========================================================= calibration */
 
 /* The efSearch sweep.  Both ends measured: recall rarely moves past 512
- * and below 10 the re-rank window is smaller than k. */
+ * and below 10 the re-rank window is smaller than k.  Starting at 10 and
+ * 12 (image-784 reaches 0.97-0.99 there) was tried and dropped: walks
+ * planned at efSearch 10-11 from the uncorrelated calibration lost recall
+ * on correlated filters (bench/graph_gen.py neardup-256 10 % correlated
+ * 0.952 -> 0.941, heavytail-128 0.993 -> 0.954): with ef = k a walk has no
+ * slack for the filter's boundary. */
 static const size_t EFS[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512};
 #define NEFS (sizeof EFS / sizeof EFS[0])
 
