@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "index/calq.h"
 #include "index/imgmap.h"
 #include "index/ivf.h"
 #include "index/kernels.h"
@@ -202,21 +203,23 @@ static int cand_room(vis *v, size_t need) {
 
 /* =============================================================== build */
 
-/* M = 24 (M0 = 48) and efConstruction = 64.  Measured first with M 16
- * (bench/graph_run.sh, image-784, 100k x 784, 2 loaded cores): build
- * 26-42 s against FAISS 1.12's HNSW32 (efConstruction 40) 74 s on the same
- * cores, 934 bytes per vector with the codes; the calibrated walks reach
- * recall 0.99 at efSearch 16-32 from 1 % to 100 %.  Then M 16/24/32 on
- * text-384 60k (cosine, low contrast: the 10th neighbour only 6 % farther
- * than the 1st), one thread, AMD EPYC AVX2, planner's choice at target
- * 0.95: 100 % 6,200-6,700 / 8,292 / 7,513 QPS (efSearch 96 / 64 / 64),
- * 50 % ~6,000 / 6,988 / 4,669; build 4.2-4.5 s for each, 534 / 597 / 661
- * bytes per vector; image-784 the same at M 16 and 24 (efSearch 16, recall
- * 0.985 -> 0.990 at 100 %).  M0 = 2M keeps the two-hop neighbourhood
- * large enough to find allowed nodes at 1 % (ACORN uses a denser level 0
- * for the same reason); the calibration measures whatever is built. */
+/* M = 16 (M0 = 32) and efConstruction = 64.  Measured (bench/graph_run.sh,
+ * image-784, 100k x 784, 2 loaded cores): build 26-42 s against FAISS
+ * 1.12's HNSW32 (efConstruction 40) 74 s on the same cores, 934 bytes per
+ * vector with the codes; the calibrated walks reach recall 0.99 at
+ * efSearch 16-32 from 1 % to 100 %.  M0 = 32 keeps the two-hop
+ * neighbourhood at ~1,000 nodes, enough to find allowed nodes at 1 %
+ * (ACORN uses a denser level 0 for the same reason).
+ * M 24 and 32 were measured on text-384 60k (cosine, low contrast: the
+ * 10th neighbour only 6 % farther than the 1st), one thread, AMD EPYC
+ * AVX2, planner's choice at target 0.95: 100 % 6,200-6,700 (M 16) /
+ * 8,292 (24) / 7,513 (32) QPS, 50 % ~6,000 / 6,988 / 4,669, build 4.2-4.5
+ * s each, 534 / 597 / 661 bytes per vector; image-784 the same at 16 and
+ * 24.  M 24 was not kept: tests/test_ann.c's half-space (anti-correlated)
+ * filter through the graph fell to recall 0.937 and its 100 % forced-ANN
+ * check to 0.950-, both >= 0.95 at M 16. */
 #ifndef WD_HNSW_M
-#define WD_HNSW_M 24
+#define WD_HNSW_M 16
 #endif
 #ifndef WD_HNSW_EFC
 #define WD_HNSW_EFC 64
@@ -1258,17 +1261,6 @@ done:
 static const size_t EFS[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512};
 #define NEFS (sizeof EFS / sizeof EFS[0])
 
-static int get_vec(const wd_vecsrc *src, uint32_t slot, float *out) {
-  const float *base = NULL;
-  int g = src->get_block(src->ctx, slot / WD_BLOCK, &base);
-  if (g < 0) return g;
-  if (g != 0 || !base) return 1;
-  const float *x = base + WD_BLOCK + (size_t)(slot % WD_BLOCK) * src->dim;
-  float inv = src->metric == WD_METRIC_COSINE ? base[slot % WD_BLOCK] : 1.0f;
-  for (size_t j = 0; j < src->dim; j++) out[j] = x[j] * inv;
-  return 0;
-}
-
 int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *live,
                       const double *sels, size_t nsel, size_t nq, wd_hnsw_cal *out, size_t cap,
                       uint64_t seed) {
@@ -1276,84 +1268,21 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
   uint64_t nlive = roaring_bitmap_get_cardinality(live);
   if (nlive < 50 || nq == 0) return 0;
   int rc = 0;
-  float *qv = wd_malloc(nq * dim * sizeof *qv), *tmp = wd_malloc(dim * sizeof *tmp);
+  float *qv = wd_malloc(nq * dim * sizeof *qv);
   wd_topk *tr = wd_calloc(nq, sizeof *tr);
   wd_hit_i *truth = wd_malloc(nq * K * sizeof *truth), res[10];
   size_t *nt = wd_calloc(nq, sizeof *nt), nleft = 0;
   uint32_t *left = wd_malloc(nq * sizeof *left);
   roaring_bitmap_t *al = NULL;
-  if (!qv || !tmp || !tr || !truth || !nt || !left) goto oom;
-  /* Queries of three kinds (every third of each), meant to be as hard
-   * as held-out queries from the data's own distribution -- no easier (the
-   * planner would under-spend) and no harder (it would over-spend):
-   *   0: an indexed vector moved 15 % of the way to another one;
-   *   1: an indexed vector plus Gaussian noise of 0.3 x the data's spread
-   *      per dimension, the vector itself disallowed (a left-out point,
-   *      jittered so that its own node, still in the graph, is not the
-   *      nearest one: its edges would lead the walk straight to the
-   *      answer);
-   *   2: an indexed vector plus noise of 0.5 x the spread (off the data's
-   *      manifold, the vector itself allowed).
-   * Measured with FAISS HNSW16 (efC 64) as the proxy walk, recall@10 at
-   * efSearch 16/32/64/128 on bench/graph_gen.py text-384 (60k, cosine):
-   * the generator's held-out queries 0.820/0.917/0.954/0.980, kind 0
-   * 0.802/0.914/0.967/0.979, kind 1 0.829/0.927/0.971/0.986, kind 2
-   * 0.752/0.877/0.938/0.973; image-784 held-out 0.980/0.999 at 16/32,
-   * every kind 0.98-0.99/0.995-0.998.  The mix these replaced (kind 1
-   * moved 30 % of the way, kind 2 noise of 1.0 x the spread: 0.788 and
-   * 0.816 at efSearch 32 on text-384) was much harder than the held-out
-   * queries, and text-384 was planned at efSearch 384 where 32 gave 0.97
-   * on its held-out queries. */
-  double *mean = wd_calloc(dim, sizeof *mean), *sd = wd_calloc(dim, sizeof *sd);
-  if (!mean || !sd) {
-    wd_free(mean);
-    wd_free(sd);
-    goto oom;
+  if (!qv || !tr || !truth || !nt || !left) goto oom;
+  /* the sample queries (index/calq.c), the left-out ones' own vectors
+   * removed from every allowed set below */
+  rc = wd_calib_queries(src, live, nq, seed, qv, left, &nleft);
+  if (rc == -1) goto oom;
+  if (rc) {
+    rc = rc < 0 ? rc : 0;
+    goto out;
   }
-  for (size_t i = 0; i < nq; i++) {
-    uint32_t a = 0, b = 0;
-    roaring_bitmap_select(live, (uint32_t)(splitmix(seed + 2 * i) % nlive), &a);
-    roaring_bitmap_select(live, (uint32_t)(splitmix(seed + 2 * i + 1) % nlive), &b);
-    float *y = qv + i * dim;
-    int r1 = get_vec(src, a, y), r2 = get_vec(src, b, tmp);
-    if (r1 < 0 || r2 < 0 || r1 || r2) {
-      wd_free(mean);
-      wd_free(sd);
-      rc = r1 < 0 ? r1 : r2 < 0 ? r2 : 0;
-      goto out;
-    }
-    for (size_t j = 0; j < dim; j++) {
-      mean[j] += y[j];
-      sd[j] += (double)y[j] * y[j];
-    }
-    if (i % 3 == 0)
-      for (size_t j = 0; j < dim; j++) y[j] = 0.85f * y[j] + 0.15f * tmp[j];
-    else if (i % 3 == 1)
-      left[nleft++] = a;
-  }
-  for (size_t j = 0; j < dim; j++) {
-    mean[j] /= (double)nq;
-    double v = sd[j] / (double)nq - mean[j] * mean[j];
-    sd[j] = v > 0 ? sqrt(v) : 0;
-  }
-  uint64_t ns = seed ^ 0xABCDEFull;
-  for (size_t i = 0; i < nq; i++) {
-    float *y = qv + i * dim;
-    if (i % 3 != 0) {
-      double amp = i % 3 == 1 ? 0.3 : 0.5;
-      for (size_t j = 0; j < dim; j++) {
-        double u1 = ((double)(splitmix(ns++) >> 11) + 1) / 9007199254740993.0;
-        double u2 = (double)(splitmix(ns++) >> 11) / 9007199254740992.0;
-        y[j] += (float)(amp * sd[j] * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-      }
-    }
-    double n2 = 0;
-    for (size_t j = 0; j < dim; j++) n2 += (double)y[j] * y[j];
-    if (src->metric == WD_METRIC_COSINE && n2 > 0)
-      for (size_t j = 0; j < dim; j++) y[j] = (float)(y[j] / sqrt(n2));
-  }
-  wd_free(mean);
-  wd_free(sd);
   for (size_t si = 0; si < nsel; si++) {
     double sel = sels[si];
     if (al) roaring_bitmap_free(al);
@@ -1434,7 +1363,6 @@ out:
     for (size_t i = 0; i < nq; i++) wd_topk_free(&tr[i]);
   wd_free(tr);
   wd_free(qv);
-  wd_free(tmp);
   wd_free(truth);
   wd_free(nt);
   wd_free(left);
