@@ -197,6 +197,17 @@ typedef struct wd_hnsw_stats {
   int starved;       /* stopped by starve_below */
 } wd_hnsw_stats;
 
+/* The allowed share of the neighbourhood a walk for q would start in:
+ * the greedy descent of the upper levels (on codes, as wd_hnsw_search),
+ * then the level-0 neighbours of the node it reaches and their
+ * neighbours (up to M0 + M0^2 slots, visited or not), tested against the
+ * dense bitset bits (nbits bits, as wd_ivf_bits).  What the planner uses
+ * to see a filter correlated with the query before choosing a strategy.
+ * Returns the share in [0, 1] (*ndist: code distances spent), or -1 on
+ * allocation failure. */
+double wd_hnsw_local_density(wd_hnsw *g, const float *q, const uint64_t *bits, uint64_t nbits,
+                             uint64_t *ndist);
+
 /* Push the nearest allowed nodes' slots of query q (dim floats, unit for
  * cosine) into heap (caller-initialised with k), distances per scan.h.
  * exact gives the float vectors for re-ranking (NULL: code distances are

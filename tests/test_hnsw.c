@@ -478,6 +478,65 @@ static void test_scan_codes(void **st) {
   }
 }
 
+/* wd_hnsw_local_density sees a filter's overlap with the query's region:
+ * with the 2 % of the collection nearest to a query allowed (correlated)
+ * the share where its walk starts is far above 2 %, with the 2 % farthest
+ * (anti-correlated) it is near 0, and with a random 2 % it stays near 2 %.
+ * The oracle is the brute-force ranking written here. */
+static int cmp_dbl_idx(const void *a, const void *b) {
+  const double *x = a, *y = b;
+  return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+static void test_local_density(void **st) {
+  (void)st;
+  size_t n = quick() ? 3000 : 8000, d = 32, nq = 20;
+  float *x = malloc(n * d * sizeof *x), *q = malloc(d * sizeof *q);
+  gen(F_CLUSTER, x, n, d, 21);
+  built b;
+  g_threads = 1;
+  build(&b, x, n, d, WD_METRIC_L2, n);
+  g_threads = 2;
+  double *rank = malloc(2 * n * sizeof *rank);
+  uint64_t nw = (n + 63) / 64, *bits = calloc(nw, sizeof *bits);
+  size_t share = n / 50; /* 2 % */
+  double sum[3] = {0, 0, 0};
+  rs = 4242;
+  for (size_t t = 0; t < nq; t++) {
+    fresh_query(x, n, d, WD_METRIC_L2, q);
+    for (size_t i = 0; i < n; i++) {
+      rank[2 * i] = score(WD_METRIC_L2, q, x + i * d, d);
+      rank[2 * i + 1] = (double)i;
+    }
+    qsort(rank, n, 2 * sizeof *rank, cmp_dbl_idx);
+    for (int kind = 0; kind < 3; kind++) {
+      memset(bits, 0, nw * sizeof *bits);
+      for (size_t r = 0; r < share; r++) {
+        size_t i = kind == 0   ? (size_t)rank[2 * r + 1]             /* nearest */
+                   : kind == 1 ? (size_t)rank[2 * (n - 1 - r) + 1] /* farthest */
+                               : (size_t)(rnd() % n);              /* random */
+        bits[i >> 6] |= 1ull << (i & 63);
+      }
+      uint64_t nd = 0;
+      double ld = wd_hnsw_local_density(&b.g, q, bits, n, &nd);
+      assert_true(ld >= 0 && ld <= 1);
+      assert_true(nd > 0);
+      sum[kind] += ld;
+    }
+  }
+  double corr = sum[0] / nq, anti = sum[1] / nq, unc = sum[2] / nq;
+  fprintf(stderr, "  local density at 2 %%: correlated %.3f anti %.3f random %.3f\n", corr, anti,
+          unc);
+  assert_true(corr > 0.2);   /* 10x the global share */
+  assert_true(anti < 0.005); /* a quarter of it */
+  assert_true(unc > 0.005 && unc < 0.06);
+  free(bits);
+  free(rank);
+  free(q);
+  unbuild(&b);
+  free(x);
+}
+
 /* A damaged image is refused: any flipped byte (checksums), truncation,
  * another dimension or metric; a corrupt neighbour id with valid
  * checksums (structure check). */
@@ -539,6 +598,7 @@ int main(void) {
       cmocka_unit_test(test_neardup),    cmocka_unit_test(test_heavy),
       cmocka_unit_test(test_uniform),    cmocka_unit_test(test_no_leaks),
       cmocka_unit_test(test_incremental), cmocka_unit_test(test_damaged),
+      cmocka_unit_test(test_local_density),
       cmocka_unit_test(test_scan_codes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
