@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "jskim.h"
 #include "npy.h"
 
 #define NPY_BATCH_DOCS 2048
@@ -296,6 +297,22 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
     while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
     if (s == len) continue;
+    /* the usual line is checked without building its tree (jskim.h);
+     * what the skim is unsure of goes to jansson, as before */
+    jskim_doc sk;
+    if (jskim_doc_line(line + s, len - s, &sk)) {
+      ndocs++;
+      if (sk.emb_chunk) {
+        cli_err(NULL,
+                "%s:%llu: chunks[%llu].embedding: not allowed with --vectors (the "
+                "embeddings are the rows of %s)",
+                meta, (unsigned long long)ln, (unsigned long long)(sk.emb_chunk - 1), vectors);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+      if (sk.chunks_array) nchunks += sk.nchunks;
+      continue;
+    }
     json_error_t je;
     json_t *j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
