@@ -133,12 +133,12 @@ static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, c
       warden_meta *e = &mv[k++];
       memset(e, 0, sizeof *e);
       e->key = key;
-      char f[200];
-      snprintf(f, sizeof f, "metadata.%.128s", key);
+      char f[200]; /* the field's name, formatted on error only */
+#define F (snprintf(f, sizeof f, "metadata.%.128s", key), f)
       if (json_is_string(v)) {
         e->type = WARDEN_META_STRING;
         e->str = str_of(v, &nul);
-        if (nul) BAD(f, "string values must be at most 256 bytes, without NUL");
+        if (nul) BAD(F, "string values must be at most 256 bytes, without NUL");
       } else if (json_is_integer(v)) {
         e->type = WARDEN_META_INT;
         e->i = json_integer_value(v);
@@ -155,12 +155,13 @@ static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, c
         for (size_t x = 0; x < e->nlist; x++) {
           json_t *s = json_array_get(v, x);
           l[x] = json_is_string(s) ? str_of(s, &nul) : NULL; /* NULL: "lists may only hold strings" */
-          if (json_is_string(s) && nul) BAD(f, "list strings must be at most 256 bytes, without NUL");
+          if (json_is_string(s) && nul) BAD(F, "list strings must be at most 256 bytes, without NUL");
         }
         e->list = l;
       } else {
-        BAD(f, "expected a string, number, boolean or list of strings");
+        BAD(F, "expected a string, number, boolean or list of strings");
       }
+#undef F
     }
     d->metadata = mv;
     d->nmetadata = n;
@@ -202,16 +203,16 @@ static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, c
   const char **t = arena_get(ar, n * sizeof *t);
   for (size_t c = 0; c < n; c++) {
     json_t *o = json_array_get(ch, c);
-    char f[64];
-    snprintf(f, sizeof f, "chunks[%zu]", c);
-    if (!json_is_object(o)) BAD(f, "expected an object {text, embedding}");
+    char f[64]; /* the field's name, formatted on error only */
+#define F(W) (snprintf(f, sizeof f, W ? "chunks[%zu].text" : "chunks[%zu]", c), f)
+    if (!json_is_object(o)) BAD(F(0), "expected an object {text, embedding}");
     json_object_foreach(o, key, v) if (strcmp(key, "text"))
-      BAD(f, "unknown field \"%s\" (expected text)", key);
+      BAD(F(0), "unknown field \"%s\" (expected text)", key);
     json_t *tx = json_object_get(o, "text");
-    snprintf(f, sizeof f, "chunks[%zu].text", c);
-    if (tx && !json_is_string(tx)) BAD(f, "expected a string");
+    if (tx && !json_is_string(tx)) BAD(F(1), "expected a string");
     t[c] = tx ? str_of(tx, &nul) : NULL;
-    if (tx && nul) BAD(f, "contains a NUL character (not supported with --vectors)");
+    if (tx && nul) BAD(F(1), "contains a NUL character (not supported with --vectors)");
+#undef F
   }
   d->texts = t;
   d->nchunks = n;
