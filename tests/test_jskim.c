@@ -36,7 +36,85 @@ static void jansson_facts(json_t *j, jskim_doc *d) {
     }
 }
 
-static int accepted, refused;
+static int accepted, refused, parsed;
+
+/* jskim_doc_parse's memory: one pool per check, freed at its end */
+static char *pool[4096];
+static size_t npool;
+static void *palloc(void *ctx, size_t n) {
+  (void)ctx;
+  assert_true(npool < sizeof pool / sizeof *pool);
+  return pool[npool++] = malloc(n ? n : 1);
+}
+
+static void same_str(const char *a, const json_t *v) {
+  if (!a) {
+    assert_null(v);
+    return;
+  }
+  assert_true(json_is_string(v));
+  assert_int_equal(strlen(a), json_string_length(v));
+  assert_memory_equal(a, json_string_value(v), strlen(a));
+}
+
+static void same_strs(const char *const *l, size_t n, const json_t *a) {
+  assert_true(json_is_array(a));
+  assert_int_equal(n, json_array_size(a));
+  for (size_t i = 0; i < n; i++) same_str(l[i], json_array_get(a, i));
+}
+
+/* jskim_doc_parse's document is the one to_doc (tools/ingest_npy.c)
+ * makes of jansson's tree: the same strings, metadata in order with the
+ * same types and values, principals and texts. */
+static void same_doc(const warden_doc *d, json_t *j) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(j, key, v) {
+    assert_true(!strcmp(key, "doc_id") || !strcmp(key, "source") || !strcmp(key, "namespace") ||
+                !strcmp(key, "metadata") || !strcmp(key, "acl") || !strcmp(key, "chunks"));
+  }
+  same_str(d->doc_id, json_object_get(j, "doc_id"));
+  same_str(d->source, json_object_get(j, "source"));
+  same_str(d->namespace_, json_object_get(j, "namespace"));
+  json_t *m = json_object_get(j, "metadata");
+  assert_int_equal(d->nmetadata, m ? json_object_size(m) : 0);
+  size_t k = 0;
+  json_object_foreach(m, key, v) {
+    const warden_meta *e = &d->metadata[k++];
+    assert_string_equal(e->key, key);
+    if (json_is_string(v)) {
+      assert_int_equal(e->type, WARDEN_META_STRING);
+      same_str(e->str, v);
+    } else if (json_is_integer(v)) {
+      assert_int_equal(e->type, WARDEN_META_INT);
+      assert_true(e->i == json_integer_value(v));
+    } else if (json_is_real(v)) {
+      assert_int_equal(e->type, WARDEN_META_FLOAT);
+      assert_memory_equal(&e->f, &(double){json_real_value(v)}, sizeof(double));
+    } else if (json_is_boolean(v)) {
+      assert_int_equal(e->type, WARDEN_META_BOOL);
+      assert_true(e->i == json_is_true(v));
+    } else {
+      assert_int_equal(e->type, WARDEN_META_STRING_LIST);
+      same_strs(e->list, e->nlist, v);
+    }
+  }
+  json_t *acl = json_object_get(j, "acl");
+  assert_int_equal(d->has_acl, acl != NULL);
+  if (acl) {
+    same_strs(d->allow, d->nallow, json_object_get(acl, "allow"));
+    json_t *dn = json_object_get(acl, "deny");
+    if (dn) same_strs(d->deny, d->ndeny, dn);
+    else assert_int_equal(d->ndeny, 0);
+  }
+  json_t *ch = json_object_get(j, "chunks");
+  assert_int_equal(d->nchunks, json_array_size(ch));
+  for (size_t c = 0; c < d->nchunks; c++) {
+    json_t *o = json_array_get(ch, c);
+    assert_int_equal(json_object_size(o), 1);
+    same_str(d->texts[c], json_object_get(o, "text"));
+  }
+}
 
 /* The property; returns the skim's answer. */
 static int check(const char *s, size_t n) {
@@ -52,6 +130,14 @@ static int check(const char *s, size_t n) {
     assert_int_equal(d.nchunks, e.nchunks);
     assert_int_equal(d.emb_chunk, e.emb_chunk);
     accepted++;
+    warden_doc wd;
+    npool = 0;
+    if (jskim_doc_parse(s, n, 1, palloc, NULL, &wd)) {
+      same_doc(&wd, j);
+      parsed++;
+    }
+    for (size_t i = 0; i < npool; i++) free(pool[i]);
+    npool = 0;
   } else {
     refused++;
   }
@@ -75,6 +161,11 @@ static const char *const good[] = {
     "{\"embedding\":null}]}",
     "{\"x\":{\"chunks\":[{\"embedding\":[1]}]},\"chunks\":[{\"text\":\"a\"}]}",
     " \t{\"chunks\":[{\"text\":\"a\"}]} \r\n",
+    "{ \"doc_id\" : \"q\\u00e9\\u20ac\\u0041\\n\" , \"namespace\" : \"/a/b\" , \"acl\" : { \"deny\" : "
+    "[ \"user:x\" ] , \"allow\" : [ ] } , \"metadata\" : { \"i\" : -42 , \"r\" : -0.0 , \"s\" : \"\" , "
+    "\"l\" : [ ] , \"t\" : true , \"f\" : false , \"big\" : 123456789012345678 , \"x\" : "
+    "3.141592653589793238 } , \"chunks\" : [ { \"text\" : \"\\\"\\\\\\/\\b\\f\\r\\t\" } , { \"text\" : "
+    "\"\" } ] , \"source\" : \"s3://x\" }",
 };
 
 static const char *const unsure[] = {
@@ -96,6 +187,33 @@ static void test_edges(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof good / sizeof *good; i++)
     if (!check(good[i], strlen(good[i]))) fail_msg("skim unsure of a plain line: %s", good[i]);
+  /* the fast reader takes gen.py's line and the one with every shape */
+  parsed = 0;
+  check(good[0], strlen(good[0]));
+  check(good[9], strlen(good[9]));
+  assert_int_equal(parsed, 2);
+  /* and leaves what to_doc words itself to it */
+  static const char *const tojansson[] = {
+      "{\"doc_id\":\"a\",\"chunks\":[{\"text\":\"t\",\"embedding\":[1]}]}",
+      "{\"doc_id\":\"a\",\"chunks\":[]}", "{\"doc_id\":\"a\"}",
+      "{\"doc_id\":1,\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"x\":1,\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"metadata\":{\"a\":null},\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"metadata\":{\"a\":{}},\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"metadata\":{\"a\":[1]},\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"acl\":{\"deny\":[]},\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"acl\":{\"allow\":[1]},\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"acl\":{\"allow\":[],\"other\":[]},\"chunks\":[{\"text\":\"t\"}]}",
+      "{\"chunks\":[{}]}", "{\"chunks\":[{\"text\":1}]}", "{\"chunks\":[\"t\"]}",
+  };
+  for (size_t i = 0; i < sizeof tojansson / sizeof *tojansson; i++) {
+    warden_doc wd;
+    npool = 0;
+    if (jskim_doc_parse(tojansson[i], strlen(tojansson[i]), 0, palloc, NULL, &wd))
+      fail_msg("fast reader took %s", tojansson[i]);
+    for (size_t k = 0; k < npool; k++) free(pool[k]);
+    npool = 0;
+  }
   for (size_t i = 0; i < sizeof unsure / sizeof *unsure; i++)
     if (check(unsure[i], strlen(unsure[i]))) fail_msg("skim accepted %s", unsure[i]);
   /* a raw NUL byte inside a string */
@@ -135,6 +253,7 @@ static void test_mutations(void **state) {
   }
   /* both answers occur: the mutations reach the fast path and its refusals */
   assert_true(accepted > n_muts / 50);
+  assert_true(parsed > n_muts / 100);
   assert_true(refused > n_muts / 50);
 }
 

@@ -20,4 +20,19 @@ typedef struct jskim_doc {
  * accepts, and *d describes it as json_object_get would; 0: not sure (it
  * may be valid or not): parse it with jansson. */
 int jskim_doc_line(const char *s, size_t n, jskim_doc *d);
+
+#include "warden.h"
+
+/* A line jskim_doc_line accepts, turned into *d exactly as
+ * tools/ingest_npy.c's to_doc turns jansson's tree of it: strings decoded
+ * (NUL-terminated, in memory from alloc(ctx, n), which must not fail or
+ * must make the caller stop), metadata in line order, integers as
+ * strtoll, reals as strtod read them (as jansson does).  Returns 1, or 0
+ * for anything to_doc would refuse or treat specially (unknown or
+ * missing fields, null or nested metadata values, non-string list or
+ * principal entries, a chunk without a text, no chunks): parse those with
+ * jansson and to_doc, which say why.  checked: the caller has just had
+ * jskim_doc_line accept this very text (it is not checked again). */
+int jskim_doc_parse(const char *s, size_t n, int checked, void *(*alloc)(void *ctx, size_t n),
+                    void *ctx, warden_doc *d);
 #endif
