@@ -339,6 +339,9 @@ static int flush_bitmaps(wd_txn *tx) {
   warden *db = tx->db;
   int rc = wd_lex_flush(tx); /* first: it may still dirty nothing else */
   if (rc) return rc;
+  /* written: a spill that kept them would write every term of the
+   * transaction again at each later spill (engine/lexical.h) */
+  wd_lex_txn_drop(tx);
   char *buf = NULL;
   size_t bufcap = 0;
   WD_HMAP_FOREACH(&tx->bms, e) {
