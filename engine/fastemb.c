@@ -15,6 +15,34 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* s[0..8) are all ASCII digits (SWAR: each byte's high nibble is 3 and
+ * adding 6 to it does not carry out of the low nibble). */
+static int eight_digits(const char *s) {
+  uint64_t v;
+  memcpy(&v, s, 8);
+  return ((v & 0xF0F0F0F0F0F0F0F0ull) == 0x3030303030303030ull) &&
+         (((v + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) == 0x3030303030303030ull);
+}
+
+/* The value of the eight digits s[0..8), most significant first. */
+static uint32_t eight_value(const char *s) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* pairs, then quads, then the eight, by multiplication (s[0] is the
+   * lowest byte) */
+  uint64_t v;
+  memcpy(&v, s, 8);
+  v -= 0x3030303030303030ull;
+  v = (v * 10) + (v >> 8);
+  v = (((v & 0x000000FF000000FFull) * (100 + (1000000ull << 32))) +
+       (((v >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32)))) >> 32;
+  return (uint32_t)v;
+#else
+  uint32_t v = 0;
+  for (int k = 0; k < 8; k++) v = v * 10 + (uint32_t)(s[k] - '0');
+  return v;
+#endif
+}
+
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 /* Parse one JSON number at s[i..n) into *out; *end after it.  Returns 0,
@@ -34,6 +62,12 @@ static int number(const char *s, size_t n, size_t i, float *out, size_t *end) {
     i++;
     intdigits = 1;
   } else if (s[i] >= '1' && s[i] <= '9') {
+    while (sig <= 11 && n - i >= 8 && eight_digits(s + i)) {
+      m = m * 100000000u + eight_value(s + i);
+      sig += 8;
+      intdigits += 8;
+      i += 8;
+    }
     while (i < n && s[i] >= '0' && s[i] <= '9') {
       if (sig < 19) {
         m = m * 10 + (uint64_t)(s[i] - '0');
@@ -52,6 +86,15 @@ static int number(const char *s, size_t n, size_t i, float *out, size_t *end) {
     i++;
     if (i >= n || s[i] < '0' || s[i] > '9') return -1;
     while (i < n && s[i] >= '0' && s[i] <= '9') {
+      /* eight significant digits at once: the same m, sig and e10 as
+       * eight turns of the loop below */
+      if (m != 0 && sig <= 11 && n - i >= 8 && eight_digits(s + i)) {
+        m = m * 100000000u + eight_value(s + i);
+        sig += 8;
+        e10 -= 8;
+        i += 8;
+        continue;
+      }
       if (m == 0 && s[i] == '0') {
         e10--; /* a leading zero: not a significant digit */
       } else if (sig < 19) {

@@ -86,15 +86,16 @@ static int check_principals(ingest *g, const char *file, uint64_t line,
   size_t i;
   const json_t *p;
   json_array_foreach(arr, i, p) {
-    char f[64], why[300];
-    snprintf(f, sizeof f, "%s[%zu]", field, i);
+    char f[64], why[300]; /* f: the field's name, formatted on error only */
     if (!json_is_string(p)) {
       json_decref(o);
+      snprintf(f, sizeof f, "%s[%zu]", field, i);
       return bad(g, file, line, f, "expected a string");
     }
     if (wd_principal_check(json_string_value(p), json_string_length(p),
                            allow_star, why, sizeof why)) {
       json_decref(o);
+      snprintf(f, sizeof f, "%s[%zu]", field, i);
       return bad(g, file, line, f, "%s", why);
     }
     int dup = 0;
@@ -161,7 +162,12 @@ static int doc_metadata(ingest *g, json_t *meta, const char *file, uint64_t line
   json_object_foreach(meta, key, v) {
     char f[WD_MAX_KEYLEN + 80];
     size_t kl = strlen(key);
-    snprintf(f, sizeof f, "metadata.%.*s", (int)(kl > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : kl), key);
+    /* the field's name, formatted on error only */
+#undef bad
+#define bad(g, file, line, f, ...)                                                         \
+  (snprintf(f, sizeof f, "metadata.%.*s", (int)(kl > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : kl), \
+            key),                                                                          \
+   wd_ingest_bad(g, file, line, f, __VA_ARGS__))
     if (kl == 0 || kl > WD_MAX_KEYLEN)
       return bad(g, file, line, f, "keys must be 1..%d bytes", WD_MAX_KEYLEN);
     if (json_is_string(v)) {
@@ -180,6 +186,8 @@ static int doc_metadata(ingest *g, json_t *meta, const char *file, uint64_t line
     } else if (!json_is_integer(v) && !json_is_real(v) && !json_is_boolean(v)) {
       return bad(g, file, line, f, "expected a string, number, boolean or list of strings");
     }
+#undef bad
+#define bad(...) wd_ingest_bad(__VA_ARGS__)
   }
   return 0;
 }
@@ -226,8 +234,10 @@ static int chunk_embedding(ingest *g, const char *file, uint64_t line, size_t c,
                            const json_t *e, int typed, float *out) {
   warden *db = g->db;
   unsigned dim = db->cfg.dim;
-  char f[80];
-  snprintf(f, sizeof f, "chunks[%zu].embedding", c);
+  char f[80]; /* the field's name, formatted on error only */
+#undef bad
+#define bad(g, file, line, f, ...) \
+  (snprintf(f, sizeof f, "chunks[%zu].embedding", c), wd_ingest_bad(g, file, line, f, __VA_ARGS__))
   if (typed) {
     /* the typed path: the caller's row, checked below like a parsed one */
   } else if (!e) {
@@ -258,6 +268,8 @@ static int chunk_embedding(ingest *g, const char *file, uint64_t line, size_t c,
   char why[200]; /* finite, not underflowing or overflowing (vecnorm.c) */
   if (wd_vec_check(out, dim, db->cfg.metric, why, sizeof why))
     return bad(g, file, line, f, "%s", why);
+#undef bad
+#define bad(...) wd_ingest_bad(__VA_ARGS__)
   return 0;
 }
 
@@ -281,17 +293,22 @@ static int doc_chunks(ingest *g, const json_t *chunks, const char *file, uint64_
   if (!d->emb || !d->texts) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   for (size_t c = 0; c < nc; c++) {
     json_t *ch = json_array_get(chunks, c);
-    char f[80];
-    snprintf(f, sizeof f, "chunks[%zu]", c);
-    if (!json_is_object(ch)) return bad(g, file, line, f, "expected an object {text, embedding}");
+    char f[80]; /* the field's name, formatted on error only */
+    if (!json_is_object(ch)) {
+      snprintf(f, sizeof f, "chunks[%zu]", c);
+      return bad(g, file, line, f, "expected an object {text, embedding}");
+    }
     const char *key;
     json_t *v;
-    json_object_foreach(ch, key, v) if (strcmp(key, "text") && strcmp(key, "embedding"))
+    json_object_foreach(ch, key, v) if (strcmp(key, "text") && strcmp(key, "embedding")) {
+      snprintf(f, sizeof f, "chunks[%zu]", c);
       return bad(g, file, line, f, "unknown field \"%s\" (expected text, embedding)", key);
+    }
     json_t *t = json_object_get(ch, "text");
-    snprintf(f, sizeof f, "chunks[%zu].text", c);
-    if (!json_is_string(t))
+    if (!json_is_string(t)) {
+      snprintf(f, sizeof f, "chunks[%zu].text", c);
       return bad(g, file, line, f, t ? "expected a string" : "required field is missing");
+    }
     json_array_append(d->texts, t);
     int rc = chunk_embedding(g, file, line, c, t, json_object_get(ch, "embedding"), rows != NULL,
                              d->emb + c * dim);

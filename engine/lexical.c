@@ -337,12 +337,14 @@ static void tcount_free(tcount *c) {
   memset(c, 0, sizeof *c);
 }
 
-void wd_lex_txn_free(wd_txn *tx) {
-  wd_lexw *x = tx->lex;
-  if (!x) return;
+/* The dirty entries (terms, their arena, chunk lengths); the lexer and
+ * the scratch stay. */
+static void lexw_drop(wd_lexw *x) {
   for (size_t i = 0; i < x->tcap; i++)
     if (x->tab[i]) lterm_release(x->tab[i]);
   wd_free(x->tab);
+  x->tab = NULL;
+  x->tcap = x->tn = 0;
   while (x->ar) {
     achunk *n = x->ar->next;
     wd_free(x->ar);
@@ -350,6 +352,16 @@ void wd_lex_txn_free(wd_txn *tx) {
   }
   WD_HMAP_FOREACH(&x->lens, e) wd_free(e->val);
   wd_hmap_free(&x->lens);
+}
+
+void wd_lex_txn_drop(wd_txn *tx) {
+  if (tx->lex) lexw_drop(tx->lex);
+}
+
+void wd_lex_txn_free(wd_txn *tx) {
+  wd_lexw *x = tx->lex;
+  if (!x) return;
+  lexw_drop(x);
   tcount_free(&x->tc);
   if (x->lx_ok) wd_lexer_free(&x->lx);
   wd_free(x);

@@ -31,7 +31,8 @@
  *   "D"+u32be w           u32 dl[4096]: token count of every slot of w
  *                         (0 for free slots)
  * A write transaction keeps every touched entry decoded in memory and
- * writes each once at commit (store.c flush calls wd_lex_flush), exactly
+ * writes it at commit or at a spill of a long ingest (store.c
+ * flush_bitmaps calls wd_lex_flush, then drops what it wrote), exactly
  * like the bitmaps, so postings change in the same transaction as the
  * chunks they describe.  max_tf/min_dl are bounds: a removal lowers n and
  * recomputes max_tf but keeps min_dl (still a valid lower bound).
@@ -95,6 +96,9 @@ int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set);
  * drop them (always, after commit or abort). */
 int wd_lex_flush(wd_txn *tx);
 void wd_lex_txn_free(wd_txn *tx);
+/* store.c, after a spill's wd_lex_flush: forget the written entries (the
+ * next change reads them back from the transaction), keep the lexer. */
+void wd_lex_txn_drop(wd_txn *tx);
 
 /* warden check: rebuild the postings of every live chunk (live: slots in
  * "L") from its text and compare with what is stored; append problems to

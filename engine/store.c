@@ -19,6 +19,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "engine/jdump.h"
 #include "engine/lexical.h"
 #include "index/scan.h"
 
@@ -338,6 +339,9 @@ static int flush_bitmaps(wd_txn *tx) {
   warden *db = tx->db;
   int rc = wd_lex_flush(tx); /* first: it may still dirty nothing else */
   if (rc) return rc;
+  /* written: a spill that kept them would write every term of the
+   * transaction again at each later spill (engine/lexical.h) */
+  wd_lex_txn_drop(tx);
   char *buf = NULL;
   size_t bufcap = 0;
   WD_HMAP_FOREACH(&tx->bms, e) {
@@ -885,12 +889,15 @@ int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
 }
 
 int store_doc_put(wd_txn *tx, const char *doc_id, size_t n, const json_t *rec) {
-  char kb[512];
-  char *s = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(17));
-  if (!s) return wd_err(tx->db, WARDEN_ENOMEM, "encode document: out of memory");
-  int rc = put_val(tx, tx->db->dbi_docs, kb, store_dockey(kb, doc_id, n), s, strlen(s),
+  char kb[512], sb[4096], *s;
+  size_t sl;
+  /* json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(17)), byte for
+   * byte, mostly without its allocations (engine/jdump.h) */
+  if (wd_jdump(rec, sb, sizeof sb, &s, &sl))
+    return wd_err(tx->db, WARDEN_ENOMEM, "encode document: out of memory");
+  int rc = put_val(tx, tx->db->dbi_docs, kb, store_dockey(kb, doc_id, n), s, sl,
                          "write document");
-  free(s);
+  if (s != sb) wd_free(s);
   return rc;
 }
 

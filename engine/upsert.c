@@ -61,46 +61,50 @@ static int doc_json(wd_ingest *g, const warden_doc *d, uint64_t i, json_t **out)
         FAIL(field, "key is NULL");
       }
       size_t kl = strlen(e->key);
-      snprintf(field, sizeof field, "metadata.%.*s", (int)(kl > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : kl),
-               e->key);
-      if (json_object_get(m, e->key)) FAIL(field, "duplicate key");
+      /* the field's name, formatted on error only */
+#define FIELD                                                                          \
+  (snprintf(field, sizeof field, "metadata.%.*s",                                      \
+            (int)(kl > WD_MAX_KEYLEN ? WD_MAX_KEYLEN : kl), e->key),                   \
+   field)
+      if (json_object_get(m, e->key)) FAIL(FIELD, "duplicate key");
       switch (e->type) {
         case WARDEN_META_STRING:
-          if (!e->str) FAIL(field, "expected a string (str is NULL)");
-          if (!(v = str_json(e->str, &why))) FAIL(field, "%s", why);
+          if (!e->str) FAIL(FIELD, "expected a string (str is NULL)");
+          if (!(v = str_json(e->str, &why))) FAIL(FIELD, "%s", why);
           break;
         case WARDEN_META_INT:
           v = json_integer((json_int_t)e->i);
           break;
         case WARDEN_META_FLOAT:
-          if (!isfinite(e->f)) FAIL(field, "expected a finite number");
+          if (!isfinite(e->f)) FAIL(FIELD, "expected a finite number");
           v = json_real(e->f);
           break;
         case WARDEN_META_BOOL:
-          if (e->i != 0 && e->i != 1) FAIL(field, "a bool is 0 or 1, got %lld", (long long)e->i);
+          if (e->i != 0 && e->i != 1) FAIL(FIELD, "a bool is 0 or 1, got %lld", (long long)e->i);
           v = json_boolean(e->i);
           break;
         case WARDEN_META_STRING_LIST:
-          if (e->nlist && !e->list) FAIL(field, "list is NULL with nlist = %zu", e->nlist);
+          if (e->nlist && !e->list) FAIL(FIELD, "list is NULL with nlist = %zu", e->nlist);
           v = json_array();
           for (size_t x = 0; v && x < e->nlist; x++) {
             json_t *s = e->list[x] ? json_string(e->list[x]) : json_null();
             if (!s) {
               json_decref(v);
-              FAIL(field, "list string %zu is not valid UTF-8", x);
+              FAIL(FIELD, "list string %zu is not valid UTF-8", x);
             }
             json_array_append_new(v, s);
           }
           break;
         default:
-          FAIL(field, "unknown type %d (expected a WARDEN_META_* value)", e->type);
+          FAIL(FIELD, "unknown type %d (expected a WARDEN_META_* value)", e->type);
       }
       if (!v) {
         rc = wd_err(g->db, WARDEN_ENOMEM, "out of memory");
         goto fail;
       }
       /* json_object_set_new refuses (and frees v for) a key not in UTF-8 */
-      if (json_object_set_new(m, e->key, v)) FAIL(field, "key is not valid UTF-8");
+      if (json_object_set_new(m, e->key, v)) FAIL(FIELD, "key is not valid UTF-8");
+#undef FIELD
     }
   }
   if (d->has_acl) {

@@ -768,7 +768,12 @@ static void test_number_parsing(void **state) {
       "1e-7", "-0.0", "123456789012345678", "1.00000000000000000000001", "3.4028234e17",
       "1E+2", "0.1e1", "-12.5e-3", "0.000000000000000000000000000000000000000001",
       "9007199254740993", "0.30000000000000004", "7", "-1", "2.5E-0", "1e17",
-      "1e-23", "123.456e-30"};
+      "1e-23", "123.456e-30",
+      /* eight digits at a time (fastemb.c eight_digits): at and across
+       * the 19 significant digits kept, after leading zeros */
+      "-0.0123456789", "0.12345678901234567890123", "12345678.87654321",
+      "1234567890123456.7", "0.000000001234567812345678", "-98765432.1e-3",
+      "99999999.99999999", "0.10000000", "10000000.00000001"};
   /* (no value near FLT_MAX: a stored vector's norm must stay below 3.16e18,
    * engine/vecnorm.c, or its scores would overflow float32) */
   const size_t nn = sizeof nums / sizeof *nums;

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "jskim.h"
 #include "npy.h"
 
 #define NPY_BATCH_DOCS 2048
@@ -53,6 +54,8 @@ static void *arena_get(arena *a, size_t n) {
   a->used += n;
   return p;
 }
+
+static void *arena_cb(void *a, size_t n) { return arena_get(a, n); }
 
 static void arena_reset(arena *a) {
   for (size_t i = 0; i < a->nold; i++) free(a->old[i]);
@@ -132,12 +135,12 @@ static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, c
       warden_meta *e = &mv[k++];
       memset(e, 0, sizeof *e);
       e->key = key;
-      char f[200];
-      snprintf(f, sizeof f, "metadata.%.128s", key);
+      char f[200]; /* the field's name, formatted on error only */
+#define F (snprintf(f, sizeof f, "metadata.%.128s", key), f)
       if (json_is_string(v)) {
         e->type = WARDEN_META_STRING;
         e->str = str_of(v, &nul);
-        if (nul) BAD(f, "string values must be at most 256 bytes, without NUL");
+        if (nul) BAD(F, "string values must be at most 256 bytes, without NUL");
       } else if (json_is_integer(v)) {
         e->type = WARDEN_META_INT;
         e->i = json_integer_value(v);
@@ -154,12 +157,13 @@ static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, c
         for (size_t x = 0; x < e->nlist; x++) {
           json_t *s = json_array_get(v, x);
           l[x] = json_is_string(s) ? str_of(s, &nul) : NULL; /* NULL: "lists may only hold strings" */
-          if (json_is_string(s) && nul) BAD(f, "list strings must be at most 256 bytes, without NUL");
+          if (json_is_string(s) && nul) BAD(F, "list strings must be at most 256 bytes, without NUL");
         }
         e->list = l;
       } else {
-        BAD(f, "expected a string, number, boolean or list of strings");
+        BAD(F, "expected a string, number, boolean or list of strings");
       }
+#undef F
     }
     d->metadata = mv;
     d->nmetadata = n;
@@ -201,16 +205,16 @@ static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, c
   const char **t = arena_get(ar, n * sizeof *t);
   for (size_t c = 0; c < n; c++) {
     json_t *o = json_array_get(ch, c);
-    char f[64];
-    snprintf(f, sizeof f, "chunks[%zu]", c);
-    if (!json_is_object(o)) BAD(f, "expected an object {text, embedding}");
+    char f[64]; /* the field's name, formatted on error only */
+#define F(W) (snprintf(f, sizeof f, W ? "chunks[%zu].text" : "chunks[%zu]", c), f)
+    if (!json_is_object(o)) BAD(F(0), "expected an object {text, embedding}");
     json_object_foreach(o, key, v) if (strcmp(key, "text"))
-      BAD(f, "unknown field \"%s\" (expected text)", key);
+      BAD(F(0), "unknown field \"%s\" (expected text)", key);
     json_t *tx = json_object_get(o, "text");
-    snprintf(f, sizeof f, "chunks[%zu].text", c);
-    if (tx && !json_is_string(tx)) BAD(f, "expected a string");
+    if (tx && !json_is_string(tx)) BAD(F(1), "expected a string");
     t[c] = tx ? str_of(tx, &nul) : NULL;
-    if (tx && nul) BAD(f, "contains a NUL character (not supported with --vectors)");
+    if (tx && nul) BAD(F(1), "contains a NUL character (not supported with --vectors)");
+#undef F
   }
   d->texts = t;
   d->nchunks = n;
@@ -296,6 +300,22 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
     while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
     if (s == len) continue;
+    /* the usual line is checked without building its tree (jskim.h);
+     * what the skim is unsure of goes to jansson, as before */
+    jskim_doc sk;
+    if (jskim_doc_line(line + s, len - s, &sk)) {
+      ndocs++;
+      if (sk.emb_chunk) {
+        cli_err(NULL,
+                "%s:%llu: chunks[%llu].embedding: not allowed with --vectors (the "
+                "embeddings are the rows of %s)",
+                meta, (unsigned long long)ln, (unsigned long long)(sk.emb_chunk - 1), vectors);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+      if (sk.chunks_array) nchunks += sk.nchunks;
+      continue;
+    }
     json_error_t je;
     json_t *j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
@@ -360,13 +380,21 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
     int eof = got < 0;
     json_t *j = NULL;
     uint64_t rows_of = 0;
+    /* the usual line is read without a jansson tree (jskim.h): fast */
+    int fast = 0;
+    size_t s = 0, len = 0;
     if (!eof) {
       ln++;
       bytes += (uint64_t)got;
-      size_t s = 0, len = (size_t)got;
+      len = (size_t)got;
       while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
       while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
       if (s == len) continue;
+      jskim_doc sk;
+      if ((fast = jskim_doc_line(line + s, len - s, &sk))) rows_of = sk.chunks_array ? sk.nchunks : 0;
+    }
+    if (!eof && !fast) {
+    jansson:;
       json_error_t je;
       j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
       if (!j) { /* the file changed since pass 1 */
@@ -376,7 +404,16 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
         goto done;
       }
       json_t *ch = json_object_get(j, "chunks");
-      rows_of = json_is_array(ch) ? json_array_size(ch) : 0;
+      uint64_t r = json_is_array(ch) ? json_array_size(ch) : 0;
+      if (fast && r != rows_of) { /* cannot be: the skim counts as jansson does */
+        cli_err(ctx, "%s:%llu: internal error: %llu chunks skimmed, %llu parsed", meta,
+                (unsigned long long)ln, (unsigned long long)rows_of, (unsigned long long)r);
+        json_decref(j);
+        rc = CLI_EXIT_RUNTIME;
+        goto done;
+      }
+      rows_of = r;
+      fast = 0;
     }
     /* send the batch at the end, or when this line would overfill it */
     int bad_doc = 0;
@@ -414,7 +451,9 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
       if (bad_doc) goto skip;
     }
     if (eof) break;
-    if (to_doc(j, &ar, &docs[nb], field, sizeof field, why, sizeof why)) {
+    /* a shape the fast reader leaves to to_doc: jansson's tree after all */
+    if (fast && !jskim_doc_parse(line + s, len - s, 1, arena_cb, &ar, &docs[nb])) goto jansson;
+    if (!fast && to_doc(j, &ar, &docs[nb], field, sizeof field, why, sizeof why)) {
       /* its rows are skipped: send what comes before them first (so that
        * an earlier bad line is reported first, too) */
       bad_doc = 1;
