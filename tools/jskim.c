@@ -142,6 +142,22 @@ static int number(skim *k) {
 static int value(skim *k, jskim_doc *d, int role);
 
 /* role: 0 any value, 1 the document, 2 the chunks array, 3 a chunk */
+/* After a member or element: 1 on ',' (more follow), 2 on the closing
+ * bracket (consumed, depth left), 0 on anything else. */
+static int next_or_close(skim *k, char close) {
+  ws(k);
+  if (k->i >= k->n) return 0;
+  if (k->s[k->i] == ',') {
+    k->i++;
+    ws(k);
+    return 1;
+  }
+  if (k->s[k->i] != close) return 0;
+  k->i++;
+  k->depth--;
+  return 2;
+}
+
 static int object(skim *k, jskim_doc *d, int role) {
   size_t ks[JSKIM_MAX_KEYS], kl[JSKIM_MAX_KEYS], nk = 0;
   if (++k->depth > JSKIM_MAX_DEPTH) return 0;
@@ -174,17 +190,8 @@ static int object(skim *k, jskim_doc *d, int role) {
     if (role == 3 && en - st == 9 && memcmp(k->s + st, "embedding", 9) == 0 && !d->emb_chunk)
       d->emb_chunk = d->nchunks; /* this chunk's index + 1 */
     if (!value(k, d, sub)) return 0;
-    ws(k);
-    if (k->i >= k->n) return 0;
-    if (k->s[k->i] == ',') {
-      k->i++;
-      ws(k);
-      continue;
-    }
-    if (k->s[k->i] != '}') return 0;
-    k->i++;
-    k->depth--;
-    return 1;
+    int r = next_or_close(k, '}');
+    if (r != 1) return r == 2;
   }
 }
 
@@ -201,17 +208,8 @@ static int array(skim *k, jskim_doc *d, int role) {
   for (;;) {
     if (role == 2) d->nchunks++;
     if (!value(k, d, role == 2 ? 3 : 0)) return 0;
-    ws(k);
-    if (k->i >= k->n) return 0;
-    if (k->s[k->i] == ',') {
-      k->i++;
-      ws(k);
-      continue;
-    }
-    if (k->s[k->i] != ']') return 0;
-    k->i++;
-    k->depth--;
-    return 1;
+    int r = next_or_close(k, ']');
+    if (r != 1) return r == 2;
   }
 }
 
