@@ -298,8 +298,10 @@ class IndexCrash:
         strategy = plan.get("strategy")
         ivf = plan.get("ivf", {})
         nlist = plan.get("index", {}).get("nlist", 0)
-        # the graph (issue 14) is approximate by design, like a partial IVF probe
-        ann = strategy in ("ivf", "graph")
+        # the graph (issue 14) is approximate by design, like a partial IVF
+        # probe; so is the scan of its codes ("codes": SQ8 distances, a
+        # float re-rank of the best)
+        ann = strategy in ("ivf", "graph", "codes")
         exact = not ann or (strategy == "ivf" and nlist and ivf.get("min_lists", 0) >= nlist)
         if not ann and mode != "exact":
             self.stats["fallback_exact"] += 1
@@ -359,10 +361,13 @@ class IndexCrash:
                         raise SystemExit("FAIL: %s: --exact ran %s" % (desc, plan.get("strategy")))
                     if mode == "ann" and completed and any(ok.values()):
                         # an ANN index answered: the IVF, or (issue 14) the graph
-                        # `warden index` builds next to it, each from a ready file
+                        # `warden index` builds next to it or a scan of its codes
+                        # (below 200 allowed nodes the graph declines to walk and
+                        # the codes are the index's answer), each from a ready file
                         gstate = plan.get("graph", {}).get("state")
-                        if (plan.get("strategy") not in ("ivf", "graph") or istate != "ready" or
-                                (plan.get("strategy") == "graph" and gstate != "ready")):
+                        if (plan.get("strategy") not in ("ivf", "graph", "codes") or
+                                istate != "ready" or
+                                (plan.get("strategy") in ("graph", "codes") and gstate != "ready")):
                             raise SystemExit("FAIL: %s: --ann after a completed index ran %s with index state %s"
                                              % (desc, plan.get("strategy"), istate))
                     if mode == "ann" and istate == "caught_up":
