@@ -244,7 +244,8 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
  * around sel, cost = ndist + list_w * lists (list_w: what one neighbour
  * list read costs in code distances; the caller's cost model says).
  * Returns 1 with *ef, *two_hop, *ndist and *lists set, 0 when no
- * calibrated setting reaches target there. */
+ * calibrated setting reaches target there or sel allows fewer than 200
+ * of the graph's nodes (index/hnsw.c PLAN_MIN_ALLOWED). */
 int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double list_w,
                  size_t *ef, int *two_hop, double *ndist, double *lists);
 
