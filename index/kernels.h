@@ -47,6 +47,11 @@ void wd_sq8_l2_rows(const float *qm, const float *scale, const uint8_t *codes,
  * qmax > 0.  wd_kernels_vnni() says whether the VNNI kernel is in use. */
 void wd_sq8_i8_dot_rows(const int8_t *q, const uint8_t *codes, size_t n, size_t d,
                         int32_t *out);
+/* The same for n scattered rows: out[i] is the row codes + (rows[i] &
+ * mask) * d against q (mask drops flag bits the caller keeps in rows[]).
+ * Rows a few places ahead are prefetched while one is scored. */
+void wd_sq8_i8_dot_gather(const int8_t *q, const uint8_t *codes, size_t d, const uint32_t *rows,
+                          uint32_t mask, size_t n, int32_t *out);
 int wd_kernels_vnni(void);
 int wd_kernels_i8_qmax(void);
 

@@ -201,6 +201,34 @@ static void check_sq8_i8(size_t d, size_t n) {
   }
 }
 
+/* The gathered form: scattered rows in any order, a flag bit the mask
+ * drops, n odd and even (the VNNI kernel pairs rows), each the same
+ * integer as the row kernel's sum computed here. */
+static void check_sq8_i8_gather(size_t d, size_t n) {
+  int8_t q[MAXD];
+  int32_t out[MAXROWS + 1];
+  static uint8_t codes[MAXROWS * MAXD];
+  uint32_t rows[MAXROWS];
+  int lim = wd_kernels_i8_qmax();
+  for (size_t j = 0; j < d; j++)
+    q[j] = !lim || lim == 127 ? (int8_t)rnd() : (int8_t)((int)(rnd() % (2 * lim + 1)) - lim);
+  for (size_t i = 0; i < MAXROWS * d; i++) codes[i] = (uint8_t)rnd();
+  for (size_t r = 0; r < n; r++)
+    rows[r] = (uint32_t)(rnd() % MAXROWS) | (r & 1 ? 0x80000000u : 0);
+  for (size_t r = 0; r <= MAXROWS; r++) out[r] = 12345;
+  wd_sq8_i8_dot_gather(q, codes, d, rows, 0x7fffffffu, n, out);
+  for (size_t r = 0; r <= MAXROWS; r++) {
+    if (r >= n) {
+      assert_int_equal(out[r], 12345);
+      continue;
+    }
+    const uint8_t *c = codes + (size_t)(rows[r] & 0x7fffffffu) * d;
+    int64_t ref = 0;
+    for (size_t j = 0; j < d; j++) ref += (int64_t)c[j] * q[j];
+    assert_int_equal((int64_t)out[r], ref);
+  }
+}
+
 static void run_level(int level) {
   int got = wd_kernels_force(level);
   assert_int_equal(got, expected_level(level));
@@ -223,6 +251,8 @@ static void run_level(int level) {
   check_sq8(MAXD, MAXROWS - 1);
   for (size_t d = 0; d <= 200; d++) check_sq8_i8(d, rnd() % MAXROWS);
   check_sq8_i8(MAXD, MAXROWS - 1);
+  for (size_t d = 0; d <= 200; d++) check_sq8_i8_gather(d, rnd() % MAXROWS);
+  for (size_t n = 0; n <= 6; n++) check_sq8_i8_gather(MAXD, n);
   fprintf(stderr, "level %s: byte kernel %s\n", wd_kernels_name(),
           wd_kernels_vnni() ? "AVX-512 VNNI" : "portable");
   if (level != WD_SIMD_AVX512) assert_false(wd_kernels_vnni());
