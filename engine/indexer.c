@@ -423,7 +423,7 @@ static double probe_recall(wd_ivf *ix, const wd_vecsrc *src, const float *q, siz
     p.min_lists = lists;
     p.max_lists = lists;
     p.max_visited = UINT64_MAX;
-    p.rerank = 64;
+    p.rerank = wd_ivf_rerank(10);
     p.bits = bits;
     p.nbits = nbits;
     wd_ivf_stats st;

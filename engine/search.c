@@ -338,7 +338,7 @@ void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
   double build = s < 1.0 / 16 ? na * BITS_ID : ni * BITS_RANGE;
   double v_rb = visited * IVF_VISIT, v_bits = build + visited * IVF_VISIT_BITS;
   out->use_bits = v_bits < v_rb;
-  out->ivf.rerank = (size_t)(4 * k > 64 ? 4 * k : 64);
+  out->ivf.rerank = wd_ivf_rerank(k);
   double per_vec = IVF_VEC + (in->sq8 ? SQ8_DIM : IVF_DIM) * dim;
   double rerank = in->sq8 ? (double)out->ivf.rerank * (EX_VEC + EX_DIM * dim) : 0;
   out->est_ivf_us = (IVF_FIXED + nl * dim * IVF_CENT + (out->use_bits ? v_bits : v_rb) +
