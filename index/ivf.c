@@ -158,10 +158,10 @@ int wd_ivf_write_file(const char *path, const void *image, size_t len,
 /* SQ8 of the centroids with their own per-dimension ranges. */
 static void centroid_codes(wd_ivf *ix) {
   size_t dim = ix->dim, nl = ix->nlist;
-  char *m = wd_malloc(2 * dim * sizeof(float) + nl * dim);
+  char *m = wd_malloc((2 * dim + nl) * sizeof(float) + nl * dim);
   if (!m) return;
-  float *mn = (float *)m, *sc = mn + dim;
-  uint8_t *codes = (uint8_t *)(sc + dim);
+  float *mn = (float *)m, *sc = mn + dim, *cn = sc + dim;
+  uint8_t *codes = (uint8_t *)(cn + nl);
   for (size_t j = 0; j < dim; j++) {
     float lo = ix->cent[j], hi = ix->cent[j];
     for (size_t l = 1; l < nl; l++) {
@@ -172,8 +172,19 @@ static void centroid_codes(wd_ivf *ix) {
     mn[j] = lo;
     sc[j] = (hi - lo) / 255.0f;
   }
-  for (size_t l = 0; l < nl; l++) wd_ivf_sq8_encode(ix->cent + l * dim, mn, sc, dim, codes + l * dim);
+  for (size_t l = 0; l < nl; l++) {
+    wd_ivf_sq8_encode(ix->cent + l * dim, mn, sc, dim, codes + l * dim);
+    /* L2: |decoded centroid|^2, so |q - c|^2 = |q|^2 - 2 q.c + |c|^2 runs
+     * on the byte dot product */
+    double n2 = 0;
+    for (size_t j = 0; j < dim; j++) {
+      double x = (double)mn[j] + (double)sc[j] * codes[l * dim + j];
+      n2 += x * x;
+    }
+    cn[l] = (float)n2;
+  }
   ix->cq = m;
+  ix->cnorm = cn;
   ix->cmin = mn;
   ix->cscale = sc;
   ix->ccodes = codes;
@@ -247,7 +258,7 @@ int wd_ivf_open_image(const void *image, size_t len, size_t dim, int metric,
       if (ix->ids[i] >= h->next_slot || (i > ix->offs[l] && ix->ids[i] <= ix->ids[i - 1]))
         goto bad;
   }
-  if (metric != WD_METRIC_L2) centroid_codes(ix);
+  centroid_codes(ix);
   return 0;
 bad:
   snprintf(why, whylen, "inverted lists are inconsistent");
@@ -546,7 +557,11 @@ static int centroid_dots_i8(const wd_ivf *ix, const float *q, float *cd) {
   float inv = mx > 0 ? qm / mx : 0, back = mx / qm;
   for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(q[j] * ix->cscale[j] * inv);
   wd_sq8_i8_dot_rows(qi, ix->ccodes, nl, dim, acc);
-  for (size_t l = 0; l < nl; l++) cd[l] = base + (float)acc[l] * back;
+  for (size_t l = 0; l < nl; l++) {
+    float dot = base + (float)acc[l] * back;
+    /* L2 without |q|^2 (the same for every list: the order is what counts) */
+    cd[l] = ix->metric == WD_METRIC_L2 ? ix->cnorm[l] - 2.0f * dot : dot;
+  }
   wd_free(qi);
   wd_free(acc);
   return 0;
@@ -604,12 +619,13 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
     rc = -1;
     goto done;
   }
-  if (l2) {
-    wd_l2sq_rows(q, ix->cent, nlist, dim, cd);
-  } else if (ix->ccodes && wd_kernels_i8_qmax() && !(rc = centroid_dots_i8(ix, q, cd))) {
+  if (ix->ccodes && wd_kernels_i8_qmax() && !(rc = centroid_dots_i8(ix, q, cd))) {
     /* probe order from the byte centroids (see centroid_dots_i8) */
+  } else if (rc) {
+    goto done;
+  } else if (l2) {
+    wd_l2sq_rows(q, ix->cent, nlist, dim, cd);
   } else {
-    if (rc) goto done;
     wd_dot_rows(q, ix->cent, nlist, dim, cd);
   }
   for (size_t l = 0; l < nlist; l++) {
