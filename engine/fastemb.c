@@ -45,6 +45,33 @@ static uint32_t eight_value(const char *s) {
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+/* m * 10^e10 (m of up to 19 digits, |e10| <= 22) straight to the float
+ * (float)strtod would give, without the correctly rounded double: two
+ * roundings make d within 2^-52 of the exact value x, and when d lies
+ * farther than 2^-50 (relative) from every midpoint between two floats,
+ * x is on the same side of each as d, and so is strtod's double (within
+ * 2^-53 of x): both round to the float d rounds to.  Returns 0 near a
+ * midpoint, or outside the normal float range: the caller asks strtod.
+ * The case it is for: 17-digit decimals (Python's json.dumps of float32
+ * values widened to double) have m >= 2^53, beyond the exact path above,
+ * and went to strtod: 80-100 -> 42-46 ns a number (2,000 x 384 such
+ * numbers, best of 5, one core).  A branch-free read of short numbers
+ * (8 digits per SWAR step before and after the point) was measured too
+ * and not kept: 20-21 ns against 20-21 for "37.0"-like text, 34 against
+ * 29 ns for "%.9g" text, which has 9 fraction digits. */
+static int float_near(uint64_t m, int e10, int neg, float *out) {
+  double d = (double)m;
+  d = e10 < 0 ? d / pow10_exact[-e10] : d * pow10_exact[e10];
+  if (!(d > 1e-30 && d < 1e30)) return 0;
+  float f = (float)d;
+  double up = ((double)f + (double)nextafterf(f, INFINITY)) * 0.5;
+  double dn = ((double)f + (double)nextafterf(f, 0.0f)) * 0.5;
+  double tol = d * 0x1p-50;
+  if (fabs(d - up) <= tol || fabs(d - dn) <= tol) return 0;
+  *out = neg ? -f : f;
+  return 1;
+}
+
 /* Parse one JSON number at s[i..n) into *out; *end after it.  Returns 0,
  * or -1 when the text is not a number JSON allows, an integer jansson
  * refuses as too big, or a real that overflows a double. */
@@ -127,6 +154,9 @@ static int number(const char *s, size_t n, size_t i, float *out, size_t *end) {
     d = (double)m;
     d = e10 < 0 ? d / pow10_exact[-e10] : d * pow10_exact[e10];
     if (neg) d = -d;
+  } else if (exact && m && e10 >= -22 && e10 <= 22 && float_near(m, e10, neg, out)) {
+    *end = i;
+    return 0;
   } else {
     char buf[400];
     size_t len = i - st;

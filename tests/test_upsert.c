@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "warden.h"
+#include "engine/fastemb.h"
 
 #define DIM 16
 
@@ -838,8 +839,79 @@ static void test_number_parsing(void **state) {
   rm_tmp();
 }
 
+/* wd_fastemb_plain against (float)strtod, bit for bit, on texts built to
+ * reach every path of fastemb.c's number(): float32 values printed with
+ * 9, 12, 17, 19 and 20 significant digits (17 and 19 are past 2^53, the
+ * float_near path; 20 is past the 19 digits kept), fixed-point texts of
+ * 0-9 integer and 0-9 fraction digits and plain integers, and the adversarial
+ * ones for float_near -- the exact midpoint between two floats and its
+ * double neighbours, printed with 17 to 25 digits, where a near-miss
+ * would round the wrong way. */
+static uint64_t nrs = 0x2545F4914F6CDD1Dull;
+static uint64_t nrnd(void) {
+  nrs ^= nrs << 13;
+  nrs ^= nrs >> 7;
+  nrs ^= nrs << 17;
+  return nrs;
+}
+
+static void test_number_exact(void **state) {
+  (void)state;
+  enum { PER = 500 };
+  static char buf[PER * 40 + 8];
+  static char texts[PER][40];
+  wd_fastemb fe;
+  memset(&fe, 0, sizeof fe);
+  size_t checked = 0, rounds = getenv("WARDEN_TEST_QUICK") ? 100 : 400;
+  static const char *const fmts[] = {"%.9g", "%.12g", "%.17g", "%.19g", "%.20g"};
+  for (size_t r = 0; r < rounds; r++) {
+    size_t o = 0;
+    buf[o++] = '[';
+    for (int i = 0; i < PER; i++) {
+      /* a float32 with a random sign and an exponent from 2^-100 to 2^58
+       * (below 1e18: "%.20g" prints larger ones as integers, which
+       * jansson refuses as too big -- test_number_parsing covers that) */
+      uint32_t bits = (uint32_t)(nrnd() & 0x807fffffu) | ((uint32_t)(27 + nrnd() % 159) << 23);
+      float f;
+      memcpy(&f, &bits, 4);
+      int kind = (int)(nrnd() % 11);
+      if (kind < 5) {
+        snprintf(texts[i], sizeof texts[i], fmts[kind], (double)f);
+      } else if (kind >= 8) { /* fastemb's short form: up to 9 + 9 digits */
+        double v = ldexp((double)(nrnd() % 2000000001) - 1e9, -(int)(nrnd() % 40));
+        int fd = (int)(nrnd() % 10);
+        if (kind == 10) snprintf(texts[i], sizeof texts[i], "%lld", (long long)(v * 10));
+        else snprintf(texts[i], sizeof texts[i], "%.*f", fd, v);
+      } else { /* a midpoint, or one double away from it */
+        double t = ((double)f + (double)nextafterf(f, f < 0 ? -INFINITY : INFINITY)) * 0.5;
+        if (kind == 6) t = nextafter(t, 0.0);
+        if (kind == 7) t = nextafter(t, INFINITY);
+        snprintf(texts[i], sizeof texts[i], (nrnd() & 1) ? "%.17g" : "%.25g", t);
+      }
+      size_t tl = strlen(texts[i]);
+      if (i) buf[o++] = ',';
+      memcpy(buf + o, texts[i], tl);
+      o += tl;
+    }
+    buf[o++] = ']';
+    fe.nv = 0;
+    size_t cnt = 0;
+    assert_int_equal(wd_fastemb_plain(&fe, buf, o, &cnt), 1);
+    assert_int_equal(cnt, PER);
+    for (int i = 0; i < PER; i++) {
+      float want = (float)strtod(texts[i], NULL);
+      if (memcmp(&want, &fe.v[i], 4) != 0)
+        fail_msg("%s: parsed %.9g, strtod says %.9g", texts[i], (double)fe.v[i], (double)want);
+      checked++;
+    }
+  }
+  wd_fastemb_free(&fe);
+  assert_int_equal(checked, rounds * PER);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_number_exact),
       cmocka_unit_test(test_typed_equals_jsonl),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_keep_going),
