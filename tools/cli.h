@@ -184,6 +184,21 @@ char *cli_json_text(const json_t *obj);
 /* A JSON real for a float score: the shortest decimal that reads back as
  * the same float, so 0.83f prints as 0.83 and not 0.829999983. */
 json_t *cli_json_score(float f);
+/* Output lines built by hand (cmd_query's hits: a jansson tree per hit,
+ * and a parse of its metadata, were most of the CLI's per-query time),
+ * byte for byte what cli_print_json prints for the same values. */
+typedef struct cli_buf {
+  char *p;
+  size_t n, cap;
+} cli_buf;
+void cli_buf_raw(cli_buf *b, const char *s, size_t n);
+void cli_buf_str(cli_buf *b, const char *s); /* a JSON string ("" for NULL) */
+void cli_buf_uint(cli_buf *b, uint64_t v);
+void cli_buf_score(cli_buf *b, float f);     /* as cli_json_score's real prints */
+void cli_buf_json(cli_buf *b, const json_t *j);
+/* A JSON object text from the library (warden_hit.metadata_json), as
+ * json_loads + cli_print_json print it; {} when it is not an object. */
+void cli_buf_lib_object(cli_buf *b, const char *text);
 /* Print a JSON document produced by the library as one line (re-encoded
  * through cli_print_json when it parses; verbatim otherwise). */
 int cli_print_lib_json(const char *text);

@@ -302,10 +302,7 @@ int cli_parse_u64_limit(const char *ctx, const char *opt, const char *s,
 
 /* ------------------------------------------------------------ output */
 
-typedef struct sbuf {
-  char *p;
-  size_t n, cap;
-} sbuf;
+typedef cli_buf sbuf; /* cli.h */
 
 static void sb_put(sbuf *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
@@ -553,9 +550,15 @@ int cli_print_json(json_t *obj) {
   return cli_flush_stdout();
 }
 
-json_t *cli_json_score(float f) {
+/* The text cli_json_score's real prints as (sb_real finds it in the
+ * memo), "null" for a non-finite float; out: room for 40 bytes.  Returns
+ * the double the real holds. */
+static double score_text(float f, char *out) {
   char tmp[32];
-  if (!isfinite(f)) return json_null();
+  if (!isfinite(f)) {
+    strcpy(out, "null");
+    return NAN;
+  }
   /* bisection over the precision (reading back is monotone in it: the
    * p-digit decimals are among the (p+1)-digit ones) */
   int lo = 1, hi = 9, fast = 1;
@@ -578,11 +581,19 @@ json_t *cli_json_score(float f) {
     snprintf(tmp, sizeof tmp, "%.*g", lo, (double)f);
   }
   double d = strtod(tmp, NULL);
+  size_t tl = strlen(tmp); /* at most 15 bytes (%.9g), room for ".0" */
+  memcpy(out, tmp, tl + 1);
+  if (!strpbrk(tmp, ".eE")) memcpy(out + tl, ".0", 3);
+  return d;
+}
+
+json_t *cli_json_score(float f) {
+  if (!isfinite(f)) return json_null();
+  char t[40];
+  double d = score_text(f, t);
   unsigned ms = memo_slot(d);
   score_memo[ms].d = d;
-  size_t tl = strlen(tmp); /* at most 15 bytes (%.9g), room for ".0" */
-  memcpy(score_memo[ms].t, tmp, tl + 1);
-  if (!strpbrk(tmp, ".eE")) memcpy(score_memo[ms].t + tl, ".0", 3);
+  memcpy(score_memo[ms].t, t, strlen(t) + 1);
   return json_real(d);
 }
 
@@ -761,4 +772,151 @@ int cli_sync(const char *ctx, int argc, char **argv,
 done:
   cli_list_free(&pos);
   return rc;
+}
+
+/* ------------------------------------------------ hand-built JSON lines */
+
+void cli_buf_raw(cli_buf *b, const char *s, size_t n) { sb_put(b, s, n); }
+void cli_buf_str(cli_buf *b, const char *s) { sb_string(b, s ? s : "", s ? strlen(s) : 0); }
+
+void cli_buf_uint(cli_buf *b, uint64_t v) {
+  char tmp[24], *e = tmp + sizeof tmp, *p = e;
+  do *--p = (char)('0' + v % 10); while (v /= 10);
+  sb_put(b, p, (size_t)(e - p));
+}
+
+void cli_buf_score(cli_buf *b, float f) {
+  char t[40];
+  score_text(f, t);
+  sb_puts(b, t);
+}
+
+void cli_buf_json(cli_buf *b, const json_t *j) { sb_json(b, j); }
+
+/* One value of a compact jansson dump at *pp (wd_json_dup's form: no
+ * whitespace, strings escaped only where JSON requires it), printed as
+ * sb_json prints the value json_loads makes of it.  0 when the text holds
+ * anything outside that form -- a backslash in a string, whitespace, a
+ * non-canonical or overlong integer, a real that does not read back
+ * finite, a repeated key, an object of over 32 keys, nesting past 64 --:
+ * the caller then parses it instead (tests/test_cliout.c compares the
+ * two on random objects). */
+static int sb_dump_value(sbuf *b, const char **pp, int depth) {
+  const char *p = *pp;
+  if (depth > 64) return 0;
+  switch (*p) {
+  case '{':
+  case '[': {
+    int obj = *p == '{';
+    char close = obj ? '}' : ']';
+    sb_put(b, p, 1);
+    p++;
+    if (*p == close) {
+      sb_put(b, p, 1);
+      *pp = p + 1;
+      return 1;
+    }
+    /* keys seen in this object: json_loads keeps the last of duplicates
+     * (not in a dump, but then the parse decides) */
+    const char *keys[32];
+    size_t klen[32], nk = 0;
+    for (;;) {
+      if (obj) {
+        const char *k0 = p;
+        if (*p != '"' || !sb_dump_value(b, &p, depth + 1) || *p != ':') return 0;
+        size_t kl = (size_t)(p - k0);
+        for (size_t i = 0; i < nk; i++)
+          if (klen[i] == kl && memcmp(keys[i], k0, kl) == 0) return 0;
+        if (nk == 32) return 0;
+        keys[nk] = k0;
+        klen[nk++] = kl;
+        sb_put(b, ": ", 2);
+        p++;
+      }
+      if (!sb_dump_value(b, &p, depth + 1)) return 0;
+      if (*p == ',') {
+        sb_put(b, ", ", 2);
+        p++;
+        continue;
+      }
+      if (*p != close) return 0;
+      sb_put(b, p, 1);
+      *pp = p + 1;
+      return 1;
+    }
+  }
+  case '"': {
+    const char *q = p + 1;
+    while (*q && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+    if (*q != '"') return 0;
+    sb_string(b, p + 1, (size_t)(q - p - 1));
+    *pp = q + 1;
+    return 1;
+  }
+  case 't':
+  case 'f':
+  case 'n': {
+    const char *w = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
+    size_t wl = strlen(w);
+    if (strncmp(p, w, wl) != 0) return 0;
+    sb_put(b, w, wl);
+    *pp = p + wl;
+    return 1;
+  }
+  default: {
+    /* JSON's grammar, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+#define DIGITS(c) ((c) >= '0' && (c) <= '9')
+    const char *q = p + (*p == '-');
+    const char *d = q;
+    if (!DIGITS(*q) || (*q == '0' && DIGITS(q[1]))) return 0;
+    while (DIGITS(*q)) q++;
+    size_t nd = (size_t)(q - d);
+    int real = 0;
+    if (*q == '.') {
+      real = 1;
+      if (!DIGITS(q[1])) return 0;
+      for (q++; DIGITS(*q);) q++;
+    }
+    if (*q == 'e' || *q == 'E') {
+      real = 1;
+      q++;
+      if (*q == '+' || *q == '-') q++;
+      if (!DIGITS(*q)) return 0;
+      while (DIGITS(*q)) q++;
+    }
+#undef DIGITS
+    size_t n = (size_t)(q - p);
+    if (n > 30) return 0;
+    if (!real) { /* at most 18 digits, and not -0: the int64 as dumped */
+      if (nd > 18 || (*p == '-' && *d == '0')) return 0;
+      sb_put(b, p, n);
+    } else {
+      char tmp[32];
+      memcpy(tmp, p, n);
+      tmp[n] = 0;
+      char *e = NULL;
+      double v = strtod(tmp, &e);
+      if (e != tmp + n || !isfinite(v)) return 0;
+      sb_real(b, v);
+    }
+    *pp = q;
+    return 1;
+  }
+  }
+}
+
+void cli_buf_lib_object(cli_buf *b, const char *text) {
+  size_t at = b->n;
+  const char *p = text;
+  if (p && *p == '{' && sb_dump_value(b, &p, 0) && *p == 0) return;
+  b->n = at; /* not the dump form: parse it, as cli_print_json's callers did */
+  if (b->p) b->p[at] = 0;
+  json_error_t e;
+  json_t *m = text && *text ? json_loads(text, 0, &e) : NULL;
+  if (json_is_object(m)) {
+    sb_json(b, m);
+  } else {
+    sb_puts(b, "{}");
+  }
+  json_decref(m);
 }
