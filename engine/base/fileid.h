@@ -18,6 +18,11 @@ typedef struct wd_fileid {
   struct timespec mtime;
 } wd_fileid;
 
+/* Every query asks, for the IVF's file and the graph's: two stats, 1.9 us
+ * each on this VM (~25 % of a 0.1 % query).  Skipping the stat when the
+ * last one was under 1 ms old was tried and not kept: a file damaged in
+ * place (tests/test_ann.c test_crash_consistency) was then read through
+ * the old mapping by the next query instead of being refused. */
 /* Stat path.  0: as last looked (the same file, or still missing): keep
  * what was loaded.  1: changed (or first look): *id now describes it and
  * *have says whether it exists.  An atomic rename gives a new inode, an
