@@ -309,7 +309,7 @@ int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int reb
     goto out;
   }
   double t_build = now_ms() - t0, t1 = now_ms();
-  int ncal = wd_hnsw_calibrate_image(&img, &len, &src, live, 4242, why, sizeof why);
+  int ncal = wd_hnsw_calibrate_image(&img, &len, &src, live, 4242, threads, why, sizeof why);
   if (ncal < 0) {
     rc = ncal == -1 ? wd_err(db, WARDEN_ENOMEM, "index: graph: out of memory")
          : ncal == -2 ? wd_err(db, WARDEN_EINTERNAL, "index: graph: %s", why)

@@ -1371,20 +1371,87 @@ done:
 static const size_t EFS[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512};
 #define NEFS (sizeof EFS / sizeof EFS[0])
 
+/* The calibration's walks on several threads.  The store's get_block is
+ * not called from them (an LMDB read transaction belongs to one thread):
+ * the blocks are located once up front and the walks read them through
+ * btab_get.  Each query's outcome goes to its own slot and the sums are
+ * taken in query order, so the points are the same bits for any thread
+ * count (tests/test_hnsw.c checks 1 against 3). */
+typedef struct btab {
+  const float **base;
+  size_t nb;
+} btab;
+
+static int btab_get(void *ctx, uint32_t b, const float **base) {
+  const btab *t = ctx;
+  if (b >= t->nb || !t->base[b]) return 1;
+  *base = t->base[b];
+  return 0;
+}
+
+typedef struct calw {
+  wd_hnsw *g;
+  const wd_vecsrc *src;
+  const float *qv;
+  const wd_hit_i *truth;
+  const size_t *nt;
+  const wd_hnsw_params *p;
+  size_t nq, K;
+  _Atomic size_t *next;
+  double *rec;           /* per query */
+  uint64_t *nd, *nl;     /* per query */
+  int rc;
+  pthread_t t;
+  int started;
+} calw;
+
+static void *cal_work(void *arg) {
+  calw *w = arg;
+  size_t dim = w->g->dim, K = w->K;
+  wd_hit_i res[10];
+  for (;;) {
+    size_t i = atomic_fetch_add(w->next, 1);
+    if (i >= w->nq) break;
+    wd_topk h;
+    if (wd_topk_init(&h, K)) {
+      w->rc = -1;
+      break;
+    }
+    wd_hnsw_stats st;
+    int r = wd_hnsw_search(w->g, w->qv + i * dim, NULL, w->p, w->src, &h, &st);
+    size_t m = r ? 0 : wd_topk_drain_sorted(&h, res);
+    wd_topk_free(&h);
+    if (r) {
+      w->rc = r;
+      break;
+    }
+    size_t hit = 0;
+    for (size_t a = 0; a < w->nt[i]; a++)
+      for (size_t b = 0; b < m; b++) hit += w->truth[i * K + a].id == res[b].id;
+    w->rec[i] = w->nt[i] ? (double)hit / (double)w->nt[i] : 1.0;
+    w->nd[i] = st.ndist;
+    w->nl[i] = st.lists;
+  }
+  return NULL;
+}
+
 int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *live,
                       const double *sels, size_t nsel, size_t nq, wd_hnsw_cal *out, size_t cap,
-                      uint64_t seed) {
+                      uint64_t seed, int threads) {
   size_t dim = g->dim, got = 0, K = 10;
   uint64_t nlive = roaring_bitmap_get_cardinality(live);
   if (nlive < 50 || nq == 0) return 0;
   int rc = 0;
   float *qv = wd_malloc(nq * dim * sizeof *qv);
   wd_topk *tr = wd_calloc(nq, sizeof *tr);
-  wd_hit_i *truth = wd_malloc(nq * K * sizeof *truth), res[10];
+  wd_hit_i *truth = wd_malloc(nq * K * sizeof *truth);
   size_t *nt = wd_calloc(nq, sizeof *nt), nleft = 0;
   uint32_t *left = wd_malloc(nq * sizeof *left);
+  double *qrec = wd_malloc(nq * sizeof *qrec);
+  uint64_t *qnd = wd_malloc(nq * sizeof *qnd), *qnl = wd_malloc(nq * sizeof *qnl);
   roaring_bitmap_t *al = NULL;
-  if (!qv || !tr || !truth || !nt || !left) goto oom;
+  btab tab = {NULL, 0};
+  if (!qv || !tr || !truth || !nt || !left || !qrec || !qnd || !qnl) goto oom;
   /* the sample queries (index/calq.c), the left-out ones' own vectors
    * removed from every allowed set below */
   rc = wd_calib_queries(src, live, nq, seed, qv, left, &nleft);
@@ -1393,6 +1460,22 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
     rc = rc < 0 ? rc : 0;
     goto out;
   }
+  /* the blocks the walks may read (btab above) */
+  tab.nb = (size_t)roaring_bitmap_maximum(live) / WD_BLOCK + 1;
+  tab.base = wd_calloc(tab.nb, sizeof *tab.base);
+  if (!tab.base) goto oom;
+  for (size_t b = 0; b < tab.nb; b++) {
+    int r = src->get_block(src->ctx, (uint32_t)b, &tab.base[b]);
+    if (r < 0) {
+      rc = r;
+      goto out;
+    }
+    if (r) tab.base[b] = NULL;
+  }
+  const wd_vecsrc tsrc = {src->dim, src->metric, btab_get, &tab};
+  int nth = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (nth < 1) nth = 1;
+  if (nth > 64) nth = 64;
   for (size_t si = 0; si < nsel; si++) {
     double sel = sels[si];
     if (al) roaring_bitmap_free(al);
@@ -1430,28 +1513,30 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
       double best_recall = 0;
       for (size_t e = 0; e < NEFS && got < cap; e++) {
         wd_hnsw_params p = {EFS[e], mode, wd_hnsw_rerank(EFS[e], K), bits, nbits, 0, 0};
+        _Atomic size_t next = 0;
+        calw w[64];
+        int nw = nth < (int)nq ? nth : (int)nq;
+        for (int t = 0; t < nw; t++) {
+          w[t] = (calw){g, &tsrc, qv, truth, nt, &p, nq, K, &next, qrec, qnd, qnl, 0, 0, 0};
+          if (t > 0 && pthread_create(&w[t].t, NULL, cal_work, &w[t]) == 0) w[t].started = 1;
+        }
+        cal_work(&w[0]);
+        int wrc = w[0].rc;
+        for (int t = 1; t < nw; t++) {
+          if (w[t].started) pthread_join(w[t].t, NULL);
+          if (!wrc) wrc = w[t].rc;
+        }
+        if (wrc) {
+          wd_free(bits);
+          if (wrc == -1) goto oom;
+          rc = wrc;
+          goto out;
+        }
         double rsum = 0, dsum = 0, lsum = 0;
-        for (size_t i = 0; i < nq; i++) {
-          wd_topk h;
-          if (wd_topk_init(&h, K)) {
-            wd_free(bits);
-            goto oom;
-          }
-          wd_hnsw_stats st;
-          int r = wd_hnsw_search(g, qv + i * dim, NULL, &p, src, &h, &st);
-          size_t m = r ? 0 : wd_topk_drain_sorted(&h, res);
-          wd_topk_free(&h);
-          if (r) {
-            wd_free(bits);
-            rc = r;
-            goto out;
-          }
-          size_t hit = 0;
-          for (size_t a = 0; a < nt[i]; a++)
-            for (size_t b = 0; b < m; b++) hit += truth[i * K + a].id == res[b].id;
-          rsum += nt[i] ? (double)hit / (double)nt[i] : 1.0;
-          dsum += (double)st.ndist;
-          lsum += (double)st.lists;
+        for (size_t i = 0; i < nq; i++) { /* in query order: the same sums for any nth */
+          rsum += qrec[i];
+          dsum += (double)qnd[i];
+          lsum += (double)qnl[i];
         }
         double rec = rsum / (double)nq;
         out[got++] = (wd_hnsw_cal){(float)sel, (float)EFS[e], (float)rec,
@@ -1476,6 +1561,10 @@ out:
   wd_free(truth);
   wd_free(nt);
   wd_free(left);
+  wd_free(qrec);
+  wd_free(qnd);
+  wd_free(qnl);
+  wd_free(tab.base);
   return rc ? rc : (int)got;
 }
 
@@ -1594,13 +1683,13 @@ static double best_recall(const wd_hnsw_cal *c, size_t n) {
 }
 
 int wd_hnsw_calibrate_image(void **image, size_t *len, const wd_vecsrc *src,
-                            const roaring_bitmap_t *live, uint64_t seed, char *why,
+                            const roaring_bitmap_t *live, uint64_t seed, int threads, char *why,
                             size_t whylen) {
   wd_hnsw g;
   wd_hnsw_cal cal[256], cal2[256];
   int rc = wd_hnsw_open_image(*image, *len, src->dim, src->metric, &g, why, whylen);
   if (rc) return -2;
-  int n = wd_hnsw_calibrate(&g, src, live, CAL_SELS, 5, CAL_NQ, cal, 256, seed);
+  int n = wd_hnsw_calibrate(&g, src, live, CAL_SELS, 5, CAL_NQ, cal, 256, seed, threads);
   wd_hnsw_close(&g);
   if (n < 0) return n;
   uint32_t flags = 0;
@@ -1609,7 +1698,7 @@ int wd_hnsw_calibrate_image(void **image, size_t *len, const wd_vecsrc *src,
     if (!img) return -1;
     *image = img;
     if (wd_hnsw_open_image(*image, *len, src->dim, src->metric, &g, why, whylen)) return -2;
-    int n2 = wd_hnsw_calibrate(&g, src, live, CAL_SELS, 5, CAL_NQ, cal2, 256, seed);
+    int n2 = wd_hnsw_calibrate(&g, src, live, CAL_SELS, 5, CAL_NQ, cal2, 256, seed, threads);
     wd_hnsw_close(&g);
     if (n2 < 0) return n2;
     if (best_recall(cal2, (size_t)n2) > best_recall(cal, (size_t)n)) {

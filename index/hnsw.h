@@ -139,7 +139,7 @@ void *wd_hnsw_set_cal(void *image, size_t *len, const wd_hnsw_cal *cal, size_t n
  * calibrated one.  Returns the number of points, -1 out of memory, -2
  * (why) when the image does not open, or a negative get_block error. */
 int wd_hnsw_calibrate_image(void **image, size_t *len, const wd_vecsrc *src,
-                            const roaring_bitmap_t *live, uint64_t seed, char *why,
+                            const roaring_bitmap_t *live, uint64_t seed, int threads, char *why,
                             size_t whylen);
 
 /* Open and fully validate (checksums, then structure: ids ascending below
@@ -234,10 +234,13 @@ int wd_hnsw_scan_codes(wd_hnsw *g, const float *q, const roaring_bitmap_t *allow
  * selectivity sels[i] (random allowed subsets of live), answered exactly
  * (wd_scan_exact) and by the graph in both modes over an efSearch sweep.
  * Writes up to cap points to out, returns how many (0 when it could not
- * measure), or -1 on allocation failure / a negative get_block error. */
+ * measure), or -1 on allocation failure / a negative get_block error.
+ * The walks run on threads threads (0: every core); src->get_block is
+ * called from the calling thread only, and the points do not depend on
+ * the thread count. */
 int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *live,
                       const double *sels, size_t nsel, size_t nq, wd_hnsw_cal *out,
-                      size_t cap, uint64_t seed);
+                      size_t cap, uint64_t seed, int threads);
 
 /* The cheapest calibrated setting that reaches recall target at
  * selectivity sel: interpolated between the calibrated selectivities

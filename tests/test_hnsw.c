@@ -216,7 +216,7 @@ static void build(built *b, const float *x, size_t n, size_t d, int metric, size
   b->live = roaring_bitmap_from_range(0, n, 1);
   assert_int_equal(wd_hnsw_open_image(b->img, b->len, d, metric, &b->g, why, sizeof why), 0);
   wd_hnsw_close(&b->g);
-  int nc = wd_hnsw_calibrate_image(&b->img, &b->len, &b->src, b->live, 4242, why, sizeof why);
+  int nc = wd_hnsw_calibrate_image(&b->img, &b->len, &b->src, b->live, 4242, 0, why, sizeof why);
   assert_true(nc > 0);
   assert_int_equal(wd_hnsw_open_image(b->img, b->len, d, metric, &b->g, why, sizeof why), 0);
   assert_int_equal(b->g.ncal, (size_t)nc);
@@ -420,7 +420,7 @@ static void test_scan_codes(void **st) {
     wd_hnsw_build_in in = {&src, slots, ns, NULL, 7, n, 0, 0, 1, 99};
     assert_int_equal(wd_hnsw_build(&in, &img, &len, why, sizeof why), 0);
     roaring_bitmap_t *live = roaring_bitmap_from_range(0, n, 1);
-    assert_true(wd_hnsw_calibrate_image(&img, &len, &src, live, 4242, why, sizeof why) > 0);
+    assert_true(wd_hnsw_calibrate_image(&img, &len, &src, live, 4242, 0, why, sizeof why) > 0);
     wd_hnsw g;
     assert_int_equal(wd_hnsw_open_image(img, len, d, metric, &g, why, sizeof why), 0);
     assert_false(g.ident);
@@ -486,6 +486,33 @@ static void test_scan_codes(void **st) {
 static int cmp_dbl_idx(const void *a, const void *b) {
   const double *x = a, *y = b;
   return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+/* The calibration's walks run on threads (index/hnsw.c calw): the points
+ * must be the same bits for one thread and for three, on both metrics. */
+static void test_calibration_threads(void **st) {
+  (void)st;
+  size_t n = quick() ? 2000 : 5000, d = 24;
+  float *x = malloc(n * d * sizeof *x);
+  for (int metric = 0; metric < 2; metric++) {
+    int m = metric ? WD_METRIC_COSINE : WD_METRIC_L2;
+    gen(metric ? F_CLUSTER : F_HEAVY, x, n, d, 31 + metric);
+    built b;
+    g_threads = 1;
+    build(&b, x, n, d, m, n);
+    g_threads = 2;
+    static const double sels[] = {1.0, 0.3, 0.05};
+    wd_hnsw_cal c1[256], c3[256];
+    memset(c1, 0, sizeof c1);
+    memset(c3, 0, sizeof c3);
+    int n1 = wd_hnsw_calibrate(&b.g, &b.src, b.live, sels, 3, 60, c1, 256, 77, 1);
+    int n3 = wd_hnsw_calibrate(&b.g, &b.src, b.live, sels, 3, 60, c3, 256, 77, 3);
+    assert_true(n1 > 10);
+    assert_int_equal(n1, n3);
+    assert_memory_equal(c1, c3, (size_t)n1 * sizeof *c1);
+    unbuild(&b);
+  }
+  free(x);
 }
 
 static void test_local_density(void **st) {
@@ -598,7 +625,7 @@ int main(void) {
       cmocka_unit_test(test_neardup),    cmocka_unit_test(test_heavy),
       cmocka_unit_test(test_uniform),    cmocka_unit_test(test_no_leaks),
       cmocka_unit_test(test_incremental), cmocka_unit_test(test_damaged),
-      cmocka_unit_test(test_local_density),
+      cmocka_unit_test(test_local_density), cmocka_unit_test(test_calibration_threads),
       cmocka_unit_test(test_scan_codes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
