@@ -1023,7 +1023,7 @@ static int qctx_init(const wd_hnsw *g, const float *q, qctx *c, float *qbuf, int
     *qi = wd_malloc(dim ? dim : 1);
     if (!*qi) return -1;
     float inv = mx > 0 ? (float)qmax / mx : 0;
-    for (size_t j = 0; j < dim; j++) (*qi)[j] = (int8_t)lrintf(qbuf[j] * inv);
+    wd_quant_i8(qbuf, inv, dim, *qi);
     c->qi = *qi;
     c->qiscale = mx / (float)qmax;
   }

@@ -542,20 +542,24 @@ static int centroid_dots_i8(const wd_ivf *ix, const float *q, float *cd) {
   size_t dim = ix->dim, nl = ix->nlist;
   int8_t *qi = wd_malloc(dim ? dim : 1);
   int32_t *acc = wd_malloc(nl * sizeof *acc);
-  if (!qi || !acc) {
+  float *qsc = wd_malloc((dim ? dim : 1) * sizeof *qsc);
+  if (!qi || !acc || !qsc) {
     wd_free(qi);
     wd_free(acc);
+    wd_free(qsc);
     return -1;
   }
   float mx = 0, base = 0;
   for (size_t j = 0; j < dim; j++) {
-    float v = fabsf(q[j] * ix->cscale[j]);
+    qsc[j] = q[j] * ix->cscale[j];
+    float v = fabsf(qsc[j]);
     mx = v > mx ? v : mx;
     base += q[j] * ix->cmin[j];
   }
   float qm = (float)wd_kernels_i8_qmax();
   float inv = mx > 0 ? qm / mx : 0, back = mx / qm;
-  for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(q[j] * ix->cscale[j] * inv);
+  wd_quant_i8(qsc, inv, dim, qi);
+  wd_free(qsc);
   wd_sq8_i8_dot_rows(qi, ix->ccodes, nl, dim, acc);
   for (size_t l = 0; l < nl; l++) {
     float dot = base + (float)acc[l] * back;
@@ -663,7 +667,7 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
       goto done;
     }
     float inv = mx > 0 ? (float)qmax / mx : 0;
-    for (size_t j = 0; j < dim; j++) qi[j] = (int8_t)lrintf(qs[j] * inv);
+    wd_quant_i8(qs, inv, dim, qi);
     qiscale = mx / (float)qmax;
   }
   int32_t irun[RUN_MAX];

@@ -20,6 +20,7 @@
  */
 #include "index/kernels.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -486,7 +487,24 @@ static VNNI void sq8_i8_dot_gather_vnni(const int8_t *q, const uint8_t *codes, s
   }
   if (r < n) sq8_i8_dot_rows_vnni(q, codes + (size_t)(rows[r] & mask) * d, 1, d, out + r);
 }
+
+/* wd_quant_i8 with AVX-512: vcvtps2dq rounds as lrintf does (the current
+ * mode, to nearest even by default), vpmovdb keeps the low byte as the
+ * (int8_t) conversion does. */
+static AVX512 void quant_i8_avx512(const float *x, float s, size_t n, int8_t *out) {
+  size_t j = 0;
+  __m512 vs = _mm512_set1_ps(s);
+  for (; j + 16 <= n; j += 16) {
+    __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), vs));
+    _mm_storeu_si128((__m128i *)(out + j), _mm512_cvtepi32_epi8(v));
+  }
+  for (; j < n; j++) out[j] = (int8_t)lrintf(x[j] * s);
+}
 #endif /* WD_X86 */
+
+static void quant_i8_scalar(const float *x, float s, size_t n, int8_t *out) {
+  for (size_t j = 0; j < n; j++) out[j] = (int8_t)lrintf(x[j] * s);
+}
 
 /* ---- dispatch ------------------------------------------------------- */
 
@@ -504,6 +522,8 @@ static _Atomic(sq8i8_fn) g_sq8_i8_dot_rows;
 typedef void (*sq8i8g_fn)(const int8_t *, const uint8_t *, size_t, const uint32_t *, uint32_t,
                           size_t, int32_t *);
 static _Atomic(sq8i8g_fn) g_sq8_i8_dot_gather;
+typedef void (*quant_fn)(const float *, float, size_t, int8_t *);
+static _Atomic(quant_fn) g_quant_i8;
 static _Atomic int g_vnni;
 static _Atomic int g_i8_qmax;
 static _Atomic int g_level = -1;
@@ -542,6 +562,10 @@ static int set_level(int level) {
 #endif
   sq8i8_fn si = sq8_i8_dot_rows_scalar;
   sq8i8g_fn sg = NULL; /* NULL: the row kernel, one row at a time */
+  quant_fn qf = quant_i8_scalar;
+#if WD_X86
+  if (level == WD_SIMD_AVX512) qf = quant_i8_avx512;
+#endif
   int vnni = 0, qmax = 0;
 #if WD_X86
   if (level >= WD_SIMD_AVX2) {
@@ -559,6 +583,7 @@ static int set_level(int level) {
 #endif
   atomic_store(&g_sq8_i8_dot_rows, si);
   atomic_store(&g_sq8_i8_dot_gather, sg);
+  atomic_store(&g_quant_i8, qf);
   atomic_store(&g_vnni, vnni);
   atomic_store(&g_i8_qmax, qmax);
   atomic_store(&g_sq8_dot_rows, sd);
@@ -642,6 +667,11 @@ void wd_sq8_i8_dot_gather(const int8_t *q, const uint8_t *codes, size_t d, const
     if (r + GATHER_AHEAD < n) gather_prefetch(codes, d, rows[r + GATHER_AHEAD] & mask);
     f(q, codes + (size_t)(rows[r] & mask) * d, 1, d, out + r);
   }
+}
+
+void wd_quant_i8(const float *x, float s, size_t n, int8_t *out) {
+  ensure_init();
+  atomic_load_explicit(&g_quant_i8, memory_order_relaxed)(x, s, n, out);
 }
 
 int wd_kernels_vnni(void) {

@@ -229,6 +229,24 @@ static void check_sq8_i8_gather(size_t d, size_t n) {
   }
 }
 
+/* wd_quant_i8 gives (int8_t)lrintf(x * s) bit for bit, ties included
+ * (round to nearest even, as lrintf in the default mode), at every n. */
+static void check_quant(size_t n) {
+  float x[MAXD] = {0};
+  int8_t out[MAXD + 1];
+  float s = 127.0f / 3.0f;
+  for (size_t j = 0; j < n; j++) {
+    uint64_t r = rnd();
+    /* exact halves (k + 0.5) / s now and then: the ties */
+    x[j] = r & 1 ? ((float)((int)(r >> 8) % 254 - 127) + 0.5f) / s
+                 : (float)((double)(int64_t)(r >> 16) / 9.3e13) * 3.0f;
+  }
+  out[n] = 99;
+  wd_quant_i8(x, s, n, out);
+  for (size_t j = 0; j < n; j++) assert_int_equal(out[j], (int8_t)lrintf(x[j] * s));
+  assert_int_equal(out[n], 99);
+}
+
 static void run_level(int level) {
   int got = wd_kernels_force(level);
   assert_int_equal(got, expected_level(level));
@@ -253,6 +271,8 @@ static void run_level(int level) {
   check_sq8_i8(MAXD, MAXROWS - 1);
   for (size_t d = 0; d <= 200; d++) check_sq8_i8_gather(d, rnd() % MAXROWS);
   for (size_t n = 0; n <= 6; n++) check_sq8_i8_gather(MAXD, n);
+  for (size_t n = 0; n <= 100; n++) check_quant(n);
+  check_quant(MAXD);
   fprintf(stderr, "level %s: byte kernel %s\n", wd_kernels_name(),
           wd_kernels_vnni() ? "AVX-512 VNNI" : "portable");
   if (level != WD_SIMD_AVX512) assert_false(wd_kernels_vnni());
