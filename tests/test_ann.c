@@ -251,6 +251,39 @@ static void mem_fill(memsrc *m, const float *x, size_t n) {
   }
 }
 
+/* An IVF built over src's n vectors (live) and opened for src's metric. */
+static void build_open(const wd_vecsrc *src, const roaring_bitmap_t *live, size_t n, int sq8,
+                       wd_ivf_build_out *bo, wd_ivf *ix) {
+  wd_ivf_build_in in;
+  memset(&in, 0, sizeof in);
+  in.src = src;
+  in.live = live;
+  in.next_slot = n;
+  in.revision = 3;
+  in.sq8 = sq8;
+  in.seed = 5;
+  char why[300];
+  assert_int_equal(wd_ivf_build(&in, bo, why, sizeof why), 0);
+  assert_int_equal(wd_ivf_open_image(bo->image, bo->len, DIM, src->metric, ix, why, sizeof why), 0);
+}
+
+/* An allowed set: each of n ids with probability sel (all at sel >= 1),
+ * ok[] marking them, from the test's generator reseeded at seed; and the
+ * planner's forced-ANN probe for it on ix. */
+static roaring_bitmap_t *random_allowed(size_t n, double sel, uint64_t seed, unsigned char *ok,
+                                        const wd_ivf *ix, wd_plan_out *po) {
+  roaring_bitmap_t *al = roaring_bitmap_create();
+  rs = seed;
+  for (size_t i = 0; i < n; i++) {
+    ok[i] = sel >= 1.0 || unif() < sel;
+    if (ok[i]) roaring_bitmap_add(al, (uint32_t)i);
+  }
+  uint64_t na = roaring_bitmap_get_cardinality(al);
+  wd_plan_in pin = {na, n, n, DIM, K, 1, ix->nlist, 1, WARDEN_STRATEGY_ANN, 0, ix->sq8, 0, 0, NULL};
+  wd_plan_choose(&pin, po);
+  return al;
+}
+
 static void module_recall(int sq8) {
   size_t n = quick() ? 5000 : 20000, nq = quick() ? 10 : 40;
   float *x = malloc(n * DIM * sizeof(float)), *qs = malloc(nq * DIM * sizeof(float));
@@ -270,33 +303,14 @@ static void module_recall(int sq8) {
   mem_fill(&m, x, n);
   wd_vecsrc src = {DIM, WD_METRIC_COSINE, mem_get_block, &m};
   roaring_bitmap_t *live = roaring_bitmap_from_range(0, n, 1);
-  wd_ivf_build_in in;
-  memset(&in, 0, sizeof in);
-  in.src = &src;
-  in.live = live;
-  in.next_slot = n;
-  in.revision = 3;
-  in.sq8 = sq8;
-  in.seed = 5;
   wd_ivf_build_out bo;
-  char why[300];
-  assert_int_equal(wd_ivf_build(&in, &bo, why, sizeof why), 0);
   wd_ivf ix;
-  assert_int_equal(wd_ivf_open_image(bo.image, bo.len, DIM, WD_METRIC_COSINE, &ix, why,
-                                     sizeof why), 0);
+  build_open(&src, live, n, sq8, &bo, &ix);
   assert_int_equal(ix.h.nvec, n);
   double sels[] = {0.001, 0.01, 0.1, 0.5, 1.0};
   for (size_t si = 0; si < 5; si++) {
-    roaring_bitmap_t *al = roaring_bitmap_create();
-    rs = 99 + si;
-    for (size_t i = 0; i < n; i++) {
-      ok[i] = sels[si] >= 1.0 || unif() < sels[si];
-      if (ok[i]) roaring_bitmap_add(al, (uint32_t)i);
-    }
-    uint64_t na = roaring_bitmap_get_cardinality(al);
-    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8, 0, 0, NULL};
     wd_plan_out po;
-    wd_plan_choose(&pin, &po);
+    roaring_bitmap_t *al = random_allowed(n, sels[si], 99 + si, ok, &ix, &po);
     uint64_t nbits = 0;
     uint64_t *bits = wd_ivf_bits(al, &nbits);
     assert_non_null(bits);
@@ -382,19 +396,9 @@ static void test_ivf_l2(void **state) {
   mem_fill(&m, x, n);
   wd_vecsrc src = {DIM, WD_METRIC_L2, mem_get_block, &m};
   roaring_bitmap_t *live = roaring_bitmap_from_range(0, n, 1);
-  wd_ivf_build_in in;
-  memset(&in, 0, sizeof in);
-  in.src = &src;
-  in.live = live;
-  in.next_slot = n;
-  in.revision = 3;
-  in.sq8 = 1;
-  in.seed = 5;
   wd_ivf_build_out bo;
-  char why[300];
-  assert_int_equal(wd_ivf_build(&in, &bo, why, sizeof why), 0);
   wd_ivf ix;
-  assert_int_equal(wd_ivf_open_image(bo.image, bo.len, DIM, WD_METRIC_L2, &ix, why, sizeof why), 0);
+  build_open(&src, live, n, 1, &bo, &ix);
   /* (1) the first list probed */
   size_t clear = 0;
   for (size_t q = 0; q < nq; q++) {
@@ -440,16 +444,8 @@ static void test_ivf_l2(void **state) {
   /* (2) recall */
   double sels[] = {1.0, 0.1};
   for (size_t si = 0; si < 2; si++) {
-    roaring_bitmap_t *al = roaring_bitmap_create();
-    rs = 199 + si;
-    for (size_t i = 0; i < n; i++) {
-      ok[i] = sels[si] >= 1.0 || unif() < sels[si];
-      if (ok[i]) roaring_bitmap_add(al, (uint32_t)i);
-    }
-    uint64_t na = roaring_bitmap_get_cardinality(al);
-    wd_plan_in pin = {na, n, n, DIM, K, 1, ix.nlist, 1, WARDEN_STRATEGY_ANN, 0, ix.sq8, 0, 0, NULL};
     wd_plan_out po;
-    wd_plan_choose(&pin, &po);
+    roaring_bitmap_t *al = random_allowed(n, sels[si], 199 + si, ok, &ix, &po);
     double rsum = 0;
     for (size_t q = 0; q < nq; q++) {
       const float *qv = qs + q * DIM;
