@@ -248,13 +248,14 @@ static int chunk_embedding(ingest *g, const char *file, uint64_t line, size_t c,
     return bad(g, file, line, f, "expected an array of numbers");
   } else if (json_array_size(e) == 0 && g->fe.next < g->fe.narr) {
     /* parsed by wd_fastemb_scan, its text blanked to [] */
-    size_t cnt = g->fe.cnt[g->fe.next];
-    const float *src = g->fe.v + g->fe.off;
+    size_t cnt = g->fe.cnt[g->fe.next], off = g->fe.off;
     g->fe.next++;
     g->fe.off += cnt;
     if (cnt != dim)
       return bad(g, file, line, f, "has %zu values, the collection's dimension is %u", cnt, dim);
-    memcpy(out, src, dim * sizeof *out);
+    /* only now: a literal [] is an entry of 0 values, and when no line had
+     * values yet fe.v is NULL (NULL + 0 is undefined; fuzz_ingest found it) */
+    memcpy(out, g->fe.v + off, dim * sizeof *out);
   } else if (json_array_size(e) != dim) {
     return bad(g, file, line, f, "has %zu values, the collection's dimension is %u",
                json_array_size(e), dim);
