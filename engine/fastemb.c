@@ -56,13 +56,11 @@ static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n
  * values widened to double) have m >= 2^53, beyond the exact path above,
  * and went to strtod: 80-100 -> 42-46 ns a number (2,000 x 384 such
  * numbers, best of 5, one core; 29-31 with f's neighbours from its bits
- * rather than nextafterf).  Reading the 1-7 digits a run ends with in one
- * SWAR step (instead of digit by digit) was 27-29 against 29-31 ns on
- * that text and 15 against 13.5 on "37.0"-like text: not kept.  A
- * branch-free read of short numbers
- * (8 digits per SWAR step before and after the point) was measured too
- * and not kept: 20-21 ns against 20-21 for "37.0"-like text, 34 against
- * 29 ns for "%.9g" text, which has 9 fraction digits. */
+ * rather than nextafterf).  Measured and not kept: reading the 1-7 digits
+ * a run ends with in one SWAR step (27-29 against 29-31 ns on that text,
+ * 15 against 13.5 on "37.0"-like text), and a branch-free read of short
+ * numbers, 8 digits per SWAR step before and after the point (20-21
+ * against 20-21 ns on "37.0"-like text, 34 against 29 on "%.9g" text). */
 static int float_near(uint64_t m, int e10, int neg, float *out) {
   double d = (double)m;
   d = e10 < 0 ? d / pow10_exact[-e10] : d * pow10_exact[e10];

@@ -137,6 +137,7 @@ typedef struct vis {
   size_t ccap, rcap;
   uint32_t *buf; /* gathered nodes */
   float *dbuf;   /* their distances */
+  int32_t *ibuf; /* their byte-kernel sums (cdist_many) */
   size_t bcap;
 } vis;
 
@@ -147,6 +148,7 @@ static void vis_free(vis *v) {
   wd_free(v->res);
   wd_free(v->buf);
   wd_free(v->dbuf);
+  wd_free(v->ibuf);
   wd_free(v);
 }
 
@@ -182,6 +184,9 @@ static int vis_reserve(vis *v, size_t cand, size_t res, size_t buf) {
     float *d = wd_realloc(v->dbuf, buf * sizeof *d);
     if (!d) return -1;
     v->dbuf = d;
+    int32_t *ib = wd_realloc(v->ibuf, buf * sizeof *ib);
+    if (!ib) return -1;
+    v->ibuf = ib;
     v->bcap = buf;
   }
   return 0;
@@ -954,17 +959,17 @@ static inline void prefetch_code(const wd_hnsw *g, uint32_t node) {
   for (size_t o = 0; o < g->dim; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
-/* out[j] = cdist of node rows[j] & mask, j < n.  On bytes (c->qi) one
- * gathered kernel call scores them all, two rows per pass, prefetching
+/* out[j] = cdist of node rows[j] & mask, j < n (a: n ints of scratch).
+ * On bytes (c->qi) one gathered kernel call scores them all, two rows per
+ * pass, prefetching
  * ahead (wd_sq8_i8_dot_gather); otherwise one at a time, the codes
  * requested CODE_AHEAD nodes before they are scored.  Not all at once: a
  * hop gathers ~7-30 nodes of 6-13 lines each, more than the core's
  * outstanding-miss slots, and perf showed that prefetch loop stalled. */
 static void cdist_many(const qctx *c, const uint32_t *rows, uint32_t mask, size_t n,
-                       float *out) {
+                       int32_t *a, float *out) {
   const wd_hnsw *g = c->g;
   if (c->qi && !c->fq && n) {
-    int32_t *a = (int32_t *)out; /* same size; converted in place */
     wd_sq8_i8_dot_gather(c->qi, g->codes, g->dim, rows, mask, n, a);
     for (size_t j = 0; j < n; j++) {
       float ip = c->qconst + (float)a[j] * c->qiscale;
@@ -1131,6 +1136,62 @@ double wd_hnsw_local_density(wd_hnsw *g, const float *q, const uint64_t *bits, u
   return looked ? (double)ok / (double)looked : 0;
 }
 
+/* One expanded node e of the level-0 walk: its neighbours not visited
+ * yet into buf from buf[nb] on (allowed ones plain, disallowed ones
+ * flagged NAV for navigation, and in two-hop mode the allowed neighbours
+ * of the disallowed ones), the filter density in s.  Returns the new nb. */
+static size_t gather(const wd_hnsw *g, vis *v, const filt *f, const wd_hnsw_params *p,
+                     uint32_t e_n, size_t nr, size_t k, uint32_t *buf, size_t nb,
+                     wd_hnsw_stats *s) {
+  const size_t M0 = g->M0;
+  const uint32_t *li = g->nb0 + (size_t)e_n * (M0 + 1);
+  /* the neighbours' slots and visit tags, and in two-hop mode their own
+   * lists, are scattered: request them all before the loop walks them */
+  for (uint32_t j = 0; j < li[0]; j++) {
+    uint32_t u = li[1 + j];
+    __builtin_prefetch(v->tag + u);
+    if (!g->ident) __builtin_prefetch(g->ids + u);
+    if (p->two_hop) {
+      const char *l2 = (const char *)(g->nb0 + (size_t)u * (M0 + 1));
+      for (size_t o = 0; o < (M0 + 1) * 4; o += 64) __builtin_prefetch(l2 + o);
+    }
+  }
+  for (uint32_t j = 0; j < li[0]; j++) {
+    uint32_t u = li[1 + j];
+    /* the allowed density around the walk, over every neighbour of an
+     * expanded node, visited or not: counting only unvisited ones was
+     * biased in two-hop mode (its second hop marks allowed nodes only),
+     * and flagged 34 of 50 uncorrelated 50 % queries as anti-correlated */
+    int ok = allowed_slot(f, SLOT(g, u));
+    s->looked++;
+    s->allowed += (uint64_t)ok;
+    if (v->tag[u] == v->gen) continue;
+    v->tag[u] = v->gen;
+    if (ok) {
+      buf[nb++] = u;
+      continue;
+    }
+    /* disallowed: scored for navigation only (bit 31) in expand mode --
+     * and in two-hop mode while fewer than k allowed nodes were found:
+     * a walk that starts where everything is filtered out would
+     * otherwise stall at the entry point (tests/test_ann.c half-space
+     * filter: 14 nodes looked at, nothing found) */
+    if (!p->two_hop || nr < k) buf[nb++] = u | NAV;
+    if (!p->two_hop) continue;
+    /* two-hop: a disallowed neighbour's allowed neighbours (ACORN-1) */
+    const uint32_t *l2 = g->nb0 + (size_t)u * (M0 + 1);
+    s->lists++;
+    for (uint32_t t = 0; t < l2[0]; t++) {
+      uint32_t w = l2[1 + t];
+      if (v->tag[w] == v->gen) continue;
+      if (!allowed_slot(f, SLOT(g, w))) continue; /* may be reached as a 1-hop later */
+      v->tag[w] = v->gen;
+      buf[nb++] = w;
+    }
+  }
+  return nb;
+}
+
 int wd_hnsw_search(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
                    const wd_hnsw_params *p, const wd_vecsrc *exact, wd_topk *heap,
                    wd_hnsw_stats *st) {
@@ -1165,89 +1226,48 @@ int wd_hnsw_search(wd_hnsw *g, const float *q, const roaring_bitmap_t *allowed,
   v->tag[cur] = v->gen;
   hpush(v->cand, &nc, (hent){dcur, cur}, 0);
   if (allowed_slot(&f, SLOT(g, cur))) hpush(res, &nr, (hent){dcur, cur}, 1);
-  const size_t M0 = g->M0;
   uint32_t *buf = v->buf;
   while (nc) {
+    /* up to WALK_WIDTH candidates expanded per round (see WALK_WIDTH).
+     * stop 1: the round's first candidate fails the stop test (the walk
+     * is done); 2: a bound below ends the walk; a later candidate failing
+     * the test only ends the round (the ones after it would fail too) */
     size_t nb = 0;
     int expanded = 0, stop = 0;
     for (int w = 0; w < WALK_WIDTH && nc && !stop; w++) {
-    hent e = hpop(v->cand, &nc, 0);
-    if (nr >= ef && e.d > res[0].d) {
-      stop = !expanded;
-      break;
-    }
-    /* bounds (wd_hnsw_params): a walk whose neighbourhood holds far fewer
-     * allowed nodes than the filter's share, or that runs over its
-     * distance budget, stops; the caller answers otherwise.  Without them
-     * an anti-correlated 6 % filter on image-784 walked 7,929 hops (8,324
-     * distances) where 290 were calibrated. */
-    if (p->starve_below > 0 && s.hops == STARVE_HOPS &&
-        (double)s.allowed < p->starve_below * (double)s.looked) {
-      s.starved = 1;
-      stop = 2;
-      break;
-    }
-    if (p->max_dist && s.ndist >= p->max_dist) {
-      s.bound_hit = 1;
-      stop = 2;
-      break;
-    }
-    expanded++;
-    s.hops++;
-    const uint32_t *li = g->nb0 + (size_t)e.n * (M0 + 1);
-    /* the next candidate's list is likely read next: request it now */
-    if (nc) __builtin_prefetch(g->nb0 + (size_t)v->cand[0].n * (M0 + 1));
-    /* the neighbours' slots and visit tags, and in two-hop mode their own
-     * lists, are scattered: request them all before the loop walks them */
-    for (uint32_t j = 0; j < li[0]; j++) {
-      uint32_t u = li[1 + j];
-      __builtin_prefetch(v->tag + u);
-      if (!g->ident) __builtin_prefetch(g->ids + u);
-      if (p->two_hop) {
-        const char *l2 = (const char *)(g->nb0 + (size_t)u * (M0 + 1));
-        for (size_t o = 0; o < (M0 + 1) * 4; o += 64) __builtin_prefetch(l2 + o);
+      hent e = hpop(v->cand, &nc, 0);
+      if (nr >= ef && e.d > res[0].d) {
+        stop = !expanded;
+        break;
       }
-    }
-    for (uint32_t j = 0; j < li[0]; j++) {
-      uint32_t u = li[1 + j];
-      /* the allowed density around the walk, over every neighbour of an
-       * expanded node, visited or not: counting only unvisited ones was
-       * biased in two-hop mode (its second hop marks allowed nodes only),
-       * and flagged 34 of 50 uncorrelated 50 % queries as anti-correlated */
-      int ok = allowed_slot(&f, SLOT(g, u));
-      s.looked++;
-      s.allowed += (uint64_t)ok;
-      if (v->tag[u] == v->gen) continue;
-      v->tag[u] = v->gen;
-      if (ok) {
-        buf[nb++] = u;
-        continue;
+      /* bounds (wd_hnsw_params): a walk whose neighbourhood holds far fewer
+       * allowed nodes than the filter's share, or that runs over its
+       * distance budget, stops; the caller answers otherwise.  Without them
+       * an anti-correlated 6 % filter on image-784 walked 7,929 hops (8,324
+       * distances) where 290 were calibrated. */
+      if (p->starve_below > 0 && s.hops == STARVE_HOPS &&
+          (double)s.allowed < p->starve_below * (double)s.looked) {
+        s.starved = 1;
+        stop = 2;
+        break;
       }
-      /* disallowed: scored for navigation only (bit 31) in expand mode --
-       * and in two-hop mode while fewer than k allowed nodes were found:
-       * a walk that starts where everything is filtered out would
-       * otherwise stall at the entry point (tests/test_ann.c half-space
-       * filter: 14 nodes looked at, nothing found) */
-      if (!p->two_hop || nr < k) buf[nb++] = u | NAV;
-      if (!p->two_hop) continue;
-      /* two-hop: a disallowed neighbour's allowed neighbours (ACORN-1) */
-      const uint32_t *l2 = g->nb0 + (size_t)u * (M0 + 1);
-      s.lists++;
-      for (uint32_t t = 0; t < l2[0]; t++) {
-        uint32_t w = l2[1 + t];
-        if (v->tag[w] == v->gen) continue;
-        if (!allowed_slot(&f, SLOT(g, w))) continue; /* may be reached as a 1-hop later */
-        v->tag[w] = v->gen;
-        buf[nb++] = w;
+      if (p->max_dist && s.ndist >= p->max_dist) {
+        s.bound_hit = 1;
+        stop = 2;
+        break;
       }
-    }
+      expanded++;
+      s.hops++;
+      /* the next candidate's list is likely read next: request it now */
+      if (nc) __builtin_prefetch(g->nb0 + (size_t)v->cand[0].n * (g->M0 + 1));
+      nb = gather(g, v, &f, p, e.n, nr, k, buf, nb, &s);
     }
     if (stop == 2 || !expanded) break;
     if (cand_room(v, nc + nb)) {
       rc = -1;
       goto done;
     }
-    cdist_many(&c, buf, ~NAV, nb, v->dbuf);
+    cdist_many(&c, buf, ~NAV, nb, v->ibuf, v->dbuf);
     s.ndist += nb;
     for (size_t j = 0; j < nb; j++) {
       uint32_t u = buf[j] & ~NAV;
@@ -1371,14 +1391,14 @@ done:
 static const size_t EFS[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512};
 #define NEFS (sizeof EFS / sizeof EFS[0])
 
+#define CAL_OVER_ALLOWED 8.0 /* see the ef sweep's bounds in wd_hnsw_calibrate */
+
 /* The calibration's walks on several threads.  The store's get_block is
  * not called from them (an LMDB read transaction belongs to one thread):
  * the blocks are located once up front and the walks read them through
  * btab_get.  Each query's outcome goes to its own slot and the sums are
  * taken in query order, so the points are the same bits for any thread
  * count (tests/test_hnsw.c checks 1 against 3). */
-#define CAL_OVER_ALLOWED 8.0 /* see the ef sweep's bounds in wd_hnsw_calibrate */
-
 typedef struct btab {
   const float **base;
   size_t nb;
@@ -1584,12 +1604,12 @@ out:
 
 /* Cheapest point of one mode reaching target at calibrated selectivity
  * s.  At 100 % the two modes are the same walk: two-hop reads expand's
- * points there.  Interpolating between two calibrated efSearch values that straddle the
- * target (linear in log efSearch) was tried: text-384 100 % planned at 104
- * instead of 128 (159 against ~190 us, recall 0.977), but
- * tests/test_ann.c's half-space filter through the graph fell to 0.922 --
- * the margin below was set on calibrated points, and an interpolated one
- * spends part of it.  Not kept. */
+ * points there.  Interpolating between two calibrated efSearch values
+ * that straddle the target (linear in log efSearch) was tried: text-384
+ * 100 % planned at 104 instead of 128 (159 against ~190 us, recall
+ * 0.977), but tests/test_ann.c's half-space filter through the graph fell
+ * to 0.922 -- the margin below was set on calibrated points, and an
+ * interpolated one spends part of it.  Not kept. */
 static int plan_at(const wd_hnsw *g, float s, double target, int mode, double list_w,
                    size_t *ef, double *ndist, double *lists) {
   int found = 0;

@@ -243,49 +243,55 @@ static json_t *hit_bedrock(const warden_hit *h) {
  * bytes as the jansson tree print_results builds for --format bedrock.
  * perf, 2,000 queries of 10 hits at d=784: the trees per hit and the parse
  * of each hit's metadata were 24 % of the CLI's time, ~31 us per query. */
+/* a string literal into the line (its length from sizeof, not counted) */
+#define LIT(b, s) cli_buf_raw((b), (s), sizeof(s) - 1)
+
+static void rank(cli_buf *b, uint32_t r) {
+  if (r) cli_buf_uint(b, r);
+  else LIT(b, "null");
+}
+
 static void line_warden(cli_buf *b, const warden_results *r, size_t qi, const json_t *plan) {
   b->n = 0;
-  cli_buf_raw(b, "{\"revision\": ", 13);
+  LIT(b, "{\"revision\": ");
   cli_buf_uint(b, warden_results_revision(r));
-  cli_buf_raw(b, ", \"results\": [", 14);
+  LIT(b, ", \"results\": [");
   size_t n = warden_results_count(r, qi);
   int first = 1;
   for (size_t i = 0; i < n; i++) {
     const warden_hit *h = warden_results_hit(r, qi, i);
     if (!h) continue;
-    if (!first) cli_buf_raw(b, ", ", 2);
+    if (!first) LIT(b, ", ");
     first = 0;
-    cli_buf_raw(b, "{\"doc_id\": ", 11);
+    LIT(b, "{\"doc_id\": ");
     cli_buf_str(b, h->doc_id);
-    cli_buf_raw(b, ", \"chunk\": ", 11);
+    LIT(b, ", \"chunk\": ");
     cli_buf_uint(b, h->chunk);
-    cli_buf_raw(b, ", \"score\": ", 11);
+    LIT(b, ", \"score\": ");
     cli_buf_score(b, h->score);
-    cli_buf_raw(b, ", \"text\": ", 10);
+    LIT(b, ", \"text\": ");
     cli_buf_str(b, h->text);
-    cli_buf_raw(b, ", \"source\": ", 12);
+    LIT(b, ", \"source\": ");
     cli_buf_str(b, h->source);
-    cli_buf_raw(b, ", \"namespace\": ", 15);
+    LIT(b, ", \"namespace\": ");
     cli_buf_str(b, h->namespace_);
-    cli_buf_raw(b, ", \"metadata\": ", 14);
+    LIT(b, ", \"metadata\": ");
     cli_buf_lib_object(b, h->metadata_json);
     if (g_mode != WARDEN_MODE_SEMANTIC) { /* each side's 1-based rank, null: not ranked */
-      cli_buf_raw(b, ", \"semantic_rank\": ", 19);
-      if (h->semantic_rank) cli_buf_uint(b, h->semantic_rank);
-      else cli_buf_raw(b, "null", 4);
-      cli_buf_raw(b, ", \"lexical_rank\": ", 18);
-      if (h->lexical_rank) cli_buf_uint(b, h->lexical_rank);
-      else cli_buf_raw(b, "null", 4);
+      LIT(b, ", \"semantic_rank\": ");
+      rank(b, h->semantic_rank);
+      LIT(b, ", \"lexical_rank\": ");
+      rank(b, h->lexical_rank);
     }
-    cli_buf_raw(b, "}", 1);
+    LIT(b, "}");
   }
-  cli_buf_raw(b, "]", 1);
-  if (warden_results_degraded(r, qi)) cli_buf_raw(b, ", \"degraded\": true", 18);
+  LIT(b, "]");
+  if (warden_results_degraded(r, qi)) LIT(b, ", \"degraded\": true");
   if (plan) {
-    cli_buf_raw(b, ", \"plan\": ", 10);
+    LIT(b, ", \"plan\": ");
     cli_buf_json(b, plan);
   }
-  cli_buf_raw(b, "}\n", 2);
+  LIT(b, "}\n");
 }
 
 /* --explain: the library's plan is a JSON text of any length; it is
