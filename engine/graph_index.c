@@ -239,7 +239,16 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+void wd_phase_progress(void *ctx, uint64_t done, uint64_t total) {
+  const wd_phase_prog *p = ctx;
+  if (p->opts->progress && strcmp(p->phase, "ivf") == 0)
+    p->opts->progress(p->opts->progress_ctx, done, total);
+  if (p->opts->phase_progress)
+    p->opts->phase_progress(p->opts->progress_ctx, p->phase, done, total);
+}
+
 int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int rebuild,
+                   const warden_index_opts *opts,
                    json_t **report) {
   *report = NULL;
   char path[4096], why[300] = "", old_why[300] = "";
@@ -300,7 +309,11 @@ int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int reb
    * its recall bound must give the same graph every run */
   const char *bt = getenv("WARDEN_BUILD_THREADS");
   int threads = bt && atoi(bt) > 0 ? atoi(bt) : 0;
-  wd_hnsw_build_in in = {&src, slots, nadd, extend ? &old : NULL, rev, ns, 0, 0, threads, 1234};
+  wd_phase_prog gp = {opts, "graph"};
+  wd_hnsw_build_in in = {&src,    slots, nadd, extend ? &old : NULL,
+                         rev,     ns,    0,    0,
+                         threads, 1234,  opts && opts->phase_progress ? wd_phase_progress : NULL,
+                         &gp};
   int brc = wd_hnsw_build(&in, &img, &len, why, sizeof why);
   if (brc) {
     rc = brc == -1 ? wd_err(db, WARDEN_ENOMEM, "index: graph: out of memory")

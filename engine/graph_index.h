@@ -40,12 +40,21 @@ void wd_graph_close(warden *db);
 /* Free the state wd_ann_graph_slot points to (engine/indexer.c). */
 void wd_graph_state_free(void *state);
 
+/* One phase of warden_index_opts' progress as the plain callback the IVF
+ * and graph builds take: phase "ivf" also goes to opts->progress, every
+ * phase to opts->phase_progress. */
+typedef struct wd_phase_prog {
+  const warden_index_opts *opts;
+  const char *phase;
+} wd_phase_prog;
+void wd_phase_progress(void *ctx, uint64_t done, uint64_t total);
+
 /* Build or extend the graph for the live slots of tx (called by
  * warden_index_build after the IVF file).  rebuild: ignore an existing
  * graph.  *report: a new JSON object describing what was done.  0 or a
  * negative warden code (message set). */
 int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int rebuild,
-                   json_t **report);
+                   const warden_index_opts *opts, json_t **report);
 
 /* The "graph" member of `warden stats` (NULL on allocation failure). */
 json_t *wd_graph_stats(warden *db, wd_txn *tx);

@@ -527,9 +527,14 @@ int warden_metric(const warden *db);
 
 typedef struct warden_index_opts {
   int rebuild; /* nonzero: retrain from scratch even if an index exists */
-  /* progress (may be NULL): vectors done, vectors total */
+  /* progress (may be NULL): vectors assigned to IVF lists, vectors total */
   void (*progress)(void *ctx, uint64_t done, uint64_t total);
   void *progress_ctx;
+  /* every phase (may be NULL), progress_ctx shared: phase "ivf" (vectors
+   * assigned to lists, as progress) then "graph" (vectors inserted into
+   * the graph index), each from 0 to its total; called on the calling
+   * thread, at most every 4,096 vectors, and once with done == total */
+  void (*phase_progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
 } warden_index_opts;
 
 /* Build (or bring up to date) the collection's ANN index file,

@@ -441,6 +441,7 @@ typedef struct worker {
   bgraph *b;
   pthread_t t;
   int started;
+  const wd_hnsw_build_in *in; /* set on the calling thread's worker: progress */
 } worker;
 
 static void *work(void *arg) {
@@ -456,6 +457,8 @@ static void *work(void *arg) {
     size_t i = atomic_fetch_add(&b->next, 1);
     if (i >= b->n || b->err) break;
     insert(b, v, (uint32_t)i);
+    if (w->in && w->in->progress && (i & 4095) == 0)
+      w->in->progress(w->in->progress_ctx, i - b->nold, b->n - b->nold);
   }
   vis_free(v);
   return NULL;
@@ -619,10 +622,13 @@ int wd_hnsw_build(const wd_hnsw_build_in *in, void **image, size_t *len, char *w
     w[t].b = &b;
     if (t > 0 && pthread_create(&w[t].t, NULL, work, &w[t]) == 0) w[t].started = 1;
   }
+  w[0].in = in;
+  if (in->progress) in->progress(in->progress_ctx, 0, n - b.nold);
   work(&w[0]);
   for (int t = 1; t < nt; t++)
     if (w[t].started) pthread_join(w[t].t, NULL);
   if (b.err) goto oom;
+  if (in->progress) in->progress(in->progress_ctx, n - b.nold, n - b.nold);
   /* the image */
   size_t nup = 0;
   for (size_t i = 0; i < n; i++) nup += b.lev[i];

@@ -122,6 +122,10 @@ typedef struct wd_hnsw_build_in {
   size_t M, efc;
   int threads;
   uint64_t seed;
+  /* progress (may be NULL): nodes inserted of n, called on the calling
+   * thread only (it inserts too), every 4,096 nodes and at the end */
+  void (*progress)(void *ctx, uint64_t done, uint64_t total);
+  void *progress_ctx;
 } wd_hnsw_build_in;
 
 int wd_hnsw_build(const wd_hnsw_build_in *in, void **image, size_t *len, char *why,

@@ -732,7 +732,7 @@ static double engine_recall(coll *c, unsigned lim, int strategy, size_t nq, int 
 }
 
 static void build(coll *c, int rebuild, json_t **rep) {
-  warden_index_opts io = {rebuild, NULL, NULL};
+  warden_index_opts io = {rebuild, NULL, NULL, NULL};
   char *js = NULL;
   if (warden_index_build(c->db, &io, &js)) fail_msg("index: %s", warden_errmsg(c->db));
   json_error_t je;
@@ -1327,6 +1327,60 @@ static void test_correlated_graph(void **state) {
   g_graph = 0;
 }
 
+/* Issue 15: warden_index_opts.phase_progress reports the IVF phase then
+ * the graph phase, each from 0 to its total (the vectors) with done never
+ * going back, and `progress` still sees the IVF phase alone. */
+typedef struct prog_log {
+  char phase[8][8];
+  uint64_t first[8], last[8], total[8];
+  int nphase, back, plain, plain_done;
+} prog_log;
+static void on_phase(void *ctx, const char *phase, uint64_t done, uint64_t total) {
+  prog_log *l = ctx;
+  if (l->nphase == 0 || strcmp(l->phase[l->nphase - 1], phase) != 0) {
+    assert_true(l->nphase < 8);
+    snprintf(l->phase[l->nphase], sizeof l->phase[0], "%s", phase);
+    l->first[l->nphase] = done;
+    l->last[l->nphase] = done;
+    l->total[l->nphase++] = total;
+    return;
+  }
+  if (done < l->last[l->nphase - 1] || total != l->total[l->nphase - 1]) l->back++;
+  l->last[l->nphase - 1] = done;
+}
+static void on_plain(void *ctx, uint64_t done, uint64_t total) {
+  prog_log *l = ctx;
+  l->plain++;
+  if (done == total) l->plain_done++;
+}
+static void test_index_progress(void **state) {
+  (void)state;
+  g_graph = 1;
+  size_t n = quick() ? 9000 : 12000;
+  coll c;
+  coll_open(&c, n);
+  ingest_range(&c, 0, n);
+  prog_log l;
+  memset(&l, 0, sizeof l);
+  warden_index_opts io = {0, on_plain, &l, on_phase};
+  char *js = NULL;
+  if (warden_index_build(c.db, &io, &js)) fail_msg("index: %s", warden_errmsg(c.db));
+  warden_free(js);
+  assert_int_equal(l.nphase, 2);
+  assert_string_equal(l.phase[0], "ivf");
+  assert_string_equal(l.phase[1], "graph");
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(l.first[i], 0);
+    assert_int_equal(l.total[i], n);
+    assert_int_equal(l.last[i], n);
+  }
+  assert_int_equal(l.back, 0);
+  assert_true(l.plain >= 2); /* 0 of n, ..., n of n: the IVF phase only */
+  assert_int_equal(l.plain_done, 1);
+  coll_close(&c);
+  g_graph = 0;
+}
+
 static void test_concurrent(void **state) {
   (void)state;
   size_t n = quick() ? 2000 : 6000, step = quick() ? 200 : 500;
@@ -1381,6 +1435,7 @@ int main(void) {
       cmocka_unit_test_setup(test_stale_catch_up, graph_off),
       cmocka_unit_test_setup(test_correlated_graph, graph_off),
       cmocka_unit_test_setup(test_concurrent, graph_off),
+      cmocka_unit_test_setup(test_index_progress, graph_off),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

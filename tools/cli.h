@@ -219,6 +219,9 @@ typedef struct cli_progress {
   double start, last;
   uint64_t last_lines;
   int drawn; /* a bar is on screen and must be cleared */
+  const char *phase; /* cli_progress_phase_cb's current phase */
+  char label[64];    /* "CTX: PHASE" */
+  const char *base;  /* ctx as given to cli_progress_init */
 } cli_progress;
 
 void cli_progress_init(cli_progress *p, const char *ctx);
@@ -227,6 +230,9 @@ void cli_progress_cb(void *ctx, uint64_t lines, uint64_t bytes,
                      uint64_t total);
 /* Matches warden_index_opts.progress: items done out of total. */
 void cli_progress_count_cb(void *ctx, uint64_t done, uint64_t total);
+/* Matches warden_index_opts.phase_progress: as cli_progress_count_cb,
+ * labelled "CTX: PHASE", with a line when a phase starts. */
+void cli_progress_phase_cb(void *ctx, const char *phase, uint64_t done, uint64_t total);
 void cli_progress_done(cli_progress *p);
 
 /* --------------------------------------------------------------- help */

@@ -645,7 +645,7 @@ static double now_s(void) {
 
 void cli_progress_init(cli_progress *p, const char *ctx) {
   memset(p, 0, sizeof *p);
-  p->ctx = ctx;
+  p->ctx = p->base = ctx;
   p->tty = isatty(STDERR_FILENO);
   p->start = p->last = now_s();
 }
@@ -709,6 +709,22 @@ void cli_progress_count_cb(void *ctx, uint64_t done, uint64_t total) {
   fprintf(stderr, "warden: %s: progress: %llu of %llu vectors (%d%%)\n", p->ctx,
           (unsigned long long)done, (unsigned long long)total,
           (int)(frac * 100));
+}
+
+void cli_progress_phase_cb(void *ctx, const char *phase, uint64_t done, uint64_t total) {
+  cli_progress *p = ctx;
+  if (!p->phase || strcmp(p->phase, phase) != 0) {
+    cli_progress_done(p);
+    p->phase = phase;
+    snprintf(p->label, sizeof p->label, "%s: %s", p->base, phase);
+    p->ctx = p->label;
+    if (!p->tty)
+      fprintf(stderr, "warden: %s: progress: %llu of %llu vectors\n", p->ctx,
+              (unsigned long long)done, (unsigned long long)total);
+    p->last = now_s();
+    return;
+  }
+  cli_progress_count_cb(ctx, done, total);
 }
 
 void cli_progress_done(cli_progress *p) {

@@ -221,8 +221,8 @@ int cmd_index(int argc, char **argv) {
   cli_progress prog;
   cli_progress_init(&prog, ctx);
   warden_index_opts io = {.rebuild = rebuild,
-                          .progress = cli_progress_count_cb,
-                          .progress_ctx = &prog};
+                          .progress_ctx = &prog,
+                          .phase_progress = cli_progress_phase_cb};
   char *json = NULL;
   int wrc = warden_index_build(db, &io, &json);
   cli_progress_done(&prog);
