@@ -44,33 +44,14 @@ ap.add_argument("--combos", default=None, help="comma-separated subset")
 ap.add_argument("--no-batch", action="store_true", help="skip the all-cores batch comparison")
 a = ap.parse_args()
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if not a.debian:
-    # ../shared/anchors relative to the repo's parent; a git worktree under
-    # /work/wt/NAME has it one level further up
-    cands = [a.faiss_path, os.environ.get("FAISS_PATH")] + [
-        os.path.join(os.path.dirname(repo), *([".."] * up), "shared", "anchors",
-                     "faiss-1.12-avx512") for up in (0, 1)]
-    # the first candidate that imports: the AVX-512 anchor does not on a
-    # CPU without AVX-512 (its loader finds no generic module), and the
-    # issue says to fall back to Debian's python3-faiss then
-    for fp in cands:
-        if not (fp and os.path.isdir(fp)):
-            continue
-        sys.path.insert(0, os.path.abspath(fp))
-        try:
-            import faiss  # noqa: F401
-            break
-        except Exception as e:  # ImportError, or the loader's own errors
-            print("[graph_faiss] %s does not import here (%s); trying the next" % (fp, e),
-                  file=sys.stderr, flush=True)
-            sys.path.remove(os.path.abspath(fp))
-            for m in [m for m in sys.modules if m == "faiss" or m.startswith("faiss.")]:
-                del sys.modules[m]
+sys.path.insert(0, os.path.join(repo, "bench"))
+from faiss_pick import describe, import_faiss  # noqa: E402
 import numpy as np  # noqa: E402
-import faiss  # noqa: E402
 
-FAISS = "%s %s (%s)" % (faiss.__version__, faiss.get_compile_options(),
-                        os.path.dirname(faiss.__file__))
+faiss = import_faiss(repo, a.faiss_path, a.debian,
+                     lambda m: print("[graph_faiss]", m, file=sys.stderr, flush=True))
+
+FAISS = describe(faiss)
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 EFS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)
 

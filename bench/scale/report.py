@@ -69,6 +69,9 @@ def main():
         fs = ("nprobe %d: recall %.3f, %.0f QPS, p99 %.2f ms" % (fb["nprobe"], fb["recall"], fb["qps"], fb["p99_ms"])
               if fb else fa.get("skipped", "none reached 0.95"))
         L.append("| %s | %.3f | %.0f | %.2f | %s |" % (s, v["recall"], v["qps"], v["p99_ms"], fs))
+    if fa.get("faiss"):
+        L += ["", "FAISS: %s; %s trained in %.0f s, added in %.0f s." % (
+            fa["faiss"], fa.get("index"), fa.get("train_s", 0), fa.get("add_s", 0))]
     open(os.path.join(r, "report.md"), "w").write("\n".join(L) + "\n")
 
 

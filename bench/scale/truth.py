@@ -9,7 +9,9 @@ selectivity of scale_query.c (0.1 %: user:u<q%1000>; 1 %: group:g<q%100>;
 the documents that principal may read, computed here from the .npy with
 NumPy in blocks (not through warden): OUTDIR/truth.json.
 
---faiss: FAISS (Debian python3-faiss) on the same vectors: IndexIVFScalar-
+--faiss: FAISS on the same vectors (FAISS 1.12 AVX-512 from
+../shared/anchors when it imports, else Debian's python3-faiss 1.7.3;
+bench/faiss_pick.py, and faiss.json says which): IndexIVFScalar-
 Quantizer (SQ8, nlist = 4 sqrt N, inner product on unit vectors, trained on
 a random 40 * nlist vectors, as warden's IVF), IDSelectorBitmap for each
 query's allowed set, nprobe doubled from 1 until recall@10 >= 0.95, single
@@ -18,6 +20,7 @@ QPS): OUTDIR/faiss.json.  Memory: the SQ8 codes (N * 384 bytes), the
 training sample and one block of floats (rows are read, not mapped).
 """
 import json
+import os
 import sys
 import time
 
@@ -112,7 +115,10 @@ def main():
 
 def faiss_run(emb, qs, n, truth, outdir):
     try:
-        import faiss
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        sys.path.insert(0, os.path.join(repo, "bench"))
+        from faiss_pick import describe, import_faiss
+        faiss = import_faiss(repo, log=lambda m: sys.stderr.write("truth: %s\n" % m))
     except ImportError:
         json.dump({"skipped": "python3-faiss not installed"}, open(outdir + "/faiss.json", "w"))
         return
@@ -136,7 +142,7 @@ def faiss_run(emb, qs, n, truth, outdir):
         index.add(unit(np.asarray(emb[lo:min(n, lo + BLOCK)], dtype=np.float32)))
     t_add = time.time() - t0
     faiss.omp_set_num_threads(1)  # queries single-threaded, as scale_query.c
-    res = {"index": "IVF%d,SQ8" % nlist, "train_s": t_train, "add_s": t_add, "sels": {}}
+    res = {"faiss": describe(faiss), "index": "IVF%d,SQ8" % nlist, "train_s": t_train, "add_s": t_add, "sels": {}}
     nprobes = [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if p <= nlist]
     if nprobes[-1] != nlist:
         nprobes.append(nlist)
