@@ -354,10 +354,10 @@ class Collection:
 
     def index_build(self, rebuild: bool = False) -> dict:
         """Build or update the ANN index (DIR/index/ivf.wdx); returns the report."""
-        class IndexOpts(ctypes.Structure):
+        class IndexOpts(ctypes.Structure):  # warden.h's warden_index_opts, whole
             _fields_ = [("rebuild", ctypes.c_int), ("progress", c_void_p),
-                        ("progress_ctx", c_void_p)]
-        o = IndexOpts(1 if rebuild else 0, None, None)
+                        ("progress_ctx", c_void_p), ("phase_progress", c_void_p)]
+        o = IndexOpts(1 if rebuild else 0, None, None, None)
         return self._json_out(lib.warden_index_build, ctypes.cast(byref(o), c_void_p))
 
     # ---------------------------------------------------------- writes
