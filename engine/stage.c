@@ -280,6 +280,10 @@ int wd_stage_step(wd_stage *st, wd_txn *tx, uint64_t bytes) {
   crash_point("stage-mid");
   int rc = stage_commit(st, tx);
   if (!rc) crash_point("stage-between");
+  /* the B-tree pages this ingest read through the map count in its
+   * resident set and grow with the store, not the input: 3.5 GB of a 4 GB
+   * peak RSS at 7M x 384, 0.7 GB of it its own memory */
+  if (!rc) store_release_map(st->db);
   if (!rc) rc = store_write_begin(st->db, tx);
   if (!rc) rc = attach(st, tx);
   return rc;

@@ -541,6 +541,12 @@ int store_write_commit(wd_txn *tx, uint64_t *revision) {
   return rc;
 }
 
+void store_release_map(warden *db) {
+  pthread_rwlock_rdlock(&db->maplock); /* no resize moves the map meanwhile */
+  if (db->map_base) (void)madvise((void *)db->map_base, db->mapsize, MADV_DONTNEED);
+  pthread_rwlock_unlock(&db->maplock);
+}
+
 void store_write_abort(wd_txn *tx) {
   if (!tx->t) return;
   free_caches(tx);

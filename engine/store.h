@@ -126,6 +126,12 @@ int store_write_begin(warden *db, wd_txn *tx);
 int store_write_spill(wd_txn *tx, size_t max_bitmaps);
 int store_write_commit(wd_txn *tx, uint64_t *revision);
 void store_write_abort(wd_txn *tx);
+/* Drop this process's page-table entries for the LMDB map (MADV_DONTNEED
+ * on a shared file mapping: the pages stay in the page cache and fault
+ * back in, the same bytes, on the next read; safe with readers running).
+ * A staged ingest calls it after each staging commit, so that its
+ * resident set stays bounded while the store grows. */
+void store_release_map(warden *db);
 
 /* Values of docs, chunks, bitmaps, principals and grants end with a
  * CRC-32C of the bytes before it, so a flipped byte on disk is refused
