@@ -97,7 +97,7 @@ build/perm_bench: bench/perm_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/lexical_bench: bench/lexical_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
-# issue 15: the scale run (not in CI): make bench-scale [N=10000000] [Q=200]
+# issue 15: the scale run (not in CI): make bench-scale [N=10000000] [Q=200] [FROM=STEP] [WORK=DIR]
 # [GRAPH=off]; bench/scale/run.sh says what it measures
 build/scale_query: bench/scale/scale_query.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
