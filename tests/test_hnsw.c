@@ -189,6 +189,14 @@ typedef struct built {
  * scheduler.  The other tests build on two threads. */
 static int g_threads = 2;
 
+static void on_progress(void *ctx, uint64_t done, uint64_t total) {
+  uint64_t *p = ctx; /* first done, last done, total */
+  if (p[0] == UINT64_MAX) p[0] = done;
+  assert_true(done >= p[1]);
+  p[1] = done;
+  p[2] = total;
+}
+
 static void build(built *b, const float *x, size_t n, size_t d, int metric, size_t nbuild) {
   memset(b, 0, sizeof *b);
   mem_make(&b->m, x, n, d);
@@ -196,17 +204,23 @@ static void build(built *b, const float *x, size_t n, size_t d, int metric, size
   uint32_t *slots = malloc(n * sizeof *slots);
   for (size_t i = 0; i < n; i++) slots[i] = (uint32_t)i;
   char why[300] = "";
-  wd_hnsw_build_in in = {&b->src, slots, nbuild, NULL, 7, n, 0, 0, g_threads, 99};
+  wd_hnsw_build_in in = {&b->src, slots, nbuild, NULL, 7, n, 0, 0, g_threads, 99, NULL, NULL};
   int rc = wd_hnsw_build(&in, &b->img, &b->len, why, sizeof why);
   if (rc) fprintf(stderr, "build: %d %s\n", rc, why);
   assert_int_equal(rc, 0);
   if (nbuild < n) { /* incremental insert of the rest */
     wd_hnsw old;
     assert_int_equal(wd_hnsw_open_image(b->img, b->len, d, metric, &old, why, sizeof why), 0);
-    wd_hnsw_build_in in2 = {&b->src, slots + nbuild, n - nbuild, &old, 8, n, 0, 0, g_threads, 99};
+    /* progress of an extension counts the new nodes only, 0 to n - nbuild */
+    uint64_t prog[3] = {UINT64_MAX, 0, 0}; /* first done, last done, total */
+    wd_hnsw_build_in in2 = {&b->src, slots + nbuild, n - nbuild, &old, 8, n, 0, 0, g_threads, 99,
+                            on_progress, prog};
     void *img2 = NULL;
     size_t len2 = 0;
     assert_int_equal(wd_hnsw_build(&in2, &img2, &len2, why, sizeof why), 0);
+    assert_int_equal(prog[0], 0);
+    assert_int_equal(prog[1], n - nbuild);
+    assert_int_equal(prog[2], n - nbuild);
     wd_hnsw_close(&old);
     wd_free(b->img);
     b->img = img2;
@@ -417,7 +431,7 @@ static void test_scan_codes(void **st) {
     size_t len = 0;
     /* one build thread: the float-walk decision depends on the graph, and a
      * parallel build differs run to run (g_threads above) */
-    wd_hnsw_build_in in = {&src, slots, ns, NULL, 7, n, 0, 0, 1, 99};
+    wd_hnsw_build_in in = {&src, slots, ns, NULL, 7, n, 0, 0, 1, 99, NULL, NULL};
     assert_int_equal(wd_hnsw_build(&in, &img, &len, why, sizeof why), 0);
     roaring_bitmap_t *live = roaring_bitmap_from_range(0, n, 1);
     assert_true(wd_hnsw_calibrate_image(&img, &len, &src, live, 4242, 0, why, sizeof why) > 0);
