@@ -89,8 +89,13 @@ int store_open(warden *db, const char *dir, int create, char *err,
   mdb_env_set_maxreaders(db->env, 1022);
   db->mapsize = initial_mapsize();
   mdb_env_set_mapsize(db->env, db->mapsize);
-  rc = mdb_env_open(db->env, path, MDB_NOTLS | (db->read_only ? MDB_RDONLY : 0),
-                    0644);
+  /* MDB_NORDAHEAD (MADV_RANDOM on the map): reads here are random (a
+   * rerank's rows, B-tree pages), and the kernel's read-around on a fault
+   * is the device's read_ahead_kb -- 8 MB on this machine's disk.  At 10M x
+   * 384 (a 23 GB store beside 9 GB of index files on 24 GB of RAM) 1,600
+   * queries read 89 GB from disk that way, evicting what they needed. */
+  rc = mdb_env_open(db->env, path,
+                    MDB_NOTLS | MDB_NORDAHEAD | (db->read_only ? MDB_RDONLY : 0), 0644);
   if (rc != 0) goto lmdb_fail;
   {
     /* LMDB may have adopted a larger size recorded by another process. */
