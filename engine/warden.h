@@ -525,6 +525,10 @@ int warden_metric(const warden *db);
 
 /* ------------------------------------------------ ANN index lifecycle */
 
+/* Initialise the whole struct (`= {0}` or designated initialisers): it
+ * grew a field, phase_progress, after its first three, and a caller built
+ * against the three-field header passes a struct the library reads past --
+ * such a caller must be rebuilt (the Python binding declares all four). */
 typedef struct warden_index_opts {
   int rebuild; /* nonzero: retrain from scratch even if an index exists */
   /* progress (may be NULL): vectors assigned to IVF lists, vectors total */
