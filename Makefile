@@ -105,6 +105,7 @@ build/bench/npy2jsonl: bench/scale/npy2jsonl.c
 	@mkdir -p build/bench
 	$(CC) $(CFLAGS_ALL) -o $@ $<
 bench-scale: build/warden build/scale_query build/bench/npy2jsonl
+	@sh tools/deps.sh bench
 	N=$(or $(N),10000000) Q=$(or $(Q),200) GRAPH=$(or $(GRAPH),on) sh bench/scale/run.sh
 # issue 14: the graph-index bench driver (bench/graph_run.sh)
 build/graph_bench: bench/graph_bench.c build/libwarden.a

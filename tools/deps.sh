@@ -15,6 +15,7 @@
 #   libomp-14-dev     OpenMP for the clang-built fuzz and TSan libraries (test)
 #   lmdb-utils        mdb_stat / mdb_dump for debugging collections
 #   python3-faiss python3-numpy python3-matplotlib   bench baselines and plots
+#   time              /usr/bin/time -v: each step's peak RSS in make bench-scale
 #   python3-numpy (test)   .npy files for tests/cli/npy.sh (warden ingest --vectors)
 #   npm               fetching the GloVe-derived bench vectors
 #   nodejs npm        bindings/node tests (only when no node is installed)
@@ -44,7 +45,7 @@ case "$what" in
                libopenblas-dev:arm64 libcmocka-dev:arm64 libstdc++6:arm64 libgomp1:arm64
                libstemmer-dev:arm64 libicu-dev:arm64
                libcmocka-dev libjansson-dev" ;;
-  bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib python3-xapian"
+  bench) pkgs="$pkgs python3-faiss python3-numpy python3-matplotlib python3-xapian time"
          # npm may come from elsewhere than Debian (e.g. a Node.js install):
          # only ask for Debian's when there is no npm command at all
          command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
