@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "base/worker.h"
 #include "engine/doc.h"
 #include "engine/embed.h"
 #include "engine/ingest.h"
@@ -26,9 +28,112 @@
 
 #define WD_MAX_LINE (8u << 20) /* 8 MiB: larger lines are refused */
 #define WD_MAX_CHUNKS 100000
+#define PIPE_MIN_BYTES ((uint64_t)4 << 20) /* smaller JSONL inputs: one thread */
 
 typedef wd_pdoc pdoc;
 typedef wd_ingest ingest;
+
+static int apply_batch(ingest *g);
+
+#define SLAB_BLOCK ((size_t)4 << 20)
+
+static void *slab_get(wd_slab *s, size_t n) {
+  n = (n + 63) & ~(size_t)63;
+  while (s->cur < s->nblk && s->used + n > s->cap[s->cur]) {
+    s->cur++;
+    s->used = 0;
+  }
+  if (s->cur == s->nblk) {
+    size_t c = n > SLAB_BLOCK ? n : SLAB_BLOCK;
+    char **nb = wd_realloc(s->blk, (s->nblk + 1) * sizeof *nb);
+    if (!nb) return NULL;
+    s->blk = nb;
+    size_t *ncap = wd_realloc(s->cap, (s->nblk + 1) * sizeof *ncap);
+    if (!ncap) return NULL;
+    s->cap = ncap;
+    if (!(s->blk[s->nblk] = wd_malloc(c))) return NULL;
+    s->cap[s->nblk++] = c;
+    s->used = 0;
+  }
+  void *p = s->blk[s->cur] + s->used;
+  s->used += n;
+  return p;
+}
+
+static const char *doc_id_of(const pdoc *d, size_t *n) {
+  const json_t *id = json_object_get(d->rec, "doc_id");
+  *n = json_string_length(id);
+  return json_string_value(id);
+}
+
+/* The index + 1 of the batch's document with doc_id id[0..n), or 0. */
+static size_t ids_find(const ingest *g, const char *id, size_t n, uint64_t h) {
+  const wd_idset *s = &g->ids;
+  if (!s->cap) return 0;
+  for (size_t m = s->cap - 1, k = h & m;; k = (k + 1) & m) {
+    uint32_t x = s->ix[k];
+    if (!x) return 0;
+    size_t l;
+    const char *o = s->h[k] == h ? doc_id_of(&g->docs[x - 1], &l) : NULL;
+    if (o && l == n && memcmp(o, id, n) == 0) return x;
+  }
+}
+
+static void ids_put(wd_idset *s, uint64_t h, uint32_t x) {
+  size_t m = s->cap - 1, k = h & m;
+  while (s->ix[k]) k = (k + 1) & m;
+  s->ix[k] = x;
+  s->h[k] = h;
+  s->n++;
+}
+
+/* Add document index i (hash h); 0 or -1 out of memory. */
+static int ids_add(wd_idset *s, uint64_t h, size_t i) {
+  if ((s->n + 1) * 2 > s->cap) {
+    wd_idset o = *s;
+    s->cap = o.cap ? o.cap * 2 : 1024;
+    s->ix = wd_calloc(s->cap, sizeof *s->ix);
+    s->h = wd_malloc(s->cap * sizeof *s->h);
+    if (!s->ix || !s->h) {
+      wd_free(s->ix);
+      wd_free(s->h);
+      *s = o;
+      return -1;
+    }
+    s->n = 0;
+    for (size_t k = 0; k < o.cap; k++)
+      if (o.ix[k]) ids_put(s, o.h[k], o.ix[k]);
+    wd_free(o.ix);
+    wd_free(o.h);
+  }
+  ids_put(s, h, (uint32_t)(i + 1));
+  return 0;
+}
+
+static void ids_clear(wd_idset *s) {
+  if (s->n) memset(s->ix, 0, s->cap * sizeof *s->ix);
+  s->n = 0;
+}
+
+static void ids_free(wd_idset *s) {
+  wd_free(s->ix);
+  wd_free(s->h);
+  memset(s, 0, sizeof *s);
+}
+
+static void slab_reset(wd_slab *s) {
+  s->cur = 0;
+  s->used = 0;
+}
+
+static void slab_free(wd_slab *s) {
+  for (size_t i = 0; i < s->nblk; i++) wd_free(s->blk[i]);
+  wd_free(s->blk);
+  wd_free(s->cap);
+  memset(s, 0, sizeof *s);
+}
+
+static void pipe_close(ingest *g);
 
 static int add_error(ingest *g, const char *msg) {
   size_t n = strlen(msg);
@@ -284,12 +389,8 @@ static int doc_chunks(ingest *g, const json_t *chunks, const char *file, uint64_
     return bad(g, file, line, "chunks",
                chunks ? "expected a non-empty array of {text, embedding}" : "required field is missing");
   size_t nc = json_array_size(chunks);
-  if (rows) {
-    d->emb = (float *)rows;
-    d->emb_borrowed = 1;
-  } else {
-    d->emb = wd_malloc(nc * dim * sizeof(float));
-  }
+  d->emb = rows ? (float *)rows : slab_get(&g->emb, nc * dim * sizeof(float));
+  d->emb_borrowed = 1; /* the caller's rows, or the batch's slab */
   d->texts = json_array();
   if (!d->emb || !d->texts) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   for (size_t c = 0; c < nc; c++) {
@@ -413,6 +514,12 @@ static const char *where_name(const ingest *g, uint64_t code, char *buf, size_t 
 
 int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
                   const float *rows) {
+  if (g->nstale) { /* applied by a pipelined call, not yet freed */
+    for (size_t i = 0; i < g->nstale; i++) pdoc_free(&g->docs[i]);
+    g->nstale = 0;
+    slab_reset(&g->emb);
+    ids_clear(&g->ids);
+  }
   if (g->ndocs == g->cap) {
     size_t nc = g->cap ? g->cap * 2 : 64;
     pdoc *nd = wd_realloc(g->docs, nc * sizeof *nd);
@@ -424,17 +531,20 @@ int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
   memset(d, 0, sizeof *d);
   int rc = parse_doc(g, j, file, line, rows, d);
   if (rc) return rc;
-  json_t *id = json_object_get(d->rec, "doc_id");
-  uintptr_t key = (uintptr_t)where_code(g, file, line); /* 0: out of memory */
-  uintptr_t prev = (uintptr_t)wd_hmap_get(&g->ids, json_string_value(id), json_string_length(id));
+  size_t idl;
+  const char *ids = doc_id_of(d, &idl);
+  uint64_t h = wd_hash64(ids, idl, 0x9e3779b97f4a7c15ull);
+  size_t prev = ids_find(g, ids, idl, h);
   if (prev) {
     pdoc_free(d);
+    const pdoc *first = &g->docs[prev - 1];
+    uint64_t code = where_code(g, first->file, first->line);
     char at[WD_WHERE_LEN];
+    if (!code) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
     return bad(g, file, line, "doc_id", "duplicate of %s in this input",
-               where_name(g, prev, at, sizeof at));
+               where_name(g, code, at, sizeof at));
   }
-  if (!key || wd_hmap_put(&g->ids, json_string_value(id), json_string_length(id),
-                          (void *)key, NULL)) {
+  if (ids_add(&g->ids, h, g->ndocs)) {
     pdoc_free(d);
     return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   }
@@ -442,8 +552,8 @@ int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
   return 0;
 }
 
-static int handle_line(ingest *g, const char *file, uint64_t line,
-                       const char *buf, size_t len) {
+static int parse_line(ingest *g, const char *file, uint64_t line,
+                      const char *buf, size_t len) {
   /* the embedding arrays are parsed on the side (fastemb.h); jansson
    * reads the rest, or the whole line again when it refuses the rest */
   json_error_t je;
@@ -460,7 +570,76 @@ static int handle_line(ingest *g, const char *file, uint64_t line,
   }
   int rc = wd_ingest_doc(g, j, file, line, NULL);
   json_decref(j);
+  return rc;
+}
+
+static int handle_line(ingest *g, const char *file, uint64_t line,
+                       const char *buf, size_t len) {
+  int rc = parse_line(g, file, line, buf, len);
   if (rc == 0 && g->ndocs >= WD_BATCH) rc = wd_ingest_drain(g);
+  return rc;
+}
+
+/* One job of lines for the pipeline: their text, and where each is. */
+#define LINE_TOO_LONG ((size_t)-1)
+typedef struct lines_job {
+  const char *name;
+  char *text;
+  size_t tlen, tcap;
+  struct jline {
+    size_t off, len; /* len LINE_TOO_LONG: refused, no text */
+    uint64_t line;
+  } *l;
+  size_t n, cap;
+} lines_job;
+
+static int parse_lines(ingest *p, void *arg) {
+  lines_job *J = arg;
+  for (size_t i = 0; i < J->n; i++) {
+    const struct jline *l = &J->l[i];
+    int rc = l->len == LINE_TOO_LONG
+                 ? bad(p, J->name, l->line, "line", "longer than %u bytes", WD_MAX_LINE)
+                 : parse_line(p, J->name, l->line, J->text + l->off, l->len);
+    if (rc < 0) return rc;
+  }
+  return 0;
+}
+
+/* Queue one line (text NULL: too long) into jobs[*cur]; a full job goes to
+ * the worker and the next one of the ring (free: ingest.h) is filled. */
+static int queue_line(ingest *g, lines_job *jobs, int *cur, const char *name, uint64_t line,
+                      const char *text, size_t len) {
+  lines_job *J = &jobs[*cur];
+  if (J->n == J->cap) {
+    size_t nc = J->cap ? J->cap * 2 : 256;
+    struct jline *nl = wd_realloc(J->l, nc * sizeof *nl);
+    if (!nl) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    J->l = nl;
+    J->cap = nc;
+  }
+  if (text && J->tlen + len > J->tcap) {
+    size_t nc = J->tcap ? J->tcap : (size_t)1 << 20;
+    while (nc < J->tlen + len) nc *= 2;
+    char *nt = wd_realloc(J->text, nc);
+    if (!nt) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    J->text = nt;
+    J->tcap = nc;
+  }
+  J->name = name;
+  J->l[J->n].off = J->tlen;
+  J->l[J->n].len = text ? len : LINE_TOO_LONG;
+  J->l[J->n].line = line;
+  J->n++;
+  if (text) {
+    memcpy(J->text + J->tlen, text, len);
+    J->tlen += len;
+  }
+  /* by lines, and by bytes: a job's text stays small beside the map */
+  if (J->n < wd_pipe_job_size() && J->tlen < ((size_t)32 << 20)) return 0;
+  int rc = wd_pipe_submit(g, parse_lines, J);
+  *cur = (*cur + 1) % WD_PIPE_JOBS;
+  jobs[*cur].n = 0;
+  jobs[*cur].tlen = 0;
   return rc;
 }
 
@@ -476,7 +655,9 @@ static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
   char *buf = NULL, *blk = NULL;
   size_t cap = 0, len = 0, mpos = 0, bpos = 0, bfill = 0;
   uint64_t line = 0, nonblank = 0;
-  int rc = 0, too_long = 0, eof = 0;
+  int rc = 0, too_long = 0, eof = 0, cur = 0;
+  lines_job jobs[WD_PIPE_JOBS];
+  memset(jobs, 0, sizeof jobs);
   const size_t BLK = (size_t)1 << 20;
   while (!eof) {
     len = 0;
@@ -545,7 +726,8 @@ static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
     if ((g->lines_total & 1023) == 0) progress(g, g->lines_total, g->bytes_total);
     if (too_long) {
       nonblank++;
-      rc = bad(g, name, line, "line", "longer than %u bytes", WD_MAX_LINE);
+      rc = g->pipe ? queue_line(g, jobs, &cur, name, line, NULL, 0)
+                   : bad(g, name, line, "line", "longer than %u bytes", WD_MAX_LINE);
       if (rc < 0) goto out;
       rc = 0;
       continue;
@@ -554,15 +736,27 @@ static int read_stream(ingest *g, const char *name, FILE *f, const char *mem,
     while (s < len && (buf[s] == ' ' || buf[s] == '\t' || buf[s] == '\r')) s++;
     if (s == len) continue; /* blank lines are ignored */
     nonblank++;
-    rc = handle_line(g, name, line, buf + s, len - s);
+    rc = g->pipe ? queue_line(g, jobs, &cur, name, line, buf + s, len - s)
+                 : handle_line(g, name, line, buf + s, len - s);
     if (rc < 0) goto out;
     rc = 0;
+  }
+  if (g->pipe) { /* this input's last lines, applied before its end is judged */
+    if (jobs[cur].n) rc = wd_pipe_submit(g, parse_lines, &jobs[cur]);
+    if (!rc) rc = wd_pipe_flush(g);
+    if (rc < 0) goto out;
   }
   if (nonblank == 0) {
     rc = bad(g, name, line ? line : 1, "input", "no documents (empty input)");
     if (rc > 0) rc = 0;
   }
 out:
+  /* the worker may still be reading a job: it must end before the jobs go */
+  if (g->pipe) wd_pipe_wait(g);
+  for (int k = 0; k < WD_PIPE_JOBS; k++) {
+    wd_free(jobs[k].text);
+    wd_free(jobs[k].l);
+  }
   wd_free(buf);
   wd_free(blk);
   return rc < 0 ? rc : 0;
@@ -749,14 +943,163 @@ static int apply_batch(ingest *g) {
     for (size_t c = 0; c < d->nchunks; c++)
       staged += json_string_length(json_array_get(d->texts, c));
   }
-  for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
+  if (g->pipe)
+    g->nstale = g->ndocs; /* freed by the worker, beside its parsing */
+  else {
+    for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
+    slab_reset(&g->emb);
+  }
   g->ndocs = 0;
-  wd_hmap_free(&g->ids);
+  ids_clear(&g->ids);
   /* blocks are written once full; bitmaps when many are dirty */
   if (!rc) rc = store_write_spill(tx, WD_SPILL_BITMAPS);
   /* staged: commit this staging txn once it holds enough */
   if (!rc) rc = wd_stage_step(&g->st, tx, staged);
   return rc;
+}
+
+/* ------------------------------------------------------------ pipeline */
+
+/* One job in flight: its input, and the worker's side of the ingest it
+ * fills (docs, ids, errors, bad_lines, fe). */
+typedef struct pslot {
+  ingest p;
+  wd_parse_fn fn;
+  void *job;
+  int rc; /* the job's: 0 or negative */
+  char msg[WD_ERRLEN];
+} pslot;
+
+struct wd_pipe {
+  wd_worker w;
+  pslot s[WD_PIPE_DEPTH];
+  uint64_t given, taken; /* jobs given to the worker, taken back */
+};
+
+int wd_pipe_forced(void) {
+  const char *e = getenv("WARDEN_INGEST_PIPE");
+  if (!e || !*e) return 0;
+  return strcmp(e, "0") == 0 ? -1 : 1;
+}
+
+size_t wd_pipe_job_size(void) {
+  const char *e = getenv("WARDEN_INGEST_PIPE");
+  if (e && *e) {
+    char *end;
+    unsigned long v = strtoul(e, &end, 10);
+    if (*end == 0 && v >= 1 && v <= WD_BATCH) return v;
+  }
+  return WD_BATCH;
+}
+
+int wd_pipe_open(ingest *g) {
+  if (g->pipe) return 0;
+  if (wd_pipe_forced() < 0) return -1;
+  if (wd_pipe_forced() == 0 && sysconf(_SC_NPROCESSORS_ONLN) < 2) return -1;
+  struct wd_pipe *q = wd_calloc(1, sizeof *q);
+  if (!q) return -1;
+  for (int k = 0; k < WD_PIPE_DEPTH; k++) {
+    q->s[k].p.db = g->db;
+    q->s[k].p.keep_going = g->keep_going;
+    q->s[k].p.typed = g->typed;
+  }
+  if (wd_worker_start(&q->w)) {
+    wd_free(q);
+    return -1;
+  }
+  g->pipe = q;
+  return 0;
+}
+
+/* On the worker: free what the calling thread applied from this slot's
+ * last job, then parse. */
+static void pipe_job(void *arg) {
+  pslot *sl = arg;
+  ingest *p = &sl->p;
+  for (size_t i = 0; i < p->nstale; i++) pdoc_free(&p->docs[i]);
+  p->nstale = 0;
+  slab_reset(&p->emb);
+  ids_clear(&p->ids); /* duplicates within one job, as within one batch */
+  sl->rc = sl->fn(p, sl->job);
+  if (sl->rc > 0) sl->rc = 0;
+  if (sl->rc < 0) snprintf(sl->msg, sizeof sl->msg, "%s", warden_errmsg(p->db));
+}
+
+void wd_pipe_wait(ingest *g) {
+  if (g->pipe) wd_worker_wait(&g->pipe->w);
+}
+
+/* Wait for the oldest job given; its errors join g's, its documents
+ * become g's batch (and g's applied ones go to its slot to be freed);
+ * apply them. */
+static int pipe_take(ingest *g) {
+  struct wd_pipe *q = g->pipe;
+  wd_worker_wait_for(&q->w, q->taken + 1);
+  pslot *sl = &q->s[q->taken % WD_PIPE_DEPTH];
+  ingest *p = &sl->p;
+  q->taken++;
+  if (p->errlen) {
+    if (add_error(g, p->errors)) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
+    p->errlen = 0;
+  }
+  g->bad_lines += p->bad_lines;
+  p->bad_lines = 0;
+  if (sl->rc < 0) return wd_err(g->db, sl->rc, "%s", sl->msg);
+  pdoc *d = g->docs;
+  size_t cap = g->cap, stale = g->ndocs > g->nstale ? g->ndocs : g->nstale;
+  g->docs = p->docs;
+  g->cap = p->cap;
+  g->ndocs = p->ndocs;
+  g->nstale = 0;
+  p->docs = d;
+  p->cap = cap;
+  p->ndocs = 0;
+  p->nstale = stale;
+  wd_slab es = g->emb; /* the embeddings go with their documents */
+  g->emb = p->emb;
+  p->emb = es;
+  return g->ndocs ? apply_batch(g) : 0;
+}
+
+int wd_pipe_submit(ingest *g, wd_parse_fn fn, void *job) {
+  struct wd_pipe *q = g->pipe;
+  if (q->given - q->taken == WD_PIPE_DEPTH) {
+    int rc = pipe_take(g);
+    if (rc) return rc;
+  }
+  pslot *sl = &q->s[q->given % WD_PIPE_DEPTH];
+  sl->fn = fn;
+  sl->job = job;
+  sl->rc = 0;
+  q->given++;
+  wd_worker_run(&q->w, pipe_job, sl);
+  return 0;
+}
+
+int wd_pipe_flush(ingest *g) {
+  if (!g->pipe) return 0;
+  int rc = 0;
+  while (!rc && g->pipe->taken < g->pipe->given) rc = pipe_take(g);
+  return rc;
+}
+
+static void pipe_close(ingest *g) {
+  struct wd_pipe *q = g->pipe;
+  if (!q) return;
+  wd_worker_stop(&q->w);
+  for (int k = 0; k < WD_PIPE_DEPTH; k++) {
+    ingest *p = &q->s[k].p;
+    for (size_t i = 0; i < (p->ndocs > p->nstale ? p->ndocs : p->nstale); i++)
+      pdoc_free(&p->docs[i]);
+    wd_free(p->docs);
+    ids_free(&p->ids);
+    wd_free(p->errors);
+    wd_free(p->files);
+    wd_fastemb_free(&p->fe);
+    slab_free(&p->emb);
+  }
+  wd_free(q);
+  g->pipe = NULL;
 }
 
 int wd_ingest_begin(ingest *g, uint64_t reserve) {
@@ -783,6 +1126,7 @@ int wd_ingest_drain(ingest *g) {
 }
 
 void wd_ingest_free(ingest *g) {
+  pipe_close(g);
   if (g->open) store_write_abort(&g->tx);
   g->open = 0;
   /* a staged ingest that did not publish removes what it staged (an
@@ -790,19 +1134,22 @@ void wd_ingest_free(ingest *g) {
   if (g->st.on && g->st.ntxn) (void)wd_stage_reclaim(g->db);
   wd_stage_free(&g->st);
   if (g->locked) wd_stage_unlock(&g->lockfd);
-  for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
+  for (size_t i = 0; i < (g->ndocs > g->nstale ? g->ndocs : g->nstale); i++)
+    pdoc_free(&g->docs[i]);
   wd_free(g->docs);
-  wd_hmap_free(&g->ids);
+  ids_free(&g->ids);
   wd_free(g->errors);
   wd_free(g->wfirst);
   wd_free(g->wwhere);
   wd_free(g->files);
   wd_fastemb_free(&g->fe);
+  slab_free(&g->emb);
   memset(g, 0, sizeof *g);
 }
 
 int wd_ingest_finish(ingest *g, int rc, warden_ingest_report *report) {
   uint64_t rev = 0;
+  if (!rc && g->pipe) rc = wd_pipe_flush(g);
   if (!rc && g->ndocs) rc = wd_ingest_drain(g);
   if (!rc) {
     rc = g->st.on ? wd_stage_publish(&g->st, &g->tx, &rev) : store_write_commit(&g->tx, &rev);
@@ -836,6 +1183,10 @@ static int run_once(warden *db, ingest *g, const char *const *paths, size_t npat
                     const char *bufname, const char *buf, size_t buflen, uint64_t reserve) {
   int rc = wd_ingest_begin(g, reserve);
   if (rc) return rc;
+  /* parse on a second thread unless the input is small (or of unknown
+   * size: standard input); one thread otherwise, or when there is none */
+  if (wd_pipe_forced() > 0 || g->expect == 0 || g->size_total >= PIPE_MIN_BYTES)
+    (void)wd_pipe_open(g);
   if (paths) {
     for (size_t i = 0; i < npaths && !rc; i++) {
       int is_stdin = strcmp(paths[i], "-") == 0;

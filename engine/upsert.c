@@ -201,12 +201,63 @@ static int bulk_open(warden *db, const warden_upsert_opts *opts, uint64_t reserv
   return 0;
 }
 
-/* Validate and apply docs; may return WD_EMAPFULL. */
+/* Documents [i, i + n) of one call, validated as one pipeline job. */
+typedef struct docs_job {
+  const warden_doc *docs;
+  const float *rows; /* the first document's rows, or NULL */
+  size_t n;
+  uint64_t at;       /* index of docs[0] across the bulk load */
+  size_t dim;
+} docs_job;
+
+static int parse_docs(wd_ingest *p, void *arg) {
+  docs_job *J = arg;
+  const float *rows = J->rows;
+  for (size_t i = 0; i < J->n; i++) {
+    json_t *j = NULL;
+    int rc = doc_json(p, &J->docs[i], J->at + i, &j);
+    if (rc == 0) {
+      rc = wd_ingest_doc(p, j, NULL, J->at + i, rows);
+      json_decref(j);
+    }
+    if (rc < 0) return rc;
+    if (rows) rows += J->docs[i].nchunks * J->dim;
+  }
+  return 0;
+}
+
+/* Validate and apply docs; may return WD_EMAPFULL.  Calls of at least two
+ * jobs are pipelined (ingest.h): the worker validates job k+1 while this
+ * thread applies job k; the rows are borrowed, so the call flushes. */
 static int bulk_add(warden_bulk *b, const warden_doc *docs, size_t ndocs,
                     const float *embeddings) {
   warden *db = b->g.db;
-  size_t row = 0, dim = db->cfg.dim;
+  size_t row = 0, dim = db->cfg.dim, job = wd_pipe_job_size();
   int rc = 0;
+  int pipe = wd_pipe_forced() >= 0 && (wd_pipe_forced() > 0 || ndocs >= 2 * job) &&
+             wd_pipe_open(&b->g) == 0;
+  if (pipe) {
+    docs_job jobs[WD_PIPE_JOBS];
+    int cur = 0;
+    for (size_t i = 0; i < ndocs && !rc; i += job, cur = (cur + 1) % WD_PIPE_JOBS) {
+      docs_job *J = &jobs[cur];
+      J->docs = docs + i;
+      J->n = ndocs - i < job ? ndocs - i : job;
+      J->rows = embeddings ? embeddings + row * dim : NULL;
+      J->at = b->base + i;
+      J->dim = dim;
+      for (size_t k = 0; k < J->n; k++) row += docs[i + k].nchunks;
+      rc = wd_pipe_submit(&b->g, parse_docs, J);
+      if (b->opts && b->opts->progress) b->opts->progress(b->opts->progress_ctx, b->base + i, b->base + ndocs);
+    }
+    if (!rc) rc = wd_pipe_flush(&b->g);
+    /* on an error the worker may still be reading a job on this stack */
+    wd_pipe_wait(&b->g);
+    if (!rc && b->opts && b->opts->progress)
+      b->opts->progress(b->opts->progress_ctx, b->base + ndocs, b->base + ndocs);
+    b->base += ndocs;
+    return rc;
+  }
   for (size_t i = 0; i < ndocs && rc >= 0; i++) {
     json_t *j = NULL;
     const float *rows = embeddings ? embeddings + row * dim : NULL;

@@ -77,6 +77,9 @@ build/tsan/libwarden.a: $(RL_TSAN_OBJS)
 	ar rcs $@ $^
 build/tsan/test_concurrency: tests/test_concurrency.c build/tsan/libwarden.a
 	$(RL_CC) $(RL_TSAN_CF) $< build/tsan/libwarden.a $(RL_LIBS) -lcmocka -o $@
+# the ingest pipeline's worker thread (engine/ingest.h)
+build/tsan/test_upsert: tests/test_upsert.c build/tsan/libwarden.a
+	$(RL_CC) $(RL_TSAN_CF) $< build/tsan/libwarden.a $(RL_LIBS) -lcmocka -ljansson -o $@
 
 .PHONY: test-tsan
 test-tsan: build/tsan/test_concurrency
@@ -102,5 +105,5 @@ soak: all build/rel/tests/crash/soak build/rel/tests/test_concurrency build/rel/
 	WARDEN_CORRUPTION_TRIALS=1000 build/rel/tests/test_corruption
 	python3 tests/crash/crash.py --warden build/warden --iters $(CRASH_ITERS)
 
-test-reliability-short: build/warden fuzz-build build/tsan/test_concurrency
+test-reliability-short: build/warden fuzz-build build/tsan/test_concurrency build/tsan/test_upsert
 	@sh tests/reliability/short.sh

@@ -53,6 +53,16 @@ for t in npy restore roundtrip compact; do
   run "staged/cli/$t.sh" env WARDEN_STAGE_MB=0 WARDEN=build/warden sh "tests/cli/$t.sh"
   run "san/staged/cli/$t.sh" env WARDEN_STAGE_MB=0 WARDEN=build/san/warden WARDEN_TEST_QUICK=1 sh "tests/cli/$t.sh"
 done
+# the parse/apply pipeline (engine/ingest.h) forced on whatever the input's
+# size, with the default job size (so every expected output stays the
+# one-thread one): the ingest, upsert and allocation-failure tests again
+for t in test_upsert test_fault; do
+  run "pipe/$t" env WARDEN_INGEST_PIPE=2048 "build/rel/tests/$t"
+done
+run "san/pipe/test_upsert" env WARDEN_INGEST_PIPE=2048 WARDEN_TEST_QUICK=1 build/san/tests/test_upsert
+for t in npy messages roundtrip restore; do
+  run "pipe/cli/$t.sh" env WARDEN_INGEST_PIPE=2048 WARDEN=build/warden sh "tests/cli/$t.sh"
+done
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
 # the README's CLI reference documents exactly the options the parsers read

@@ -757,6 +757,130 @@ static void test_jsonl_batches(void **state) {
   rm_tmp();
 }
 
+/* The parse/apply pipeline (engine/ingest.h), forced on with jobs of a
+ * few documents (WARDEN_INGEST_PIPE=N): a worker thread validates later
+ * jobs while this thread applies earlier ones.  Against the one-thread
+ * path (WARDEN_INGEST_PIPE=0) on the same input: the same export, the same
+ * counts, and the errors of every job in line order, written out here by
+ * hand; a bad line in a later job still commits nothing. */
+static void set_pipe(const char *v) {
+  if (v) setenv("WARDEN_INGEST_PIPE", v, 1);
+  else unsetenv("WARDEN_INGEST_PIPE");
+}
+
+static void test_pipeline(void **state) {
+  (void)state;
+  const char *was = getenv("WARDEN_INGEST_PIPE");
+  char *saved = was ? strdup(was) : NULL;
+  mk_tmp();
+  sbuf s = {0};
+  char line[600];
+  for (int i = 1; i <= 500; i++) {
+    if (i == 50) { /* bad source, caught by the worker */
+      snprintf(line, sizeof line,
+               "{\"doc_id\":\"d%d\",\"source\":\"nope\",\"acl\":{\"allow\":[\"*\"]},"
+               "\"chunks\":[{\"text\":\"t\",\"embedding\":[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2]}]}\n", i);
+    } else if (i == 300) { /* 15 values */
+      snprintf(line, sizeof line,
+               "{\"doc_id\":\"d%d\",\"source\":\"file:///d\",\"acl\":{\"allow\":[\"*\"]},"
+               "\"chunks\":[{\"text\":\"t\",\"embedding\":[1,0,0,0,0,0,0,0,0,0,0,0,0,0,2]}]}\n", i);
+    } else {
+      int id = i == 410 ? 20 : i == 12 ? 11 : i; /* 410 repeats 20 (jobs apart), 12 repeats 11 */
+      snprintf(line, sizeof line,
+               "{\"doc_id\":\"d%d\",\"source\":\"file:///d/%d\",\"metadata\":{\"n\":%d},"
+               "\"acl\":{\"allow\":[\"user:u%d\"]},"
+               "\"chunks\":[{\"text\":\"alpha %d\",\"embedding\":[1,%d,0,0,0,0,0,0,0,0,0,0,0,0,0,2]},"
+               "{\"text\":\"beta\",\"embedding\":[0,1,%d,0,0,0,0,0,0,0,0,0,0,0,0,2]}]}\n",
+               id, i, i, i % 7, i, i, i % 13);
+    }
+    sbuf_write(&s, line, strlen(line));
+    if (i % 97 == 0) sbuf_write(&s, "\n", 1); /* blank lines are skipped (and counted: 300 is line 303) */
+  }
+  const char *want =
+      "big:12: doc_id: duplicate of big:11 in this input\n"
+      "big:50: source: expected a URI such as s3://bucket/key, file:///path or https://...\n"
+      "big:303: chunks[0].embedding: has 15 values, the collection's dimension is 16\n"
+      "big:414: doc_id: duplicate of big:20 in this input";
+  warden_ingest_opts o = {.keep_going = 1};
+  warden_ingest_report ra, rb;
+  set_pipe("0");
+  warden *one = fresh("one", NULL);
+  assert_int_equal(warden_ingest_buffer(one, "big", s.b, s.n, &o, &ra), 0);
+  const char *jobs[] = {"1", "7", "64"};
+  for (size_t k = 0; k < sizeof jobs / sizeof *jobs; k++) {
+    set_pipe(jobs[k]);
+    char name[16];
+    snprintf(name, sizeof name, "p%zu", k);
+    warden *db = fresh(name, NULL);
+    assert_int_equal(warden_ingest_buffer(db, "big", s.b, s.n, &o, &rb), 0);
+    assert_int_equal(rb.documents, 496);
+    assert_int_equal(rb.documents, ra.documents);
+    assert_int_equal(rb.chunks, 2 * 496);
+    assert_int_equal(rb.bad_lines, 4);
+    assert_string_equal(rb.errors, want);
+    assert_string_equal(ra.errors, want);
+    char *e1 = export_all(one), *e2 = export_all(db);
+    assert_string_equal(e1, e2);
+    free(e1);
+    free(e2);
+    warden_free(rb.errors);
+    /* without keep_going the first bad line is the error, nothing lands */
+    name[0] = 'n';
+    warden *none = fresh(name, NULL);
+    assert_int_equal(warden_ingest_buffer(none, "big", s.b, s.n, NULL, NULL), WARDEN_EDATA);
+    assert_string_equal(warden_errmsg(none), "big:12: doc_id: duplicate of big:11 in this input");
+    assert_int_equal(revision(none), 0);
+    warden_close(none);
+    warden_close(db);
+  }
+  warden_free(ra.errors);
+  /* the typed path: a call of many documents is cut into jobs */
+  corpus *c = malloc(sizeof *c);
+  corpus_make(c);
+  set_pipe("0");
+  warden *t1 = fresh("t1", NULL);
+  assert_int_equal(warden_upsert(t1, c->docs, NDOC, c->rows, c->nrows, NULL, NULL), 0);
+  set_pipe("4");
+  warden *t2 = fresh("t2", NULL);
+  assert_int_equal(warden_upsert(t2, c->docs, NDOC, c->rows, c->nrows, NULL, NULL), 0);
+  char *e1 = export_all(t1), *e2 = export_all(t2);
+  assert_string_equal(e1, e2);
+  free(e1);
+  free(e2);
+  /* a bad document in the ninth job: refused, t2 exactly as it was */
+  uint64_t rev = revision(t2);
+  char *before = export_all(t2);
+  const char *src = c->docs[33].source;
+  c->docs[33].source = "no-scheme";
+  assert_int_equal(warden_upsert(t2, c->docs, NDOC, c->rows, c->nrows, NULL, NULL), WARDEN_EDATA);
+  assert_string_equal(warden_errmsg(t2),
+                      "docs[33].source: expected a URI such as s3://bucket/key, file:///path or https://...");
+  assert_int_equal(revision(t2), rev);
+  char *after = export_all(t2);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+  /* keep_going: the other 59 land, the error names docs[33] */
+  warden_upsert_opts uo = {.keep_going = 1};
+  warden_ingest_report rt;
+  assert_int_equal(warden_upsert(t2, c->docs, NDOC, c->rows, c->nrows, &uo, &rt), 0);
+  assert_int_equal(rt.documents, NDOC - 1);
+  assert_int_equal(rt.bad_lines, 1);
+  assert_string_equal(rt.errors,
+                      "docs[33].source: expected a URI such as s3://bucket/key, file:///path or https://...");
+  warden_free(rt.errors);
+  c->docs[33].source = src;
+  warden_close(t1);
+  warden_close(t2);
+  warden_close(one);
+  free(c->rows);
+  free(c);
+  free(s.b);
+  set_pipe(saved);
+  free(saved);
+  rm_tmp();
+}
+
 /* The JSONL path parses embedding arrays itself (engine/fastemb.c): its
  * floats must be exactly (float)strtod of the text, as jansson's were.
  * Tricky numbers ingested as JSONL and the same values computed here and
@@ -919,6 +1043,7 @@ int main(void) {
       cmocka_unit_test(test_embedder),
       cmocka_unit_test(test_bulk),
       cmocka_unit_test(test_jsonl_batches),
+      cmocka_unit_test(test_pipeline),
       cmocka_unit_test(test_number_parsing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

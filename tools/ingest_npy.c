@@ -25,7 +25,7 @@
 #include "jskim.h"
 #include "npy.h"
 
-#define NPY_BATCH_DOCS 2048
+#define NPY_BATCH_DOCS 16384
 #define NPY_BATCH_ROWS 65536
 
 int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const char *vectors,

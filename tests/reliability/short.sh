@@ -3,7 +3,7 @@
 # test-reliability-short): every part runs even when an earlier one fails;
 # prints PASS/FAIL per part and exits non-zero if any failed.  Expects the
 # binaries built by tests/reliability.mk (build/warden, build/fuzz/fuzz_*,
-# build/tsan/test_concurrency).
+# build/tsan/test_concurrency, build/tsan/test_upsert).
 cd "$(dirname "$0")/../.."
 fail=0; failed=""
 part() { # name, command...
@@ -24,6 +24,10 @@ part fuzz-replay sh tests/reliability/fuzz.sh replay $TARGETS
 part fuzz-10s sh tests/reliability/fuzz.sh run 10 $TARGETS
 part tsan env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliability/tsan.supp" \
   WARDEN_TEST_QUICK=1 build/tsan/test_concurrency
+# the ingest pipeline (engine/ingest.h) forced on for every test of
+# test_upsert; its test_pipeline forces jobs of a few documents itself
+part tsan-ingest env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliability/tsan.supp" \
+  WARDEN_INGEST_PIPE=2048 WARDEN_TEST_QUICK=1 build/tsan/test_upsert
 part fulldisk sh tests/reliability/fulldisk.sh build/warden
 [ $fail -eq 0 ] || { echo "reliability (short) failed:$failed"; exit 1; }
 echo "reliability (short): all parts passed"
