@@ -134,6 +134,7 @@ static void slab_free(wd_slab *s) {
 }
 
 static void pipe_close(ingest *g);
+static void side_free(ingest *g);
 
 static int add_error(ingest *g, const char *msg) {
   size_t n = strlen(msg);
@@ -1087,17 +1088,7 @@ static void pipe_close(ingest *g) {
   struct wd_pipe *q = g->pipe;
   if (!q) return;
   wd_worker_stop(&q->w);
-  for (int k = 0; k < WD_PIPE_DEPTH; k++) {
-    ingest *p = &q->s[k].p;
-    for (size_t i = 0; i < (p->ndocs > p->nstale ? p->ndocs : p->nstale); i++)
-      pdoc_free(&p->docs[i]);
-    wd_free(p->docs);
-    ids_free(&p->ids);
-    wd_free(p->errors);
-    wd_free(p->files);
-    wd_fastemb_free(&p->fe);
-    slab_free(&p->emb);
-  }
+  for (int k = 0; k < WD_PIPE_DEPTH; k++) side_free(&q->s[k].p);
   wd_free(q);
   g->pipe = NULL;
 }
@@ -1125,6 +1116,19 @@ int wd_ingest_drain(ingest *g) {
   return apply_batch(g);
 }
 
+/* What parsing fills: the batch's documents (queued or applied and not yet
+ * freed), doc_id index, errors, file names, embedding slab and scratch. */
+static void side_free(ingest *g) {
+  for (size_t i = 0; i < (g->ndocs > g->nstale ? g->ndocs : g->nstale); i++)
+    pdoc_free(&g->docs[i]);
+  wd_free(g->docs);
+  ids_free(&g->ids);
+  wd_free(g->errors);
+  wd_free(g->files);
+  wd_fastemb_free(&g->fe);
+  slab_free(&g->emb);
+}
+
 void wd_ingest_free(ingest *g) {
   pipe_close(g);
   if (g->open) store_write_abort(&g->tx);
@@ -1134,16 +1138,9 @@ void wd_ingest_free(ingest *g) {
   if (g->st.on && g->st.ntxn) (void)wd_stage_reclaim(g->db);
   wd_stage_free(&g->st);
   if (g->locked) wd_stage_unlock(&g->lockfd);
-  for (size_t i = 0; i < (g->ndocs > g->nstale ? g->ndocs : g->nstale); i++)
-    pdoc_free(&g->docs[i]);
-  wd_free(g->docs);
-  ids_free(&g->ids);
-  wd_free(g->errors);
+  side_free(g);
   wd_free(g->wfirst);
   wd_free(g->wwhere);
-  wd_free(g->files);
-  wd_fastemb_free(&g->fe);
-  slab_free(&g->emb);
   memset(g, 0, sizeof *g);
 }
 

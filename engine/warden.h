@@ -22,7 +22,14 @@
  * threads; each query reads one consistent LMDB snapshot.  Writes (ingest,
  * delete, ACL, principal, grant changes) are serialized by LMDB's writer
  * lock, across threads and across processes.  A handle must not be used in
- * a child after fork(): calls there fail with WARDEN_EFORK.
+ * a child after fork(): calls there fail with WARDEN_EFORK.  An ingest or
+ * upsert larger than a few thousand documents validates them on one helper
+ * thread of its own while the calling thread applies them.  The thread
+ * ends before the call returns (a warden_bulk_* load keeps it, idle between
+ * calls, until warden_bulk_commit or warden_bulk_abort); progress
+ * callbacks are still called on the calling thread.
+ * WARDEN_INGEST_PIPE=0 in the environment keeps every ingest on the
+ * calling thread.
  *
  * Visibility: every committed write bumps the collection's 64-bit revision
  * and reports it.  A query that starts after a write returned sees that
@@ -641,7 +648,8 @@ int warden_principal_set_e(warden *db, const char *principal,
  * buffers, so that an allocation failure can always be reported).  For fault-injection tests: install
  * before opening handles; NULL restores malloc/realloc/free.  This is the
  * one process-wide setting; it is not thread-safe to change while handles
- * are in use. */
+ * are in use.  The functions must be thread-safe: index builds and large
+ * ingests allocate from helper threads. */
 typedef struct warden_allocator {
   void *(*malloc_fn)(void *ctx, size_t n);
   void *(*realloc_fn)(void *ctx, void *p, size_t n);
