@@ -831,6 +831,7 @@ static int apply_batch(ingest *g) {
   warden *db = g->db;
   int rc = 0;
   uint64_t staged = 0; /* bytes of new data (stage.h) */
+  g->applied += g->ndocs;
   for (size_t i = 0; i < g->ndocs && !rc; i++) {
     pdoc *d = &g->docs[i];
     char field[WD_MAX_KEYLEN + 16], why[400];

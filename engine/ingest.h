@@ -62,6 +62,7 @@ typedef struct wd_ingest {
   uint64_t lines_total, bytes_total, size_total;
   /* phase 2 results */
   uint64_t written, replaced, chunks;
+  uint64_t applied;   /* documents handed to phase 2 (progress) */
   /* the one write transaction of the whole input, open from
    * wd_ingest_begin to wd_ingest_finish; documents are applied to it in
    * batches of WD_BATCH and then freed */

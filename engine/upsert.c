@@ -239,6 +239,7 @@ static int bulk_add(warden_bulk *b, const warden_doc *docs, size_t ndocs,
   if (pipe) {
     docs_job jobs[WD_PIPE_JOBS];
     int cur = 0;
+    uint64_t applied0 = b->g.applied; /* done: what reached the applier */
     for (size_t i = 0; i < ndocs && !rc; i += job, cur = (cur + 1) % WD_PIPE_JOBS) {
       docs_job *J = &jobs[cur];
       J->docs = docs + i;
@@ -248,7 +249,9 @@ static int bulk_add(warden_bulk *b, const warden_doc *docs, size_t ndocs,
       J->dim = dim;
       for (size_t k = 0; k < J->n; k++) row += docs[i + k].nchunks;
       rc = wd_pipe_submit(&b->g, parse_docs, J);
-      if (b->opts && b->opts->progress) b->opts->progress(b->opts->progress_ctx, b->base + i, b->base + ndocs);
+      if (!rc && b->opts && b->opts->progress)
+        b->opts->progress(b->opts->progress_ctx, b->base + (b->g.applied - applied0),
+                          b->base + ndocs);
     }
     if (!rc) rc = wd_pipe_flush(&b->g);
     /* on an error the worker may still be reading a job on this stack */

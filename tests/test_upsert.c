@@ -768,6 +768,18 @@ static void set_pipe(const char *v) {
   else unsetenv("WARDEN_INGEST_PIPE");
 }
 
+typedef struct prog_log {
+  uint64_t done[256], total[256];
+  size_t n;
+} prog_log;
+static void prog_note(void *ctx, uint64_t done, uint64_t total) {
+  prog_log *p = ctx;
+  if (p->n < 256) {
+    p->done[p->n] = done;
+    p->total[p->n++] = total;
+  }
+}
+
 static void test_pipeline(void **state) {
   (void)state;
   const char *was = getenv("WARDEN_INGEST_PIPE");
@@ -861,9 +873,20 @@ static void test_pipeline(void **state) {
   free(before);
   free(after);
   /* keep_going: the other 59 land, the error names docs[33] */
-  warden_upsert_opts uo = {.keep_going = 1};
+  prog_log pl = {0};
+  warden_upsert_opts uo = {.keep_going = 1, .progress = prog_note, .progress_ctx = &pl};
   warden_ingest_report rt;
   assert_int_equal(warden_upsert(t2, c->docs, NDOC, c->rows, c->nrows, &uo, &rt), 0);
+  /* progress counts what reached the applier: it only grows, never past
+   * the total, and ends at it (15 jobs of 4: more than two reports) */
+  assert_true(pl.n > 2);
+  for (size_t i = 0; i < pl.n; i++) {
+    assert_int_equal(pl.total[i], NDOC);
+    assert_true(pl.done[i] <= NDOC);
+    if (i) assert_true(pl.done[i] >= pl.done[i - 1]);
+  }
+  assert_int_equal(pl.done[pl.n - 1], NDOC);
+  assert_true(pl.done[0] < NDOC);
   assert_int_equal(rt.documents, NDOC - 1);
   assert_int_equal(rt.bad_lines, 1);
   assert_string_equal(rt.errors,
