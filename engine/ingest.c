@@ -33,6 +33,23 @@
 typedef wd_pdoc pdoc;
 typedef wd_ingest ingest;
 
+/* One job in flight: its input, and the worker's side of the ingest it
+ * fills (docs, ids, errors, bad_lines, fe). */
+typedef struct pslot {
+  ingest p;
+  wd_parse_fn fn;
+  void *job;
+  int rc; /* the job's: 0 or negative */
+  char msg[WD_ERRLEN];
+} pslot;
+
+struct wd_pipe {
+  wd_worker w;
+  pslot s[WD_PIPE_DEPTH];
+  uint64_t given, taken; /* jobs given to the worker, taken back */
+  size_t job;            /* documents per job (wd_pipe_job_size, read once) */
+};
+
 static int apply_batch(ingest *g);
 
 #define SLAB_BLOCK ((size_t)4 << 20)
@@ -636,7 +653,7 @@ static int queue_line(ingest *g, lines_job *jobs, int *cur, const char *name, ui
     J->tlen += len;
   }
   /* by lines, and by bytes: a job's text stays small beside the map */
-  if (J->n < wd_pipe_job_size() && J->tlen < ((size_t)32 << 20)) return 0;
+  if (J->n < g->pipe->job && J->tlen < ((size_t)32 << 20)) return 0;
   int rc = wd_pipe_submit(g, parse_lines, J);
   *cur = (*cur + 1) % WD_PIPE_JOBS;
   jobs[*cur].n = 0;
@@ -962,22 +979,6 @@ static int apply_batch(ingest *g) {
 
 /* ------------------------------------------------------------ pipeline */
 
-/* One job in flight: its input, and the worker's side of the ingest it
- * fills (docs, ids, errors, bad_lines, fe). */
-typedef struct pslot {
-  ingest p;
-  wd_parse_fn fn;
-  void *job;
-  int rc; /* the job's: 0 or negative */
-  char msg[WD_ERRLEN];
-} pslot;
-
-struct wd_pipe {
-  wd_worker w;
-  pslot s[WD_PIPE_DEPTH];
-  uint64_t given, taken; /* jobs given to the worker, taken back */
-};
-
 int wd_pipe_forced(void) {
   const char *e = getenv("WARDEN_INGEST_PIPE");
   if (!e || !*e) return 0;
@@ -1005,6 +1006,7 @@ int wd_pipe_open(ingest *g) {
     q->s[k].p.keep_going = g->keep_going;
     q->s[k].p.typed = g->typed;
   }
+  q->job = wd_pipe_job_size();
   if (wd_worker_start(&q->w)) {
     wd_free(q);
     return -1;

@@ -60,6 +60,9 @@ for t in test_upsert test_fault; do
   run "pipe/$t" env WARDEN_INGEST_PIPE=2048 "build/rel/tests/$t"
 done
 run "san/pipe/test_upsert" env WARDEN_INGEST_PIPE=2048 WARDEN_TEST_QUICK=1 build/san/tests/test_upsert
+# the randomized oracle (no unreadable chunk, deny wins, revokes) over
+# collections ingested through the pipeline with jobs of 3 documents
+run "pipe/test_oracle" env WARDEN_INGEST_PIPE=3 build/rel/tests/test_oracle
 for t in npy messages roundtrip restore; do
   run "pipe/cli/$t.sh" env WARDEN_INGEST_PIPE=2048 WARDEN=build/warden sh "tests/cli/$t.sh"
 done
