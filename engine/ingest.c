@@ -811,35 +811,15 @@ static int check_types(wd_txn *tx, pdoc *d, char *field, size_t fl, char *why,
 /* Remember that document d of this call now owns slots from first on, so
  * that a later batch repeating its doc_id is told which line it repeats. */
 static int note_written(ingest *g, uint64_t first, uint64_t where) {
-  if (g->nw == g->wcap) {
-    size_t nc = g->wcap ? g->wcap * 2 : 1024;
-    uint64_t *f = wd_realloc(g->wfirst, nc * sizeof *f);
-    if (!f) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
-    g->wfirst = f;
-    uint64_t *w = wd_realloc(g->wwhere, nc * sizeof *w);
-    if (!w) return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
-    g->wwhere = w;
-    g->wcap = nc;
-  }
-  g->wfirst[g->nw] = first;
-  g->wwhere[g->nw++] = where;
+  if (wd_seqlog_add(&g->wlog, first, where))
+    return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   return 0;
 }
 
 /* The line (or index) of the document of this call whose first slot is
  * first; 0 when none. */
 static int written_where(const ingest *g, uint64_t first, uint64_t *where) {
-  size_t lo = 0, hi = g->nw;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (g->wfirst[mid] < first) lo = mid + 1;
-    else hi = mid;
-  }
-  if (lo < g->nw && g->wfirst[lo] == first) {
-    *where = g->wwhere[lo];
-    return 1;
-  }
-  return 0;
+  return wd_seqlog_find(&g->wlog, first, where);
 }
 
 /* Apply the queued documents to the open transaction and free them. */
@@ -1142,8 +1122,7 @@ void wd_ingest_free(ingest *g) {
   wd_stage_free(&g->st);
   if (g->locked) wd_stage_unlock(&g->lockfd);
   side_free(g);
-  wd_free(g->wfirst);
-  wd_free(g->wwhere);
+  wd_seqlog_free(&g->wlog);
   memset(g, 0, sizeof *g);
 }
 

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 
+#include "base/seqlog.h"
 #include "engine/fastemb.h"
 #include "engine/stage.h"
 #include "engine/store.h"
@@ -69,9 +70,8 @@ typedef struct wd_ingest {
   wd_txn tx;
   int open;
   uint64_t start_slot; /* next_slot when the transaction began */
-  uint64_t *wfirst, *wwhere; /* per written document: first slot, where
-                              * it came from (ingest.c where_code) */
-  size_t nw, wcap;
+  wd_seqlog wlog;     /* per written document: first slot -> where it came
+                       * from (ingest.c where_code), ~2.5 bytes each */
   const char **files; /* the JSONL inputs seen so far (borrowed paths) */
   size_t nfiles, files_cap;
   wd_fastemb fe;      /* the current line's embedding arrays (fastemb.h) */

@@ -12,8 +12,9 @@
  * warden_bulk_* load: one transaction, all or nothing, validated by the
  * library's one validator.  Its "docs[I].field: reason" errors are
  * printed as "META:LINE: field: reason".  Memory: one batch of parsed
- * lines, 8 bytes per document for the line map, the library's bounded
- * batch; the mapping's pages are given back as rows are consumed.
+ * lines, 16 bytes per skipped (blank or bad) line for the line map, the
+ * library's bounded batch; the mapping's pages are given back as rows are
+ * consumed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -222,9 +223,40 @@ static int to_doc(json_t *j, arena *ar, warden_doc *d, char *field, size_t fl, c
   return 0;
 }
 
+/* Document index -> META line.  Documents are lines in order, so line =
+ * index + a shift that changes only after a skipped (blank or bad) line:
+ * only those changes are kept. */
+typedef struct linemap {
+  struct lm_step { uint64_t from, shift; } *v; /* documents from on: + shift */
+  size_t n, cap;
+  uint64_t ndocs;
+} linemap;
+
+static void linemap_add(linemap *m, uint64_t line) {
+  uint64_t shift = line - m->ndocs;
+  if (!m->n || m->v[m->n - 1].shift != shift) {
+    if (m->n == m->cap) {
+      m->cap = m->cap ? m->cap * 2 : 64;
+      m->v = cli_xrealloc(m->v, m->cap * sizeof *m->v);
+    }
+    m->v[m->n++] = (struct lm_step){m->ndocs, shift};
+  }
+  m->ndocs++;
+}
+
+static uint64_t linemap_get(const linemap *m, uint64_t doc) {
+  size_t lo = 0, hi = m->n; /* the last step with from <= doc */
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (m->v[mid].from <= doc) lo = mid;
+    else hi = mid;
+  }
+  return doc + m->v[lo].shift;
+}
+
 /* "docs[I].rest" -> "META:LINE: rest", and "docs[J]" inside rest -> "line L". */
-static char *map_msg(const char *meta, const char *msg, const uint64_t *lines, uint64_t nlines,
-                     uint64_t *line_out) {
+static char *map_msg(const char *meta, const char *msg, const linemap *lm, uint64_t *line_out) {
+  uint64_t nlines = lm->ndocs;
   unsigned long long i;
   int off = 0;
   *line_out = 0;
@@ -233,18 +265,18 @@ static char *map_msg(const char *meta, const char *msg, const uint64_t *lines, u
     sprintf(s, "%s: %s", meta, msg);
     return s;
   }
-  *line_out = lines[i];
+  *line_out = linemap_get(lm, i);
   const char *rest = msg + off;
   char tail[1200];
   const char *dup = strstr(rest, "duplicate of docs[");
   unsigned long long jx;
   if (dup && sscanf(dup, "duplicate of docs[%llu]", &jx) == 1 && jx < nlines) {
     snprintf(tail, sizeof tail, "%.*sduplicate of line %llu in this input", (int)(dup - rest),
-             rest, (unsigned long long)lines[jx]);
+             rest, (unsigned long long)linemap_get(lm, jx));
     rest = tail;
   }
   char *s = cli_xmalloc(strlen(meta) + strlen(rest) + 32);
-  sprintf(s, "%s:%llu: %s", meta, (unsigned long long)lines[i], rest);
+  sprintf(s, "%s:%llu: %s", meta, (unsigned long long)*line_out, rest);
   return s;
 }
 
@@ -268,7 +300,7 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   warden_bulk *bulk = NULL;
   char *line = NULL;
   size_t lcap = 0;
-  uint64_t *lines = NULL, nlines = 0, lines_cap = 0;
+  linemap lines = {0};
   err_list errs = {0};
   arena ar = {0};
   json_t **js = NULL;
@@ -435,7 +467,7 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
         if (wrc == WARDEN_EDATA) {
           /* the message names docs[I]: say FILE:LINE instead */
           uint64_t l;
-          char *m = map_msg(meta, warden_errmsg(db), lines, nlines, &l);
+          char *m = map_msg(meta, warden_errmsg(db), &lines, &l);
           cli_err(NULL, "%s", m);
           free(m);
           rc = CLI_EXIT_DATA;
@@ -474,11 +506,7 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
       batch_row = row;
       continue;
     }
-    if (nlines == lines_cap) {
-      lines_cap = lines_cap ? lines_cap * 2 : 65536;
-      lines = cli_xrealloc(lines, lines_cap * sizeof *lines);
-    }
-    lines[nlines++] = ln;
+    linemap_add(&lines, ln);
     js[nb++] = j;
     row += rows_of;
     batch_rows += rows_of;
@@ -499,7 +527,7 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
     memcpy(one, p, len);
     one[len] = 0;
     uint64_t l;
-    err_add(&errs, 0, map_msg(meta, one, lines, nlines, &l));
+    err_add(&errs, 0, map_msg(meta, one, &lines, &l));
     errs.line[errs.n - 1] = l;
     free(one);
     p += len;
@@ -524,7 +552,7 @@ done:
   if (db) warden_close(db);
   if (f) fclose(f);
   free(line);
-  free(lines);
+  free(lines.v);
   for (size_t i = 0; i < errs.n; i++) free(errs.msg[i]);
   free(errs.msg);
   free(errs.line);

@@ -182,4 +182,30 @@ expect_err_prefix "repeat across batches" "$T/big.meta.jsonl:2501: doc_id: dupli
 w ingest "$T/big" "$T/big.meta.jsonl" --vectors "$T/big.npy" --keep-going
 expect_rc 3 "repeat across batches, keep going"
 py_check "2599 documents" 'assert out[0]["documents"] == 2599 and out[0]["bad_lines"] == 1, out'
+# line numbers after skipped lines: a blank line (line 3) and a line the
+# CLI refuses (line 102, kept going) shift the document-to-line map; the
+# library's error for line 2502 must still name it and the line it repeats
+"$NP" - "$T/shift" <<'PYEOF'
+import json, sys
+import numpy as np
+n = 2600
+docs = [{"doc_id": "s%d" % i, "source": "file:///s", "acl": {"allow": ["*"]},
+         "chunks": [{"text": "t"}]} for i in range(n)]
+docs[100]["doc_id"] = 5        # line 102 once the blank line is in
+docs[2500]["doc_id"] = "s150"  # line 2502, repeating line 152
+lines = [json.dumps(d) for d in docs]
+lines.insert(2, "   ")
+open(sys.argv[1] + ".meta.jsonl", "w").write("\n".join(lines) + "\n")
+np.save(sys.argv[1] + ".npy", np.random.default_rng(2).standard_normal((n, 8)).astype(np.float32))
+PYEOF
+w init "$T/shift" --dim 8 >/dev/null
+w ingest "$T/shift" "$T/shift.meta.jsonl" --vectors "$T/shift.npy" --keep-going
+expect_rc 3 "shifted lines"
+py_check "shifted lines report" '
+assert out[0]["documents"] == 2598 and out[0]["bad_lines"] == 2, out
+lines = err.splitlines()
+assert len(lines) == 2, err
+assert lines[0].endswith("shift.meta.jsonl:102: doc_id: expected a string"), lines
+assert lines[1].endswith("shift.meta.jsonl:2502: doc_id: duplicate of line 152 in this input"), lines
+'
 finish
