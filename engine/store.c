@@ -324,13 +324,7 @@ void store_read_end(wd_txn *tx) {
   pthread_rwlock_unlock(&tx->db->maplock);
 }
 
-static void ftypes_drop(wd_txn *tx) {
-  wd_hmap_free(&tx->ftypes);
-  memset(&tx->ftypes, 0, sizeof tx->ftypes);
-}
-
 static void free_caches(wd_txn *tx) {
-  ftypes_drop(tx);
   wd_lex_txn_free(tx);
   WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(e->val);
   wd_hmap_free(&tx->bms);
@@ -346,13 +340,6 @@ static int put_u64(wd_txn *tx, const char *key, uint64_t v) {
 
 /* Write the dirty bitmaps and drop them from the transaction's cache (a
  * later store_bm_mut reads them back from the transaction's own view). */
-static int ent_cmp(const void *a, const void *b) {
-  const wd_hmap_ent *x = *(const wd_hmap_ent *const *)a, *y = *(const wd_hmap_ent *const *)b;
-  size_t m = x->klen < y->klen ? x->klen : y->klen;
-  int r = memcmp(x->key, y->key, m);
-  return r ? r : (x->klen < y->klen ? -1 : x->klen > y->klen);
-}
-
 static int flush_bitmaps(wd_txn *tx) {
   warden *db = tx->db;
   int rc = wd_lex_flush(tx); /* first: it may still dirty nothing else */
@@ -360,17 +347,9 @@ static int flush_bitmaps(wd_txn *tx) {
   /* written: a spill that kept them would write every term of the
    * transaction again at each later spill (engine/lexical.h) */
   wd_lex_txn_drop(tx);
-  /* in key order, as LMDB's B-tree stores them: each put lands next to
-   * the one before (the hash order touched a random page per bitmap) */
-  wd_hmap_ent **es = wd_malloc((tx->bms.n ? tx->bms.n : 1) * sizeof *es);
-  if (!es) return wd_err(db, WARDEN_ENOMEM, "commit: out of memory");
-  size_t ne = 0;
-  WD_HMAP_FOREACH(&tx->bms, e) es[ne++] = e;
-  qsort(es, ne, sizeof *es, ent_cmp);
   char *buf = NULL;
   size_t bufcap = 0;
-  for (size_t i = 0; i < ne; i++) {
-    wd_hmap_ent *e = es[i];
+  WD_HMAP_FOREACH(&tx->bms, e) {
     roaring_bitmap_t *bm = e->val;
     MDB_val k = {e->klen, e->key};
     if (roaring_bitmap_is_empty(bm)) {
@@ -385,7 +364,6 @@ static int flush_bitmaps(wd_txn *tx) {
       char *nb = wd_realloc(buf, n);
       if (!nb) {
         wd_free(buf);
-        wd_free(es);
         return wd_err(db, WARDEN_ENOMEM, "commit: out of memory");
       }
       buf = nb;
@@ -399,7 +377,6 @@ static int flush_bitmaps(wd_txn *tx) {
     memcpy((char *)d.mv_data + n, &c, 4);
   }
   wd_free(buf);
-  wd_free(es);
   if (rc) return store_mdb_err(db, rc, "write bitmap");
   WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(e->val);
   wd_hmap_free(&tx->bms);
@@ -766,21 +743,12 @@ wd_type store_field_type(wd_txn *tx, const char *field) {
     uintptr_t st = (uintptr_t)wd_hmap_get(tx->stage_types, field, strlen(field));
     if (st) return (wd_type)(st - 1);
   }
-  size_t fl = strlen(field);
-  if (tx->write) { /* asked per metadata key of every document ingested */
-    uintptr_t ct = (uintptr_t)wd_hmap_get(&tx->ftypes, field, fl);
-    if (ct) return (wd_type)(ct - 1);
-  }
   char key[WD_MAX_KEYLEN + 8];
   int n = snprintf(key, sizeof key, "t:%s", field);
   if (n < 0 || (size_t)n >= sizeof key) return WD_T_NONE;
   MDB_val k = {(size_t)n, key}, d;
-  if (mdb_get(tx->t, tx->db->dbi_meta, &k, &d) == 0 && d.mv_size == 1) {
-    wd_type t = (wd_type) * (const unsigned char *)d.mv_data;
-    /* a failed put only loses the cache entry */
-    if (tx->write) (void)wd_hmap_put(&tx->ftypes, field, fl, (void *)(uintptr_t)(t + 1), NULL);
-    return t;
-  }
+  if (mdb_get(tx->t, tx->db->dbi_meta, &k, &d) == 0 && d.mv_size == 1)
+    return (wd_type) * (const unsigned char *)d.mv_data;
   return WD_T_NONE;
 }
 
@@ -796,7 +764,6 @@ int store_field_type_put(wd_txn *tx, const char *field, wd_type t) {
   unsigned char b = (unsigned char)t;
   MDB_val k = {(size_t)n, key}, d = {1, &b};
   tx->changed = 1;
-  ftypes_drop(tx);
   int rc = mdb_put(tx->t, tx->db->dbi_meta, &k, &d, 0);
   return rc ? store_mdb_err(tx->db, rc, "write field type") : 0;
 }
@@ -1253,7 +1220,6 @@ static MDB_dbi dbi_of(const warden *db, wd_db which) {
 
 int store_put_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const void *data,
                   size_t len, const char *what) {
-  if (which == WD_DB_META) ftypes_drop(tx); /* it may be a field type */
   return put_val(tx, dbi_of(tx->db, which), key, klen, data, len, what);
 }
 
@@ -1263,7 +1229,6 @@ int store_get_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const v
 }
 
 int store_del_val(wd_txn *tx, wd_db which, const void *key, size_t klen, const char *what) {
-  if (which == WD_DB_META) ftypes_drop(tx);
   MDB_val k = {klen, (void *)key};
   int rc = mdb_del(tx->t, dbi_of(tx->db, which), &k, NULL);
   if (rc == MDB_NOTFOUND) return 0;
@@ -1399,7 +1364,6 @@ int store_block_del(wd_txn *tx, uint32_t b) {
 }
 
 int store_meta_del(wd_txn *tx, const char *key) {
-  ftypes_drop(tx);
   MDB_val k = {strlen(key), (void *)key};
   int rc = mdb_del(tx->t, tx->db->dbi_meta, &k, NULL);
   if (rc == MDB_NOTFOUND) return 0;

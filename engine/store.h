@@ -59,8 +59,6 @@ typedef struct wd_txn {
   int changed;       /* something was written: bump the revision */
   wd_hmap bms;       /* dirty bitmaps: key -> roaring_bitmap_t* */
   wd_hmap blocks;    /* dirty blocks: u32 block -> float* */
-  wd_hmap ftypes;    /* write txn: field -> its stored type + 1, as read or
-                      * written by this txn (store_field_type) */
   uint64_t next_slot, ndocs, nchunks; /* write txn counters */
   uint64_t rev;      /* read txn: the snapshot's revision (bitmap cache key) */
   struct wd_blktab *blk; /* read txn: block locations of rev (see store.c) */
