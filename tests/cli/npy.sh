@@ -208,4 +208,42 @@ assert len(lines) == 2, err
 assert lines[0].endswith("shift.meta.jsonl:102: doc_id: expected a string"), lines
 assert lines[1].endswith("shift.meta.jsonl:2502: doc_id: duplicate of line 152 in this input"), lines
 '
+# several batches of the reader thread (65,536 rows each: 819 documents of
+# 80 chunks): a refused line in the second batch, a bad source (the
+# library's) in the third; every later document keeps its own rows
+"$NP" - "$T/multi" <<'PYEOF'
+import json, sys
+import numpy as np
+n, c = 2000, 80
+docs = [{"doc_id": "m%d" % i, "source": "file:///m", "acl": {"allow": ["*"]},
+         "chunks": [{"text": "t"}] * c} for i in range(n)]
+docs[1000]["acl"] = 5                     # line 1001: refused by the CLI
+docs[1900]["source"] = "nope"             # line 1901: refused by the library
+open(sys.argv[1] + ".meta.jsonl", "w").write("\n".join(json.dumps(d) for d in docs) + "\n")
+np.save(sys.argv[1] + ".npy", np.random.default_rng(3).standard_normal((n * c, 8)).astype(np.float32))
+PYEOF
+w init "$T/multi" --dim 8 >/dev/null
+w ingest "$T/multi" "$T/multi.meta.jsonl" --vectors "$T/multi.npy"
+expect_rc 3 "several batches"
+expect_err_prefix "several batches" "$T/multi.meta.jsonl:1001: acl: "
+w stats "$T/multi"
+py_check "several batches: nothing committed" 'assert out[0]["documents"] == 0, out'
+w ingest "$T/multi" "$T/multi.meta.jsonl" --vectors "$T/multi.npy" --keep-going
+expect_rc 3 "several batches, keep going"
+py_check "several batches, keep going report" '
+assert out[0]["documents"] == 1998 and out[0]["chunks"] == 1998 * 80 and out[0]["bad_lines"] == 2, out
+lines = err.splitlines()
+assert len(lines) == 2, err
+assert ":1001: acl: " in lines[0], lines
+assert ":1901: source: expected a URI" in lines[1], lines
+'
+for r in 1001 120005 159999; do
+  w query "$T/multi" --principal user:x --vector "$(
+    "$NP" -c 'import numpy as np, json, sys; a = np.load(sys.argv[1]); print(json.dumps([float(x) for x in a[int(sys.argv[2])]]))' "$T/multi.npy" $r)" -k 1
+  py_check "row $r is its own document's chunk" '
+h = out[0]["results"][0]
+want = {"1001": ("m12", 41), "120005": ("m1500", 5), "159999": ("m1999", 79)}[args[0]]
+assert (h["doc_id"], h["chunk"]) == want and abs(h["score"] - 1) < 1e-5, (h, want)
+' $r
+done
 finish
