@@ -80,11 +80,6 @@ build/tsan/test_concurrency: tests/test_concurrency.c build/tsan/libwarden.a
 # the ingest pipeline's worker thread (engine/ingest.h)
 build/tsan/test_upsert: tests/test_upsert.c build/tsan/libwarden.a
 	$(RL_CC) $(RL_TSAN_CF) $< build/tsan/libwarden.a $(RL_LIBS) -lcmocka -ljansson -o $@
-# the CLI, for `--vectors`' reader thread (tools/ingest_npy.c) beside the
-# library's worker
-RL_TSAN_CLI := $(patsubst %.c,build/tsan/%.o,$(wildcard tools/*.c))
-build/tsan/warden: $(RL_TSAN_CLI) build/tsan/libwarden.a
-	$(RL_CC) $(RL_TSAN_CF) $(RL_TSAN_CLI) build/tsan/libwarden.a $(RL_LIBS) -o $@
 
 .PHONY: test-tsan
 test-tsan: build/tsan/test_concurrency

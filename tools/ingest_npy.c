@@ -6,19 +6,17 @@
  * Pass 1 reads META once to count its chunks (and refuses lines that
  * cannot be read or that carry an embedding of their own), so that the row
  * count and the dimension are checked against EMB.npy before anything is
- * written.  Pass 2: a reader thread turns each line into a warden_doc
- * (strings borrowed from the parsed line) in batches, while the main
- * thread feeds the batch before, with its rows as a pointer into the
- * mapped file (float16 converted batch by batch), to one warden_bulk_*
- * load: one transaction, all or nothing, validated by the library's one
- * validator.  Its "docs[I].field: reason" errors are printed as
- * "META:LINE: field: reason".  Memory: two batches of parsed lines, 16
- * bytes per skipped (blank or bad) line for the line map, the library's
- * bounded batch; the mapping's pages are given back as rows are
+ * written.  Pass 2 turns each line into a warden_doc (strings borrowed
+ * from the parsed line) and feeds batches of them, with their rows as a
+ * pointer into the mapped file (float16 converted batch by batch), to one
+ * warden_bulk_* load: one transaction, all or nothing, validated by the
+ * library's one validator.  Its "docs[I].field: reason" errors are
+ * printed as "META:LINE: field: reason".  Memory: one batch of parsed
+ * lines, 16 bytes per skipped (blank or bad) line for the line map, the
+ * library's bounded batch; the mapping's pages are given back as rows are
  * consumed.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,235 +280,6 @@ static char *map_msg(const char *meta, const char *msg, const linemap *lm, uint6
   return s;
 }
 
-/* ------------------------------------------------------------ the reader */
-
-/* Pass 2's reader thread parses META lines into batches of warden_docs,
- * two slots used in turn: while the main thread loads one (the library's
- * transaction is its), the reader fills the other.  A batch ends early
- * before a line the CLI refuses (so that the library reports any earlier
- * bad line first) and carries what ended it. */
-enum { EV_NONE, EV_BAD, EV_FATAL, EV_EOF };
-
-typedef struct nbatch {
-  json_t **js;       /* the jansson trees the docs point into (or NULL) */
-  warden_doc *docs;
-  uint64_t *lns;     /* each doc's META line */
-  size_t nb;
-  arena ar;          /* the docs' strings and arrays */
-  uint64_t first_row, nrows;
-  uint64_t ln, bytes; /* progress at its end */
-  int ev;            /* what follows the batch */
-  char *msg;         /* EV_BAD, EV_FATAL: the message */
-  uint64_t ev_ln;
-  int ev_rc;         /* EV_FATAL: the exit code */
-  int ready;         /* filled, not yet given back */
-} nbatch;
-
-typedef struct reader {
-  FILE *f;
-  const char *meta;
-  int keep_going;
-  nbatch b[2];
-  pthread_t t;
-  int started, stop;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-} reader;
-
-/* the reader: wait until slot k is given back (NULL: stop) */
-static nbatch *reader_slot(reader *R, int k) {
-  pthread_mutex_lock(&R->mu);
-  while (R->b[k].ready && !R->stop) pthread_cond_wait(&R->cv, &R->mu);
-  int stop = R->stop;
-  pthread_mutex_unlock(&R->mu);
-  if (stop) return NULL;
-  nbatch *b = &R->b[k];
-  if (!b->js) {
-    b->js = cli_xmalloc(NPY_BATCH_DOCS * sizeof *b->js);
-    b->docs = cli_xmalloc(NPY_BATCH_DOCS * sizeof *b->docs);
-    b->lns = cli_xmalloc(NPY_BATCH_DOCS * sizeof *b->lns);
-  }
-  arena_reset(&b->ar);
-  b->nb = 0;
-  b->nrows = 0;
-  b->ev = EV_NONE;
-  free(b->msg);
-  b->msg = NULL;
-  return b;
-}
-
-static void reader_publish(reader *R, int k) {
-  pthread_mutex_lock(&R->mu);
-  R->b[k].ready = 1;
-  pthread_cond_broadcast(&R->cv);
-  pthread_mutex_unlock(&R->mu);
-}
-
-static void *reader_main(void *arg) {
-  reader *R = arg;
-  FILE *f = R->f;
-  char *line = NULL;
-  size_t lcap = 0;
-  uint64_t ln = 0, row = 0, bytes = 0;
-  int k = 0;
-  nbatch *b = NULL;
-  for (;;) {
-    if (!b) {
-      if (!(b = reader_slot(R, k))) break;
-      b->first_row = row;
-    }
-    ssize_t got = getline(&line, &lcap, f);
-    int eof = got < 0;
-    json_t *j = NULL;
-    uint64_t rows_of = 0;
-    /* the usual line is read without a jansson tree (jskim.h): fast */
-    int fast = 0;
-    size_t s = 0, len = 0;
-    if (!eof) {
-      ln++;
-      bytes += (uint64_t)got;
-      len = (size_t)got;
-      while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-      while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
-      if (s == len) continue;
-      jskim_doc sk;
-      if ((fast = jskim_doc_line(line + s, len - s, &sk))) rows_of = sk.chunks_array ? sk.nchunks : 0;
-    }
-    if (!eof && !fast) {
-    jansson:;
-      json_error_t je;
-      j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
-      if (!j) { /* the file changed since pass 1 */
-        b->msg = cli_xmalloc(strlen(R->meta) + strlen(je.text) + 64);
-        sprintf(b->msg, "%s:%llu: json: %s (column %d)", R->meta, (unsigned long long)ln, je.text,
-                je.column);
-        b->ev = EV_FATAL;
-        b->ev_rc = CLI_EXIT_DATA;
-        break;
-      }
-      json_t *ch = json_object_get(j, "chunks");
-      uint64_t r = json_is_array(ch) ? json_array_size(ch) : 0;
-      if (fast && r != rows_of) { /* cannot be: the skim counts as jansson does */
-        b->msg = cli_xmalloc(strlen(R->meta) + 128);
-        sprintf(b->msg, "%s:%llu: internal error: %llu chunks skimmed, %llu parsed", R->meta,
-                (unsigned long long)ln, (unsigned long long)rows_of, (unsigned long long)r);
-        json_decref(j);
-        b->ev = EV_FATAL;
-        b->ev_rc = CLI_EXIT_RUNTIME;
-        break;
-      }
-      rows_of = r;
-      fast = 0;
-    }
-    if (eof) {
-      b->ev = EV_EOF;
-      break;
-    }
-    /* a full batch goes before this line */
-    if (b->nb && (b->nb >= NPY_BATCH_DOCS || b->nrows + rows_of > NPY_BATCH_ROWS)) {
-      b->ln = ln - 1;
-      b->bytes = bytes - (uint64_t)got;
-      reader_publish(R, k);
-      k ^= 1;
-      if (!(b = reader_slot(R, k))) {
-        json_decref(j);
-        b = NULL;
-        break;
-      }
-      b->first_row = row;
-    }
-    /* a shape the fast reader leaves to to_doc: jansson's tree after all */
-    if (fast && !jskim_doc_parse(line + s, len - s, 1, arena_cb, &b->ar, &b->docs[b->nb]))
-      goto jansson;
-    char field[256], why[512];
-    if (!fast && to_doc(j, &b->ar, &b->docs[b->nb], field, sizeof field, why, sizeof why)) {
-      /* its rows are skipped; the batch so far goes first (so that an
-       * earlier bad line is reported first, too) */
-      b->msg = cli_xmalloc(strlen(R->meta) + strlen(field) + strlen(why) + 40);
-      sprintf(b->msg, "%s:%llu: %s: %s", R->meta, (unsigned long long)ln, field, why);
-      json_decref(j);
-      b->ev = EV_BAD;
-      b->ev_ln = ln;
-      b->ln = ln;
-      b->bytes = bytes;
-      row += rows_of;
-      reader_publish(R, k);
-      k ^= 1;
-      b = NULL;
-      if (!R->keep_going) break;
-      continue;
-    }
-    b->lns[b->nb] = ln;
-    b->js[b->nb++] = j;
-    row += rows_of;
-    b->nrows += rows_of;
-  }
-  if (b) {
-    b->ln = ln;
-    b->bytes = bytes;
-    reader_publish(R, k);
-  }
-  free(line);
-  return NULL;
-}
-
-static int reader_start(reader *R) {
-  if (pthread_mutex_init(&R->mu, NULL)) return -1;
-  if (pthread_cond_init(&R->cv, NULL)) {
-    pthread_mutex_destroy(&R->mu);
-    return -1;
-  }
-  R->started = 1; /* the locks exist */
-  int e = pthread_create(&R->t, NULL, reader_main, R);
-  if (e) {
-    errno = e;
-    pthread_cond_destroy(&R->cv);
-    pthread_mutex_destroy(&R->mu);
-    R->started = 0;
-    return -1;
-  }
-  return 0;
-}
-
-/* the main thread: the next batch, in slot k */
-static nbatch *reader_take(reader *R, int k) {
-  pthread_mutex_lock(&R->mu);
-  while (!R->b[k].ready) pthread_cond_wait(&R->cv, &R->mu);
-  pthread_mutex_unlock(&R->mu);
-  return &R->b[k];
-}
-
-static void reader_give(reader *R, int k) {
-  pthread_mutex_lock(&R->mu);
-  R->b[k].ready = 0;
-  pthread_cond_broadcast(&R->cv);
-  pthread_mutex_unlock(&R->mu);
-}
-
-/* End the reader (if it runs) and free the slots. */
-static void reader_stop(reader *R) {
-  if (R->started) {
-    pthread_mutex_lock(&R->mu);
-    R->stop = 1;
-    pthread_cond_broadcast(&R->cv);
-    pthread_mutex_unlock(&R->mu);
-    pthread_join(R->t, NULL);
-    pthread_cond_destroy(&R->cv);
-    pthread_mutex_destroy(&R->mu);
-    R->started = 0;
-  }
-  for (int k = 0; k < 2; k++) {
-    nbatch *b = &R->b[k];
-    for (size_t i = 0; i < b->nb; i++) json_decref(b->js[i]);
-    free(b->js);
-    free(b->docs);
-    free(b->lns);
-    free(b->msg);
-    arena_free(&b->ar);
-    memset(b, 0, sizeof *b);
-  }
-}
-
 static int cmp_err(const void *a, const void *b, void *ctx) {
   const uint64_t *ln = ctx;
   size_t x = *(const size_t *)a, y = *(const size_t *)b;
@@ -533,8 +302,9 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   size_t lcap = 0;
   linemap lines = {0};
   err_list errs = {0};
-  reader rd;
-  memset(&rd, 0, sizeof rd);
+  arena ar = {0};
+  json_t **js = NULL;
+  warden_doc *docs = NULL;
   float *conv = NULL;
   uint64_t cli_bad = 0;
   struct stat st;
@@ -620,8 +390,7 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
     rc = CLI_EXIT_DATA;
     goto done;
   }
-  /* pass 2: batches into one bulk load; a reader thread parses the next
-   * batch while this one is loaded */
+  /* pass 2: batches into one bulk load */
   rewind(f);
   warden_upsert_opts uo = {.keep_going = keep_going};
   uint64_t expect = npy.rows * npy.cols * 4 + meta_size;
@@ -632,30 +401,69 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   }
   cli_progress prog;
   cli_progress_init(&prog, ctx);
+  js = cli_xmalloc(NPY_BATCH_DOCS * sizeof *js);
+  docs = cli_xmalloc(NPY_BATCH_DOCS * sizeof *docs);
   int need_conv = npy.itemsize != 4 || ((uintptr_t)npy.data & 3);
-  size_t conv_rows = 0;
-  rd.f = f;
-  rd.meta = meta;
-  rd.keep_going = keep_going;
-  if (reader_start(&rd)) {
-    cli_err(ctx, "cannot start a thread: %s", strerror(errno));
-    rc = CLI_EXIT_RUNTIME;
-    goto done;
-  }
-  for (int k = 0;; k ^= 1) {
-    nbatch *b = reader_take(&rd, k);
-    if (b->nb) {
-      if (need_conv && b->nrows > conv_rows) {
-        conv_rows = b->nrows;
+  size_t conv_rows = 0, nb = 0;
+  uint64_t row = 0, batch_row = 0, batch_rows = 0, bytes = 0;
+  ln = 0;
+  for (;;) {
+    got = getline(&line, &lcap, f);
+    int eof = got < 0;
+    json_t *j = NULL;
+    uint64_t rows_of = 0;
+    /* the usual line is read without a jansson tree (jskim.h): fast */
+    int fast = 0;
+    size_t s = 0, len = 0;
+    if (!eof) {
+      ln++;
+      bytes += (uint64_t)got;
+      len = (size_t)got;
+      while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+      while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
+      if (s == len) continue;
+      jskim_doc sk;
+      if ((fast = jskim_doc_line(line + s, len - s, &sk))) rows_of = sk.chunks_array ? sk.nchunks : 0;
+    }
+    if (!eof && !fast) {
+    jansson:;
+      json_error_t je;
+      j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
+      if (!j) { /* the file changed since pass 1 */
+        cli_err(NULL, "%s:%llu: json: %s (column %d)", meta, (unsigned long long)ln, je.text,
+                je.column);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+      json_t *ch = json_object_get(j, "chunks");
+      uint64_t r = json_is_array(ch) ? json_array_size(ch) : 0;
+      if (fast && r != rows_of) { /* cannot be: the skim counts as jansson does */
+        cli_err(ctx, "%s:%llu: internal error: %llu chunks skimmed, %llu parsed", meta,
+                (unsigned long long)ln, (unsigned long long)rows_of, (unsigned long long)r);
+        json_decref(j);
+        rc = CLI_EXIT_RUNTIME;
+        goto done;
+      }
+      rows_of = r;
+      fast = 0;
+    }
+    /* send the batch at the end, or when this line would overfill it */
+    int bad_doc = 0;
+    char field[256], why[512];
+    if (nb && (eof || nb >= NPY_BATCH_DOCS || batch_rows + rows_of > NPY_BATCH_ROWS)) {
+    send:
+      if (need_conv && batch_rows > conv_rows) {
+        conv_rows = batch_rows;
         free(conv);
         conv = cli_xmalloc(conv_rows * npy.cols * sizeof *conv);
       }
-      for (size_t i = 0; i < b->nb; i++) linemap_add(&lines, b->lns[i]);
-      const float *rows = cli_npy_rows(&npy, b->first_row, b->nrows, conv);
-      wrc = warden_bulk_upsert(bulk, b->docs, b->nb, rows, b->nrows);
-      for (size_t i = 0; i < b->nb; i++) json_decref(b->js[i]);
-      b->nb = 0;
+      const float *rows = cli_npy_rows(&npy, batch_row, batch_rows, conv);
+      wrc = warden_bulk_upsert(bulk, docs, nb, rows, batch_rows);
+      for (size_t i = 0; i < nb; i++) json_decref(js[i]);
+      nb = 0;
+      arena_reset(&ar);
       if (wrc) {
+        json_decref(j);
         if (wrc == WARDEN_EDATA) {
           /* the message names docs[I]: say FILE:LINE instead */
           uint64_t l;
@@ -668,21 +476,40 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
         }
         goto done;
       }
-      cli_npy_release(&npy, b->first_row + b->nrows);
-      cli_progress_cb(&prog, b->ln, b->bytes, meta_size);
+      batch_row += batch_rows;
+      batch_rows = 0;
+      cli_npy_release(&npy, batch_row);
+      cli_progress_cb(&prog, ln, bytes, meta_size);
+      if (bad_doc) goto skip;
     }
-    int ev = b->ev;
-    if (ev == EV_BAD && keep_going) {
-      err_add(&errs, b->ev_ln, b->msg);
-      b->msg = NULL;
+    if (eof) break;
+    /* a shape the fast reader leaves to to_doc: jansson's tree after all */
+    if (fast && !jskim_doc_parse(line + s, len - s, 1, arena_cb, &ar, &docs[nb])) goto jansson;
+    if (!fast && to_doc(j, &ar, &docs[nb], field, sizeof field, why, sizeof why)) {
+      /* its rows are skipped: send what comes before them first (so that
+       * an earlier bad line is reported first, too) */
+      bad_doc = 1;
+      if (nb) goto send;
+    skip:;
+      char *msg = cli_xmalloc(strlen(meta) + strlen(field) + strlen(why) + 40);
+      sprintf(msg, "%s:%llu: %s: %s", meta, (unsigned long long)ln, field, why);
+      json_decref(j);
+      if (!keep_going) {
+        cli_err(NULL, "%s", msg);
+        free(msg);
+        rc = CLI_EXIT_DATA;
+        goto done;
+      }
+      err_add(&errs, ln, msg);
       cli_bad++;
-    } else if (ev == EV_BAD || ev == EV_FATAL) {
-      cli_err(ev == EV_FATAL && b->ev_rc == CLI_EXIT_RUNTIME ? ctx : NULL, "%s", b->msg);
-      rc = ev == EV_BAD ? CLI_EXIT_DATA : b->ev_rc;
-      goto done;
+      row += rows_of;
+      batch_row = row;
+      continue;
     }
-    reader_give(&rd, k);
-    if (ev == EV_EOF) break;
+    linemap_add(&lines, ln);
+    js[nb++] = j;
+    row += rows_of;
+    batch_rows += rows_of;
   }
   cli_progress_done(&prog);
   warden_ingest_report rep = {0};
@@ -721,7 +548,6 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   rc = cli_print_json(out);
   if (rc == 0 && rep.bad_lines + cli_bad > 0) rc = CLI_EXIT_DATA;
 done:
-  reader_stop(&rd); /* before the load and the file go */
   if (bulk) warden_bulk_abort(bulk);
   if (db) warden_close(db);
   if (f) fclose(f);
@@ -730,6 +556,9 @@ done:
   for (size_t i = 0; i < errs.n; i++) free(errs.msg[i]);
   free(errs.msg);
   free(errs.line);
+  arena_free(&ar);
+  free(js);
+  free(docs);
   free(conv);
   cli_npy_close(&npy);
   return rc;
