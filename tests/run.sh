@@ -68,6 +68,11 @@ for t in npy messages roundtrip restore; do
 done
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
+# the CLI links jemalloc when Debian's libjemalloc2 is there (Makefile
+# CLI_MALLOC); the library never does (its allocator is its caller's)
+run "cli-malloc" sh -c 'set -e
+  if [ -e "/usr/lib/$(cc -dumpmachine)/libjemalloc.so.2" ]; then ldd build/warden | grep -q libjemalloc; fi
+  ! ldd build/libwarden.so | grep -q libjemalloc'
 # the README's CLI reference documents exactly the options the parsers read
 run "cli-reference" sh tests/cli_reference.sh
 # ---- bindings/node (issues 17, 20): `npm ci` from the committed lockfile,

@@ -21,6 +21,7 @@
 #   nodejs npm        bindings/node tests (only when no node is installed)
 #   libstemmer-dev    Snowball stemmers for the lexical index (lexical.language)
 #   libicu-dev        ICU: Unicode letter/digit classes and case folding (tokenizer)
+#   libjemalloc2      the CLI's allocator (Makefile CLI_MALLOC): 1.1-1.4x ingest
 #   python3-xapian    the Xapian peer of the lexical benchmark (bench/lexical_bench.py;
 #                     SQLite FTS5 comes with Python's sqlite3)
 #   arm64 (make arm64, make arm64-test): the aarch64 cross compilers,
@@ -30,6 +31,7 @@ set -e
 what=${1:-build}
 pkgs="libfaiss-dev liblmdb-dev libopenblas-dev libyaml-dev libroaring-dev libjansson-dev g++ make pkg-config"
 pkgs="$pkgs libstemmer-dev libicu-dev" # lexical index (hybrid retrieval)
+pkgs="$pkgs libjemalloc2" # the CLI's allocator
 case "$what" in
   test) pkgs="$pkgs libcmocka-dev clang libclang-rt-14-dev libomp-14-dev lmdb-utils python3 python3-numpy"
         # bindings/node tests (npm ci + node --test): Node.js >= 20 is on
