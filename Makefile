@@ -88,7 +88,13 @@ build/san/libwarden.a: $(SAN_LIB_OBJS)
 # quarter of its user time (1M x 384, README "Ingest throughput").  Only
 # the CLI: the library leaves the allocator to the process that loads it.
 CLI_MALLOC ?= $(firstword $(wildcard /usr/lib/$(shell $(CC) -dumpmachine)/libjemalloc.so.2))
-build/warden: $(call objs,rel,$(CLI_SRCS),) build/libwarden.a
+# relinked when that choice changes (the package installed after a build)
+build/cli_malloc.stamp: cli-malloc-check
+	@mkdir -p build
+	@echo '$(CLI_MALLOC)' | cmp -s - $@ || echo '$(CLI_MALLOC)' > $@
+.PHONY: cli-malloc-check
+cli-malloc-check:
+build/warden: $(call objs,rel,$(CLI_SRCS),) build/libwarden.a build/cli_malloc.stamp
 	$(CC) $(CFLAGS_ALL) -o $@ $(call objs,rel,$(CLI_SRCS),) $(CLI_MALLOC) build/libwarden.a $(LIBS)
 build/san/warden: $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a
 	$(CC) $(CFLAGS_ALL) $(SAN_FLAGS) -o $@ $(call objs,san,$(CLI_SRCS),) build/san/libwarden.a $(LIBS)
