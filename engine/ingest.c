@@ -811,9 +811,11 @@ static int check_types(wd_txn *tx, pdoc *d, char *field, size_t fl, char *why,
 /* Remember that document d of this call now owns slots from first on, so
  * that a later batch repeating its doc_id is told which line it repeats. */
 static int note_written(ingest *g, uint64_t first, uint64_t where) {
-  if (wd_seqlog_add(&g->wlog, first, where))
-    return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
-  return 0;
+  int rc = wd_seqlog_add(&g->wlog, first, where);
+  if (rc == -2) /* slots only ascend, and every document has a chunk */
+    return wd_err(g->db, WARDEN_EINTERNAL, "ingest: first slot %llu after %llu",
+                  (unsigned long long)first, (unsigned long long)g->wlog.last_key);
+  return rc ? wd_err(g->db, WARDEN_ENOMEM, "out of memory") : 0;
 }
 
 /* The line (or index) of the document of this call whose first slot is

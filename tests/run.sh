@@ -68,10 +68,15 @@ for t in npy messages roundtrip restore; do
 done
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
-# the CLI links jemalloc when Debian's libjemalloc2 is there (Makefile
-# CLI_MALLOC); the library never does (its allocator is its caller's)
+# the CLI links the allocator the build chose (Makefile CLI_MALLOC, kept in
+# build/cli_malloc.stamp: jemalloc when Debian's libjemalloc2 is there,
+# empty for glibc's); the library never links it (its caller's choice)
 run "cli-malloc" sh -c 'set -e
-  if [ -e "/usr/lib/$(cc -dumpmachine)/libjemalloc.so.2" ]; then ldd build/warden | grep -q libjemalloc; fi
+  want=$(cat build/cli_malloc.stamp)
+  if [ -n "$want" ]; then ldd build/warden | grep -q libjemalloc
+  else ! ldd build/warden | grep -q libjemalloc; fi
+  if [ -e "/usr/lib/$(cc -dumpmachine)/libjemalloc.so.2" ] && [ -z "$want" ]; then
+    echo "note: libjemalloc2 is installed but this build chose CLI_MALLOC= (glibc)"; fi
   ! ldd build/libwarden.so | grep -q libjemalloc'
 # the README's CLI reference documents exactly the options the parsers read
 run "cli-reference" sh tests/cli_reference.sh

@@ -44,7 +44,7 @@ static uint64_t unzig(uint64_t z, uint64_t prev) {
 }
 
 int wd_seqlog_add(wd_seqlog *s, uint64_t key, uint64_t val) {
-  if (s->n && key <= s->last_key) return -1;
+  if (s->n && key <= s->last_key) return -2;
   if (s->n % WD_SEQLOG_MARK == 0) {
     if (s->nmarks == s->mcap) {
       size_t nc = s->mcap ? s->mcap * 2 : 64;

@@ -30,8 +30,8 @@ typedef struct wd_seqlog {
 } wd_seqlog;
 
 /* Append (key, val); key must be greater than the last key added.
- * Returns 0, or -1 on allocation failure or a key out of order (the log
- * is unchanged). */
+ * Returns 0, -1 on allocation failure, or -2 for a key out of order (the
+ * log is unchanged either way). */
 int wd_seqlog_add(wd_seqlog *s, uint64_t key, uint64_t val);
 /* The value stored for key: 1 and *val, or 0 when key was never added. */
 int wd_seqlog_find(const wd_seqlog *s, uint64_t key, uint64_t *val);
