@@ -11,7 +11,11 @@ run() { # name, command...
     pass=$((pass+1)); echo "PASS $name ($(( $(date +%s) - start ))s)"
   else
     fail=$((fail+1)); failed="$failed $name"
-    echo "FAIL $name"; tail -40 "build/log.$$.txt" | sed 's/^/    /'
+    echo "FAIL $name"
+    # the failed assertions first (pytest's "E   " lines, a test's "FAIL"/
+    # "not ok"), as a long traceback may push them out of the tail
+    grep -E '^(E   |FAILED |ERROR |not ok|FAIL[: ])' "build/log.$$.txt" | head -20 | sed 's/^/    > /'
+    tail -40 "build/log.$$.txt" | sed 's/^/    /'
     # the whole log, for what the last 40 lines do not show (the first
     # failed assertion before a sanitizer's leak report, say)
     cp "build/log.$$.txt" "build/failed-$(echo "$name" | tr '/' '_').log"
@@ -97,7 +101,7 @@ fi
 run "reliability-short" sh tests/reliability/short.sh
 # --- Python package (bindings/python): pytest suite, then an offline
 # `pip install` into a fresh venv as the README says ---
-run "python/pytest" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider bindings/python/tests
+run "python/pytest" /usr/bin/python3 -m pytest -q -rfEs -p no:cacheprovider bindings/python/tests
 run "python/install" sh bindings/python/tests/install.sh
 # --- end Python package ---
 echo "$pass passed, $fail failed"

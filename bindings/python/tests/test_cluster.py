@@ -196,7 +196,10 @@ def _pids(sc):
 def test_worker_killed_during_queries_and_writes(client, tmp_path):
     dim = 8
     rng, nrng = random.Random(5), np.random.default_rng(5)
-    sc = ShardedCollection.create(client, str(tmp_path / "s"), shards=2, dim=dim)
+    # a call to the dead shard fails within the timeout even when the
+    # scheduler has not yet noticed the death (its own connect retries for
+    # 30 s): the threads below finish well inside their join
+    sc = ShardedCollection.create(client, str(tmp_path / "s"), shards=2, dim=dim, timeout=15)
     one = warden.Collection.create(tmp_path / "one", dim=dim)
     docs, emb = random_docs(rng, nrng, range(80), dim, [])
     sc.upsert(docs, emb)
@@ -245,7 +248,8 @@ def test_worker_killed_during_queries_and_writes(client, tmp_path):
     time.sleep(2.0)
     stop.set()
     for t in ts:
-        t.join(60)
+        t.join(120)
+    assert not any(t.is_alive() for t in ts), "a call to the dead shard hung past its timeout"
     assert not wrong, wrong[:3]
     assert errors and all(victim in e.missing for e in errors)
     assert answered[0] > 0
