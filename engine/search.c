@@ -405,6 +405,62 @@ static void llc_detect(void) {
   llc_bytes = best;
 }
 
+/* Whether a set is still in the cache cannot be seen; what its scan cost
+ * can.  The cached price (EX_*_HOT) models a private last-level cache: on
+ * a VM whose 260 MB L3 is shared with other tenants (Xeon, 2026-12-03) a
+ * 1 % set of text-384 60k (600 vectors) rescanned query after query took
+ * ~80 ns a vector against the modelled 48 (image-784: ~165 against 88),
+ * so the planner kept the exact scan (p50 65 us; image-784 110) where the
+ * graph's codes answer in 45 (56).  Exact scans priced cached record their
+ * cost per vector here: an average over the last ~8 that starts from the
+ * model's price, each sample capped at the cold price, sets of
+ * HOT_OBS_MIN vectors or more (below, fixed costs dominate).
+ *
+ * The measured price only arbitrates between the exact scan and the scan
+ * of the graph's codes, two exhaustive answers (the codes re-ranked in
+ * float): timing cannot move a query to the IVF or the graph walk, whose
+ * recall rests on their calibration (test_correlated_graph: with the
+ * measured price against every strategy, a noisy run moved 90 % filters
+ * at d=32 from the exact scan to an IVF that gave recall 0.912). */
+#define HOT_OBS_MIN 256
+#define HOT_OBS_W 0.125
+
+static double hot_measured(const warden *db) {
+  uint64_t b = atomic_load_explicit(&((warden *)db)->hot_ns, memory_order_relaxed);
+  double v;
+  memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+static void hot_observe(warden *db, double ns, uint64_t scanned) {
+  if (scanned < HOT_OBS_MIN || !(ns > 0)) return;
+  double dim = (double)db->cfg.dim, per = ns / (double)scanned, cap = EX_VEC + EX_DIM * dim;
+  if (per > cap) per = cap;
+  /* from the model's price: one slow scan moves it an eighth of the way */
+  double old = hot_measured(db);
+  if (!(old > 0)) old = EX_VEC_HOT + EX_DIM_HOT * dim;
+  double v = old + HOT_OBS_W * (per - old);
+  uint64_t b;
+  memcpy(&b, &v, sizeof b);
+  atomic_store_explicit(&db->hot_ns, b, memory_order_relaxed);
+}
+
+/* The exact scan's price for the exact-or-codes choice: the planner's, or
+ * for a cached set what such scans measured (above the model's, never
+ * above the cold price). */
+static double exact_vs_codes_us(const warden *db, const wd_plan_in *pin, const wd_plan_out *po) {
+  if (!pin->hot) return po->est_exact_us;
+  double dim = (double)pin->dim, m = hot_measured(db), cold = EX_VEC + EX_DIM * dim;
+  if (!(m > EX_VEC_HOT + EX_DIM_HOT * dim)) return po->est_exact_us;
+  return (double)pin->nallowed * (m < cold ? m : cold) / 1e3;
+}
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
 static int hot_lookup(warden *db, uint64_t key, double set_bytes) {
   if (!key) return 0;
   pthread_once(&llc_once, llc_detect);
@@ -717,7 +773,7 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     /* the brute-force scan of the graph's codes, against whatever won so
      * far */
     if (codes_ok) {
-      double best = use_graph ? gp.est_us : po.use_ivf ? po.est_ivf_us : po.est_exact_us;
+      double best = use_graph ? gp.est_us : po.use_ivf ? po.est_ivf_us : exact_vs_codes_us(db, &pin, &po);
       use_codes = est_codes < best;
       if (use_codes) use_graph = 0;
       codes_fallback = est_codes < po.est_exact_us;
@@ -751,7 +807,9 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     info->fell_back = gtot[4] > 0;
   } else if (!po.use_ivf) {
     info->strategy = "exact";
+    double t0 = pin.hot && nq == 1 ? now_ns() : 0;
     rc = run_exact(db, tx, qv, nq, allowed, heaps, info);
+    if (!rc && t0 > 0) hot_observe(db, now_ns() - t0, info->scanned);
   } else {
     info->strategy = "ivf";
     /* perf, GloVe-100 unfiltered: the per-entry filter test was ~8 % */
@@ -888,14 +946,15 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   size_t nqq = nq ? nq : 1;
   typedef json_int_t I;
   json_t *planner = json_pack(
-      "{s:s?,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?,s:o?,s:b}", "choice",
+      "{s:s?,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?,s:o?,s:b,s:o?}", "choice",
       use_codes ? "codes" : use_graph ? "graph" : po.use_ivf ? "ivf" : "exact", "reason",
       use_codes ? "cheapest: every allowed code, re-ranked"
       : use_graph ? "cheapest at the calibrated effort" : po.reason,
       "est_exact_us", wd_json_fixed(po.est_exact_us, 1), "est_ivf_us", wd_json_fixed(po.est_ivf_us, 1),
       "est_all_lists_us", wd_json_fixed(po.est_all_us, 1), "est_graph_us", wd_json_fixed(gp.est_us, 1),
       "est_codes_us", wd_json_fixed(est_codes, 1), "target_recall", wd_json_sig(target, 4),
-      "allowed_cached", pin.hot);
+      "allowed_cached", pin.hot, "cached_exact_ns",
+      hot_measured(db) > 0 ? wd_json_fixed(hot_measured(db), 1) : json_null());
   json_t *graph = json_pack("{s:s?,s:b,s:o?,s:o?,s:o?,s:I,s:s,s:o?,s:o?,s:I}", "state", gstate,
                             "calibrated", gp.ok, "selectivity", wd_json_sig(gsel, 4),
                             "local_density", ldens >= 0 ? wd_json_sig(ldens, 4) : json_null(),

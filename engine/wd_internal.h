@@ -62,6 +62,8 @@ struct warden {
     _Atomic uint64_t mark; /* touched when it was last used */
     _Atomic int exact;     /* 1: its vectors were scanned then (exact) */
   } recent[64];
+  _Atomic uint64_t hot_ns; /* double bits: measured ns per vector of exact
+                              scans priced cached (0: none yet) */
   /* engine/compact.c: a shared flock on DIR/store held while the handle is
    * open, so that warden_compact (which takes it exclusively) never swaps
    * the store under an open handle; -1 when none */

@@ -1323,9 +1323,11 @@ int wd_hnsw_scan_codes(wd_hnsw *g, const float *q, const roaring_bitmap_t *allow
   hent *res = wd_malloc((R + 1) * sizeof *res);
   uint32_t *slots = wd_malloc(SCAN_CHUNK * sizeof *slots);
   uint32_t *nodes = wd_malloc(SCAN_CHUNK * sizeof *nodes);
+  float *dist = wd_malloc(SCAN_CHUNK * sizeof *dist);
+  int32_t *acc = wd_malloc(SCAN_CHUNK * sizeof *acc);
   int8_t *qi = NULL;
   int rc = 0;
-  if (!qbuf || !res || !slots || !nodes || qctx_init(g, q, &c, qbuf, &qi)) {
+  if (!qbuf || !res || !slots || !nodes || !dist || !acc || qctx_init(g, q, &c, qbuf, &qi)) {
     rc = -1;
     goto done;
   }
@@ -1363,10 +1365,18 @@ int wd_hnsw_scan_codes(wd_hnsw *g, const float *q, const roaring_bitmap_t *allow
       }
       if (j < n && g->ids[j] == sl) nodes[m++] = (uint32_t)j++;
     }
-    for (uint32_t i = 0; i < m && i < SCAN_AHEAD; i++) prefetch_code(g, nodes[i]);
+    if (c.qi && !c.fq) {
+      /* on bytes: the chunk in one gathered kernel call */
+      cdist_many(&c, nodes, UINT32_MAX, m, acc, dist);
+    } else {
+      for (uint32_t i = 0; i < m && i < SCAN_AHEAD; i++) prefetch_code(g, nodes[i]);
+      for (uint32_t i = 0; i < m; i++) {
+        if (i + SCAN_AHEAD < m) prefetch_code(g, nodes[i + SCAN_AHEAD]);
+        dist[i] = cdist(&c, nodes[i]);
+      }
+    }
     for (uint32_t i = 0; i < m; i++) {
-      if (i + SCAN_AHEAD < m) prefetch_code(g, nodes[i + SCAN_AHEAD]);
-      float d = cdist(&c, nodes[i]);
+      float d = dist[i];
       s.ndist++;
       if (nr < R || d < res[0].d) {
         hpush(res, &nr, (hent){d, nodes[i]}, 1);
@@ -1382,6 +1392,8 @@ done:
   wd_free(res);
   wd_free(slots);
   wd_free(nodes);
+  wd_free(dist);
+  wd_free(acc);
   return rc;
 }
 

@@ -1000,6 +1000,75 @@ static void test_allowed_cached(void **state) {
   coll_close(&c);
 }
 
+/* The cached exact scan's measured price (engine/search.c hot_observe):
+ * one 2 % filter queried again and again with the graph on.  Once an
+ * exact scan of a cached set of >= 256 vectors has run, every later plan
+ * reports what such scans cost per vector; the exact-or-codes choice that
+ * follows agrees with the reported prices; and whichever of the two
+ * answers, it is the brute-force answer (recall@10 >= 0.99, no leak). */
+static void test_cached_exact_measured(void **state) {
+  (void)state;
+  g_graph = 1;
+  size_t n = 20000;
+  coll c;
+  coll_open(&c, n);
+  ingest_range(&c, 0, n);
+  json_t *rep;
+  build(&c, 0, &rep);
+  json_decref(rep);
+  unsigned lim = 20; /* g < 20: 400 of 20,000 */
+  unsigned char *ok = malloc(n);
+  for (size_t i = 0; i < n; i++) ok[i] = i % 1000 < lim;
+  int measured_scan = 0, reported = 0;
+  double rsum = 0;
+  const int nq = 40;
+  for (int qn = 0; qn < nq; qn++) {
+    float qv[DIM];
+    for (int j = 0; j < DIM; j++) qv[j] = c.x[(size_t)(qn % 4) * 977 * DIM + j];
+    uint32_t got[K], truth[K];
+    char *ptxt;
+    size_t ng = query(&c, qv, lim, WARDEN_STRATEGY_AUTO, got, &ptxt);
+    size_t nt = oracle(c.x, n, ok, qv, truth);
+    assert_int_equal(ng, nt);
+    rsum += overlap(truth, nt, got, ng);
+    json_t *plan = json_loads(ptxt, 0, NULL);
+    assert_non_null(plan);
+    json_t *pl = json_object_get(plan, "planner");
+    const char *st = json_string_value(json_object_get(plan, "strategy"));
+    int cached = json_is_true(json_object_get(pl, "allowed_cached"));
+    json_t *ns = json_object_get(pl, "cached_exact_ns");
+    if (measured_scan && !json_is_number(ns))
+      fail_msg("query %d: no measured price after a cached exact scan: %s", qn, ptxt);
+    if (json_is_number(ns)) {
+      reported = 1;
+      assert_true(json_number_value(ns) > 0);
+    }
+    if (cached && json_is_number(ns)) {
+      double ex = json_number_value(json_object_get(pl, "est_exact_us"));
+      double meas = 400 * json_number_value(ns) / 1e3, codes = json_number_value(json_object_get(pl, "est_codes_us"));
+      double price = meas > ex ? meas : ex;
+      /* exact chosen: not dearer than the codes at the price used; codes
+       * chosen while the exact scan was the planner's pick: cheaper than
+       * the measured exact price */
+      if (json_is_number(json_object_get(pl, "est_codes_us"))) {
+        if (!strcmp(st, "exact")) assert_true(codes >= price);
+        if (!strcmp(st, "codes")) assert_true(codes < price);
+      }
+    }
+    if (!strcmp(st, "exact") && cached) measured_scan = 1;
+    json_decref(plan);
+    free(ptxt);
+  }
+  if (getenv("TEST_ANN_VERBOSE"))
+    fprintf(stderr, "cached exact: measured %d, reported %d, recall %.3f\n", measured_scan,
+            reported, rsum / nq);
+  assert_true(rsum / nq >= 0.99);
+  assert_true(reported == measured_scan);
+  free(ok);
+  coll_close(&c);
+  g_graph = 0;
+}
+
 static void test_engine_recall(void **state) {
   (void)state;
   size_t n = quick() ? 4000 : 20000, nq = quick() ? 8 : 30;
@@ -1426,6 +1495,7 @@ int main(void) {
       cmocka_unit_test_setup(test_ivf_l2, graph_off),
       cmocka_unit_test_setup(test_engine_recall, graph_off),
       cmocka_unit_test_setup(test_allowed_cached, graph_off),
+      cmocka_unit_test_setup(test_cached_exact_measured, graph_off),
       cmocka_unit_test_setup(test_unfiltered_probe, graph_off),
       cmocka_unit_test_setup(test_anticorrelated, graph_off),
       cmocka_unit_test_setup(test_anticorrelated_graph, graph_off),
