@@ -40,9 +40,10 @@
  * records of hits (at most 65,536) and the locations of embedding blocks.
  * They are keyed by revision, so they never serve a write's old state;
  * warden_close frees them.  It also remembers, in a fixed 64-entry table,
- * which allowed sets were scanned recently; that only steers the planner's
- * choice between exact and IVF (--explain: "allowed_cached"), never which
- * chunks a query may see.
+ * which allowed sets were scanned recently, and what exact scans of such
+ * sets cost per vector; that only steers the planner's choice of strategy
+ * (--explain: "allowed_cached", "cached_exact_ns"), never which chunks a
+ * query may see.
  */
 #ifndef WARDEN_H
 #define WARDEN_H

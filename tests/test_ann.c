@@ -741,6 +741,15 @@ static void build(coll *c, int rebuild, json_t **rep) {
   warden_free(js);
 }
 
+/* A collection of n documents (ingest_range) with its index built. */
+static void coll_built(coll *c, size_t n) {
+  coll_open(c, n);
+  ingest_range(c, 0, n);
+  json_t *rep;
+  build(c, 0, &rep);
+  json_decref(rep);
+}
+
 /* The index state as `warden stats` reports it (wd_index_stats). */
 static const char *stats_state(coll *c, char *buf, size_t len) {
   wd_txn tx;
@@ -971,11 +980,7 @@ static void test_unfiltered_probe(void **state) {
 static void test_allowed_cached(void **state) {
   (void)state;
   coll c;
-  coll_open(&c, 4000);
-  ingest_range(&c, 0, 4000);
-  json_t *rep;
-  build(&c, 0, &rep);
-  json_decref(rep);
+  coll_built(&c, 4000);
   float *q = c.x + 17 * DIM;
   uint32_t a[K], b[K];
   char *plan;
@@ -1011,11 +1016,7 @@ static void test_cached_exact_measured(void **state) {
   g_graph = 1;
   size_t n = 20000;
   coll c;
-  coll_open(&c, n);
-  ingest_range(&c, 0, n);
-  json_t *rep;
-  build(&c, 0, &rep);
-  json_decref(rep);
+  coll_built(&c, n);
   unsigned lim = 20; /* g < 20: 400 of 20,000 */
   unsigned char *ok = malloc(n);
   for (size_t i = 0; i < n; i++) ok[i] = i % 1000 < lim;
@@ -1109,11 +1110,8 @@ static void test_crash_consistency(void **state) {
   (void)state;
   size_t n = quick() ? 3000 : 8000;
   coll c;
-  coll_open(&c, n);
-  ingest_range(&c, 0, n);
+  coll_built(&c, n);
   json_t *rep;
-  build(&c, 0, &rep);
-  json_decref(rep);
   char path[600], st[64];
   snprintf(path, sizeof path, "%s/index/ivf.wdx", c.dir);
   FILE *f = fopen(path, "rb");
