@@ -249,4 +249,10 @@ int wd_ivf_search(const wd_ivf *ix, const wd_ivf_extra *ex, const float *q,
 void wd_ivf_sq8_encode(const float *x, const float *sqmin,
                        const float *sqscale, size_t dim, uint8_t *code);
 
+/* The order wd_ivf_search probes lists in, for lists at distances d[0..n)
+ * (lower first, ties by list number) with `want` lists heaped first: the
+ * first m list numbers into order.  Returns how many were written
+ * (min(m, n)); -1 out of memory.  For tests: the probe's own code path. */
+long wd_ivf_probe_order(const float *d, size_t n, size_t want, uint32_t *order, size_t m);
+
 #endif

@@ -497,6 +497,53 @@ static void test_ivf_l2(void **state) {
   free(ok);
 }
 
+/* The IVF probe order (index/ivf.c po_init/po_pop: the nearest lists
+ * heaped first, the rest only when reached) against a full sort by
+ * (distance, list): random, heavily tied, negative, infinite and all-equal
+ * distances, list counts around the split threshold and at 10M scale. */
+static int cmp_dl(const void *a, const void *b) {
+  const float *x = *(const float *const *)a, *y = *(const float *const *)b;
+  if (*x != *y) return *x < *y ? -1 : 1;
+  return x < y ? -1 : x > y;
+}
+
+static void test_ivf_probe_order(void **state) {
+  (void)state;
+  const size_t ns[] = {1, 10, 255, 256, 979, 5000, 12649};
+  for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+    size_t n = ns[a];
+    float *d = malloc(n * sizeof *d);
+    const float **ref = malloc(n * sizeof *ref);
+    uint32_t *got = malloc(n * sizeof *got);
+    for (int fam = 0; fam < 5; fam++) {
+      for (size_t i = 0; i < n; i++) {
+        double u = (double)(rnd() % 1000003) / 1000003.0;
+        d[i] = fam == 0   ? (float)u
+               : fam == 1 ? (float)(rnd() % 7)                /* ties */
+               : fam == 2 ? (float)(-50.0 + 100.0 * u * u)    /* skewed, negative */
+               : fam == 3 ? (i % 97 == 5 ? INFINITY : (float)u) /* some infinite */
+                          : 3.0f;                              /* all equal */
+      }
+      for (size_t i = 0; i < n; i++) ref[i] = &d[i];
+      qsort(ref, n, sizeof *ref, cmp_dl);
+      const size_t wants[] = {1, 16, 64, n / 3 + 1, n};
+      for (size_t w = 0; w < 5; w++) {
+        memset(got, 0xff, n * sizeof *got);
+        assert_int_equal(wd_ivf_probe_order(d, n, wants[w], got, n), (long)n);
+        for (size_t i = 0; i < n; i++)
+          if (got[i] != (uint32_t)(ref[i] - d))
+            fail_msg("n %zu family %d want %zu: position %zu is list %u, want %u", n, fam,
+                     wants[w], i, got[i], (unsigned)(ref[i] - d));
+        /* a prefix only */
+        assert_int_equal(wd_ivf_probe_order(d, n, wants[w], got, n / 2), (long)(n / 2));
+      }
+    }
+    free(d);
+    free(ref);
+    free(got);
+  }
+}
+
 static void test_ivf_recall_flat(void **state) {
   (void)state;
   module_recall(0);
@@ -1491,6 +1538,7 @@ int main(void) {
       cmocka_unit_test_setup(test_planner, graph_off),
       cmocka_unit_test_setup(test_image_validation, graph_off),
       cmocka_unit_test_setup(test_bits_expansion, graph_off),
+      cmocka_unit_test_setup(test_ivf_probe_order, graph_off),
       cmocka_unit_test_setup(test_ivf_recall_flat, graph_off),
       cmocka_unit_test_setup(test_ivf_recall_sq8, graph_off),
       cmocka_unit_test_setup(test_ivf_l2, graph_off),
