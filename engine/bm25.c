@@ -32,14 +32,10 @@
 #include <time.h>
 
 #include "engine/lexical.h"
+#include "base/clock.h"
 
 #define MAX_QTERMS 1024
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 typedef struct qterms {
   char **t;
@@ -480,7 +476,7 @@ static int lex_score(lexq *L) {
 int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_bitmap_t *stats,
                         const roaring_bitmap_t *allowed, size_t k, wd_lex_hit **hits,
                         size_t *nout, wd_lex_info *info) {
-  double t0 = now_ms();
+  double t0 = wd_now_ms();
   memset(info, 0, sizeof *info);
   *hits = NULL;
   *nout = 0;
@@ -529,7 +525,7 @@ int wd_lex_search_stats(warden *db, wd_txn *tx, const char *text, const roaring_
   wd_free(L->mark);
   wd_free(L->touched);
   wd_free(L);
-  info->ms = now_ms() - t0;
+  info->ms = wd_now_ms() - t0;
   if (rc && *hits) {
     wd_free(*hits);
     *hits = NULL;

@@ -14,6 +14,7 @@
 
 #include "engine/indexer.h"
 #include "index/ivf.h"
+#include "base/clock.h"
 
 /* Nodes whose code is compared with the store when the file is loaded. */
 #define LOAD_SAMPLE 16
@@ -233,11 +234,6 @@ void wd_graph_close(warden *db) {
   pthread_mutex_unlock(&db->annlock);
 }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 void wd_phase_progress(void *ctx, uint64_t done, uint64_t total) {
   const wd_phase_prog *p = ctx;
@@ -253,7 +249,7 @@ int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int reb
   *report = NULL;
   char path[4096], why[300] = "", old_why[300] = "";
   wd_graph_path(db, path, sizeof path);
-  double t0 = now_ms();
+  double t0 = wd_now_ms();
   uint64_t rev = store_meta_u64(tx, "revision"), ns = store_meta_u64(tx, "next_slot");
   wd_hnsw old;
   int orc = wd_hnsw_open_file(path, db->cfg.dim, db->cfg.metric, &old, old_why, sizeof old_why);
@@ -321,7 +317,7 @@ int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int reb
                     : wd_err(db, WARDEN_EINTERNAL, "index: graph: %s", why);
     goto out;
   }
-  double t_build = now_ms() - t0, t1 = now_ms();
+  double t_build = wd_now_ms() - t0, t1 = wd_now_ms();
   int ncal = wd_hnsw_calibrate_image(&img, &len, &src, live, 4242, threads, why, sizeof why);
   if (ncal < 0) {
     rc = ncal == -1 ? wd_err(db, WARDEN_ENOMEM, "index: graph: out of memory")
@@ -329,12 +325,12 @@ int wd_graph_build(warden *db, wd_txn *tx, const roaring_bitmap_t *live, int reb
                       : ncal;
     goto out;
   }
-  double t_cal = now_ms() - t1, t2 = now_ms();
+  double t_cal = wd_now_ms() - t1, t2 = wd_now_ms();
   if (wd_ivf_write_file(path, img, len, why, sizeof why)) {
     rc = wd_err(db, WARDEN_EIO, "index: graph: %s", why);
     goto out;
   }
-  double t_write = now_ms() - t2;
+  double t_write = wd_now_ms() - t2;
   const wd_hnsw_header *h = img;
   r = json_pack("{s:b,s:s,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:f,s:I,s:f,s:f,s:f,s:b,s:s}", "built", 1,
                 "path", "index/hnsw.wdx", "vectors", (json_int_t)h->nvec, "inserted",

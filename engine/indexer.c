@@ -35,6 +35,7 @@
 #include "index/ann_faiss.h"
 #include "engine/graph_index.h"
 #include "index/ivf_build.h"
+#include "base/clock.h"
 
 /* Vectors compared with the store when an index file is loaded. */
 #define LOAD_SAMPLE 16
@@ -373,11 +374,6 @@ static void invalidate(warden *db) {
 
 /* ------------------------------------------------------------ build */
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Probe-depth calibration, run on a freshly built image: held-out-like
  * queries (the normalised midpoints of pairs of indexed vectors) are
@@ -596,7 +592,7 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
   if (mkdir(dir, 0755) != 0 && errno != EEXIST)
     return wd_err(db, WARDEN_EIO, "index: %s: %s", dir, strerror(errno));
   int swept = sweep_temp_files(dir);
-  double t0 = now_ms();
+  double t0 = wd_now_ms();
   wd_txn tx;
   if ((rc = store_read_begin(db, &tx))) return rc;
   roaring_bitmap_t *live = NULL;
@@ -653,19 +649,19 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
                     : wd_err(db, WARDEN_EINTERNAL, "index: %s", why);
     goto done;
   }
-  double t_cal = now_ms();
+  double t_cal = wd_now_ms();
   wd_ivf_cal cal;
   size_t calib = calibrate(db, &tx, live, bo.image, bo.len, &cal);
   ((wd_ivf_header *)bo.image)->calib_lists = (uint32_t)calib;
   memcpy(((wd_ivf_header *)bo.image)->pad, &cal, sizeof cal); /* zero when not measured */
   wd_ivf_seal(bo.image);
-  t_cal = now_ms() - t_cal;
-  double t_write = now_ms();
+  t_cal = wd_now_ms() - t_cal;
+  double t_write = wd_now_ms();
   if (wd_ivf_write_file(path, bo.image, bo.len, why, sizeof why)) {
     rc = wd_err(db, WARDEN_EIO, "index: %s", why);
     goto done;
   }
-  t_write = now_ms() - t_write;
+  t_write = wd_now_ms() - t_write;
   /* written: the image's memory (n x dim bytes with SQ8, 3.9 GB at 10M x
    * 384) is not held through the graph build, whose own peak it would add
    * to (the report below needs only bo's sizes) */
@@ -687,7 +683,7 @@ int warden_index_build(warden *db, const warden_index_opts *opts, char **json_ou
         (json_int_t)bo.assigned, "revision", (json_int_t)rev, "next_slot", (json_int_t)ns,
         "rebuild_suggested", n > REBUILD_GROWTH * ntrained, "previous_index", old_state,
         "bytes", (json_int_t)bo.len, "train_ms", bo.train_ms, "assign_ms", bo.assign_ms,
-        "write_ms", t_write, "total_ms", now_ms() - t0);
+        "write_ms", t_write, "total_ms", wd_now_ms() - t0);
     if (r) {
       json_object_set_new(r, "calibrated_min_lists", json_integer((json_int_t)calib));
       json_object_set_new(r, "calibrate_ms", json_real(t_cal));

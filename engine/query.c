@@ -44,15 +44,11 @@
 #include "engine/allowed.h"
 #include "engine/results.h"
 #include "engine/store.h"
+#include "base/clock.h"
 
 #define WD_MAX_K WARDEN_MAX_K
 #define WD_MAX_NQ 100000
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* ------------------------------------------------------------- query */
 
@@ -403,7 +399,7 @@ static int qrun_prepare(qrun *Q, const float *vecs, size_t nq) {
     vecs = v;
     nq = 1;
   }
-  Q->t0 = now_ms();
+  Q->t0 = wd_now_ms();
   Q->nq = nq;
   Q->k = o->k ? o->k : 10;
   size_t dim = Q->dim = db->cfg.dim;
@@ -495,7 +491,7 @@ static int qrun_allowed(qrun *Q, const char *only_doc) {
   roaring_bitmap_and_inplace(allowed, Q->live); /* defensive: only live slots */
   Q->nallowed = roaring_bitmap_get_cardinality(allowed);
   Q->nlive = roaring_bitmap_get_cardinality(Q->live);
-  Q->t_plan = now_ms();
+  Q->t_plan = wd_now_ms();
   return 0;
 }
 
@@ -530,7 +526,7 @@ static int qrun_search(qrun *Q) {
                            &Q->pre_checked)))
       return rc;
   }
-  Q->t_scan = now_ms();
+  Q->t_scan = wd_now_ms();
   return 0;
 }
 
@@ -709,7 +705,7 @@ static int qrun_explain(qrun *Q, size_t q, const qone *s) {
   bad = bad || json_object_set_new(p, "revision", json_integer((I)Q->r->revision));
   bad = bad || json_object_set_new(p, "plan_ms", wd_json_fixed(Q->t_plan - Q->t0, 3));
   bad = bad || json_object_set_new(p, "scan_ms",
-                                   wd_json_fixed((Q->active ? now_ms() : Q->t_scan) - Q->t_plan, 3));
+                                   wd_json_fixed((Q->active ? wd_now_ms() : Q->t_scan) - Q->t_plan, 3));
   bad = bad || json_object_set_new(p, "batch", json_integer((I)Q->nq));
   if (Q->lstats)
     bad = bad || json_object_set_new(p, "lexical_stats",

@@ -47,6 +47,7 @@
 #include "engine/graph_index.h"
 #include "engine/indexer.h"
 #include "index/scan.h"
+#include "base/clock.h"
 
 /* ---- measured cost constants (ns), bench/planner_calib.c ----
  * Measured on 200k x 384 and 200k x 64 (1788 lists), three runs on a
@@ -455,12 +456,6 @@ static double exact_vs_codes_us(const warden *db, const wd_plan_in *pin, const w
   return (double)pin->nallowed * (m < cold ? m : cold) / 1e3;
 }
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static int hot_lookup(warden *db, uint64_t key, double set_bytes) {
   if (!key) return 0;
   pthread_once(&llc_once, llc_detect);
@@ -807,9 +802,9 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
     info->fell_back = gtot[4] > 0;
   } else if (!po.use_ivf) {
     info->strategy = "exact";
-    double t0 = pin.hot && nq == 1 ? now_ns() : 0;
+    double t0 = pin.hot && nq == 1 ? wd_now_ms() : 0;
     rc = run_exact(db, tx, qv, nq, allowed, heaps, info);
-    if (!rc && t0 > 0) hot_observe(db, now_ns() - t0, info->scanned);
+    if (!rc && t0 > 0) hot_observe(db, (wd_now_ms() - t0) * 1e6, info->scanned);
   } else {
     info->strategy = "ivf";
     /* perf, GloVe-100 unfiltered: the per-entry filter test was ~8 % */

@@ -12,9 +12,11 @@ run() { # name, command...
   else
     fail=$((fail+1)); failed="$failed $name"
     echo "FAIL $name"
-    # the failed assertions first (pytest's "E   " lines, a test's "FAIL"/
-    # "not ok"), as a long traceback may push them out of the tail
-    grep -E '^(E   |FAILED |ERROR |not ok|FAIL[: ])' "build/log.$$.txt" | head -20 | sed 's/^/    > /'
+    # the failed assertions first (pytest's "E   " and "FAILED" lines,
+    # cmocka's "ERROR:" and "[  ERROR   ]", a script's "FAIL"/"not ok"), as
+    # a long traceback or leak report may push them out of the tail
+    grep -E '^(E   |FAILED |ERROR[: ]|\[  ERROR   \]|not ok|FAIL[: ])' "build/log.$$.txt" |
+      head -20 | sed 's/^/    > /'
     tail -40 "build/log.$$.txt" | sed 's/^/    /'
     # the whole log, for what the last 40 lines do not show (the first
     # failed assertion before a sanitizer's leak report, say)
