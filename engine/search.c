@@ -138,16 +138,16 @@
  * header): synthetic 784-d L2 and 100-d cosine, one thread, loaded 2-core
  * EPYC. */
 #define GR_FIXED 4000.0   /* per query: query codes, visited-set reuse, heaps */
-/* GR_DIST was 40 until the walk's heaps compared integer keys
- * (index/hnsw.c hkey) and the neighbour lists were requested whole:
- * re-measured then (bench/graph_bench.c 60k, one thread, Xeon with
- * AVX-512 VNNI, search time against code distances of planned walks):
- * text-384 100 % 59 ns per distance at efSearch 128 (model at 40: 78),
- * 50 % 62 at efSearch 64; image-784 100 % 19 us for 192 distances and
- * 16 float re-ranks at efSearch 16.
- * At 40 the planner sent text-384 50 % to the IVF (estimated 97 us
- * against the walk's 103.5; measured p50 127-134 against 104-109). */
-#define GR_DIST 30.0      /* per code distance: cache misses, heap work */
+/* GR_DIST 30 was tried once the walk's heaps compared integer keys
+ * (index/hnsw.c hkey; a planned text-384 walk then costs 59-62 ns per
+ * distance at d=384 against the 78 priced here) and not kept: it sent
+ * text-384 50 % to the graph (p50 104-109 us against the IVF's 127-134),
+ * but also bench/graph_gen.py neardup-256 10 % (99 us, recall 0.969,
+ * against the IVF's 50 us and 0.998) and 10 % correlated (recall 0.9555
+ * -> 0.938).  Those walks spend 4 distances per hop where text-384
+ * spends 8: the cost is per hop as much as per distance, and the
+ * calibration does not record hops. */
+#define GR_DIST 40.0      /* per code distance: cache misses, heap work */
 #define GR_DIM 0.10       /* per code distance and dimension */
 /* per second-hop neighbour list (wd_hnsw_stats.lists): two-hop mode reads
  * the list of every disallowed neighbour it passes through, a random
