@@ -259,30 +259,47 @@ void wd_search_close(warden *db) { wd_ann_close(db); }
  * is a mean over 48 sample queries; bench/graph_gen.py text-384 at 10 %
  * got 0.9675 from the 0.95 entry itself on new queries. */
 #define CAL_MARGIN 0.015
-static double cal_at(const wd_ivf_cal *cal, size_t t, double sel) {
+/* The table's list count for target column t at selectivity sel; 0 when
+ * it cannot say, and then *unreached = 1 when that is because a sweep
+ * around sel stopped before reaching t (indexer.c CALIB_MAX_SHARE). */
+static double cal_at(const wd_ivf_cal *cal, size_t t, double sel, int *unreached) {
   const double sels[WD_IVF_CAL_NSEL] = WD_IVF_CAL_SELS;
-  if (sel >= sels[0]) return cal->lists[0][t];
+  if (sel >= sels[0]) {
+    if (!cal->lists[0][t]) *unreached = 1;
+    return cal->lists[0][t];
+  }
   for (size_t i = 1; i < WD_IVF_CAL_NSEL; i++) {
     if (sel < sels[i]) continue;
     double a = cal->lists[i - 1][t], b = cal->lists[i][t]; /* at sels[i-1] > sel >= sels[i] */
-    if (!a || !b) return 0;
+    if (!a || !b) {
+      *unreached = 1;
+      return 0;
+    }
     double u = (log(sels[i - 1]) - log(sel)) / (log(sels[i - 1]) - log(sels[i]));
     return exp(log(a) * (1 - u) + log(b) * u);
   }
   return 0;
 }
 
-static size_t cal_lists(const wd_ivf_cal *cal, double sel, double target) {
+/* The calibrated probe depth for sel and target (0: the table cannot
+ * say).  *unreached: the table was measured here and its sweep gave up
+ * before the target (see cal_at). */
+static size_t cal_lists(const wd_ivf_cal *cal, double sel, double target, int *unreached) {
+  int un = 0;
+  if (unreached) *unreached = 0;
   if (!cal || !cal->present) return 0;
   const double tgts[WD_IVF_CAL_NTGT] = WD_IVF_CAL_TGTS;
   target += CAL_MARGIN;
   if (target > tgts[WD_IVF_CAL_NTGT - 1] + 1e-9) return 0;
   size_t t = 0;
   while (t < WD_IVF_CAL_NTGT && tgts[t] + 1e-9 < target) t++;
-  double hi = cal_at(cal, t, sel);
-  if (!(hi > 0)) return 0;
+  double hi = cal_at(cal, t, sel, &un);
+  if (!(hi > 0)) {
+    if (unreached) *unreached = un;
+    return 0;
+  }
   if (t == 0 || target >= tgts[t] - 1e-9) return (size_t)ceil(hi - 1e-6);
-  double lo = cal_at(cal, t - 1, sel);
+  double lo = cal_at(cal, t - 1, sel, &un);
   if (!(lo > 0)) return (size_t)ceil(hi - 1e-6);
   double u = (target - tgts[t - 1]) / (tgts[t] - tgts[t - 1]);
   return (size_t)ceil(exp(log(lo) * (1 - u) + log(hi) * u) - 1e-6) /* exp(log(x)) != x */;
@@ -315,8 +332,21 @@ void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
    * the list count is the effort, and k allowed vectors the only other
    * condition (the fixed rule's want above read on until 96 k allowed
    * vectors were seen, whatever the data) */
-  size_t cl = cal_lists(in->cal, s, in->target > 0 ? in->target : 0.95);
-  if (cl) {
+  int unreached = 0;
+  size_t cl = cal_lists(in->cal, s, in->target > 0 ? in->target : 0.95, &unreached);
+  if (!cl && unreached) {
+    /* The sweep on this index gave up before the target at this
+     * selectivity: probing half the collection did not reach it.  The
+     * fixed rule would probe a few percent of the lists anyway (bench/
+     * graph_gen.py uniform-960, 60k, 10 %: 208 lists, recall 0.876; 8 %
+     * anti-correlated: 0.728).  What the table does say is that only a
+     * probe of (nearly) every list gets there: price that one, and probe
+     * that deep if it is still chosen. */
+    minl = nl;
+    want = k;
+    out->calibrated = 1;
+    out->unreached = 1;
+  } else if (cl) {
     minl = (double)cl > nl ? nl : (double)cl;
     want = k;
     out->calibrated = 1;
@@ -329,7 +359,7 @@ void wd_plan_choose(const wd_plan_in *in, wd_plan_out *out) {
     size_t nd = 0;
     for (size_t i = 0; i < WD_IVF_CAL_NSEL; i++) {
       if (csel[i] <= s) break;
-      size_t li = cal_lists(in->cal, csel[i], in->target > 0 ? in->target : 0.95);
+      size_t li = cal_lists(in->cal, csel[i], in->target > 0 ? in->target : 0.95, NULL);
       if (!li) continue;
       out->dyn_sel[nd] = csel[i];
       out->dyn_lists[nd++] = li;
@@ -989,10 +1019,10 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
   if (d && po.use_ivf && !use_graph &&
       json_object_set_new(
           d, "ivf",
-          json_pack("{s:o?,s:o?,s:I,s:b,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I}", "lists_probed",
+          json_pack("{s:o?,s:o?,s:I,s:b,s:b,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:I}", "lists_probed",
                     wd_json_fixed((double)acc.lists / nqq, 1), "visited",
                     wd_json_fixed((double)acc.visited / nqq, 0), "min_lists", (I)po.ivf.min_lists,
-                    "calibrated", po.calibrated, "want_allowed", (I)po.ivf.want_allowed, "bitset",
+                    "calibrated", po.calibrated, "unreached", po.unreached, "want_allowed", (I)po.ivf.want_allowed, "bitset",
                     po.use_bits, "all_allowed", unfiltered, "bound_hit", (I)bound, "widened",
                     (I)widened, "starved_exact", (I)starved_exact, "exact_fallbacks",
                     (I)(fallbacks - gtot[5]), "codes_fallbacks", (I)gtot[5])))

@@ -106,6 +106,8 @@ typedef struct wd_plan_out {
   double est_exact_us, est_ivf_us; /* per query */
   double est_all_us;   /* SQ8: every list, the fallback of a starved probe */
   int calibrated;      /* min_lists came from the index's table */
+  int unreached;       /* ... which says no probe short of every list
+                          reaches the target at this selectivity */
   double dyn_sel[WD_IVF_CAL_NSEL];   /* ivf.dyn_*: the table at the */
   size_t dyn_lists[WD_IVF_CAL_NSEL]; /* calibrated selectivities above sel */
   double est_wide_us;  /* the widened probe of a starved query at its worst

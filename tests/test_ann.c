@@ -198,8 +198,9 @@ static void test_planner(void **state) {
   assert_true(ph.est_ivf_us == pc.est_ivf_us);
   /* the index's probe-depth table (issue 14): the list count at the
    * selectivity and target + 0.015 (log-linear between calibrated
-   * targets), k allowed vectors the only other stop condition; no table
-   * entry (target above 0.99, a point not reached) -> the fixed rule */
+   * targets), k allowed vectors the only other stop condition; a point
+   * the sweep did not reach -> every list, flagged unreached; no table
+   * entry (target above 0.99, an older file) -> the fixed rule */
   wd_ivf_cal cal = {1, {{4, 6, 12}, {8, 12, 24}, {16, 24, 48}, {32, 48, 96}, {0, 0, 0}}};
   wd_plan_in c = {20000, 200000, 200000, 384, K, 1, 1788, 1, 0, 0, 1, 0, 0.935, &cal};
   wd_plan_out pcal;
@@ -212,18 +213,41 @@ static void test_planner(void **state) {
   wd_plan_choose(&c, &pcal);
   assert_true(pcal.calibrated);
   assert_int_equal(pcal.ivf.min_lists, 16);
+  assert_false(pcal.unreached);
   c.nallowed = 4000; /* sel 0.02: between 0.03 and a 0.01 the sweep never reached */
   wd_plan_choose(&c, &pcal);
-  assert_false(pcal.calibrated);
-  assert_true(pcal.ivf.want_allowed > K);
+  assert_true(pcal.calibrated);
+  assert_true(pcal.unreached);
+  assert_int_equal(pcal.ivf.min_lists, 1788);
+  assert_int_equal(pcal.ivf.want_allowed, K);
+  /* priced as the probe of every list: every indexed id visited */
+  assert_true(pcal.est_visited >= 200000 * 0.999);
+  c.nallowed = 2000; /* sel 0.01 itself: not reached either */
+  wd_plan_choose(&c, &pcal);
+  assert_true(pcal.unreached);
+  /* unfiltered at 0.965: the 0.99 column alone still says (12) */
+  cal.lists[0][1] = 0;
+  c.nallowed = 200000;
+  wd_plan_choose(&c, &pcal);
+  assert_false(pcal.unreached);
+  assert_int_equal(pcal.ivf.min_lists, 12);
+  cal.lists[0][2] = 0; /* ... and not once it was not reached either */
+  wd_plan_choose(&c, &pcal);
+  assert_true(pcal.unreached);
+  assert_int_equal(pcal.ivf.min_lists, 1788);
+  cal.lists[0][1] = 6;
+  cal.lists[0][2] = 12;
   c.nallowed = 20000;
   c.target = 0.99; /* 1.005: above the table */
   wd_plan_choose(&c, &pcal);
   assert_false(pcal.calibrated);
+  assert_false(pcal.unreached);
+  assert_true(pcal.ivf.want_allowed > K);
   c.target = 0.95;
   c.cal = NULL; /* an older file */
   wd_plan_choose(&c, &pcal);
   assert_false(pcal.calibrated);
+  assert_false(pcal.unreached);
 }
 
 /* ------------------------------------------------ module-level recall */
