@@ -395,13 +395,14 @@ json_t *wd_graph_stats(warden *db, wd_txn *tx) {
     json_object_set_new(o, "calibration_points", json_integer((json_int_t)g->ncal));
     /* the measured curves the planner reads (index/hnsw.c calibration):
      * one [selectivity, efSearch, recall@10, code distances, two_hop,
-     * second-hop lists read] per point */
+     * second-hop lists read, hops (0: not recorded)] per point */
     json_t *cal = json_array();
     for (size_t i = 0; cal && i < g->ncal; i++) {
       const wd_hnsw_cal *c = &g->cal[i];
-      json_array_append_new(cal, json_pack("[f,i,f,f,b,i]", (double)c->sel, (json_int_t)c->ef,
-                                           (double)c->recall, (double)c->ndist, (int)c->two_hop,
-                                           (json_int_t)c->lists));
+      json_array_append_new(cal, json_pack("[f,i,f,f,b,i,i]", (double)c->sel, (json_int_t)c->ef,
+                                           (double)c->recall, (double)c->ndist,
+                                           wd_hnsw_cal_mode(c), (json_int_t)c->lists,
+                                           (json_int_t)wd_hnsw_cal_hops(c)));
     }
     if (cal) json_object_set_new(o, "calibration", cal);
     json_object_set_new(o, "revision", json_integer((json_int_t)g->h.revision));

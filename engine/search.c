@@ -224,26 +224,53 @@ static int get_block(void *ctx, uint32_t b, const float **base) {
   return store_block_get((wd_txn *)ctx, b, base);
 }
 
+/* Graphs whose calibration recorded hops (wd_hnsw_cal_hops) are priced
+ * per hop and per distance: a hop is a dependent read of the expanded
+ * node's neighbour list, its visit tags and a heap pop, whatever number
+ * of new neighbours it then scores.  Least squares over 108 walks
+ * (bench/graph_gen.py text-384, image-784, neardup-256 and heavytail-128
+ * at 60k; 10, 50 and 100 %; efSearch 16-256; expand mode, one thread,
+ * Xeon with AVX-512 VNNI, mean time of the search call): 172 ns per hop,
+ * 21 ns + 0.058 ns per dimension per code distance; median error 5.6 %
+ * (max 31 %), where distances alone (GR_DIST above) fit with 11.8 %
+ * (max 65 %) -- text-384's walks score 6.9 new neighbours per hop,
+ * neardup-256's 3.6, and a price per distance alone cannot serve both:
+ * lowered to fit text-384 (30 ns) it sent neardup-256 10 % to a walk
+ * twice as slow as the IVF.  Files without hops keep the old model. */
+#define GR_HOP 170.0
+#define GR_HDIST 21.0
+#define GR_HDIM 0.06
+
 typedef struct graph_plan {
   int ok;          /* calibrated for this selectivity and target */
   size_t ef;
   int two_hop;
-  double ndist, lists, est_us;
+  double ndist, lists, hops, est_us;
 } graph_plan;
+
+static int cal_has_hops(const wd_hnsw *g) {
+  for (size_t i = 0; i < g->ncal; i++)
+    if (!wd_hnsw_cal_hops(&g->cal[i])) return 0;
+  return g->ncal > 0;
+}
 
 static void plan_graph(const wd_hnsw *g, double sel, double target, size_t k, size_t dim,
                        uint64_t nallowed, uint64_t range, uint64_t ntail, graph_plan *gp) {
   memset(gp, 0, sizeof *gp);
   gp->est_us = -1;
-  double per_dist = GR_DIST + GR_DIM * (double)dim;
-  if (!g || !wd_hnsw_plan(g, sel, target, k, GR_LIST / per_dist, &gp->ef, &gp->two_hop,
-                          &gp->ndist, &gp->lists))
+  if (!g) return;
+  int hop_model = cal_has_hops(g);
+  double per_dist = hop_model ? GR_HDIST + GR_HDIM * (double)dim : GR_DIST + GR_DIM * (double)dim;
+  double hop_w = hop_model ? GR_HOP / per_dist : 0;
+  if (!wd_hnsw_plan(g, sel, target, k, GR_LIST / per_dist, hop_w, &gp->ef, &gp->two_hop,
+                    &gp->ndist, &gp->lists, &gp->hops))
     return;
   gp->ok = 1;
   double bits = sel < 1.0 / 16 ? (double)nallowed * BITS_ID : (double)range * BITS_RANGE;
   double ex_vec = EX_VEC + EX_DIM * (double)dim;
-  gp->est_us = (GR_FIXED + gp->ndist * per_dist + gp->lists * GR_LIST +
-                (double)wd_hnsw_rerank(gp->ef, k) * GR_RERANK * ex_vec + bits + (double)ntail * ex_vec) / 1e3;
+  gp->est_us = (GR_FIXED + gp->ndist * per_dist + (hop_model ? gp->hops * GR_HOP : 0) +
+                gp->lists * GR_LIST + (double)wd_hnsw_rerank(gp->ef, k) * GR_RERANK * ex_vec +
+                bits + (double)ntail * ex_vec) / 1e3;
 }
 
 void wd_search_close(warden *db) { wd_ann_close(db); }
@@ -989,13 +1016,14 @@ int wd_search_t(warden *db, wd_txn *tx, const float *qv, size_t nq,
       "est_codes_us", wd_json_fixed(est_codes, 1), "target_recall", wd_json_sig(target, 4),
       "allowed_cached", pin.hot, "cached_exact_ns",
       hot_measured(db) > 0 ? wd_json_fixed(hot_measured(db), 1) : json_null());
-  json_t *graph = json_pack("{s:s?,s:b,s:o?,s:o?,s:o?,s:I,s:s,s:o?,s:o?,s:I}", "state", gstate,
+  json_t *graph = json_pack("{s:s?,s:b,s:o?,s:o?,s:o?,s:I,s:s,s:o?,s:o?,s:o?,s:I}", "state", gstate,
                             "calibrated", gp.ok, "selectivity", wd_json_sig(gsel, 4),
                             "local_density", ldens >= 0 ? wd_json_sig(ldens, 4) : json_null(),
                             "planned_selectivity", wd_json_sig(psel > 0 ? psel : gsel, 4),
                             "ef_search", (I)gp.ef,
                             "mode", gp.two_hop ? "two_hop" : "expand", "est_distances",
                             wd_json_fixed(gp.ndist, 0), "est_lists", wd_json_fixed(gp.lists, 0),
+                            "est_hops", gp.hops > 0 ? wd_json_fixed(gp.hops, 0) : json_null(),
                             "pending_slots", (I)ntail);
   json_t *more = NULL;
   if (graph && (use_graph || use_codes)) {

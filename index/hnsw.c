@@ -1503,7 +1503,7 @@ typedef struct calw {
   size_t nq, K;
   _Atomic size_t *next;
   double *rec;           /* per query */
-  uint64_t *nd, *nl;     /* per query */
+  uint64_t *nd, *nl, *nh; /* per query */
   int rc;
   pthread_t t;
   int started;
@@ -1535,6 +1535,7 @@ static void *cal_work(void *arg) {
     w->rec[i] = w->nt[i] ? (double)hit / (double)w->nt[i] : 1.0;
     w->nd[i] = st.ndist;
     w->nl[i] = st.lists;
+    w->nh[i] = st.hops;
   }
   return NULL;
 }
@@ -1553,9 +1554,10 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
   uint32_t *left = wd_malloc(nq * sizeof *left);
   double *qrec = wd_malloc(nq * sizeof *qrec);
   uint64_t *qnd = wd_malloc(nq * sizeof *qnd), *qnl = wd_malloc(nq * sizeof *qnl);
+  uint64_t *qnh = wd_malloc(nq * sizeof *qnh);
   roaring_bitmap_t *al = NULL;
   btab tab = {NULL, 0};
-  if (!qv || !tr || !truth || !nt || !left || !qrec || !qnd || !qnl) goto oom;
+  if (!qv || !tr || !truth || !nt || !left || !qrec || !qnd || !qnl || !qnh) goto oom;
   /* the sample queries (index/calq.c), the left-out ones' own vectors
    * removed from every allowed set below */
   rc = wd_calib_queries(src, live, nq, seed, qv, left, &nleft);
@@ -1622,7 +1624,7 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
         calw w[64];
         int nw = nth < (int)nq ? nth : (int)nq;
         for (int t = 0; t < nw; t++) {
-          w[t] = (calw){g, &tsrc, qv, truth, nt, &p, nq, K, &next, qrec, qnd, qnl, 0, 0, 0};
+          w[t] = (calw){g, &tsrc, qv, truth, nt, &p, nq, K, &next, qrec, qnd, qnl, qnh, 0, 0, 0};
           if (t > 0 && pthread_create(&w[t].t, NULL, cal_work, &w[t]) == 0) w[t].started = 1;
         }
         cal_work(&w[0]);
@@ -1637,15 +1639,18 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
           rc = wrc;
           goto out;
         }
-        double rsum = 0, dsum = 0, lsum = 0;
+        double rsum = 0, dsum = 0, lsum = 0, hsum = 0;
         for (size_t i = 0; i < nq; i++) { /* in query order: the same sums for any nth */
           rsum += qrec[i];
           dsum += (double)qnd[i];
           lsum += (double)qnl[i];
+          hsum += (double)qnh[i];
         }
-        double rec = rsum / (double)nq;
+        double rec = rsum / (double)nq, mh = hsum / (double)nq;
+        uint32_t hops = mh < 1 ? 1 : mh > WD_HNSW_CAL_HOPS_MAX ? WD_HNSW_CAL_HOPS_MAX
+                                                               : (uint32_t)lrint(mh);
         out[got++] = (wd_hnsw_cal){(float)sel, (float)EFS[e], (float)rec,
-                                   (float)(dsum / (double)nq), (uint32_t)mode,
+                                   (float)(dsum / (double)nq), (uint32_t)mode | hops << 8,
                                    (uint32_t)lrint(lsum / (double)nq)};
         if (rec > best_recall) best_recall = rec;
         /* saturated, or dearer than reading every allowed vector: more
@@ -1680,6 +1685,7 @@ out:
   wd_free(qrec);
   wd_free(qnd);
   wd_free(qnl);
+  wd_free(qnh);
   wd_free(tab.base);
   return rc ? rc : (int)got;
 }
@@ -1693,16 +1699,20 @@ out:
  * to 0.922 -- the margin below was set on calibrated points, and an
  * interpolated one spends part of it.  Not kept. */
 static int plan_at(const wd_hnsw *g, float s, double target, int mode, double list_w,
-                   size_t *ef, double *ndist, double *lists) {
+                   double hop_w, size_t *ef, double *ndist, double *lists, double *hops) {
   int found = 0;
   for (size_t i = 0; i < g->ncal; i++) {
     const wd_hnsw_cal *c = &g->cal[i];
+    int cm = wd_hnsw_cal_mode(c);
+    double ch = (double)wd_hnsw_cal_hops(c);
     if (c->sel != s || c->recall < target) continue;
-    if ((int)c->two_hop != mode && !(s >= 1 && c->two_hop == 0)) continue;
-    if (!found || c->ndist + list_w * c->lists < *ndist + list_w * *lists) {
+    if (cm != mode && !(s >= 1 && cm == 0)) continue;
+    if (!found || c->ndist + list_w * c->lists + hop_w * ch <
+                      *ndist + list_w * *lists + hop_w * *hops) {
       *ef = (size_t)c->ef;
       *ndist = c->ndist;
       *lists = c->lists;
+      *hops = ch;
       found = 1;
     }
   }
@@ -1727,7 +1737,8 @@ static int plan_at(const wd_hnsw *g, float s, double target, int mode, double li
 #define PLAN_MIN_ALLOWED 200
 
 int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double list_w,
-                 size_t *ef, int *two_hop, double *ndist, double *lists) {
+                 double hop_w, size_t *ef, int *two_hop, double *ndist, double *lists,
+                 double *hops) {
   if (sel * (double)g->n < PLAN_MIN_ALLOWED) return 0;
   target = target + PLAN_MARGIN < 1.0 ? target + PLAN_MARGIN : 1.0;
   /* the calibrated selectivities around sel: hi >= sel > lo */
@@ -1746,32 +1757,35 @@ int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double l
   int found = 0;
   for (int mode = 0; mode < 2; mode++) {
     size_t e1 = 0, e2 = 0, e;
-    double d1 = 0, d2 = 0, d, l1 = 0, l2 = 0, ls;
+    double d1 = 0, d2 = 0, d, l1 = 0, l2 = 0, ls, h1 = 0, h2 = 0, h;
     /* two-hop only between selectivities where it was measured: at 100 %
      * it is the expand walk, and interpolating towards that point made
      * 50 % look cheap in two-hop mode (image-784 60k: 226 distances and 15
      * lists planned, 312 and 72 walked, 109 us against expand's 94) */
     if (mode == 1 && hi >= 1) continue;
-    if (!plan_at(g, hi, target, mode, list_w, &e1, &d1, &l1)) continue;
+    if (!plan_at(g, hi, target, mode, list_w, hop_w, &e1, &d1, &l1, &h1)) continue;
     if (lo < 0 || hi <= sel * 1.0001) {
       e = e1;
       d = d1;
       ls = l1;
+      h = h1;
     } else {
       /* log-linear in selectivity between the two calibrated points (the
        * measured curves are smooth in log sel), the mode only where both
        * reach the target */
-      if (!plan_at(g, lo, target, mode, list_w, &e2, &d2, &l2)) continue;
+      if (!plan_at(g, lo, target, mode, list_w, hop_w, &e2, &d2, &l2, &h2)) continue;
       double t = (log((double)hi) - log(sel)) / (log((double)hi) - log((double)lo));
       e = (size_t)ceil(exp(log((double)e1) * (1 - t) + log((double)e2) * t));
       d = exp(log(d1 + 1) * (1 - t) + log(d2 + 1) * t);
       ls = exp(log(l1 + 1) * (1 - t) + log(l2 + 1) * t);
+      h = h1 > 0 && h2 > 0 ? exp(log(h1) * (1 - t) + log(h2) * t) : 0;
     }
-    if (!found || d + list_w * ls < *ndist + list_w * *lists) {
+    if (!found || d + list_w * ls + hop_w * h < *ndist + list_w * *lists + hop_w * *hops) {
       *ef = e;
       *two_hop = mode;
       *ndist = d;
       *lists = ls;
+      *hops = h;
       found = 1;
     }
   }

@@ -74,11 +74,18 @@ typedef struct wd_hnsw_header {
  * search mode two_hop with efSearch ef gave mean recall@10 recall for
  * ndist distance computations per query (mean, codes) and lists
  * second-hop neighbour lists read (wd_hnsw_stats.lists: mean, rounded; 0
- * in expand mode and in files written before it was recorded). */
+ * in expand mode and in files written before it was recorded).
+ * two_hop holds the mode in bit 0 and, from bit 8 up, the mean hops
+ * (wd_hnsw_stats.hops, rounded; 0 in files written before they were
+ * recorded): read them with wd_hnsw_cal_mode / wd_hnsw_cal_hops. */
 typedef struct wd_hnsw_cal {
   float sel, ef, recall, ndist;
   uint32_t two_hop, lists;
 } wd_hnsw_cal;
+
+#define WD_HNSW_CAL_HOPS_MAX 0xFFFFFFu
+static inline int wd_hnsw_cal_mode(const wd_hnsw_cal *c) { return (int)(c->two_hop & 1u); }
+static inline uint32_t wd_hnsw_cal_hops(const wd_hnsw_cal *c) { return c->two_hop >> 8; }
 
 typedef struct wd_hnsw {
   wd_hnsw_header h;
@@ -248,12 +255,15 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
 
 /* The cheapest calibrated setting that reaches recall target at
  * selectivity sel: interpolated between the calibrated selectivities
- * around sel, cost = ndist + list_w * lists (list_w: what one neighbour
- * list read costs in code distances; the caller's cost model says).
- * Returns 1 with *ef, *two_hop, *ndist and *lists set, 0 when no
+ * around sel, cost = ndist + list_w * lists + hop_w * hops (list_w,
+ * hop_w: what one neighbour list read and one hop cost in code
+ * distances; the caller's cost model says).  *hops is 0 when the file
+ * did not record hops at every point used.
+ * Returns 1 with *ef, *two_hop, *ndist, *lists and *hops set, 0 when no
  * calibrated setting reaches target there or sel allows fewer than 200
  * of the graph's nodes (index/hnsw.c PLAN_MIN_ALLOWED). */
 int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double list_w,
-                 size_t *ef, int *two_hop, double *ndist, double *lists);
+                 double hop_w, size_t *ef, int *two_hop, double *ndist, double *lists,
+                 double *hops);
 
 #endif
