@@ -272,9 +272,11 @@ static double recall_at(built *b, const float *x, size_t n, size_t d, int metric
   size_t ef = 0;
   int two = 0;
   double nd = 0, nl = 0, nh = 0;
-  int planned = wd_hnsw_plan(&b->g, na ? (double)na / (double)n : 0, target, K, 0.5, 4.0, &ef,
+  int planned = wd_hnsw_plan(&b->g, na ? (double)na / (double)n : 0, target, K, 0.5, 0.0, &ef,
                              &two, &nd, &nl, &nh);
-  /* every calibration point records its mean hops (at least one) */
+  /* every calibration point records its mean hops (at least one); the
+   * engine prices hops but chooses the walk by distances and lists
+   * (hop_w 0, engine/search.c plan_graph) */
   if (planned) assert_true(nh >= 1);
   if (force_mode >= 0) {
     planned = 1;
