@@ -122,6 +122,10 @@ bench-scale: build/warden build/scale_query build/bench/npy2jsonl
 # issue 14: the graph-index bench driver (bench/graph_run.sh)
 build/graph_bench: bench/graph_bench.c build/libwarden.a
 	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
+# the graph walk alone, what the planner's graph price was fitted on
+# (bench/graph_walk.c, bench/graph_walk_fit.py)
+build/graph_walk: bench/graph_walk.c build/libwarden.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< build/libwarden.a $(LIBS)
 build/check-access: tools/resolvers/check_access.c
 	$(CC) $(CFLAGS_ALL) -o $@ $< -ljansson
 

@@ -228,12 +228,13 @@ static int get_block(void *ctx, uint32_t b, const float **base) {
  * per hop and per distance: a hop is a dependent read of the expanded
  * node's neighbour list, its visit tags and a heap pop, whatever number
  * of new neighbours it then scores.  Least squares over 108 walks
- * (bench/graph_gen.py text-384, image-784, neardup-256 and heavytail-128
- * at 60k; 10, 50 and 100 %; efSearch 16-256; expand mode, one thread,
- * Xeon with AVX-512 VNNI, mean time of the search call): 172 ns per hop,
- * 21 ns + 0.058 ns per dimension per code distance; median error 5.6 %
- * (max 31 %), where distances alone (GR_DIST above) fit with 11.8 %
- * (max 65 %) -- text-384's walks score 6.9 new neighbours per hop,
+ * (bench/graph_walk.c and graph_walk_fit.py on bench/graph_gen.py
+ * text-384, image-784, neardup-256 and heavytail-128 at 60k; 10, 50 and
+ * 100 %; efSearch 16-256; expand mode, one thread, Xeon with AVX-512
+ * VNNI, mean time of the search call), two runs: 172-176 ns per hop,
+ * 21-25 ns + 0.058-0.070 ns per dimension per code distance; median
+ * error 5.6-7.3 % (max 18-31 %), where distances alone (GR_DIST above)
+ * fit with 11.8-16.8 % (max 65-70 %) -- text-384's walks score 6.9 new neighbours per hop,
  * neardup-256's 3.6, and a price per distance alone cannot serve both:
  * lowered to fit text-384 (30 ns) it sent neardup-256 10 % to a walk
  * twice as slow as the IVF.  Files without hops keep the old model. */
