@@ -249,27 +249,20 @@ typedef struct graph_plan {
   double ndist, lists, hops, est_us;
 } graph_plan;
 
-static int cal_has_hops(const wd_hnsw *g) {
-  for (size_t i = 0; i < g->ncal; i++)
-    if (!wd_hnsw_cal_hops(&g->cal[i])) return 0;
-  return g->ncal > 0;
-}
-
 static void plan_graph(const wd_hnsw *g, double sel, double target, size_t k, size_t dim,
                        uint64_t nallowed, uint64_t range, uint64_t ntail, graph_plan *gp) {
   memset(gp, 0, sizeof *gp);
   gp->est_us = -1;
   if (!g) return;
-  int hop_model = cal_has_hops(g);
+  int hop_model = g->cal_hops;
   double per_dist = hop_model ? GR_HDIST + GR_HDIM * (double)dim : GR_DIST + GR_DIM * (double)dim;
   /* The hops price the chosen walk, they do not choose it: weighted into
-   * the choice (GR_HOP / per_dist), tests/test_hnsw.c's near-duplicates
-   * at 30 % (quick mode) moved to a walk that met its calibrated recall
-   * but gave 0.948 on fresh queries (0.965 as chosen by distances and
-   * lists). */
-  const double hop_w = 0;
-  if (!wd_hnsw_plan(g, sel, target, k, GR_LIST / per_dist, hop_w, &gp->ef, &gp->two_hop,
-                    &gp->ndist, &gp->lists, &gp->hops))
+   * the choice (GR_HOP / per_dist hops worth a distance), tests/
+   * test_hnsw.c's near-duplicates at 30 % (quick mode) moved to a walk
+   * that met its calibrated recall but gave 0.948 on fresh queries (0.965
+   * as chosen by distances and lists). */
+  if (!wd_hnsw_plan(g, sel, target, k, GR_LIST / per_dist, &gp->ef, &gp->two_hop, &gp->ndist,
+                    &gp->lists, &gp->hops))
     return;
   gp->ok = 1;
   double bits = sel < 1.0 / 16 ? (double)nallowed * BITS_ID : (double)range * BITS_RANGE;

@@ -832,6 +832,9 @@ int wd_hnsw_open_image(const void *image, size_t len, size_t dim, int metric, wd
   g->cnorm = (const float *)(body + lay.cnorm);
   g->cal = (const wd_hnsw_cal *)(body + lay.cal);
   g->ncal = h->ncal;
+  g->cal_hops = g->ncal > 0;
+  for (size_t i = 0; i < g->ncal; i++)
+    if (!wd_hnsw_cal_hops(&g->cal[i])) g->cal_hops = 0;
   /* structure: a checksum only proves the bytes are what was written */
   size_t n = g->n, at = 0;
   for (size_t i = 0; i < n; i++) {
@@ -1703,20 +1706,18 @@ out:
  * to 0.922 -- the margin below was set on calibrated points, and an
  * interpolated one spends part of it.  Not kept. */
 static int plan_at(const wd_hnsw *g, float s, double target, int mode, double list_w,
-                   double hop_w, size_t *ef, double *ndist, double *lists, double *hops) {
+                   size_t *ef, double *ndist, double *lists, double *hops) {
   int found = 0;
   for (size_t i = 0; i < g->ncal; i++) {
     const wd_hnsw_cal *c = &g->cal[i];
     int cm = wd_hnsw_cal_mode(c);
-    double ch = (double)wd_hnsw_cal_hops(c);
     if (c->sel != s || c->recall < target) continue;
     if (cm != mode && !(s >= 1 && cm == 0)) continue;
-    if (!found || c->ndist + list_w * c->lists + hop_w * ch <
-                      *ndist + list_w * *lists + hop_w * *hops) {
+    if (!found || c->ndist + list_w * c->lists < *ndist + list_w * *lists) {
       *ef = (size_t)c->ef;
       *ndist = c->ndist;
       *lists = c->lists;
-      *hops = ch;
+      *hops = (double)wd_hnsw_cal_hops(c);
       found = 1;
     }
   }
@@ -1741,8 +1742,7 @@ static int plan_at(const wd_hnsw *g, float s, double target, int mode, double li
 #define PLAN_MIN_ALLOWED 200
 
 int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double list_w,
-                 double hop_w, size_t *ef, int *two_hop, double *ndist, double *lists,
-                 double *hops) {
+                 size_t *ef, int *two_hop, double *ndist, double *lists, double *hops) {
   if (sel * (double)g->n < PLAN_MIN_ALLOWED) return 0;
   target = target + PLAN_MARGIN < 1.0 ? target + PLAN_MARGIN : 1.0;
   /* the calibrated selectivities around sel: hi >= sel > lo */
@@ -1767,7 +1767,7 @@ int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double l
      * 50 % look cheap in two-hop mode (image-784 60k: 226 distances and 15
      * lists planned, 312 and 72 walked, 109 us against expand's 94) */
     if (mode == 1 && hi >= 1) continue;
-    if (!plan_at(g, hi, target, mode, list_w, hop_w, &e1, &d1, &l1, &h1)) continue;
+    if (!plan_at(g, hi, target, mode, list_w, &e1, &d1, &l1, &h1)) continue;
     if (lo < 0 || hi <= sel * 1.0001) {
       e = e1;
       d = d1;
@@ -1777,14 +1777,14 @@ int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double l
       /* log-linear in selectivity between the two calibrated points (the
        * measured curves are smooth in log sel), the mode only where both
        * reach the target */
-      if (!plan_at(g, lo, target, mode, list_w, hop_w, &e2, &d2, &l2, &h2)) continue;
+      if (!plan_at(g, lo, target, mode, list_w, &e2, &d2, &l2, &h2)) continue;
       double t = (log((double)hi) - log(sel)) / (log((double)hi) - log((double)lo));
       e = (size_t)ceil(exp(log((double)e1) * (1 - t) + log((double)e2) * t));
       d = exp(log(d1 + 1) * (1 - t) + log(d2 + 1) * t);
       ls = exp(log(l1 + 1) * (1 - t) + log(l2 + 1) * t);
       h = h1 > 0 && h2 > 0 ? exp(log(h1) * (1 - t) + log(h2) * t) : 0;
     }
-    if (!found || d + list_w * ls + hop_w * h < *ndist + list_w * *lists + hop_w * *hops) {
+    if (!found || d + list_w * ls < *ndist + list_w * *lists) {
       *ef = e;
       *two_hop = mode;
       *ndist = d;

@@ -101,6 +101,7 @@ typedef struct wd_hnsw {
   const float *cnorm;
   const wd_hnsw_cal *cal;
   size_t ncal;
+  int cal_hops; /* every calibration point records its hops (set at open) */
   int ident; /* ids[i] == i for every node (set at open) */
   void *map; /* mmap of the file, or NULL */
   size_t maplen;
@@ -255,15 +256,15 @@ int wd_hnsw_calibrate(wd_hnsw *g, const wd_vecsrc *src, const roaring_bitmap_t *
 
 /* The cheapest calibrated setting that reaches recall target at
  * selectivity sel: interpolated between the calibrated selectivities
- * around sel, cost = ndist + list_w * lists + hop_w * hops (list_w,
- * hop_w: what one neighbour list read and one hop cost in code
- * distances; the caller's cost model says).  *hops is 0 when the file
- * did not record hops at every point used.
+ * around sel, cost = ndist + list_w * lists (list_w: what one neighbour
+ * list read costs in code distances; the caller's cost model says).
+ * *hops: the chosen setting's mean hops, interpolated the same way, for
+ * the caller's price (they do not choose the setting: see
+ * engine/search.c plan_graph); 0 when the file did not record them.
  * Returns 1 with *ef, *two_hop, *ndist, *lists and *hops set, 0 when no
  * calibrated setting reaches target there or sel allows fewer than 200
  * of the graph's nodes (index/hnsw.c PLAN_MIN_ALLOWED). */
 int wd_hnsw_plan(const wd_hnsw *g, double sel, double target, size_t k, double list_w,
-                 double hop_w, size_t *ef, int *two_hop, double *ndist, double *lists,
-                 double *hops);
+                 size_t *ef, int *two_hop, double *ndist, double *lists, double *hops);
 
 #endif

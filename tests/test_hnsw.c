@@ -272,11 +272,10 @@ static double recall_at(built *b, const float *x, size_t n, size_t d, int metric
   size_t ef = 0;
   int two = 0;
   double nd = 0, nl = 0, nh = 0;
-  int planned = wd_hnsw_plan(&b->g, na ? (double)na / (double)n : 0, target, K, 0.5, 0.0, &ef,
-                             &two, &nd, &nl, &nh);
-  /* every calibration point records its mean hops (at least one); the
-   * engine prices hops but chooses the walk by distances and lists
-   * (hop_w 0, engine/search.c plan_graph) */
+  int planned = wd_hnsw_plan(&b->g, na ? (double)na / (double)n : 0, target, K, 0.5, &ef, &two,
+                             &nd, &nl, &nh);
+  /* every calibration point records its mean hops, at least one */
+  assert_true(b->g.cal_hops);
   if (planned) assert_true(nh >= 1);
   if (force_mode >= 0) {
     planned = 1;
@@ -506,6 +505,48 @@ static int cmp_dbl_idx(const void *a, const void *b) {
   return (x[0] > y[0]) - (x[0] < y[0]);
 }
 
+/* Files written before the calibration recorded hops (two_hop 0 or 1):
+ * they open without the hop price (cal_hops 0), plan the same setting,
+ * and report 0 hops; a file with hops reports its recorded ones. */
+static void test_cal_without_hops(void **st) {
+  (void)st;
+  size_t n = 2000, d = 24;
+  float *x = malloc(n * d * sizeof *x);
+  gen(F_CLUSTER, x, n, d, 77);
+  built b;
+  g_threads = 1;
+  build(&b, x, n, d, WD_METRIC_L2, n);
+  g_threads = 2;
+  assert_true(b.g.cal_hops);
+  size_t nc = b.g.ncal, ef1 = 0, ef0 = 0;
+  int two1 = 0, two0 = 0;
+  double nd1 = 0, nl1 = 0, nh1 = 0, nd0 = 0, nl0 = 0, nh0 = -1;
+  assert_int_equal(wd_hnsw_plan(&b.g, 1.0, 0.9, K, 0.5, &ef1, &two1, &nd1, &nl1, &nh1), 1);
+  assert_true(nh1 >= 1);
+  wd_hnsw_cal *old = malloc(nc * sizeof *old);
+  memcpy(old, b.g.cal, nc * sizeof *old);
+  for (size_t i = 0; i < nc; i++) old[i].two_hop &= 1u; /* as written before hops */
+  void *img = wd_malloc(b.len);
+  memcpy(img, b.img, b.len);
+  size_t len = b.len;
+  img = wd_hnsw_set_cal(img, &len, old, nc, b.g.h.flags);
+  assert_non_null(img);
+  wd_hnsw g;
+  char why[300];
+  assert_int_equal(wd_hnsw_open_image(img, len, d, WD_METRIC_L2, &g, why, sizeof why), 0);
+  assert_false(g.cal_hops);
+  assert_int_equal(wd_hnsw_plan(&g, 1.0, 0.9, K, 0.5, &ef0, &two0, &nd0, &nl0, &nh0), 1);
+  assert_int_equal(ef0, ef1);
+  assert_int_equal(two0, two1);
+  assert_true(nd0 == nd1);
+  assert_true(nh0 == 0);
+  wd_hnsw_close(&g);
+  wd_free(img);
+  free(old);
+  unbuild(&b);
+  free(x);
+}
+
 /* The calibration's walks run on threads (index/hnsw.c calw): the points
  * must be the same bits for one thread and for three, on both metrics. */
 static void test_calibration_threads(void **st) {
@@ -644,7 +685,7 @@ int main(void) {
       cmocka_unit_test(test_uniform),    cmocka_unit_test(test_no_leaks),
       cmocka_unit_test(test_incremental), cmocka_unit_test(test_damaged),
       cmocka_unit_test(test_local_density), cmocka_unit_test(test_calibration_threads),
-      cmocka_unit_test(test_scan_codes),
+      cmocka_unit_test(test_scan_codes), cmocka_unit_test(test_cal_without_hops),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
