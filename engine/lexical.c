@@ -235,6 +235,8 @@ typedef struct lblock {
 
 typedef struct pblock {
   uint32_t w, n, cap;
+  uint32_t n0; /* postings read from the store (a lazy term's pending
+                * adds are off[n0..n)) */
   uint16_t *p; /* NULL: inl; else off[cap] then tf[cap] */
   uint16_t inl[2 * PB_INL];
 } pblock;
@@ -243,7 +245,15 @@ typedef struct pblock {
 
 typedef struct lterm {
   uint64_t hash;
-  roaring_bitmap_t *bm; /* NULL: a new term, its slots are its postings' */
+  /* NULL: a new term (its slots are its postings'), or a lazy one */
+  roaring_bitmap_t *bm;
+  /* a stored term whose slot bitmap is not read: the stored bitmap plus
+   * the pending adds of its blocks is the term's (term_load_bm) */
+  int lazy;
+  /* the directory in memory holds the windows from dlo on; the stored
+   * entries below dlo are read only if needed (dir_extend) and written
+   * back as they are (0: all of it is in memory, or nothing is stored) */
+  uint32_t dlo;
   dirent_ *dir; /* NULL: dir1 */
   size_t ndir, capdir;
   pblock *blk; /* NULL: blk1 */
@@ -285,11 +295,14 @@ typedef struct wd_lexw {
   size_t tcap, tn;
   achunk *ar; /* lterms; all freed with the transaction */
   wd_hmap lens; /* u32 window -> uint32_t[WD_LEX_WIN] */
+  size_t mem;   /* bytes held by the dirty entries (an estimate) */
+  size_t mapped; /* bytes of stored values read since the map was released */
   tcount tc;    /* scratch of wd_lex_doc */
 } wd_lexw;
 
 static void *arena_alloc(wd_lexw *x, size_t sz) {
   sz = (sz + 15) & ~(size_t)15;
+  x->mem += sz;
   if (!x->ar || x->ar->cap - x->ar->used < sz) {
     size_t cap = sz > ACHUNK / 4 ? sz : ACHUNK;
     achunk *c = wd_malloc(sizeof *c + cap);
@@ -352,7 +365,10 @@ static void lexw_drop(wd_lexw *x) {
   }
   WD_HMAP_FOREACH(&x->lens, e) wd_free(e->val);
   wd_hmap_free(&x->lens);
+  x->mem = 0;
 }
+
+size_t wd_lex_mem(const wd_txn *tx) { return tx->lex ? tx->lex->mem : 0; }
 
 void wd_lex_txn_drop(wd_txn *tx) {
   if (tx->lex) lexw_drop(tx->lex);
@@ -387,6 +403,17 @@ static size_t pkey(char *kb, const char *t, size_t tl, uint32_t w) {
   kb[1 + tl] = 0;
   be32((unsigned char *)kb + 2 + tl, w);
   return tl + 6;
+}
+
+/* The map pages a flush reads (every touched term's slot bitmap and
+ * directory: they grow with the collection) count in the resident set
+ * until released; released every WD_LEX_MAPPED bytes read. */
+#define WD_LEX_MAPPED ((size_t)64 << 20)
+static void lex_mapped(wd_txn *tx, size_t n) {
+  wd_lexw *x = tx->lex;
+  if ((x->mapped += n) < WD_LEX_MAPPED) return;
+  store_release_map(tx->db);
+  x->mapped = 0;
 }
 
 static int oom(wd_txn *tx) { return wd_err(tx->db, WARDEN_ENOMEM, "out of memory"); }
@@ -437,36 +464,24 @@ static int term_mut(wd_txn *tx, const char *t, size_t tl, uint64_t h, lterm **ou
   memcpy(lt->key, t, tl);
   lt->capdir = DIR_INL;
   lt->capblk = 1;
-  int rc = store_lex_get(tx, kb, tkey(kb, 'B', t, tl), &v, &vl), rc0 = rc;
+  /* a stored term has a directory (flush writes and deletes "B" and "T"
+   * together).  Neither its slot bitmap (term_load_bm) nor its directory
+   * (dir_extend) is read here: an ingest adds windows past the stored
+   * ones, so touching a common term costs neither a decode that grows
+   * with the collection nor memory that does */
+  int rc = store_lex_get(tx, kb, tkey(kb, 'T', t, tl), &v, &vl);
   if (rc == 0) {
-    lt->bm = roaring_bitmap_portable_deserialize_safe(v, vl);
-    if (!lt->bm) rc = corrupt(tx->db, "slot bitmap", t, tl);
+    lt->lazy = 1;
+    if (vl % 12 || vl == 0) {
+      rc = corrupt(tx->db, "directory", t, tl);
+    } else {
+      uint32_t lw;
+      memcpy(&lw, (const char *)v + vl - 12, 4);
+      lt->dlo = lw + 1;
+      lex_mapped(tx, vl);
+    }
   } else if (rc == WARDEN_ENOTFOUND) {
     rc = 0; /* a new term: no bitmap until needed (term_bitmap) */
-  }
-  if (!rc && rc0 == 0) { /* a term without a slot bitmap has no directory */
-    int r2 = store_lex_get(tx, kb, tkey(kb, 'T', t, tl), &v, &vl);
-    if (r2 == 0) {
-      if (vl % 12) {
-        rc = corrupt(tx->db, "directory", t, tl);
-      } else {
-        lt->ndir = vl / 12;
-        if (lt->ndir > DIR_INL) {
-          lt->capdir = lt->ndir;
-          if (!(lt->dir = wd_calloc(lt->ndir, sizeof *lt->dir))) rc = oom(tx);
-        }
-        dirent_ *d = LT_DIR(lt);
-        for (size_t i = 0; !rc && i < lt->ndir; i++) {
-          const unsigned char *p = (const unsigned char *)v + 12 * i;
-          memcpy(&d[i].w, p, 4);
-          memcpy(&d[i].n, p + 4, 2);
-          memcpy(&d[i].max_tf, p + 6, 2);
-          memcpy(&d[i].min_dl, p + 8, 4);
-        }
-      }
-    } else if (r2 != WARDEN_ENOTFOUND) {
-      rc = r2;
-    }
   }
   if (rc) {
     lterm_release(lt);
@@ -514,10 +529,11 @@ static int block_mut(wd_txn *tx, lterm *lt, uint32_t w, int stored, pblock **out
     if (vl % 4) {
       rc = corrupt(tx->db, "postings", lt->key, lt->klen);
     } else {
-      b.n = (uint32_t)(vl / 4);
+      b.n = b.n0 = (uint32_t)(vl / 4);
       if (b.n > PB_INL) {
         b.cap = b.n;
         if (!(b.p = wd_malloc((size_t)b.cap * 4))) rc = oom(tx);
+        tx->lex->mem += (size_t)b.cap * 4;
       }
       if (!rc) {
         memcpy(PB_OFF(&b), v, (size_t)b.n * 2);
@@ -537,6 +553,7 @@ static int block_mut(wd_txn *tx, lterm *lt, uint32_t w, int stored, pblock **out
       lt->blk = nb;
       lt->capblk = nc;
       bs = nb;
+      tx->lex->mem += nc * sizeof *nb;
     }
   }
   if (rc) {
@@ -561,6 +578,7 @@ static int lens_mut(wd_txn *tx, uint32_t w, uint32_t **out) {
     return 0;
   }
   if (!(l = wd_calloc(WD_LEX_WIN, sizeof *l))) return oom(tx);
+  x->mem += WD_LEX_WIN * sizeof *l;
   const void *v;
   size_t vl;
   int rc = store_lex_get(tx, kb, 5, &v, &vl);
@@ -578,6 +596,67 @@ static int lens_mut(wd_txn *tx, uint32_t w, uint32_t **out) {
     return rc;
   }
   *out = l;
+  return 0;
+}
+
+static dirent_ dir_at(const void *v, size_t i) {
+  const unsigned char *p = (const unsigned char *)v + 12 * i;
+  dirent_ d;
+  memcpy(&d.w, p, 4);
+  memcpy(&d.n, p + 4, 2);
+  memcpy(&d.max_tf, p + 6, 2);
+  memcpy(&d.min_dl, p + 8, 4);
+  return d;
+}
+
+/* Index of the first of the n stored entries at v with a window >= w. */
+static size_t dir_lower(const void *v, size_t n, uint32_t w) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    uint32_t mw;
+    memcpy(&mw, (const char *)v + 12 * mid, 4);
+    if (mw < w)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Bring the stored directory entries of windows w..dlo-1 into memory
+ * (before the ones there: the stored entries ascend). */
+static int dir_extend(wd_txn *tx, lterm *lt, uint32_t w) {
+  if (w >= lt->dlo) return 0;
+  char kb[WD_LEX_MAXTERM + 8];
+  const void *v;
+  size_t vl;
+  int rc = store_lex_get(tx, kb, tkey(kb, 'T', lt->key, lt->klen), &v, &vl);
+  if (rc == WARDEN_ENOTFOUND) { /* damaged: check reports it */
+    lt->dlo = 0;
+    return 0;
+  }
+  if (rc) return rc;
+  if (vl % 12) return corrupt(tx->db, "directory", lt->key, lt->klen);
+  size_t n = vl / 12, i0 = dir_lower(v, n, w), i1 = dir_lower(v, n, lt->dlo), m = i1 - i0;
+  if (m) {
+    if (lt->ndir + m > lt->capdir) {
+      size_t nc = lt->ndir + m;
+      dirent_ *nd = wd_malloc(nc * sizeof *nd);
+      if (!nd) return oom(tx);
+      memcpy(nd + m, LT_DIR(lt), lt->ndir * sizeof *nd);
+      wd_free(lt->dir);
+      lt->dir = nd;
+      lt->capdir = nc;
+      tx->lex->mem += nc * sizeof *nd;
+    } else {
+      memmove(LT_DIR(lt) + m, LT_DIR(lt), lt->ndir * sizeof *lt->dir);
+    }
+    dirent_ *d = LT_DIR(lt);
+    for (size_t i = 0; i < m; i++) d[i] = dir_at(v, i0 + i);
+    lt->ndir += m;
+  }
+  lt->dlo = i0 ? w : 0; /* nothing stored below: all of it is here */
   return 0;
 }
 
@@ -604,13 +683,15 @@ static size_t dir_find(const lterm *t, uint32_t w, int *found) {
   return lo;
 }
 
+static int term_load_bm(wd_txn *tx, lterm *t);
+
 static int posting_add(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_t slot,
                        uint32_t tf, uint32_t dl) {
   lterm *lt;
   pblock *b;
   int rc = term_mut(tx, t, tl, h, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
-  if (rc) return rc;
+  if (rc || (rc = dir_extend(tx, lt, w))) return rc;
   size_t di = dir_find(lt, w, &found);
   if ((rc = block_mut(tx, lt, w, found, &b))) return rc;
   uint16_t off = (uint16_t)(slot % WD_LEX_WIN), tf16 = (uint16_t)(tf > 65535 ? 65535 : tf);
@@ -618,6 +699,9 @@ static int posting_add(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_
   size_t pos = b->n;
   while (pos > 0 && bo[pos - 1] >= off) pos--;
   if (pos < b->n && bo[pos] == off) return 0; /* already there */
+  /* pending adds are the tail of each block: one below a stored posting
+   * (no ingest does that: slots ascend) reads the bitmap first */
+  if (lt->lazy && pos < b->n0 && (rc = term_load_bm(tx, lt))) return rc;
   if (!found && lt->ndir == lt->capdir) {
     size_t nc = lt->capdir * 2 < 4 ? 4 : lt->capdir * 2;
     dirent_ *nd = lt->dir ? wd_realloc(lt->dir, nc * sizeof *nd) : wd_malloc(nc * sizeof *nd);
@@ -625,6 +709,7 @@ static int posting_add(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_
     if (!lt->dir) memcpy(nd, lt->dir1, lt->ndir * sizeof *nd);
     lt->dir = nd;
     lt->capdir = nc;
+    tx->lex->mem += nc * sizeof *nd;
   }
   if (b->n == b->cap) {
     uint32_t nc = b->cap * 2;
@@ -635,6 +720,7 @@ static int posting_add(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_
     wd_free(b->p);
     b->p = np;
     b->cap = nc;
+    tx->lex->mem += (size_t)nc * 4;
   }
   if (lt->bm) roaring_bitmap_add(lt->bm, slot);
   bo = PB_OFF(b);
@@ -689,7 +775,43 @@ static int term_bitmap(wd_txn *tx, lterm *t) {
   return t->bm ? 0 : oom(tx);
 }
 
+/* A lazy term's slot bitmap: the stored one plus its pending adds. */
+static int term_load_bm(wd_txn *tx, lterm *t) {
+  char kb[WD_LEX_MAXTERM + 8];
+  const void *v;
+  size_t vl;
+  roaring_bitmap_t *bm = NULL;
+  int rc = store_lex_get(tx, kb, tkey(kb, 'B', t->key, t->klen), &v, &vl);
+  if (rc == 0) {
+    lex_mapped(tx, vl);
+    if (!(bm = roaring_bitmap_portable_deserialize_safe(v, vl)))
+      return corrupt(tx->db, "slot bitmap", t->key, t->klen);
+  } else if (rc == WARDEN_ENOTFOUND) { /* damaged: check reports it */
+    if (!(bm = roaring_bitmap_create())) return oom(tx);
+  } else {
+    return rc;
+  }
+  uint32_t add[256];
+  size_t na = 0;
+  const pblock *bs = LT_BLK(t);
+  for (size_t i = 0; i < t->nblk; i++) {
+    const uint16_t *o = PB_OFF(&bs[i]);
+    for (size_t j = bs[i].n0; j < bs[i].n; j++) {
+      add[na++] = bs[i].w * WD_LEX_WIN + o[j];
+      if (na == sizeof add / sizeof *add) {
+        roaring_bitmap_add_many(bm, na, add);
+        na = 0;
+      }
+    }
+  }
+  if (na) roaring_bitmap_add_many(bm, na, add);
+  t->bm = bm;
+  t->lazy = 0;
+  return 0;
+}
+
 static int term_empty(const lterm *t) {
+  if (t->lazy) return 0; /* stored (never empty) plus adds */
   return t->bm ? roaring_bitmap_is_empty(t->bm) : term_npost(t) == 0;
 }
 
@@ -698,10 +820,11 @@ static int posting_del(wd_txn *tx, const char *t, size_t tl, uint64_t h, uint32_
   pblock *b;
   int rc = term_mut(tx, t, tl, h, &lt), found;
   uint32_t w = slot / WD_LEX_WIN;
-  if (rc) return rc;
+  if (rc || (rc = dir_extend(tx, lt, w))) return rc;
   dir_find(lt, w, &found);
   if ((rc = block_mut(tx, lt, w, found, &b))) return rc;
-  if (!lt->bm && (rc = term_bitmap(tx, lt))) return rc;
+  if (lt->lazy ? (rc = term_load_bm(tx, lt)) : !lt->bm && (rc = term_bitmap(tx, lt)))
+    return rc;
   uint16_t off = (uint16_t)(slot % WD_LEX_WIN);
   uint16_t *bo = PB_OFF(b), *bt = PB_TF(b);
   size_t pos = 0;
@@ -902,6 +1025,9 @@ int wd_lex_flush(wd_txn *tx) {
   if (nt > 1) qsort(ts, nt, sizeof *ts, term_cmp);
   for (size_t k = 0; k < nt; k++) { /* "B" */
     lterm *t = ts[k];
+    /* one bitmap decoded at a time: a lazy term's is freed once written */
+    int lazy = t->lazy;
+    if (lazy && (rc = term_load_bm(tx, t))) goto out;
     if (term_empty(t)) {
       if ((rc = store_lex_del(tx, kb, tkey(kb, 'B', t->key, t->klen)))) goto out;
       continue;
@@ -912,9 +1038,10 @@ int wd_lex_flush(wd_txn *tx) {
     size_t sz = roaring_bitmap_portable_size_in_bytes(t->bm);
     NEED(sz);
     roaring_bitmap_portable_serialize(t->bm, (char *)buf);
-    if (fresh) {
+    if (fresh || lazy) {
       roaring_bitmap_free(t->bm);
       t->bm = NULL;
+      t->lazy = lazy; /* still not empty ("T" below) */
     }
     if ((rc = store_lex_put(tx, kb, tkey(kb, 'B', t->key, t->klen), buf, sz))) goto out;
   }
@@ -948,16 +1075,35 @@ int wd_lex_flush(wd_txn *tx) {
       if ((rc = store_lex_del(tx, kb, tkey(kb, 'T', t->key, t->klen)))) goto out;
       continue;
     }
-    NEED(t->ndir * 12 + 1);
+    /* the stored entries below dlo, as they are, then the ones here */
+    const void *sv = NULL;
+    size_t pre = 0, svl = 0;
+    if (t->dlo) {
+      rc = store_lex_get(tx, kb, tkey(kb, 'T', t->key, t->klen), &sv, &svl);
+      if (rc == WARDEN_ENOTFOUND) {
+        rc = 0;
+        svl = 0;
+      }
+      if (rc) goto out;
+      if (svl % 12) {
+        rc = corrupt(tx->db, "directory", t->key, t->klen);
+        goto out;
+      }
+      pre = dir_lower(sv, svl / 12, t->dlo);
+    }
+    NEED((pre + t->ndir) * 12 + 1);
+    if (pre) memcpy(buf, sv, pre * 12);
+    if (sv) lex_mapped(tx, svl); /* sv is not read again */
     const dirent_ *d = LT_DIR(t);
     for (size_t i = 0; i < t->ndir; i++) {
-      unsigned char *p = buf + 12 * i;
+      unsigned char *p = buf + 12 * (pre + i);
       memcpy(p, &d[i].w, 4);
       memcpy(p + 4, &d[i].n, 2);
       memcpy(p + 6, &d[i].max_tf, 2);
       memcpy(p + 8, &d[i].min_dl, 4);
     }
-    if ((rc = store_lex_put(tx, kb, tkey(kb, 'T', t->key, t->klen), buf, t->ndir * 12))) goto out;
+    if ((rc = store_lex_put(tx, kb, tkey(kb, 'T', t->key, t->klen), buf, (pre + t->ndir) * 12)))
+      goto out;
   }
 #undef NEED
 out:

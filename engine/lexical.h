@@ -96,6 +96,10 @@ int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set);
  * drop them (always, after commit or abort). */
 int wd_lex_flush(wd_txn *tx);
 void wd_lex_txn_free(wd_txn *tx);
+/* Bytes the transaction's dirty lexical entries hold (an estimate that
+ * grows with the postings added; store_write_spill writes them past
+ * WD_SPILL_LEX). */
+size_t wd_lex_mem(const wd_txn *tx);
 /* store.c, after a spill's wd_lex_flush: forget the written entries (the
  * next change reads them back from the transaction), keep the lexer. */
 void wd_lex_txn_drop(wd_txn *tx);

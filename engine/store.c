@@ -338,15 +338,20 @@ static int put_u64(wd_txn *tx, const char *key, uint64_t v) {
   return rc ? store_mdb_err(tx->db, rc, "write meta") : 0;
 }
 
+/* Write the dirty lexical entries and drop them: a spill that kept them
+ * would write every term of the transaction again at each later spill
+ * (engine/lexical.h). */
+static int flush_lex(wd_txn *tx) {
+  int rc = wd_lex_flush(tx);
+  if (!rc) wd_lex_txn_drop(tx);
+  return rc;
+}
+
 /* Write the dirty bitmaps and drop them from the transaction's cache (a
  * later store_bm_mut reads them back from the transaction's own view). */
-static int flush_bitmaps(wd_txn *tx) {
+static int flush_bm(wd_txn *tx) {
   warden *db = tx->db;
-  int rc = wd_lex_flush(tx); /* first: it may still dirty nothing else */
-  if (rc) return rc;
-  /* written: a spill that kept them would write every term of the
-   * transaction again at each later spill (engine/lexical.h) */
-  wd_lex_txn_drop(tx);
+  int rc = 0;
   char *buf = NULL;
   size_t bufcap = 0;
   WD_HMAP_FOREACH(&tx->bms, e) {
@@ -382,6 +387,12 @@ static int flush_bitmaps(wd_txn *tx) {
   wd_hmap_free(&tx->bms);
   memset(&tx->bms, 0, sizeof tx->bms);
   return 0;
+}
+
+/* Both of the above: the lexical entries first (they dirty nothing else). */
+static int flush_bitmaps(wd_txn *tx) {
+  int rc = flush_lex(tx);
+  return rc ? rc : flush_bm(tx);
 }
 
 /* Write the dirty blocks except block keep (UINT32_MAX: none) and drop
@@ -521,7 +532,8 @@ int store_write_begin(warden *db, wd_txn *tx) {
 
 int store_write_spill(wd_txn *tx, size_t max_bitmaps) {
   int rc = flush_blocks(tx, (uint32_t)(tx->next_slot / WD_BLOCK));
-  if (!rc && tx->bms.n > max_bitmaps) rc = flush_bitmaps(tx);
+  if (!rc && tx->bms.n > max_bitmaps) rc = flush_bm(tx);
+  if (!rc && wd_lex_mem(tx) > WD_SPILL_LEX) rc = flush_lex(tx);
   return rc;
 }
 

@@ -117,12 +117,16 @@ int store_write(warden *db, int (*op)(wd_txn *tx, void *ctx), void *ctx,
  * rerun, so WD_EMAPFULL from it is final for it.  store_write_spill writes
  * the dirty blocks (all but the one next_slot falls in) and, when more
  * than max_bitmaps are dirty, the dirty bitmaps into the transaction and
- * frees their copies: what the transaction holds in memory stays bounded
+ * frees their copies, and the dirty lexical entries once they hold more
+ * than WD_SPILL_LEX bytes (each spill of them writes every touched term's
+ * slot bitmap and directory, so they are spilled by their own size and
+ * not with the bitmaps): what the transaction holds in memory stays bounded
  * (LMDB keeps its own dirty pages; see README "Bulk ingest").  commit
  * flushes, bumps the revision when something changed and commits; abort
  * discards.  Both end the transaction. */
 int store_reserve(warden *db, uint64_t extra);
 int store_write_begin(warden *db, wd_txn *tx);
+#define WD_SPILL_LEX ((size_t)128 << 20)
 int store_write_spill(wd_txn *tx, size_t max_bitmaps);
 int store_write_commit(wd_txn *tx, uint64_t *revision);
 void store_write_abort(wd_txn *tx);

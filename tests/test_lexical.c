@@ -654,6 +654,51 @@ static void test_oracle_lexical_windows(void **st) {
   assert_true(npruned > 0);
 }
 
+/* A stored term's slot bitmap is read only when a transaction needs it
+ * (lexical.c term_load_bm): adds to a stored term wait as its blocks'
+ * tails, and a removal from it in the same transaction, or the commit,
+ * must see them.  One ingest: y0 adds to stored "alpha", then x1's
+ * replacement removes x1 from it, then y1 adds again; the slot bitmap,
+ * the postings and the hits must all say x0, x2, y0, y1. */
+#define LINE(id, text)                                                              \
+  "{\"doc_id\":\"" id "\",\"source\":\"s3://b/" id "\",\"acl\":{\"allow\":[\"user:alice\"]}," \
+  "\"chunks\":[{\"text\":\"" text "\",\"embedding\":[1,0,0,0]}]}\n"
+static void test_stored_term_adds_then_removes(void **st) {
+  (void)st;
+  warden *db = make("dimension: 4\nmetric: l2\n");
+  ingest(db, LINE("x0", "alpha beta") LINE("x1", "alpha") LINE("x2", "alpha alpha"));
+  ingest(db, LINE("y0", "alpha delta") LINE("x1", "gamma") LINE("y1", "alpha"));
+  check_ok(db);
+  const char *want[] = {"x0", "x2", "y0", "y1"};
+  for (int pass = 0; pass < 2; pass++) {
+    warden_query_opts o;
+    memset(&o, 0, sizeof o);
+    o.principal = "user:alice";
+    o.k = 10;
+    o.mode = WARDEN_MODE_LEXICAL;
+    o.text = "alpha";
+    o.strategy = WARDEN_STRATEGY_EXACT;
+    warden_results *r;
+    if (warden_query(db, NULL, 1, &o, &r)) fail_msg("query: %s", warden_errmsg(db));
+    size_t n = warden_results_count(r, 0);
+    assert_int_equal(n, 4);
+    int seen[4] = {0};
+    for (size_t i = 0; i < n; i++) {
+      const char *id = warden_results_hit(r, 0, i)->doc_id;
+      for (int j = 0; j < 4; j++) seen[j] += strcmp(id, want[j]) == 0;
+    }
+    for (int j = 0; j < 4; j++) assert_int_equal(seen[j], 1);
+    warden_results_free(r);
+    /* again after a third transaction that only adds (the commit path) */
+    if (!pass) ingest(db, LINE("z0", "delta"));
+  }
+  const char *ids[1] = {"y0"};
+  assert_int_equal(warden_delete(db, ids, 1, NULL), 0);
+  check_ok(db);
+  destroy(db);
+}
+#undef LINE
+
 /* --------------------------------------------------------- resolver */
 
 static int deny_odd(void *ctx, const char *principal, const char *const *groups, size_t ngroups,
@@ -913,6 +958,7 @@ int main(void) {
       cmocka_unit_test(test_hidden_change_nothing),
       cmocka_unit_test(test_oracle_lexical),
       cmocka_unit_test(test_oracle_lexical_windows),
+      cmocka_unit_test(test_stored_term_adds_then_removes),
       cmocka_unit_test(test_resolver_rounds),
       cmocka_unit_test(test_check_and_refusals),
       cmocka_unit_test(test_weighted_fusion),
