@@ -135,6 +135,14 @@ int doc_index_acl(wd_txn *tx, const json_t *rec, int set) {
   return rc;
 }
 
+/* The postings of slots s[skip..n), from the tokens counted ahead when
+ * the ingest has them. */
+static int lex_index(wd_txn *tx, const uint32_t *s, size_t n, size_t skip, int set) {
+  if (set && tx->lex_pre)
+    return wd_lex_doc_pre(tx, s + skip, n - skip, tx->lex_pre, tx->lex_pre_first + skip);
+  return wd_lex_doc(tx, s + skip, n - skip, set);
+}
+
 int doc_index(wd_txn *tx, const json_t *rec, int set) {
   uint32_t *s;
   size_t n;
@@ -149,12 +157,12 @@ int doc_index(wd_txn *tx, const json_t *rec, int set) {
     roaring_bitmap_add_many(tx->stage_live, n, s);
     size_t k = 0;
     while (k < n && s[k] < tx->stage_lex_from) k++;
-    if (k < n && (rc = wd_lex_doc(tx, s + k, n - k, 1))) goto out;
+    if (k < n && (rc = lex_index(tx, s, n, k, 1))) goto out;
   } else {
     kl = store_key(kb, 'L', "", 0);
     if ((rc = bits_key(tx, kb, kl, s, n, set))) goto out;
     /* the lexical postings of the chunk texts (engine/lexical.c) */
-    if ((rc = wd_lex_doc(tx, s, n, set))) goto out;
+    if ((rc = lex_index(tx, s, n, 0, set))) goto out;
   }
   if ((rc = acl_bits(tx, rec, s, n, set))) goto out;
   const json_t *ns = json_object_get(rec, "namespace");

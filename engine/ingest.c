@@ -530,12 +530,35 @@ static const char *where_name(const ingest *g, uint64_t code, char *buf, size_t 
   return buf;
 }
 
+/* Count d's chunk tokens into the batch's lexpre (lexical.h): here, on the
+ * thread that parses, not on the one that holds the write transaction.
+ * 0, or -1 out of memory (d->lex_first is then SIZE_MAX). */
+static int count_tokens(ingest *g, pdoc *d) {
+  d->lex_first = SIZE_MAX;
+  if (!g->db->have_lex) return 0;
+  if (!g->lx_ok) {
+    if (wd_lexer_init(&g->lx, g->db->cfg.lex_language)) return -1;
+    g->lx_ok = 1;
+  }
+  size_t first = g->lexpre.nch;
+  for (size_t c = 0; c < d->nchunks; c++) {
+    const json_t *t = json_array_get(d->texts, c);
+    if (wd_lex_pre_add(&g->lexpre, &g->lx, json_string_value(t), json_string_length(t))) {
+      g->lexpre.nch = first; /* what it counted stays unused */
+      return -1;
+    }
+  }
+  d->lex_first = first;
+  return 0;
+}
+
 int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
                   const float *rows) {
   if (g->nstale) { /* applied by a pipelined call, not yet freed */
     for (size_t i = 0; i < g->nstale; i++) pdoc_free(&g->docs[i]);
     g->nstale = 0;
     slab_reset(&g->emb);
+    wd_lex_pre_reset(&g->lexpre);
     ids_clear(&g->ids);
   }
   if (g->ndocs == g->cap) {
@@ -562,7 +585,7 @@ int wd_ingest_doc(ingest *g, json_t *j, const char *file, uint64_t line,
     return bad(g, file, line, "doc_id", "duplicate of %s in this input",
                where_name(g, code, at, sizeof at));
   }
-  if (ids_add(&g->ids, h, g->ndocs)) {
+  if (ids_add(&g->ids, h, g->ndocs) || count_tokens(g, d)) {
     pdoc_free(d);
     return wd_err(g->db, WARDEN_ENOMEM, "out of memory");
   }
@@ -917,7 +940,10 @@ static int apply_batch(ingest *g) {
     }
     json_object_set_new(d->rec, "slots", slots);
     uint64_t first = json_integer_value(json_array_get(slots, 0));
+    tx->lex_pre = d->lex_first == SIZE_MAX ? NULL : &g->lexpre;
+    tx->lex_pre_first = d->lex_first;
     rc = doc_index(tx, d->rec, 1);
+    tx->lex_pre = NULL;
     if (!rc && defer) {
       /* the stage keeps the record (with its slots) for the publish txn;
        * the document goes on with a copy (ids points into it) */
@@ -949,6 +975,7 @@ static int apply_batch(ingest *g) {
   else {
     for (size_t i = 0; i < g->ndocs; i++) pdoc_free(&g->docs[i]);
     slab_reset(&g->emb);
+    wd_lex_pre_reset(&g->lexpre);
   }
   g->ndocs = 0;
   ids_clear(&g->ids);
@@ -1005,6 +1032,7 @@ static void pipe_job(void *arg) {
   for (size_t i = 0; i < p->nstale; i++) pdoc_free(&p->docs[i]);
   p->nstale = 0;
   slab_reset(&p->emb);
+  wd_lex_pre_reset(&p->lexpre);
   ids_clear(&p->ids); /* duplicates within one job, as within one batch */
   sl->rc = sl->fn(p, sl->job);
   if (sl->rc > 0) sl->rc = 0;
@@ -1044,6 +1072,9 @@ static int pipe_take(ingest *g) {
   wd_slab es = g->emb; /* the embeddings go with their documents */
   g->emb = p->emb;
   p->emb = es;
+  wd_lexpre lp = g->lexpre; /* and so do their tokens (the lexers stay) */
+  g->lexpre = p->lexpre;
+  p->lexpre = lp;
   return g->ndocs ? apply_batch(g) : 0;
 }
 
@@ -1112,6 +1143,9 @@ static void side_free(ingest *g) {
   wd_free(g->files);
   wd_fastemb_free(&g->fe);
   slab_free(&g->emb);
+  wd_lex_pre_free(&g->lexpre);
+  if (g->lx_ok) wd_lexer_free(&g->lx);
+  g->lx_ok = 0;
 }
 
 void wd_ingest_free(ingest *g) {

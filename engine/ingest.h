@@ -16,6 +16,7 @@
 
 #include "base/seqlog.h"
 #include "engine/fastemb.h"
+#include "engine/lexical.h"
 #include "engine/stage.h"
 #include "engine/store.h"
 
@@ -47,6 +48,8 @@ typedef struct wd_pdoc {
   const char *file;
   uint64_t line;      /* the typed path: the index in docs */
   int bad;            /* rejected in phase 2 (keep_going) */
+  size_t lex_first;   /* its chunks' tokens: from this chunk of the
+                       * batch's lexpre on (SIZE_MAX: not counted) */
 } wd_pdoc;
 
 typedef struct wd_ingest {
@@ -76,6 +79,11 @@ typedef struct wd_ingest {
   size_t nfiles, files_cap;
   wd_fastemb fe;      /* the current line's embedding arrays (fastemb.h) */
   wd_slab emb;        /* the batch's parsed embeddings (docs[i].emb) */
+  /* the batch's chunk tokens, counted where it is parsed (on the
+   * pipeline's thread), so the applying thread only adds postings */
+  wd_lexpre lexpre;
+  wd_lexer lx;
+  int lx_ok;
   /* bounded memory (stage.h): an input expected to be larger than one
    * staging txn (or of unknown size) is staged and then published */
   uint64_t expect;    /* bytes the input is expected to add; 0 unknown */

@@ -986,6 +986,98 @@ int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set) {
   return rc;
 }
 
+/* ------------------------------------------------ tokens counted ahead */
+
+int wd_lex_pre_add(wd_lexpre *p, wd_lexer *lx, const char *text, size_t n) {
+  if (!p->tc && !(p->tc = wd_calloc(1, sizeof *p->tc))) return WARDEN_ENOMEM;
+  tcount *c = p->tc;
+  int rc = count_text(lx, text, n, c);
+  if (rc) return rc;
+  size_t bytes = 0;
+  for (size_t j = 0; j < c->nd; j++) bytes += TC_LEN(c, j);
+  if (p->alen + bytes > UINT32_MAX) return WARDEN_ENOMEM; /* offsets are u32 */
+  if (p->nch == p->capch) {
+    size_t nc = p->capch ? p->capch * 2 : 256;
+    struct wd_lexpre_ch *nch = wd_realloc(p->ch, nc * sizeof *nch);
+    if (!nch) return WARDEN_ENOMEM;
+    p->ch = nch;
+    p->capch = nc;
+  }
+  if (p->nt + c->nd > p->capt) {
+    size_t nc = p->capt ? p->capt : 4096;
+    while (nc < p->nt + c->nd) nc *= 2;
+    uint32_t *a = wd_realloc(p->toff, nc * sizeof *a);
+    if (!a) return WARDEN_ENOMEM;
+    p->toff = a;
+    if (!(a = wd_realloc(p->tlen, nc * sizeof *a))) return WARDEN_ENOMEM;
+    p->tlen = a;
+    if (!(a = wd_realloc(p->tcnt, nc * sizeof *a))) return WARDEN_ENOMEM;
+    p->tcnt = a;
+    uint64_t *h = wd_realloc(p->th, nc * sizeof *h);
+    if (!h) return WARDEN_ENOMEM;
+    p->th = h;
+    p->capt = nc;
+  }
+  if (p->alen + bytes > p->acap) {
+    size_t nc = p->acap ? p->acap : (size_t)1 << 16;
+    while (nc < p->alen + bytes) nc *= 2;
+    char *na = wd_realloc(p->arena, nc);
+    if (!na) return WARDEN_ENOMEM;
+    p->arena = na;
+    p->acap = nc;
+  }
+  struct wd_lexpre_ch *ch = &p->ch[p->nch++];
+  ch->first = p->nt;
+  ch->nd = (uint32_t)c->nd;
+  ch->ntok = c->ntok > UINT32_MAX ? UINT32_MAX : (uint32_t)c->ntok;
+  for (size_t j = 0; j < c->nd; j++) {
+    size_t l = TC_LEN(c, j);
+    memcpy(p->arena + p->alen, TC_TERM(c, j), l);
+    p->toff[p->nt] = (uint32_t)p->alen;
+    p->tlen[p->nt] = (uint32_t)l;
+    p->tcnt[p->nt] = c->dcnt[j];
+    p->th[p->nt] = c->dh[j];
+    p->nt++;
+    p->alen += l;
+  }
+  return 0;
+}
+
+void wd_lex_pre_reset(wd_lexpre *p) { p->alen = p->nt = p->nch = 0; }
+
+void wd_lex_pre_free(wd_lexpre *p) {
+  wd_free(p->arena);
+  wd_free(p->toff);
+  wd_free(p->tlen);
+  wd_free(p->tcnt);
+  wd_free(p->th);
+  wd_free(p->ch);
+  if (p->tc) tcount_free(p->tc);
+  wd_free(p->tc);
+  memset(p, 0, sizeof *p);
+}
+
+int wd_lex_doc_pre(wd_txn *tx, const uint32_t *slots, size_t n, const wd_lexpre *p,
+                   size_t first) {
+  if (!tx->db->have_lex) return 0;
+  if (first + n > p->nch)
+    return wd_err(tx->db, WARDEN_EINTERNAL, "lexical index: chunk %zu of %zu counted",
+                  first + n, p->nch);
+  wd_lexw *x = NULL;
+  int rc = lexw_get(tx, &x);
+  for (size_t i = 0; i < n && !rc; i++) {
+    const struct wd_lexpre_ch *ch = &p->ch[first + i];
+    uint32_t *lens = NULL;
+    if ((rc = lens_mut(tx, slots[i] / WD_LEX_WIN, &lens))) break;
+    lens[slots[i] % WD_LEX_WIN] = ch->ntok;
+    tx->changed = 1;
+    for (size_t j = ch->first; j < ch->first + ch->nd && !rc; j++)
+      rc = posting_add(tx, p->arena + p->toff[j], p->tlen[j], p->th[j], slots[i], p->tcnt[j],
+                       ch->ntok);
+  }
+  return rc;
+}
+
 static int term_cmp(const void *a, const void *b) {
   const lterm *x = *(const lterm *const *)a, *y = *(const lterm *const *)b;
   size_t m = x->klen < y->klen ? x->klen : y->klen;

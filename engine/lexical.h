@@ -30,11 +30,18 @@
  *                         & 4095, increasing) then u16 tf[n]
  *   "D"+u32be w           u32 dl[4096]: token count of every slot of w
  *                         (0 for free slots)
- * A write transaction keeps every touched entry decoded in memory and
- * writes it at commit or at a spill of a long ingest (store.c
- * flush_bitmaps calls wd_lex_flush, then drops what it wrote), exactly
- * like the bitmaps, so postings change in the same transaction as the
- * chunks they describe.  max_tf/min_dl are bounds: a removal lowers n and
+ * A write transaction keeps every touched entry in memory and writes it at
+ * commit or at a spill of a long ingest (store.c: once the entries hold
+ * WD_SPILL_LEX bytes, wd_lex_flush, then what it wrote is dropped), so
+ * postings change in the same transaction as the chunks they describe.
+ * Of a stored term it reads only what a change needs: not its "B" (adds
+ * wait as the tails of its posting blocks and are merged into the stored
+ * bitmap when it is written, or before a removal from it), and of its
+ * "T" only the windows from the first one touched on (the entries below
+ * are copied back as stored).  An ingest adds windows past the stored
+ * ones, so its memory does not grow with the collection; each flush still
+ * rewrites every touched term's "B" and "T" whole (their size grows with
+ * the collection).  max_tf/min_dl are bounds: a removal lowers n and
  * recomputes max_tf but keeps min_dl (still a valid lower bound).
  */
 #ifndef WD_LEXICAL_H
@@ -92,6 +99,34 @@ static inline double wd_bm25_w(double idf, double tf, double dl, double avgdl) {
  * delete and compact path keeps the postings).  The chunk records must
  * exist. */
 int wd_lex_doc(wd_txn *tx, const uint32_t *slots, size_t n, int set);
+/* The tokens of chunk texts counted ahead of wd_lex_doc_pre, e.g. by the
+ * ingest's parsing thread while another applies the batch before: per
+ * chunk its distinct terms in first-occurrence order, their counts and
+ * hashes, and its token count -- what wd_lex_doc computes from the stored
+ * text, so postings come out the same.  Zeroed = empty. */
+typedef struct wd_lexpre {
+  char *arena; /* the distinct terms' bytes */
+  size_t alen, acap;
+  uint32_t *toff, *tlen, *tcnt;
+  uint64_t *th;
+  size_t nt, capt;
+  struct wd_lexpre_ch {
+    size_t first;  /* its first term */
+    uint32_t nd;   /* distinct terms */
+    uint32_t ntok; /* tokens (BM25's dl) */
+  } *ch;
+  size_t nch, capch;
+  struct tcount *tc; /* scratch (lexical.c) */
+} wd_lexpre;
+/* Count text's tokens with lx as chunk p->nch (the next).  0 or
+ * WARDEN_ENOMEM (no message; p is as before). */
+int wd_lex_pre_add(wd_lexpre *p, wd_lexer *lx, const char *text, size_t n);
+void wd_lex_pre_reset(wd_lexpre *p); /* empty, memory kept */
+void wd_lex_pre_free(wd_lexpre *p);
+/* As wd_lex_doc(tx, slots, n, 1), from chunks first .. first + n - 1 of p
+ * (their texts are the chunk records' of slots). */
+int wd_lex_doc_pre(wd_txn *tx, const uint32_t *slots, size_t n, const wd_lexpre *p,
+                   size_t first);
 /* store.c: write the transaction's dirty lexical entries (at commit) /
  * drop them (always, after commit or abort). */
 int wd_lex_flush(wd_txn *tx);

@@ -73,6 +73,11 @@ typedef struct wd_txn {
   wd_hmap *stage_types; /* field -> (void *)(uintptr_t)(wd_type + 1) */
   uint64_t stage_lex_from; /* new slots from here on get postings now */
   uint64_t pub_slot1;      /* read txn: meta next_slot + 1, 0 until read */
+  /* ingest: the chunk tokens of the document doc_index is adding, counted
+   * ahead (lexical.h wd_lexpre; from chunk lex_pre_first on); NULL: read
+   * the texts back from the chunk records */
+  const struct wd_lexpre *lex_pre;
+  size_t lex_pre_first;
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read

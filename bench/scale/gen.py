@@ -2,7 +2,7 @@
 """gen.py -- clustered synthetic documents for the scale benchmarks.
 
     /usr/bin/python3 bench/scale/gen.py N DIM OUT [--jsonl] [--npy f4|f2]
-        [--clusters C] [--seed S] [--queries Q]
+        [--clusters C] [--seed S] [--queries Q] [--words W]
 
 Writes, for N documents of one chunk each:
   OUT.meta.jsonl  ingest lines without embeddings (for --vectors)
@@ -17,6 +17,9 @@ Metadata per document: "tenant" (one of 1000: tenant t holds 0.1 % of the
 documents), "bucket" (int 0..99: bucket < b selects b %), "kind" (one of
 10), and an ACL of "group:g<tenant % 100>" plus "user:u<i % 1000>", which
 gives the selectivities 0.1 %, 1 %, 10 % and 100 % of the scale run.
+Chunk text: "document I of tenant T", then (--words W) W words drawn from a
+Zipf(1) law over a 30,000-word vocabulary ("w0" the most frequent), so
+that the lexical index sees RAG-sized chunks (the vectors do not change).
 Deterministic for a seed; memory is O(block), not O(N).
 """
 import argparse
@@ -38,7 +41,20 @@ def main():
     ap.add_argument("--clusters", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--queries", type=int, default=0)
+    ap.add_argument("--words", type=int, default=0)
     a = ap.parse_args()
+    wrng = np.random.default_rng(a.seed + 2000)
+    vocab = np.array(["w%d" % r for r in range(30000)])
+    zipf_cdf = np.cumsum(1.0 / np.arange(1, 30001))
+    zipf_cdf /= zipf_cdf[-1]
+
+    def words(n):
+        if not a.words:
+            return [""] * n
+        r = np.searchsorted(zipf_cdf, wrng.random((n, a.words)))
+        r = np.minimum(r, 29999)
+        return [" " + " ".join(row) for row in vocab[r]]
+
     rng = np.random.default_rng(a.seed)
     centres = rng.standard_normal((a.clusters, a.dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -60,6 +76,7 @@ def main():
         v = vectors(rng, hi - lo)
         if npy is not None:
             npy[lo:hi] = v
+        extra = words(hi - lo)
         texts = None
         if full is not None:
             texts = [",".join(r) for r in np.char.mod("%.6f", v)]
@@ -70,12 +87,12 @@ def main():
                  "metadata": {"tenant": "t%03d" % t, "bucket": i % 100,
                               "kind": "k%d" % (i % 10)},
                  "acl": {"allow": ["group:g%02d" % (t % 100), "user:u%03d" % (i % 1000)]},
-                 "chunks": [{"text": "document %d of tenant %d" % (i, t)}]}
+                 "chunks": [{"text": "document %d of tenant %d%s" % (i, t, extra[i - lo])}]}
             line = json.dumps(d, separators=(",", ":"))
             meta.write(line + "\n")
             if full is not None:
-                emb = '[{"text":"document %d of tenant %d","embedding":[%s]}]' % (
-                    i, t, texts[i - lo])
+                emb = '[{"text":"document %d of tenant %d%s","embedding":[%s]}]' % (
+                    i, t, extra[i - lo], texts[i - lo])
                 full.write(line[: line.rindex('"chunks":') + 9] + emb + "}\n")
         sys.stderr.write("\rgen: %d/%d" % (hi, a.n))
     sys.stderr.write("\n")
