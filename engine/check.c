@@ -144,6 +144,7 @@ static int record_bitmaps(check_ctx *C, const json_t *rec, const char *id, const
 static void check_slots(check_ctx *C, const char *id, const uint32_t *s, size_t n) {
   const wd_config *cfg = &C->db->cfg;
   for (size_t i = 0; i < n; i++) {
+    store_bound_map(C->db); /* check reads every block */
     if (roaring_bitmap_contains(C->slots_seen, s[i]))
       problem(C->probs, "%s: slot %u is claimed by two documents", id, s[i]);
     roaring_bitmap_add(C->slots_seen, s[i]);

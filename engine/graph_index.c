@@ -46,7 +46,9 @@ static void base_release(gbase *b) {
 }
 
 static int get_block(void *ctx, uint32_t b, const float **base) {
-  return store_block_get((wd_txn *)ctx, b, base);
+  wd_txn *tx = ctx;
+  store_bound_map(tx->db); /* a build reads every block, many times */
+  return store_block_get(tx, b, base);
 }
 
 static const char *state_name(int rc) {
@@ -65,6 +67,7 @@ static const char *state_name(int rc) {
 static int code_matches(const wd_hnsw *g, size_t i, wd_txn *tx) {
   uint32_t slot = g->ids[i];
   const float *base = NULL;
+  store_bound_map(tx->db); /* check compares every vector */
   int rc = store_block_get(tx, slot / WD_BLOCK, &base);
   if (rc < 0) return rc;
   if (rc != 0 || !base) return 0;

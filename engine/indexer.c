@@ -90,7 +90,9 @@ static void snap_release(ann_snap *s) {
 }
 
 static int get_block(void *ctx, uint32_t b, const float **base) {
-  return store_block_get((wd_txn *)ctx, b, base);
+  wd_txn *tx = ctx;
+  store_bound_map(tx->db); /* a build reads every block */
+  return store_block_get(tx, b, base);
 }
 
 static int live_bitmap(wd_txn *tx, roaring_bitmap_t **out) {
@@ -110,6 +112,7 @@ static int live_bitmap(wd_txn *tx, roaring_bitmap_t **out) {
  * 1 yes, 0 no, negative on a store error. */
 static int vec_matches(const wd_ivf *ix, uint64_t pos, uint32_t slot, wd_txn *tx) {
   const float *base = NULL;
+  store_bound_map(tx->db); /* check compares every vector */
   int rc = store_block_get(tx, slot / WD_BLOCK, &base);
   if (rc < 0) return rc;
   if (rc != 0 || !base) return 0;
