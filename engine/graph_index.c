@@ -67,7 +67,6 @@ static const char *state_name(int rc) {
 static int code_matches(const wd_hnsw *g, size_t i, wd_txn *tx) {
   uint32_t slot = g->ids[i];
   const float *base = NULL;
-  store_bound_map(tx->db); /* check compares every vector */
   int rc = store_block_get(tx, slot / WD_BLOCK, &base);
   if (rc < 0) return rc;
   if (rc != 0 || !base) return 0;
@@ -115,6 +114,7 @@ static int vs_store(const wd_hnsw *g, wd_txn *tx, const roaring_bitmap_t *live, 
   for (size_t t = 0; t < m; t++) {
     size_t i = (size_t)((double)t * (double)g->n / (double)m);
     if (!roaring_bitmap_contains(live, g->ids[i])) continue; /* deleted since */
+    if (!nsample) store_bound_map(tx->db); /* check: every node, not the load's sample */
     int rc = code_matches(g, i, tx);
     if (rc < 0) return rc;
     if (checked) (*checked)++;

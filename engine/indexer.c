@@ -112,7 +112,6 @@ static int live_bitmap(wd_txn *tx, roaring_bitmap_t **out) {
  * 1 yes, 0 no, negative on a store error. */
 static int vec_matches(const wd_ivf *ix, uint64_t pos, uint32_t slot, wd_txn *tx) {
   const float *base = NULL;
-  store_bound_map(tx->db); /* check compares every vector */
   int rc = store_block_get(tx, slot / WD_BLOCK, &base);
   if (rc < 0) return rc;
   if (rc != 0 || !base) return 0;
@@ -815,6 +814,7 @@ int wd_index_check(warden *db, wd_txn *tx, json_t *report) {
       }
       roaring_bitmap_add(seen, s);
       if (!roaring_bitmap_contains(live, s)) continue; /* deleted since: harmless */
+      store_bound_map(tx->db); /* check compares every vector */
       int m = vec_matches(&ix, i, s, tx);
       if (m < 0) {
         rc = m;

@@ -472,9 +472,9 @@ static int term_mut(wd_txn *tx, const char *t, size_t tl, uint64_t h, lterm **ou
   int rc = store_lex_get(tx, kb, tkey(kb, 'T', t, tl), &v, &vl);
   if (rc == 0) {
     lt->lazy = 1;
-    if (vl % 12 || vl == 0) {
+    if (vl % 12) {
       rc = corrupt(tx->db, "directory", t, tl);
-    } else {
+    } else if (vl) { /* (an empty one, as earlier builds read it: none) */
       uint32_t lw;
       memcpy(&lw, (const char *)v + vl - 12, 4);
       lt->dlo = lw + 1;
@@ -1061,8 +1061,9 @@ int wd_lex_doc_pre(wd_txn *tx, const uint32_t *slots, size_t n, const wd_lexpre 
                    size_t first) {
   if (!tx->db->have_lex) return 0;
   if (first + n > p->nch)
-    return wd_err(tx->db, WARDEN_EINTERNAL, "lexical index: chunk %zu of %zu counted",
-                  first + n, p->nch);
+    return wd_err(tx->db, WARDEN_EINTERNAL,
+                  "lexical index: the tokens of chunks %zu..%zu were not counted (%zu were)",
+                  first, first + n - 1, p->nch);
   wd_lexw *x = NULL;
   int rc = lexw_get(tx, &x);
   for (size_t i = 0; i < n && !rc; i++) {
@@ -1269,12 +1270,7 @@ static int chk_term(const void *k, size_t kl, const void *v, size_t vl, void *ct
   }
   uint64_t total = 0;
   for (size_t i = 0; i < vl / 12; i++) {
-    dirent_ d;
-    const unsigned char *p = (const unsigned char *)v + 12 * i;
-    memcpy(&d.w, p, 4);
-    memcpy(&d.n, p + 4, 2);
-    memcpy(&d.max_tf, p + 6, 2);
-    memcpy(&d.min_dl, p + 8, 4);
+    dirent_ d = dir_at(v, i);
     if (d.w >= c->staged_w) continue; /* unpublished (engine/stage.h) */
     char kb[WD_LEX_MAXTERM + 8];
     size_t pl = pkey(kb, t, tl, d.w);

@@ -65,6 +65,11 @@ done
 for t in test_upsert test_fault; do
   run "pipe/$t" env WARDEN_INGEST_PIPE=2048 "build/rel/tests/$t"
 done
+# the lexical oracle and warden check over collections ingested through
+# the pipeline with jobs of 3 documents: the tokens each job counts
+# (wd_lexpre) must travel with its documents to the applying thread
+run "pipe/test_lexical" env WARDEN_INGEST_PIPE=3 build/rel/tests/test_lexical
+run "pipe/staged/test_lexical" env WARDEN_INGEST_PIPE=3 WARDEN_STAGE_MB=0 build/rel/tests/test_lexical
 run "san/pipe/test_upsert" env WARDEN_INGEST_PIPE=2048 WARDEN_TEST_QUICK=1 build/san/tests/test_upsert
 # the randomized oracle (no unreadable chunk, deny wins, revokes) over
 # collections ingested through the pipeline with jobs of 3 documents
