@@ -36,13 +36,11 @@ typedef struct {
 
 static int bits_key(wd_txn *tx, const char *key, size_t klen,
                     const uint32_t *slots, size_t n, int set) {
+  if (set) return store_bm_add(tx, key, klen, slots, n); /* no read: store.c */
   roaring_bitmap_t *bm;
   int rc = store_bm_mut(tx, key, klen, &bm);
   if (rc) return rc;
-  if (set)
-    roaring_bitmap_add_many(bm, n, slots);
-  else
-    for (size_t i = 0; i < n; i++) roaring_bitmap_remove(bm, slots[i]);
+  for (size_t i = 0; i < n; i++) roaring_bitmap_remove(bm, slots[i]);
   return 0;
 }
 

@@ -324,9 +324,46 @@ void store_read_end(wd_txn *tx) {
   pthread_rwlock_unlock(&tx->db->maplock);
 }
 
+/* A write txn's puts and gets go through one cursor per database, left
+ * where the last one was.  LMDB then finds a key that falls in the
+ * cursor's leaf page without a descent from the root (mdb_cursor_set
+ * checks the page's first and last keys first), which is what the
+ * key-ordered flushes below and an ingest's ascending slot, block and
+ * staged document keys give it; any other key costs the usual descent.
+ * LMDB keeps a write txn's open cursors valid across every put and delete
+ * of the txn; they are closed before it ends (free_caches). */
+static roaring_bitmap_t *bm_of(const void *v);
+static int bm_pending(const void *v);
+static int stored_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *acc);
+
+static MDB_cursor *wcur(wd_txn *tx, MDB_dbi dbi) {
+  if (!tx->write || dbi >= sizeof tx->wc / sizeof tx->wc[0]) return NULL;
+  if (!tx->wc[dbi] && mdb_cursor_open(tx->t, dbi, &tx->wc[dbi]) != 0) tx->wc[dbi] = NULL;
+  return tx->wc[dbi];
+}
+
+static void wcur_close(wd_txn *tx) {
+  for (size_t i = 0; i < sizeof tx->wc / sizeof tx->wc[0]; i++)
+    if (tx->wc[i]) {
+      mdb_cursor_close(tx->wc[i]);
+      tx->wc[i] = NULL;
+    }
+}
+
+static int w_put(wd_txn *tx, MDB_dbi dbi, MDB_val *k, MDB_val *d, unsigned flags) {
+  MDB_cursor *c = wcur(tx, dbi);
+  return c ? mdb_cursor_put(c, k, d, flags) : mdb_put(tx->t, dbi, k, d, flags);
+}
+
+static int w_get(wd_txn *tx, MDB_dbi dbi, MDB_val *k, MDB_val *d) {
+  MDB_cursor *c = wcur(tx, dbi);
+  return c ? mdb_cursor_get(c, k, d, MDB_SET) : mdb_get(tx->t, dbi, k, d);
+}
+
 static void free_caches(wd_txn *tx) {
+  wcur_close(tx);
   wd_lex_txn_free(tx);
-  WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(e->val);
+  WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(bm_of(e->val));
   wd_hmap_free(&tx->bms);
   WD_HMAP_FOREACH(&tx->blocks, e) wd_free(e->val);
   wd_hmap_free(&tx->blocks);
@@ -349,14 +386,44 @@ static int flush_lex(wd_txn *tx) {
 
 /* Write the dirty bitmaps and drop them from the transaction's cache (a
  * later store_bm_mut reads them back from the transaction's own view). */
+static int ent_cmp(const void *a, const void *b) { /* LMDB's key order */
+  const wd_hmap_ent *x = *(const wd_hmap_ent *const *)a, *y = *(const wd_hmap_ent *const *)b;
+  int r = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+  return r ? r : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* The entries of m in key order, so that a flush's puts walk the B-tree
+ * once through one cursor (wcur) instead of descending for each key.
+ * NULL when out of memory (then m is written in table order). */
+static wd_hmap_ent **ents_sorted(const wd_hmap *m) {
+  wd_hmap_ent **v = wd_malloc((m->n ? m->n : 1) * sizeof *v);
+  if (!v) return NULL;
+  size_t n = 0;
+  WD_HMAP_FOREACH(m, e) v[n++] = e;
+  qsort(v, n, sizeof *v, ent_cmp);
+  return v;
+}
+
 static int flush_bm(wd_txn *tx) {
   warden *db = tx->db;
   int rc = 0;
   char *buf = NULL;
   size_t bufcap = 0;
-  WD_HMAP_FOREACH(&tx->bms, e) {
-    roaring_bitmap_t *bm = e->val;
+  wd_hmap_ent **ord = ents_sorted(&tx->bms);
+  size_t i = 0;
+  WD_HMAP_FOREACH(&tx->bms, it) {
+    wd_hmap_ent *e = ord ? ord[i++] : it;
+    roaring_bitmap_t *bm = bm_of(e->val);
     MDB_val k = {e->klen, e->key};
+    if (bm_pending(e->val)) { /* in key order: the cursor is on its page */
+      int src = stored_or(tx, e->key, e->klen, bm);
+      if (src) {
+        wd_free(buf);
+        wd_free(ord);
+        return src;
+      }
+      e->val = bm;
+    }
     if (roaring_bitmap_is_empty(bm)) {
       rc = mdb_del(tx->t, db->dbi_bitmaps, &k, NULL);
       if (rc == MDB_NOTFOUND) rc = 0;
@@ -369,6 +436,7 @@ static int flush_bm(wd_txn *tx) {
       char *nb = wd_realloc(buf, n);
       if (!nb) {
         wd_free(buf);
+        wd_free(ord);
         return wd_err(db, WARDEN_ENOMEM, "commit: out of memory");
       }
       buf = nb;
@@ -376,14 +444,15 @@ static int flush_bm(wd_txn *tx) {
     }
     roaring_bitmap_portable_serialize(bm, buf);
     MDB_val d = {n + 4, NULL};
-    if ((rc = mdb_put(tx->t, db->dbi_bitmaps, &k, &d, MDB_RESERVE)) != 0) break;
+    if ((rc = w_put(tx, db->dbi_bitmaps, &k, &d, MDB_RESERVE)) != 0) break;
     memcpy(d.mv_data, buf, n);
     uint32_t c = wd_crc32c(buf, n);
     memcpy((char *)d.mv_data + n, &c, 4);
   }
   wd_free(buf);
+  wd_free(ord);
   if (rc) return store_mdb_err(db, rc, "write bitmap");
-  WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(e->val);
+  WD_HMAP_FOREACH(&tx->bms, e) roaring_bitmap_free(bm_of(e->val));
   wd_hmap_free(&tx->bms);
   memset(&tx->bms, 0, sizeof tx->bms);
   return 0;
@@ -406,15 +475,22 @@ static int flush_blocks(wd_txn *tx, uint32_t keep) {
   kk[2] = (unsigned char)(keep >> 8);
   kk[3] = (unsigned char)keep;
   float *kept = NULL;
-  WD_HMAP_FOREACH(&tx->blocks, e) {
+  wd_hmap_ent **ord = ents_sorted(&tx->blocks);
+  size_t i = 0;
+  WD_HMAP_FOREACH(&tx->blocks, it) {
+    wd_hmap_ent *e = ord ? ord[i++] : it;
     if (keep != UINT32_MAX && memcmp(e->key, kk, 4) == 0) {
       kept = e->val;
       continue;
     }
     MDB_val k = {e->klen, e->key}, d = {bsz, e->val};
-    int rc = mdb_put(tx->t, db->dbi_blocks, &k, &d, 0);
-    if (rc) return store_mdb_err(db, rc, "write embeddings");
+    int rc = w_put(tx, db->dbi_blocks, &k, &d, 0);
+    if (rc) {
+      wd_free(ord);
+      return store_mdb_err(db, rc, "write embeddings");
+    }
   }
+  wd_free(ord);
   WD_HMAP_FOREACH(&tx->blocks, e) if (e->val != kept) wd_free(e->val);
   wd_hmap_free(&tx->blocks);
   memset(&tx->blocks, 0, sizeof tx->blocks);
@@ -643,7 +719,7 @@ bad:
 static int put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void *data,
                   size_t len, const char *what) {
   MDB_val k = {klen, (void *)key}, d = {len + 4, NULL};
-  int rc = mdb_put(tx->t, dbi, &k, &d, MDB_RESERVE);
+  int rc = w_put(tx, dbi, &k, &d, MDB_RESERVE);
   if (rc) return store_mdb_err(tx->db, rc, what);
   if (len) memcpy(d.mv_data, data, len);
   uint32_t c = wd_crc32c(data, len);
@@ -655,7 +731,7 @@ static int put_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const 
 static int get_val(wd_txn *tx, MDB_dbi dbi, const void *key, size_t klen, const void **data,
                   size_t *len, const char *what) {
   MDB_val k = {klen, (void *)key}, d;
-  int rc = mdb_get(tx->t, dbi, &k, &d);
+  int rc = w_get(tx, dbi, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, what);
   if ((rc = val_check(tx->db, &d, what, len))) return rc;
@@ -798,18 +874,24 @@ int store_field_type_put(wd_txn *tx, const char *field, wd_type t) {
  * store_num_enc) lives in engine/allowed.c, next to the allowed set built
  * from it. */
 
-int store_bm_or(wd_txn *tx, const char *key, size_t klen,
-                roaring_bitmap_t *acc) {
-  if (tx->write) {
-    roaring_bitmap_t *c = wd_hmap_get(&tx->bms, key, klen);
-    if (c) {
-      roaring_bitmap_or_inplace(acc, c);
-      return 0;
-    }
-  }
+/* A write txn's dirty bitmap whose stored bits are not read in yet: it
+ * holds only bits added since (store_bm_add), and the stored ones are ORed
+ * in when it is first changed otherwise, read, or flushed.  An ingest adds
+ * bits to many bitmaps that are new (a source's) or that it would
+ * otherwise read in random key order, one B-tree descent each; the flush
+ * reads them in key order through one cursor instead.  Tagged in the low
+ * bit of the table's value (roaring_bitmap_t is aligned). */
+#define BM_PENDING ((uintptr_t)1)
+static roaring_bitmap_t *bm_of(const void *v) {
+  return (roaring_bitmap_t *)((uintptr_t)v & ~BM_PENDING);
+}
+static int bm_pending(const void *v) { return ((uintptr_t)v & BM_PENDING) != 0; }
+
+/* OR the bitmap stored for key (committed, or flushed by this txn) into acc. */
+static int stored_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *acc) {
   if (cache_or(tx, key, klen, acc)) return 0;
   MDB_val k = {klen, (void *)key}, d;
-  int rc = mdb_get(tx->t, tx->db->dbi_bitmaps, &k, &d);
+  int rc = w_get(tx, tx->db->dbi_bitmaps, &k, &d);
   if (rc == MDB_NOTFOUND) return 0;
   if (rc) return store_mdb_err(tx->db, rc, "read bitmap");
   roaring_bitmap_t *bm;
@@ -820,13 +902,33 @@ int store_bm_or(wd_txn *tx, const char *key, size_t klen,
   return 0;
 }
 
+int store_bm_or(wd_txn *tx, const char *key, size_t klen,
+                roaring_bitmap_t *acc) {
+  if (tx->write) {
+    void *v = wd_hmap_get(&tx->bms, key, klen);
+    if (v) {
+      roaring_bitmap_or_inplace(acc, bm_of(v));
+      if (!bm_pending(v)) return 0;
+    }
+  }
+  return stored_or(tx, key, klen, acc);
+}
+
 int store_bm_mut(wd_txn *tx, const char *key, size_t klen,
                  roaring_bitmap_t **out) {
-  roaring_bitmap_t *c = wd_hmap_get(&tx->bms, key, klen);
-  if (!c) {
+  wd_hmap_ent *e = wd_hmap_find(&tx->bms, key, klen);
+  roaring_bitmap_t *c;
+  if (e) {
+    c = bm_of(e->val);
+    if (bm_pending(e->val)) {
+      int rc = stored_or(tx, key, klen, c);
+      if (rc) return rc;
+      e->val = c;
+    }
+  } else {
     c = roaring_bitmap_create();
     if (!c) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
-    int rc = store_bm_or(tx, key, klen, c);
+    int rc = stored_or(tx, key, klen, c);
     if (rc == 0 && wd_hmap_put(&tx->bms, key, klen, c, NULL) != 0)
       rc = wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
     if (rc) {
@@ -836,6 +938,23 @@ int store_bm_mut(wd_txn *tx, const char *key, size_t klen,
   }
   tx->changed = 1;
   *out = c;
+  return 0;
+}
+
+int store_bm_add(wd_txn *tx, const char *key, size_t klen, const uint32_t *slots, size_t n) {
+  wd_hmap_ent *e = wd_hmap_find(&tx->bms, key, klen);
+  if (e) {
+    roaring_bitmap_add_many(bm_of(e->val), n, slots);
+  } else {
+    roaring_bitmap_t *c = roaring_bitmap_create();
+    if (!c) return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    roaring_bitmap_add_many(c, n, slots);
+    if (wd_hmap_put(&tx->bms, key, klen, (void *)((uintptr_t)c | BM_PENDING), NULL) != 0) {
+      roaring_bitmap_free(c);
+      return wd_err(tx->db, WARDEN_ENOMEM, "out of memory");
+    }
+  }
+  tx->changed = 1;
   return 0;
 }
 
@@ -898,7 +1017,7 @@ size_t store_dockey(char *buf, const char *doc_id, size_t n) {
 int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec) {
   char kb[512];
   MDB_val k = {store_dockey(kb, doc_id, n), kb}, d;
-  int rc = mdb_get(tx->t, tx->db->dbi_docs, &k, &d);
+  int rc = w_get(tx, tx->db->dbi_docs, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "read document");
   json_t *j;
@@ -960,7 +1079,7 @@ int store_chunk_put(wd_txn *tx, uint32_t slot, uint32_t ord,
   unsigned char kb[4];
   slotkey(kb, slot);
   MDB_val k = {4, kb}, d = {8 + dlen + tlen + 4, NULL};
-  int rc = mdb_put(tx->t, tx->db->dbi_chunks, &k, &d, MDB_RESERVE);
+  int rc = w_put(tx, tx->db->dbi_chunks, &k, &d, MDB_RESERVE);
   if (rc) return store_mdb_err(tx->db, rc, "write chunk");
   uint32_t h[2] = {ord, (uint32_t)dlen};
   memcpy(d.mv_data, h, 8);
@@ -978,7 +1097,7 @@ int store_chunk_get(wd_txn *tx, uint32_t slot, uint32_t *ord,
   unsigned char kb[4];
   slotkey(kb, slot);
   MDB_val k = {4, kb}, d;
-  int rc = mdb_get(tx->t, tx->db->dbi_chunks, &k, &d);
+  int rc = w_get(tx, tx->db->dbi_chunks, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "read chunk");
   size_t len;
@@ -1102,7 +1221,7 @@ int store_block_get(wd_txn *tx, uint32_t b, const float **base) {
     }
   }
   MDB_val k = {4, kb}, d;
-  int rc = mdb_get(tx->t, tx->db->dbi_blocks, &k, &d);
+  int rc = w_get(tx, tx->db->dbi_blocks, &k, &d);
   if (rc == MDB_NOTFOUND) return 1;
   if (rc) return store_mdb_err(tx->db, rc, "read embeddings");
   if (d.mv_size != block_floats(tx->db) * sizeof(float) || !val_in_map(tx->db, &d))
@@ -1176,7 +1295,7 @@ int store_lex_get(wd_txn *tx, const void *key, size_t klen, const void **data, s
 int store_lex_get_fast(wd_txn *tx, const void *key, size_t klen, const void **data, size_t *len) {
   if (!tx->db->have_lex) return WARDEN_ENOTFOUND;
   MDB_val k = {klen, (void *)key}, d;
-  int rc = mdb_get(tx->t, tx->db->dbi_lex, &k, &d);
+  int rc = w_get(tx, tx->db->dbi_lex, &k, &d);
   if (rc == MDB_NOTFOUND) return WARDEN_ENOTFOUND;
   if (rc) return store_mdb_err(tx->db, rc, "lexical index");
   if (d.mv_size < 4 || !val_in_map(tx->db, &d))

@@ -78,6 +78,9 @@ typedef struct wd_txn {
    * the texts back from the chunk records */
   const struct wd_lexpre *lex_pre;
   size_t lex_pre_first;
+  /* write txn: one cursor per database, opened on first use and kept
+   * where its last put or get left it (store.c wcur) */
+  MDB_cursor *wc[16];
 } wd_txn;
 
 /* Decoded bitmaps of the newest revision seen, shared by a handle's read
@@ -244,6 +247,10 @@ void store_derived_put(wd_txn *tx, const char *key, size_t klen, const roaring_b
 /* A mutable bitmap for key in a write txn (loaded or created, cached). */
 int store_bm_mut(wd_txn *tx, const char *key, size_t klen,
                  roaring_bitmap_t **bm);
+/* Add slots[0..n) to key's bitmap in a write txn without reading the
+ * stored one now: it is merged when the bitmap is next read, changed by
+ * store_bm_mut, or flushed (store.c BM_PENDING). */
+int store_bm_add(wd_txn *tx, const char *key, size_t klen, const uint32_t *slots, size_t n);
 /* Documents. */
 size_t store_dockey(char *buf, const char *doc_id, size_t n); /* buf>=512 */
 int store_doc_get(wd_txn *tx, const char *doc_id, size_t n, json_t **rec);

@@ -42,6 +42,12 @@ void *wd_hmap_get(const wd_hmap *m, const void *key, size_t klen) {
   return e->key ? e->val : NULL;
 }
 
+wd_hmap_ent *wd_hmap_find(const wd_hmap *m, const void *key, size_t klen) {
+  if (!m->cap) return NULL;
+  wd_hmap_ent *e = find(m, key, klen, wd_hash64(key, klen, 0));
+  return e->key ? e : NULL;
+}
+
 static int grow(wd_hmap *m) {
   size_t ncap = m->cap ? m->cap * 2 : 64;
   wd_hmap_ent *ne = wd_calloc(ncap, sizeof *ne);

@@ -24,6 +24,8 @@ typedef struct wd_hmap {
 uint64_t wd_hash64(const void *p, size_t n, uint64_t seed);
 /* Find the value for key; NULL when absent. */
 void *wd_hmap_get(const wd_hmap *m, const void *key, size_t klen);
+/* The entry for key (its val may be changed in place); NULL when absent. */
+wd_hmap_ent *wd_hmap_find(const wd_hmap *m, const void *key, size_t klen);
 /* Insert or replace; returns 0 or -1 on allocation failure.  *old (may be
  * NULL) receives the replaced value or NULL. */
 int wd_hmap_put(wd_hmap *m, const void *key, size_t klen, void *val,
