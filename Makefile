@@ -147,7 +147,7 @@ build/san/tests/test_faiss_capi: build/san/tests/test_faiss_capi.o $(FAISS_EXTRA
 test:
 	@sh tools/deps.sh test
 	@$(MAKE) --no-print-directory all build/check-access $(REL_TESTS) build/san/warden $(SAN_TESTS)
-	@$(MAKE) --no-print-directory build/warden fuzz-build build/tsan/test_concurrency build/tsan/test_upsert
+	@$(MAKE) --no-print-directory build/warden fuzz-build build/tsan/test_concurrency build/tsan/test_upsert build/tsan/warden
 	@sh tests/run.sh
 
 demo:

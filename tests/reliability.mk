@@ -80,6 +80,9 @@ build/tsan/test_concurrency: tests/test_concurrency.c build/tsan/libwarden.a
 # the ingest pipeline's worker thread (engine/ingest.h)
 build/tsan/test_upsert: tests/test_upsert.c build/tsan/libwarden.a
 	$(RL_CC) $(RL_TSAN_CF) $< build/tsan/libwarden.a $(RL_LIBS) -lcmocka -ljansson -o $@
+# the CLI, for --vectors' reader thread (tools/ingest_npy.c)
+build/tsan/warden: $(patsubst %.c,build/tsan/%.o,$(CLI_SRCS)) build/tsan/libwarden.a
+	$(RL_CC) $(RL_TSAN_CF) $^ $(RL_LIBS) -o $@
 
 .PHONY: test-tsan
 test-tsan: build/tsan/test_concurrency
@@ -105,5 +108,5 @@ soak: all build/rel/tests/crash/soak build/rel/tests/test_concurrency build/rel/
 	WARDEN_CORRUPTION_TRIALS=1000 build/rel/tests/test_corruption
 	python3 tests/crash/crash.py --warden build/warden --iters $(CRASH_ITERS)
 
-test-reliability-short: build/warden fuzz-build build/tsan/test_concurrency build/tsan/test_upsert
+test-reliability-short: build/warden fuzz-build build/tsan/test_concurrency build/tsan/test_upsert build/tsan/warden
 	@sh tests/reliability/short.sh

@@ -77,6 +77,11 @@ run "pipe/test_oracle" env WARDEN_INGEST_PIPE=3 build/rel/tests/test_oracle
 for t in npy messages roundtrip restore; do
   run "pipe/cli/$t.sh" env WARDEN_INGEST_PIPE=2048 WARDEN=build/warden sh "tests/cli/$t.sh"
 done
+# --vectors parses META on a reader thread, two batches alternating
+# (tools/ingest_npy.c): batches of 7 documents, so that errors, skipped
+# rows and float16 conversions fall in many batches on both sides
+run "npy-batch/cli/npy.sh" env WARDEN_NPY_BATCH=7 WARDEN=build/warden sh tests/cli/npy.sh
+run "san/npy-batch/cli/npy.sh" env WARDEN_NPY_BATCH=7 WARDEN=build/san/warden WARDEN_TEST_QUICK=1 sh tests/cli/npy.sh
 # libwarden.so exports warden_* only, and all of warden.h
 run "symbols" sh tests/symbols.sh build/libwarden.so
 # the CLI links the allocator the build chose (Makefile CLI_MALLOC, kept in

@@ -11,12 +11,16 @@
  * pointer into the mapped file (float16 converted batch by batch), to one
  * warden_bulk_* load: one transaction, all or nothing, validated by the
  * library's one validator.  Its "docs[I].field: reason" errors are
- * printed as "META:LINE: field: reason".  Memory: one batch of parsed
- * lines, 16 bytes per skipped (blank or bad) line for the line map, the
- * library's bounded batch; the mapping's pages are given back as rows are
- * consumed.
+ * printed as "META:LINE: field: reason".  Pass 2 parses on a reader
+ * thread, one batch ahead of the calling thread, which holds the load's
+ * write transaction and was the ingest's bottleneck (its parse was ~8 % of
+ * that thread at 1M x 384).  Memory: two batches of parsed lines, 16 bytes
+ * per skipped (blank or bad) line for the line map, the library's bounded
+ * batch; the mapping's pages are given back as rows are consumed.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +32,14 @@
 
 #define NPY_BATCH_DOCS 16384
 #define NPY_BATCH_ROWS 65536
+
+/* Documents per batch: NPY_BATCH_DOCS, or WARDEN_NPY_BATCH (1..16384; the
+ * tests use small batches so that many pass between the two threads). */
+static size_t batch_docs(void) {
+  const char *e = getenv("WARDEN_NPY_BATCH");
+  long v = e && *e ? strtol(e, NULL, 10) : 0;
+  return v >= 1 && v <= NPY_BATCH_DOCS ? (size_t)v : NPY_BATCH_DOCS;
+}
 
 int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const char *vectors,
                    int keep_going);
@@ -280,6 +292,225 @@ static char *map_msg(const char *meta, const char *msg, const linemap *lm, uint6
   return s;
 }
 
+/* Pass 2's reader thread: it parses META into batches of documents (and
+ * converts float16 rows) while the calling thread loads the batch before
+ * into the library; two batches alternate.  The line map, the error list
+ * and the bad-line count are the reader's until it has stopped. */
+typedef struct batch {
+  warden_doc *docs;
+  json_t **js; /* each document's jansson tree, NULL when skimmed */
+  size_t nb;
+  arena ar;
+  float *conv;
+  size_t conv_rows;
+  const float *rows;
+  uint64_t row0, nrows; /* its rows in EMB.npy */
+  uint64_t ln, bytes;   /* lines and bytes read when it was cut */
+  char *fatal;          /* ends the ingest after this batch */
+  int fatal_rc, fatal_ctx;
+  int send; /* 0: the documents are not loaded (the fatal error comes first) */
+  int last;
+} batch;
+
+typedef struct reader {
+  FILE *f;
+  const char *meta;
+  cli_npy *npy;
+  int keep_going, need_conv;
+  size_t batch; /* documents per batch */
+  linemap *lines;
+  err_list *errs;
+  uint64_t bad;
+  batch b[2];
+  int ready[2]; /* filled by the reader, not yet taken back */
+  int stop;     /* the loader gave up */
+  int running;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} reader;
+
+static void batch_clear(batch *B, uint64_t row) {
+  for (size_t i = 0; i < B->nb; i++) json_decref(B->js[i]);
+  B->nb = 0;
+  arena_reset(&B->ar);
+  free(B->fatal);
+  B->fatal = NULL;
+  B->fatal_rc = B->fatal_ctx = 0;
+  B->send = 1;
+  B->last = 0;
+  B->row0 = row;
+  B->nrows = 0;
+}
+
+/* Hand slot i to the loader; then wait for slot j to come back (NULL:
+ * the loader stopped). */
+static batch *reader_pass(reader *R, int i, int j) {
+  batch *B = &R->b[i];
+  if (B->send && B->nb) {
+    if (R->need_conv && B->nrows > B->conv_rows) {
+      B->conv_rows = B->nrows;
+      free(B->conv);
+      B->conv = cli_xmalloc(B->conv_rows * R->npy->cols * sizeof *B->conv);
+    }
+    B->rows = cli_npy_rows(R->npy, B->row0, B->nrows, B->conv);
+  }
+  pthread_mutex_lock(&R->mu);
+  R->ready[i] = 1;
+  pthread_cond_broadcast(&R->cv);
+  if (j >= 0)
+    while (R->ready[j] && !R->stop) pthread_cond_wait(&R->cv, &R->mu);
+  int stop = R->stop;
+  pthread_mutex_unlock(&R->mu);
+  return stop || j < 0 ? NULL : &R->b[j];
+}
+
+static char *fmt_msg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+  va_end(ap);
+  if (!s) {
+    fputs("warden: out of memory\n", stderr);
+    exit(CLI_EXIT_RUNTIME);
+  }
+  return s;
+}
+
+static void *read_meta(void *arg) {
+  reader *R = arg;
+  const char *meta = R->meta;
+  char *line = NULL;
+  size_t lcap = 0;
+  uint64_t ln = 0, bytes = 0, row = 0;
+  int cur = 0;
+  batch *B = &R->b[0];
+  batch_clear(B, 0);
+  for (;;) {
+    ssize_t got = getline(&line, &lcap, R->f);
+    int eof = got < 0;
+    json_t *j = NULL;
+    uint64_t rows_of = 0;
+    /* the usual line is read without a jansson tree (jskim.h): fast */
+    int fast = 0;
+    size_t s = 0, len = 0;
+    if (!eof) {
+      ln++;
+      bytes += (uint64_t)got;
+      len = (size_t)got;
+      while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+      while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
+      if (s == len) continue;
+      jskim_doc sk;
+      if ((fast = jskim_doc_line(line + s, len - s, &sk))) rows_of = sk.chunks_array ? sk.nchunks : 0;
+    }
+    if (!eof && !fast) {
+    jansson:;
+      json_error_t je;
+      j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
+      if (!j) { /* the file changed since pass 1 */
+        B->fatal = fmt_msg("%s:%llu: json: %s (column %d)", meta, (unsigned long long)ln,
+                           je.text, je.column);
+        B->fatal_rc = CLI_EXIT_DATA;
+        B->send = 0;
+        break;
+      }
+      json_t *ch = json_object_get(j, "chunks");
+      uint64_t r = json_is_array(ch) ? json_array_size(ch) : 0;
+      if (fast && r != rows_of) { /* cannot be: the skim counts as jansson does */
+        B->fatal = fmt_msg("%s:%llu: internal error: %llu chunks skimmed, %llu parsed", meta,
+                           (unsigned long long)ln, (unsigned long long)rows_of,
+                           (unsigned long long)r);
+        B->fatal_rc = CLI_EXIT_RUNTIME;
+        B->fatal_ctx = 1;
+        B->send = 0;
+        json_decref(j);
+        break;
+      }
+      rows_of = r;
+      fast = 0;
+    }
+    /* pass the batch on at the end, or when this line would overfill it */
+    if (B->nb && (eof || B->nb >= R->batch || B->nrows + rows_of > NPY_BATCH_ROWS)) {
+      B->ln = ln;
+      B->bytes = bytes;
+      if (!(B = reader_pass(R, cur, cur ^ 1))) {
+        json_decref(j);
+        goto out;
+      }
+      cur ^= 1;
+      batch_clear(B, row);
+    }
+    if (eof) break;
+    /* a shape the fast reader leaves to to_doc: jansson's tree after all */
+    if (fast && !jskim_doc_parse(line + s, len - s, 1, arena_cb, &B->ar, &B->docs[B->nb]))
+      goto jansson;
+    char field[256], why[512];
+    if (!fast && to_doc(j, &B->ar, &B->docs[B->nb], field, sizeof field, why, sizeof why)) {
+      char *msg = fmt_msg("%s:%llu: %s: %s", meta, (unsigned long long)ln, field, why);
+      json_decref(j);
+      if (!R->keep_going) { /* after the documents before it, so that an
+                             * earlier bad line is reported first */
+        B->fatal = msg;
+        B->fatal_rc = CLI_EXIT_DATA;
+        break;
+      }
+      err_add(R->errs, ln, msg);
+      R->bad++;
+      /* its rows are skipped: a batch's rows are contiguous */
+      row += rows_of;
+      if (B->nb) {
+        B->ln = ln;
+        B->bytes = bytes;
+        if (!(B = reader_pass(R, cur, cur ^ 1))) goto out;
+        cur ^= 1;
+      }
+      batch_clear(B, row);
+      continue;
+    }
+    linemap_add(R->lines, ln);
+    B->js[B->nb++] = j;
+    row += rows_of;
+    B->nrows += rows_of;
+  }
+  /* the last batch: at the end, or with the error that ends the ingest */
+  B->ln = ln;
+  B->bytes = bytes;
+  B->last = 1;
+  reader_pass(R, cur, -1);
+out:
+  free(line);
+  return NULL;
+}
+
+/* Stop the reader (it is waiting for a slot, or done) and wait for it. */
+static void reader_stop(reader *R) {
+  if (!R || !R->running) return;
+  pthread_mutex_lock(&R->mu);
+  R->stop = 1;
+  pthread_cond_broadcast(&R->cv);
+  pthread_mutex_unlock(&R->mu);
+  pthread_join(R->th, NULL);
+  R->running = 0;
+}
+
+static void reader_free(reader *R) {
+  if (!R) return;
+  reader_stop(R);
+  for (int i = 0; i < 2; i++) {
+    batch *B = &R->b[i];
+    if (B->js) batch_clear(B, 0);
+    arena_free(&B->ar);
+    free(B->js);
+    free(B->docs);
+    free(B->conv);
+  }
+  pthread_mutex_destroy(&R->mu);
+  pthread_cond_destroy(&R->cv);
+  free(R);
+}
+
 static int cmp_err(const void *a, const void *b, void *ctx) {
   const uint64_t *ln = ctx;
   size_t x = *(const size_t *)a, y = *(const size_t *)b;
@@ -302,11 +533,7 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   size_t lcap = 0;
   linemap lines = {0};
   err_list errs = {0};
-  arena ar = {0};
-  json_t **js = NULL;
-  warden_doc *docs = NULL;
-  float *conv = NULL;
-  uint64_t cli_bad = 0;
+  reader *R = NULL;
   struct stat st;
   uint64_t meta_size = stat(meta, &st) == 0 ? (uint64_t)st.st_size : 0;
 
@@ -390,7 +617,7 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
     rc = CLI_EXIT_DATA;
     goto done;
   }
-  /* pass 2: batches into one bulk load */
+  /* pass 2: batches into one bulk load, parsed on a reader thread */
   rewind(f);
   warden_upsert_opts uo = {.keep_going = keep_going};
   uint64_t expect = npy.rows * npy.cols * 4 + meta_size;
@@ -401,69 +628,37 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   }
   cli_progress prog;
   cli_progress_init(&prog, ctx);
-  js = cli_xmalloc(NPY_BATCH_DOCS * sizeof *js);
-  docs = cli_xmalloc(NPY_BATCH_DOCS * sizeof *docs);
-  int need_conv = npy.itemsize != 4 || ((uintptr_t)npy.data & 3);
-  size_t conv_rows = 0, nb = 0;
-  uint64_t row = 0, batch_row = 0, batch_rows = 0, bytes = 0;
-  ln = 0;
-  for (;;) {
-    got = getline(&line, &lcap, f);
-    int eof = got < 0;
-    json_t *j = NULL;
-    uint64_t rows_of = 0;
-    /* the usual line is read without a jansson tree (jskim.h): fast */
-    int fast = 0;
-    size_t s = 0, len = 0;
-    if (!eof) {
-      ln++;
-      bytes += (uint64_t)got;
-      len = (size_t)got;
-      while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-      while (s < len && (line[s] == ' ' || line[s] == '\t')) s++;
-      if (s == len) continue;
-      jskim_doc sk;
-      if ((fast = jskim_doc_line(line + s, len - s, &sk))) rows_of = sk.chunks_array ? sk.nchunks : 0;
-    }
-    if (!eof && !fast) {
-    jansson:;
-      json_error_t je;
-      j = json_loadb(line + s, len - s, JSON_REJECT_DUPLICATES, &je);
-      if (!j) { /* the file changed since pass 1 */
-        cli_err(NULL, "%s:%llu: json: %s (column %d)", meta, (unsigned long long)ln, je.text,
-                je.column);
-        rc = CLI_EXIT_DATA;
-        goto done;
-      }
-      json_t *ch = json_object_get(j, "chunks");
-      uint64_t r = json_is_array(ch) ? json_array_size(ch) : 0;
-      if (fast && r != rows_of) { /* cannot be: the skim counts as jansson does */
-        cli_err(ctx, "%s:%llu: internal error: %llu chunks skimmed, %llu parsed", meta,
-                (unsigned long long)ln, (unsigned long long)rows_of, (unsigned long long)r);
-        json_decref(j);
-        rc = CLI_EXIT_RUNTIME;
-        goto done;
-      }
-      rows_of = r;
-      fast = 0;
-    }
-    /* send the batch at the end, or when this line would overfill it */
-    int bad_doc = 0;
-    char field[256], why[512];
-    if (nb && (eof || nb >= NPY_BATCH_DOCS || batch_rows + rows_of > NPY_BATCH_ROWS)) {
-    send:
-      if (need_conv && batch_rows > conv_rows) {
-        conv_rows = batch_rows;
-        free(conv);
-        conv = cli_xmalloc(conv_rows * npy.cols * sizeof *conv);
-      }
-      const float *rows = cli_npy_rows(&npy, batch_row, batch_rows, conv);
-      wrc = warden_bulk_upsert(bulk, docs, nb, rows, batch_rows);
-      for (size_t i = 0; i < nb; i++) json_decref(js[i]);
-      nb = 0;
-      arena_reset(&ar);
+  R = cli_xmalloc(sizeof *R);
+  memset(R, 0, sizeof *R);
+  R->f = f;
+  R->meta = meta;
+  R->npy = &npy;
+  R->keep_going = keep_going;
+  R->batch = batch_docs();
+  R->lines = &lines;
+  R->errs = &errs;
+  R->need_conv = npy.itemsize != 4 || ((uintptr_t)npy.data & 3);
+  for (int i = 0; i < 2; i++) {
+    R->b[i].js = cli_xmalloc(NPY_BATCH_DOCS * sizeof *R->b[i].js);
+    R->b[i].docs = cli_xmalloc(NPY_BATCH_DOCS * sizeof *R->b[i].docs);
+  }
+  pthread_mutex_init(&R->mu, NULL);
+  pthread_cond_init(&R->cv, NULL);
+  if (pthread_create(&R->th, NULL, read_meta, R) != 0) {
+    cli_err(ctx, "cannot start a thread: %s", strerror(errno));
+    rc = CLI_EXIT_RUNTIME;
+    goto done;
+  }
+  R->running = 1;
+  for (int cur = 0;; cur ^= 1) {
+    batch *B = &R->b[cur];
+    pthread_mutex_lock(&R->mu);
+    while (!R->ready[cur]) pthread_cond_wait(&R->cv, &R->mu);
+    pthread_mutex_unlock(&R->mu);
+    if (B->send && B->nb) {
+      wrc = warden_bulk_upsert(bulk, B->docs, B->nb, B->rows, B->nrows);
       if (wrc) {
-        json_decref(j);
+        reader_stop(R); /* the line map is the reader's until it is done */
         if (wrc == WARDEN_EDATA) {
           /* the message names docs[I]: say FILE:LINE instead */
           uint64_t l;
@@ -476,41 +671,23 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
         }
         goto done;
       }
-      batch_row += batch_rows;
-      batch_rows = 0;
-      cli_npy_release(&npy, batch_row);
-      cli_progress_cb(&prog, ln, bytes, meta_size);
-      if (bad_doc) goto skip;
+      cli_npy_release(&npy, B->row0 + B->nrows);
+      cli_progress_cb(&prog, B->ln, B->bytes, meta_size);
     }
-    if (eof) break;
-    /* a shape the fast reader leaves to to_doc: jansson's tree after all */
-    if (fast && !jskim_doc_parse(line + s, len - s, 1, arena_cb, &ar, &docs[nb])) goto jansson;
-    if (!fast && to_doc(j, &ar, &docs[nb], field, sizeof field, why, sizeof why)) {
-      /* its rows are skipped: send what comes before them first (so that
-       * an earlier bad line is reported first, too) */
-      bad_doc = 1;
-      if (nb) goto send;
-    skip:;
-      char *msg = cli_xmalloc(strlen(meta) + strlen(field) + strlen(why) + 40);
-      sprintf(msg, "%s:%llu: %s: %s", meta, (unsigned long long)ln, field, why);
-      json_decref(j);
-      if (!keep_going) {
-        cli_err(NULL, "%s", msg);
-        free(msg);
-        rc = CLI_EXIT_DATA;
-        goto done;
-      }
-      err_add(&errs, ln, msg);
-      cli_bad++;
-      row += rows_of;
-      batch_row = row;
-      continue;
+    if (B->fatal) {
+      reader_stop(R);
+      cli_err(B->fatal_ctx ? ctx : NULL, "%s", B->fatal);
+      rc = B->fatal_rc;
+      goto done;
     }
-    linemap_add(&lines, ln);
-    js[nb++] = j;
-    row += rows_of;
-    batch_rows += rows_of;
+    int last = B->last;
+    pthread_mutex_lock(&R->mu);
+    R->ready[cur] = 0;
+    pthread_cond_broadcast(&R->cv);
+    pthread_mutex_unlock(&R->mu);
+    if (last) break;
   }
+  reader_stop(R);
   cli_progress_done(&prog);
   warden_ingest_report rep = {0};
   wrc = warden_bulk_commit(bulk, &rep);
@@ -543,11 +720,12 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   json_object_set_new(out, "documents", json_integer((json_int_t)rep.documents));
   json_object_set_new(out, "replaced", json_integer((json_int_t)rep.replaced));
   json_object_set_new(out, "chunks", json_integer((json_int_t)rep.chunks));
-  json_object_set_new(out, "bad_lines", json_integer((json_int_t)(rep.bad_lines + cli_bad)));
+  json_object_set_new(out, "bad_lines", json_integer((json_int_t)(rep.bad_lines + R->bad)));
   json_object_set_new(out, "revision", json_integer((json_int_t)rep.revision));
   rc = cli_print_json(out);
-  if (rc == 0 && rep.bad_lines + cli_bad > 0) rc = CLI_EXIT_DATA;
+  if (rc == 0 && rep.bad_lines + R->bad > 0) rc = CLI_EXIT_DATA;
 done:
+  reader_free(R); /* first: it reads f */
   if (bulk) warden_bulk_abort(bulk);
   if (db) warden_close(db);
   if (f) fclose(f);
@@ -556,10 +734,6 @@ done:
   for (size_t i = 0; i < errs.n; i++) free(errs.msg[i]);
   free(errs.msg);
   free(errs.line);
-  arena_free(&ar);
-  free(js);
-  free(docs);
-  free(conv);
   cli_npy_close(&npy);
   return rc;
 }

@@ -3,7 +3,7 @@
 # test-reliability-short): every part runs even when an earlier one fails;
 # prints PASS/FAIL per part and exits non-zero if any failed.  Expects the
 # binaries built by tests/reliability.mk (build/warden, build/fuzz/fuzz_*,
-# build/tsan/test_concurrency, build/tsan/test_upsert).
+# build/tsan/test_concurrency, build/tsan/test_upsert, build/tsan/warden).
 cd "$(dirname "$0")/../.."
 fail=0; failed=""
 part() { # name, command...
@@ -28,6 +28,10 @@ part tsan env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliabilit
 # test_upsert; its test_pipeline forces jobs of a few documents itself
 part tsan-ingest env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliability/tsan.supp" \
   WARDEN_INGEST_PIPE=2048 WARDEN_TEST_QUICK=1 build/tsan/test_upsert
+# --vectors' META reader thread and the library's pipeline worker, with
+# batches of 7 documents so that both hand many batches over
+part tsan-npy env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliability/tsan.supp" \
+  WARDEN_NPY_BATCH=7 WARDEN_INGEST_PIPE=3 WARDEN=build/tsan/warden sh tests/cli/npy.sh
 part fulldisk sh tests/reliability/fulldisk.sh build/warden
 [ $fail -eq 0 ] || { echo "reliability (short) failed:$failed"; exit 1; }
 echo "reliability (short): all parts passed"
