@@ -254,6 +254,7 @@ int wd_stage_start(wd_stage *st, warden *db, wd_txn *tx) {
     return wd_err(db, WARDEN_ENOMEM, "out of memory");
   }
   st->on = 1;
+  st->warm = store_warm_start(db);
   int rc = store_meta_put_u64(tx, STAGE_KEY, 1);
   if (!rc) rc = attach(st, tx);
   return rc;
@@ -371,6 +372,7 @@ int wd_stage_publish(wd_stage *st, wd_txn *tx, uint64_t *revision) {
 }
 
 void wd_stage_free(wd_stage *st) {
+  store_warm_stop(st->warm);
   if (st->live) roaring_bitmap_free(st->live);
   wd_hmap_free(&st->types);
   json_decref(st->repl);

@@ -59,6 +59,7 @@ typedef struct wd_stage {
   json_t *repl;         /* new records of documents that replace stored ones */
   wd_hmap repl_ids;     /* their doc ids -> first new slot + 1 */
   float *pblk;          /* block pub / WD_BLOCK, held while staging */
+  void *warm;           /* page-cache warming (store_warm_start) */
 } wd_stage;
 
 /* Bytes of new data per staging transaction (WARDEN_STAGE_MB, MiB; 0

@@ -1570,3 +1570,139 @@ int store_bm_keys(wd_txn *tx, const char *after, size_t alen,
   if (rc && rc != MDB_NOTFOUND) return store_mdb_err(tx->db, rc, "read bitmaps");
   return 0;
 }
+
+/* ------------------------------------------------- page-cache warming */
+
+/* On this project's VMs (and wherever the host backs guest memory
+ * lazily) the first touch of a page costs ~2.7 s per GiB: a 1M x 384
+ * ingest writes ~2.3 GB of new file pages, and the copy into fresh page
+ * cache pages inside LMDB's commit (writev) ran at that price on the
+ * thread that holds the write transaction, the ingest's bottleneck.  While
+ * a staged ingest runs, a helper thread keeps the next WARM_AHEAD bytes
+ * past the committed end of data.mdb allocated (fallocate, which only
+ * ever grows the file) and in the page cache (readahead of the new,
+ * zeroed range), so the commit copies into pages already there.  LMDB
+ * (without MDB_WRITEMAP) only ever writes whole pages below its next page
+ * number and never looks at the file's size; readers never read past
+ * their snapshot's last page.  The stop cuts the file back to LMDB's end
+ * while holding the write lock (no commit can extend it meanwhile).  A
+ * kill -9 leaves at most WARM_AHEAD of zeroed tail, cut by the next staged
+ * ingest.  WARDEN_INGEST_WARM=0 turns it off. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
+
+typedef struct wd_warm {
+  warden *db;
+  int fd;
+  uint64_t psize;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+  uint64_t done; /* warmed up to here (file bytes) */
+  int grew;      /* the file was extended past LMDB's end */
+} wd_warm;
+
+#define WARM_AHEAD ((uint64_t)512 << 20) /* > one staging txn's new data */
+#define WARM_STEP ((uint64_t)8 << 20)
+
+static uint64_t lmdb_end(wd_warm *w) {
+  MDB_envinfo ei;
+  if (mdb_env_info(w->db->env, &ei) != 0) return 0;
+  return ((uint64_t)ei.me_last_pgno + 1) * w->psize;
+}
+
+static void *warm_main(void *arg) {
+  wd_warm *w = arg;
+  pthread_mutex_lock(&w->mu);
+  while (!w->stop) {
+    pthread_mutex_unlock(&w->mu);
+    int worked = 0;
+    uint64_t used = lmdb_end(w);
+    if (used) {
+      if (w->done < used) w->done = used;
+      uint64_t want = used + WARM_AHEAD;
+      if (w->done < want) {
+        uint64_t n = want - w->done < WARM_STEP ? want - w->done : WARM_STEP;
+        /* not supported, or no space: leave it to LMDB's own writes */
+        if (fallocate(w->fd, 0, (off_t)w->done, (off_t)n) == 0) {
+          pthread_mutex_lock(&w->mu);
+          w->grew = 1;
+          pthread_mutex_unlock(&w->mu);
+          (void)readahead(w->fd, (off64_t)w->done, (size_t)n);
+          w->done += n;
+          worked = 1;
+        }
+      }
+    }
+    pthread_mutex_lock(&w->mu);
+    if (!worked && !w->stop) { /* ahead: look again in 20 ms */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += 20 * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* Cut data.mdb back to LMDB's end (holding the write lock). */
+static void warm_trim(warden *db, int fd, uint64_t psize) {
+  MDB_txn *t;
+  if (begin(db, 0, &t) != 0) return;
+  MDB_envinfo ei;
+  struct stat fs;
+  if (mdb_env_info(db->env, &ei) == 0 && fstat(fd, &fs) == 0) {
+    uint64_t end = ((uint64_t)ei.me_last_pgno + 1) * psize;
+    if ((uint64_t)fs.st_size > end && ftruncate(fd, (off_t)end) == 0)
+      __atomic_store_n(&db->file_size, (size_t)end, __ATOMIC_RELAXED);
+  }
+  mdb_txn_abort(t);
+  pthread_rwlock_unlock(&db->maplock);
+}
+
+void *store_warm_start(warden *db) {
+  const char *e = getenv("WARDEN_INGEST_WARM");
+  if (e && strcmp(e, "0") == 0) return NULL;
+  MDB_stat es;
+  int fd;
+  if (mdb_env_get_fd(db->env, &fd) != 0 || mdb_env_stat(db->env, &es) != 0) return NULL;
+  wd_warm *w = wd_calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->db = db;
+  w->fd = fd;
+  w->psize = es.ms_psize;
+  /* a tail a killed ingest left: cut it first */
+  struct stat fs;
+  uint64_t used = lmdb_end(w);
+  if (used && fstat(fd, &fs) == 0 && (uint64_t)fs.st_size > used) w->grew = 1;
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  if (pthread_create(&w->th, NULL, warm_main, w) != 0) {
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    wd_free(w);
+    return NULL;
+  }
+  return w;
+}
+
+void store_warm_stop(void *h) {
+  wd_warm *w = h;
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  w->stop = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->th, NULL);
+  if (w->grew) warm_trim(w->db, w->fd, w->psize);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+  wd_free(w);
+}
