@@ -30,10 +30,15 @@
 #include "jskim.h"
 #include "npy.h"
 
-#define NPY_BATCH_DOCS 16384
+/* A batch is one warden_bulk_upsert call, and the library's pipeline
+ * drains at the end of each call (its first job is validated while the
+ * applying thread waits), so batches are large; rows are bounded by bytes
+ * too, for the float16 conversion buffers (two batches). */
+#define NPY_BATCH_DOCS 65536
 #define NPY_BATCH_ROWS 65536
+#define NPY_BATCH_BYTES ((uint64_t)64 << 20)
 
-/* Documents per batch: NPY_BATCH_DOCS, or WARDEN_NPY_BATCH (1..16384; the
+/* Documents per batch: NPY_BATCH_DOCS, or WARDEN_NPY_BATCH (1..65536; the
  * tests use small batches so that many pass between the two threads). */
 static size_t batch_docs(void) {
   const char *e = getenv("WARDEN_NPY_BATCH");
@@ -318,6 +323,7 @@ typedef struct reader {
   cli_npy *npy;
   int keep_going, need_conv;
   size_t batch; /* documents per batch */
+  uint64_t batch_rows; /* rows per batch (at least one document's) */
   linemap *lines;
   err_list *errs;
   uint64_t bad;
@@ -432,7 +438,7 @@ static void *read_meta(void *arg) {
       fast = 0;
     }
     /* pass the batch on at the end, or when this line would overfill it */
-    if (B->nb && (eof || B->nb >= R->batch || B->nrows + rows_of > NPY_BATCH_ROWS)) {
+    if (B->nb && (eof || B->nb >= R->batch || B->nrows + rows_of > R->batch_rows)) {
       B->ln = ln;
       B->bytes = bytes;
       if (!(B = reader_pass(R, cur, cur ^ 1))) {
@@ -635,6 +641,9 @@ int cli_ingest_npy(const char *ctx, const char *dir, const char *meta, const cha
   R->npy = &npy;
   R->keep_going = keep_going;
   R->batch = batch_docs();
+  R->batch_rows = NPY_BATCH_BYTES / (npy.cols * sizeof(float));
+  if (R->batch_rows > NPY_BATCH_ROWS) R->batch_rows = NPY_BATCH_ROWS;
+  if (R->batch_rows < 1) R->batch_rows = 1;
   R->lines = &lines;
   R->errs = &errs;
   R->need_conv = npy.itemsize != 4 || ((uintptr_t)npy.data & 3);
