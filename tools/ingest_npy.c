@@ -33,10 +33,12 @@
 /* A batch is one warden_bulk_upsert call, and the library's pipeline
  * drains at the end of each call (its first job is validated while the
  * applying thread waits), so batches are large; rows are bounded by bytes
- * too, for the float16 conversion buffers (two batches). */
+ * too, for the float16 conversion buffers (two batches), and by META
+ * bytes, for the parsed lines (two batches of 16 MiB). */
 #define NPY_BATCH_DOCS 65536
 #define NPY_BATCH_ROWS 65536
 #define NPY_BATCH_BYTES ((uint64_t)64 << 20)
+#define NPY_BATCH_TEXT ((uint64_t)16 << 20) /* META bytes: long chunk texts */
 
 /* Documents per batch: NPY_BATCH_DOCS, or WARDEN_NPY_BATCH (1..65536; the
  * tests use small batches so that many pass between the two threads). */
@@ -310,6 +312,7 @@ typedef struct batch {
   size_t conv_rows;
   const float *rows;
   uint64_t row0, nrows; /* its rows in EMB.npy */
+  uint64_t text;        /* bytes of META lines in it */
   uint64_t ln, bytes;   /* lines and bytes read when it was cut */
   char *fatal;          /* ends the ingest after this batch */
   int fatal_rc, fatal_ctx;
@@ -347,6 +350,7 @@ static void batch_clear(batch *B, uint64_t row) {
   B->last = 0;
   B->row0 = row;
   B->nrows = 0;
+  B->text = 0;
 }
 
 /* Hand slot i to the loader; then wait for slot j to come back (NULL:
@@ -438,7 +442,8 @@ static void *read_meta(void *arg) {
       fast = 0;
     }
     /* pass the batch on at the end, or when this line would overfill it */
-    if (B->nb && (eof || B->nb >= R->batch || B->nrows + rows_of > R->batch_rows)) {
+    if (B->nb && (eof || B->nb >= R->batch || B->nrows + rows_of > R->batch_rows ||
+                   B->text >= NPY_BATCH_TEXT)) {
       B->ln = ln;
       B->bytes = bytes;
       if (!(B = reader_pass(R, cur, cur ^ 1))) {
@@ -476,6 +481,7 @@ static void *read_meta(void *arg) {
       continue;
     }
     linemap_add(R->lines, ln);
+    B->text += len;
     B->js[B->nb++] = j;
     row += rows_of;
     B->nrows += rows_of;
