@@ -254,7 +254,8 @@ int wd_stage_start(wd_stage *st, warden *db, wd_txn *tx) {
     return wd_err(db, WARDEN_ENOMEM, "out of memory");
   }
   st->on = 1;
-  st->warm = store_warm_start(db);
+  /* two staging txns' worth of new data (512 MiB by default) */
+  st->warm = store_warm_start(db, 2 * st->cap);
   int rc = store_meta_put_u64(tx, STAGE_KEY, 1);
   if (!rc) rc = attach(st, tx);
   return rc;

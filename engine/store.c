@@ -1578,7 +1578,7 @@ int store_bm_keys(wd_txn *tx, const char *after, size_t alen,
  * ingest writes ~2.3 GB of new file pages, and the copy into fresh page
  * cache pages inside LMDB's commit (writev) ran at that price on the
  * thread that holds the write transaction, the ingest's bottleneck.  While
- * a staged ingest runs, a helper thread keeps the next WARM_AHEAD bytes
+ * a staged ingest runs, a helper thread keeps the next `ahead` bytes
  * past the committed end of data.mdb allocated (fallocate, which only
  * ever grows the file) and in the page cache (readahead of the new,
  * zeroed range), so the commit copies into pages already there.  LMDB
@@ -1586,7 +1586,7 @@ int store_bm_keys(wd_txn *tx, const char *after, size_t alen,
  * number and never looks at the file's size; readers never read past
  * their snapshot's last page.  The stop cuts the file back to LMDB's end
  * while holding the write lock (no commit can extend it meanwhile).  A
- * kill -9 leaves at most WARM_AHEAD of zeroed tail, cut by the next staged
+ * kill -9 leaves at most that much zeroed tail, cut by the next staged
  * ingest.  WARDEN_INGEST_WARM=0 turns it off. */
 #include <fcntl.h>
 #include <pthread.h>
@@ -1600,11 +1600,11 @@ typedef struct wd_warm {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int stop;
-  uint64_t done; /* warmed up to here (file bytes) */
+  uint64_t done;  /* warmed up to here (file bytes) */
+  uint64_t ahead; /* how far past LMDB's end */
   int grew;      /* the file was extended past LMDB's end */
 } wd_warm;
 
-#define WARM_AHEAD ((uint64_t)512 << 20) /* > one staging txn's new data */
 #define WARM_STEP ((uint64_t)8 << 20)
 
 static uint64_t lmdb_end(wd_warm *w) {
@@ -1622,7 +1622,7 @@ static void *warm_main(void *arg) {
     uint64_t used = lmdb_end(w);
     if (used) {
       if (w->done < used) w->done = used;
-      uint64_t want = used + WARM_AHEAD;
+      uint64_t want = used + w->ahead;
       if (w->done < want) {
         uint64_t n = want - w->done < WARM_STEP ? want - w->done : WARM_STEP;
         /* not supported, or no space: leave it to LMDB's own writes */
@@ -1667,7 +1667,7 @@ static void warm_trim(warden *db, int fd, uint64_t psize) {
   pthread_rwlock_unlock(&db->maplock);
 }
 
-void *store_warm_start(warden *db) {
+void *store_warm_start(warden *db, uint64_t ahead) {
   const char *e = getenv("WARDEN_INGEST_WARM");
   if (e && strcmp(e, "0") == 0) return NULL;
   MDB_stat es;
@@ -1678,6 +1678,7 @@ void *store_warm_start(warden *db) {
   w->db = db;
   w->fd = fd;
   w->psize = es.ms_psize;
+  w->ahead = ahead > WARM_STEP ? ahead : WARM_STEP;
   /* a tail a killed ingest left: cut it first */
   struct stat fs;
   uint64_t used = lmdb_end(w);

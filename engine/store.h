@@ -317,10 +317,11 @@ int store_bm_keys(wd_txn *tx, const char *after, size_t alen,
                   int (*fn)(const char *key, size_t klen, uint32_t max_slot, void *ctx),
                   void *ctx);
 
-/* A staged ingest's page-cache warming thread (store.c): start returns
+/* A staged ingest's page-cache warming thread (store.c), keeping `ahead`
+ * bytes past LMDB's end warm (at least 8 MiB): start returns
  * NULL when off or unavailable (nothing changes then); stop joins it and
  * cuts data.mdb back to LMDB's end.  Call stop with no txn open on the
  * calling thread. */
-void *store_warm_start(warden *db);
+void *store_warm_start(warden *db, uint64_t ahead);
 void store_warm_stop(void *w);
 #endif

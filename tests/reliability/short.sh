@@ -28,10 +28,11 @@ part tsan env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliabilit
 # test_upsert; its test_pipeline forces jobs of a few documents itself
 part tsan-ingest env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliability/tsan.supp" \
   WARDEN_INGEST_PIPE=2048 WARDEN_TEST_QUICK=1 build/tsan/test_upsert
-# --vectors' META reader thread and the library's pipeline worker, with
+# --vectors' META reader thread, the library's pipeline worker and the
+# page-cache warming of a staged ingest (WARDEN_STAGE_MB=0), with
 # batches of 7 documents so that both hand many batches over
 part tsan-npy env TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/reliability/tsan.supp" \
-  WARDEN_NPY_BATCH=7 WARDEN_INGEST_PIPE=3 WARDEN=build/tsan/warden sh tests/cli/npy.sh
+  WARDEN_NPY_BATCH=7 WARDEN_INGEST_PIPE=3 WARDEN_STAGE_MB=0 WARDEN=build/tsan/warden sh tests/cli/npy.sh
 part fulldisk sh tests/reliability/fulldisk.sh build/warden
 [ $fail -eq 0 ] || { echo "reliability (short) failed:$failed"; exit 1; }
 echo "reliability (short): all parts passed"
