@@ -29,7 +29,11 @@
  * calls, until warden_bulk_commit or warden_bulk_abort); progress
  * callbacks are still called on the calling thread.
  * WARDEN_INGEST_PIPE=0 in the environment keeps every ingest on the
- * calling thread.
+ * calling thread.  A staged ingest (below) runs a second helper thread
+ * that keeps the file's next pages allocated and in the page cache; it
+ * too ends before the call returns, and data.mdb is cut back to LMDB's
+ * end (a kill -9 may leave up to 512 MiB of zeroed tail, cut by the next
+ * staged ingest).  WARDEN_INGEST_WARM=0 turns it off.
  *
  * Visibility: every committed write bumps the collection's 64-bit revision
  * and reports it.  A query that starts after a write returned sees that
