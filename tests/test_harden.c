@@ -562,6 +562,107 @@ static void test_compact_exclusive(void **state) {
   fx_close(&f);
 }
 
+/* ------------------------------------ bitmap adds without a read */
+
+/* store_bm_add keeps only the new bits and merges the stored ones when
+ * the bitmap is next read, changed otherwise, or flushed (store.c
+ * BM_PENDING).  Each step's bitmap is compared with a hand-written set. */
+typedef struct pend {
+  int step;
+  char got[4][64]; /* the sets read inside the txns, as "1,2,5" */
+} pend;
+
+static void set_str(const roaring_bitmap_t *bm, char *out, size_t n) {
+  size_t o = 0;
+  out[0] = 0;
+  uint32_t v[16];
+  size_t c = (size_t)roaring_bitmap_get_cardinality(bm);
+  assert_true(c <= 16);
+  roaring_bitmap_to_uint32_array(bm, v);
+  for (size_t i = 0; i < c && o + 12 < n; i++)
+    o += (size_t)snprintf(out + o, n - o, o ? ",%u" : "%u", v[i]);
+}
+
+static int pend_or(wd_txn *tx, const char *key, char *out) {
+  char kb[64];
+  size_t kl = store_key(kb, 'N', key, strlen(key));
+  roaring_bitmap_t *acc = roaring_bitmap_create();
+  int rc = store_bm_or(tx, kb, kl, acc);
+  set_str(acc, out, 64);
+  roaring_bitmap_free(acc);
+  return rc;
+}
+
+static int pend_add(wd_txn *tx, const char *key, const uint32_t *s, size_t n) {
+  char kb[64];
+  return store_bm_add(tx, kb, store_key(kb, 'N', key, strlen(key)), s, n);
+}
+
+static int pend_fn(wd_txn *tx, void *ctx) {
+  pend *p = ctx;
+  char kb[64];
+  int rc = 0;
+  if (p->step == 0) {
+    const uint32_t a[] = {1, 2, 5};
+    rc = pend_add(tx, "/k", a, 3);
+  } else if (p->step == 1) { /* read, then change, a pending bitmap */
+    const uint32_t a[] = {7}, b[] = {9};
+    roaring_bitmap_t *bm;
+    if ((rc = pend_add(tx, "/k", a, 1)) || (rc = pend_or(tx, "/k", p->got[0]))) return rc;
+    if ((rc = store_bm_mut(tx, kb, store_key(kb, 'N', "/k", 2), &bm))) return rc;
+    roaring_bitmap_remove(bm, 1);
+    if ((rc = pend_or(tx, "/k", p->got[1])) || (rc = pend_add(tx, "/k", b, 1))) return rc;
+  } else if (p->step == 2) { /* flushed pending: a stored key and a new one */
+    const uint32_t a[] = {11}, b[] = {3};
+    rc = pend_add(tx, "/k", a, 1);
+    if (!rc) rc = pend_add(tx, "/new", b, 1);
+  } else { /* a spill in the middle of the txn, then more adds */
+    const uint32_t a[] = {13}, b[] = {15};
+    if ((rc = pend_add(tx, "/k", a, 1)) || (rc = store_write_spill(tx, 0))) return rc;
+    if ((rc = pend_add(tx, "/k", b, 1))) return rc;
+    rc = pend_or(tx, "/k", p->got[2]);
+  }
+  return rc;
+}
+
+static void read_set(warden *db, const char *key, char *out) {
+  wd_txn tx;
+  assert_int_equal(store_read_begin(db, &tx), 0);
+  assert_int_equal(pend_or(&tx, key, out), 0);
+  store_read_end(&tx);
+}
+
+static void test_pending_bitmap(void **state) {
+  (void)state;
+  fx f;
+  fx_open(&f, 4, "l2");
+  pend p;
+  memset(&p, 0, sizeof p);
+  char got[64];
+  uint64_t rv;
+  assert_int_equal(store_write(f.db, pend_fn, &p, &rv), 0);
+  read_set(f.db, "/k", got);
+  assert_string_equal(got, "1,2,5");
+  p.step = 1;
+  assert_int_equal(store_write(f.db, pend_fn, &p, &rv), 0);
+  assert_string_equal(p.got[0], "1,2,5,7"); /* read: the stored bits too */
+  assert_string_equal(p.got[1], "2,5,7");   /* changed: merged, then 1 removed */
+  read_set(f.db, "/k", got);
+  assert_string_equal(got, "2,5,7,9");
+  p.step = 2;
+  assert_int_equal(store_write(f.db, pend_fn, &p, &rv), 0);
+  read_set(f.db, "/k", got);
+  assert_string_equal(got, "2,5,7,9,11");
+  read_set(f.db, "/new", got);
+  assert_string_equal(got, "3");
+  p.step = 3;
+  assert_int_equal(store_write(f.db, pend_fn, &p, &rv), 0);
+  assert_string_equal(p.got[2], "2,5,7,9,11,13,15");
+  read_set(f.db, "/k", got);
+  assert_string_equal(got, "2,5,7,9,11,13,15");
+  fx_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_principal_grammar),
@@ -570,6 +671,7 @@ int main(void) {
       cmocka_unit_test(test_callback_isolation),
       cmocka_unit_test(test_audit_fsync),
       cmocka_unit_test(test_compact_exclusive),
+      cmocka_unit_test(test_pending_bitmap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
