@@ -10,6 +10,8 @@
 #include "engine/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/jdump.h"
@@ -324,6 +327,11 @@ void store_read_end(wd_txn *tx) {
   pthread_rwlock_unlock(&tx->db->maplock);
 }
 
+/* pending bitmaps (store_bm_add, below) */
+static roaring_bitmap_t *bm_of(const void *v);
+static int bm_pending(const void *v);
+static int stored_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *acc);
+
 /* A write txn's puts and gets go through one cursor per database, left
  * where the last one was.  LMDB then finds a key that falls in the
  * cursor's leaf page without a descent from the root (mdb_cursor_set
@@ -332,10 +340,6 @@ void store_read_end(wd_txn *tx) {
  * staged document keys give it; any other key costs the usual descent.
  * LMDB keeps a write txn's open cursors valid across every put and delete
  * of the txn; they are closed before it ends (free_caches). */
-static roaring_bitmap_t *bm_of(const void *v);
-static int bm_pending(const void *v);
-static int stored_or(wd_txn *tx, const char *key, size_t klen, roaring_bitmap_t *acc);
-
 static MDB_cursor *wcur(wd_txn *tx, MDB_dbi dbi) {
   if (!tx->write || dbi >= sizeof tx->wc / sizeof tx->wc[0]) return NULL;
   if (!tx->wc[dbi] && mdb_cursor_open(tx->t, dbi, &tx->wc[dbi]) != 0) tx->wc[dbi] = NULL;
@@ -384,8 +388,6 @@ static int flush_lex(wd_txn *tx) {
   return rc;
 }
 
-/* Write the dirty bitmaps and drop them from the transaction's cache (a
- * later store_bm_mut reads them back from the transaction's own view). */
 static int ent_cmp(const void *a, const void *b) { /* LMDB's key order */
   const wd_hmap_ent *x = *(const wd_hmap_ent *const *)a, *y = *(const wd_hmap_ent *const *)b;
   int r = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
@@ -404,6 +406,9 @@ static wd_hmap_ent **ents_sorted(const wd_hmap *m) {
   return v;
 }
 
+/* Write the dirty bitmaps, pending ones merged with their stored bits,
+ * and drop them from the transaction's cache (a later store_bm_mut reads
+ * them back from the transaction's own view). */
 static int flush_bm(wd_txn *tx) {
   warden *db = tx->db;
   int rc = 0;
@@ -1588,10 +1593,6 @@ int store_bm_keys(wd_txn *tx, const char *after, size_t alen,
  * while holding the write lock (no commit can extend it meanwhile).  A
  * kill -9 leaves at most that much zeroed tail, cut by the next staged
  * ingest.  WARDEN_INGEST_WARM=0 turns it off. */
-#include <fcntl.h>
-#include <pthread.h>
-#include <time.h>
-
 typedef struct wd_warm {
   warden *db;
   int fd;
